@@ -1,0 +1,180 @@
+/**
+ * The command-line program. Every command is registered here (cheap: names,
+ * options, help) and its module is loaded only inside its action, so no command
+ * pays for another's dependencies. This is also the one error boundary: typed
+ * errors become a one-line message and an exit status; nothing else prints a
+ * stack trace unless CLAUDE_METRICS_DEBUG is set.
+ */
+import { join } from 'node:path';
+import { Command, Option } from 'commander';
+import { CliError, errorMessage } from './errors';
+import { VERSION } from './version';
+
+if (process.argv[2] === 'emit') {
+  // Same fast path as bin/claude-metrics, for `node dist/cli.cjs emit`.
+  require(join(__dirname, 'emit.cjs'));
+} else {
+  void main(process.argv);
+}
+
+/** The shape every command module exports as default. */
+export type CommandMain = (opts: Record<string, unknown>, args: string[]) => Promise<number | void> | number | void;
+
+function lazy(name: string) {
+  return async (...actionArgs: unknown[]) => {
+    const cmd = actionArgs[actionArgs.length - 1] as Command;
+    const opts = { ...cmd.optsWithGlobals() };
+    const args = cmd.args.slice();
+    // A variable path keeps esbuild from bundling every command into cli.cjs.
+    const modulePath = join(__dirname, 'commands', `${name}.cjs`);
+    const mod = require(modulePath) as { default: CommandMain };
+    const code = await mod.default(opts, args);
+    if (typeof code === 'number') process.exitCode = code;
+  };
+}
+
+function int(name: string) {
+  return (v: string) => {
+    if (!/^\d+$/.test(v)) throw new CliError(`${name} expects a whole number, got ${JSON.stringify(v)}`, 'E_USAGE', 2);
+    return Number(v);
+  };
+}
+
+export function buildProgram(): Command {
+  const program = new Command('claude-metrics')
+    .description('Metrics for Claude Code: hooks, headless loops and API runs → a collector, Prometheus and a dashboard.')
+    .version(VERSION, '-V, --version')
+    .option('--config <path>', 'config file (default: ~/.config/claude-metrics/config.json)')
+    .option('-v, --verbose', 'diagnostics on stderr')
+    .enablePositionalOptions()
+    .showHelpAfterError()
+    .configureOutput({ outputError: (str, write) => write(str) })
+    .exitOverride();
+
+  program
+    .command('emit')
+    .description('send one event (hook JSON on stdin, or flags); never fails, never prints to stdout')
+    .allowUnknownOption()
+    .helpOption(false)
+    .action(() => require(join(__dirname, 'emit.cjs')));
+
+  program
+    .command('flush')
+    .description('deliver spooled events (at-least-once); exit 75 when the collector is unavailable')
+    .option('--endpoint <url>', 'collector URL')
+    .option('--token <token>', 'bearer token')
+    .option('--batch-size <n>', 'events per request (1 = bare single events)', int('--batch-size'))
+    .option('--timeout-ms <ms>', 'deadline for this run', int('--timeout-ms'))
+    .option('--lease-ms <ms>', 'reclaim files claimed longer ago than this', int('--lease-ms'))
+    .action(lazy('flush'));
+
+  program
+    .command('serve')
+    .description('run the collector: POST /metrics/harness, GET /metrics, /api/*, dashboard at /')
+    .option('--host <host>', 'address to listen on', '127.0.0.1')
+    .option('--port <port>', 'port (0 = any free port)', int('--port'))
+    .option('--db <path>', 'SQLite file (default: <state dir>/collector.db)')
+    .option('--token <token>', 'require this bearer token (env CLAUDE_METRICS_TOKEN)')
+    .option('--retention-days <n>', 'delete events and sessions older than this', int('--retention-days'))
+    .option('--router-metrics-url <url>', 'router Prometheus URL to show beside harness usage')
+    .action(lazy('serve'));
+
+  program
+    .command('usage')
+    .description('token and cost usage from Claude Code transcripts, by session (equals ccusage)')
+    .option('--projects-dir <dir>', 'transcripts root (default: $CLAUDE_CONFIG_DIR/projects or ~/.claude/projects)')
+    .option('--since <date>', 'only usage on or after this date (YYYY-MM-DD or YYYYMMDD)')
+    .option('--until <date>', 'only usage on or before this date')
+    .option('--session <id>', 'only this session')
+    .option('--pricing <file>', 'pricing table JSON overriding the bundled one')
+    .option('--json', 'machine-readable output')
+    .action(lazy('usage'));
+
+  program
+    .command('backfill')
+    .description('send usage events for transcripts already on disk (idempotent)')
+    .option('--projects-dir <dir>', 'transcripts root')
+    .option('--since <date>', 'only usage on or after this date')
+    .option('--pricing <file>', 'pricing table JSON')
+    .option('--endpoint <url>', 'collector URL')
+    .option('--token <token>', 'bearer token')
+    .option('--dry-run', 'count what would be sent, send nothing')
+    .action(lazy('backfill'));
+
+  program
+    .command('run')
+    .description('run a command (e.g. claude -p …) as one recorded task: outcome, turns, duration, cost')
+    .usage('[options] -- <command> [args...]')
+    .option('--task-id <id>', 'task id (default: a new id)')
+    .option('--label <label>', 'label (e.g. the loop name)')
+    .option('--project <name>', 'project name')
+    .addOption(new Option('--source <source>', 'event source').choices(['ralph', 'api', 'interactive', 'cron']))
+    .option('--endpoint <url>', 'collector URL')
+    .option('--token <token>', 'bearer token')
+    .argument('<command...>', 'the command to run')
+    .passThroughOptions()
+    .action(lazy('run'));
+
+  program
+    .command('install')
+    .description("add claude-metrics hooks to Claude Code's settings.json (surgical, idempotent, backed up)")
+    .addOption(new Option('--scope <scope>', 'which settings file').choices(['user', 'project', 'local']).default('user'))
+    .option('--events <list>', 'comma-separated hook events (default: the ones metrics need)')
+    .option('--async', "use Claude Code's async hooks (loses events in claude -p; not recommended)")
+    .option('--dry-run', 'print the diff, change nothing')
+    .option('--settings <path>', 'settings file to edit (overrides --scope)')
+    .option('--timeout <seconds>', 'hook timeout in seconds', int('--timeout'))
+    .action(lazy('install'));
+
+  program
+    .command('uninstall')
+    .description('remove only our hook entries from settings.json')
+    .addOption(new Option('--scope <scope>', 'which settings file').choices(['user', 'project', 'local']).default('user'))
+    .option('--dry-run', 'print the diff, change nothing')
+    .option('--settings <path>', 'settings file to edit (overrides --scope)')
+    .action(lazy('uninstall'));
+
+  program
+    .command('doctor')
+    .description('check configuration, collector, spool and hooks; exit non-zero with one line per problem')
+    .option('--json', 'machine-readable output')
+    .option('--endpoint <url>', 'collector URL')
+    .option('--token <token>', 'bearer token')
+    .action(lazy('doctor'));
+
+  program
+    .command('transcript-worker', { hidden: true })
+    .description('background job started by Stop/SubagentStop/SessionEnd hooks: read the transcript, emit usage')
+    .option('--session-id <id>')
+    .option('--transcript-path <path>')
+    .option('--hook <event>')
+    .option('--cwd <dir>')
+    .option('--settle-ms <ms>', 'wait for the transcript to stop growing', int('--settle-ms'))
+    .action(lazy('transcript-worker'));
+
+  return program;
+}
+
+async function main(argv: string[]): Promise<void> {
+  try {
+    await buildProgram().parseAsync(argv);
+  } catch (err) {
+    process.exitCode = report(err);
+  }
+}
+
+/** The error boundary: exit status from typed errors, one line on stderr, no stack. */
+function report(err: unknown): number {
+  const e = err as { code?: string; exitCode?: number };
+  if (typeof e?.code === 'string' && e.code.startsWith('commander.')) {
+    // Commander already printed help or its message.
+    return e.exitCode ?? 1;
+  }
+  if (err instanceof CliError) {
+    process.stderr.write(`claude-metrics: ${err.message}\n`);
+    return err.exitCode;
+  }
+  process.stderr.write(`claude-metrics: ${errorMessage(err)}\n`);
+  if (process.env.CLAUDE_METRICS_DEBUG) process.stderr.write(`${(err as Error)?.stack ?? ''}\n`);
+  return 1;
+}

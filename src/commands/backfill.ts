@@ -1,0 +1,6 @@
+// Placeholder until this command lands; see its issue.
+import { CliError } from '../errors';
+
+export default function main(): never {
+  throw new CliError('backfill is not implemented yet', 'E_NOT_IMPLEMENTED', 1);
+}
