@@ -3,12 +3,15 @@
 // CJS because it starts 3-7 ms faster than ESM on Node 20 here; esbuild's code
 // splitting is ESM-only, so commands are separate entry points instead.
 import { build } from 'esbuild';
-import { readdirSync, rmSync, mkdirSync, cpSync, existsSync } from 'node:fs';
+import { readdirSync, rmSync, mkdirSync, cpSync, existsSync, renameSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const dist = join(root, 'dist');
+const finalDist = join(root, 'dist');
+// Build beside dist/ and swap it in, so tests running from dist/ while another
+// build runs never see a half-written tree.
+const dist = join(root, `.dist-build-${process.pid}`);
 rmSync(dist, { recursive: true, force: true });
 mkdirSync(dist, { recursive: true });
 
@@ -48,3 +51,8 @@ if (existsSync(uplot)) {
   cpSync(join(uplot, 'uPlot.iife.min.js'), join(dist, 'dashboard/vendor/uPlot.iife.min.js'));
   cpSync(join(uplot, 'uPlot.min.css'), join(dist, 'dashboard/vendor/uPlot.min.css'));
 }
+
+const old = join(root, `.dist-old-${process.pid}`);
+if (existsSync(finalDist)) renameSync(finalDist, old);
+renameSync(dist, finalDist);
+rmSync(old, { recursive: true, force: true });

@@ -1,0 +1,187 @@
+/**
+ * Test plumbing shared by every suite: the built CLI as a real process, a temp
+ * HOME (never the real ~/.claude), and a capture server on 127.0.0.1:0.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+
+export const ROOT = resolve(__dirname, '..', '..');
+export const BIN = join(ROOT, 'bin', 'claude-metrics');
+export const DIST_CLI = join(ROOT, 'dist', 'cli.cjs');
+
+export interface TempHome {
+  home: string;
+  stateDir: string;
+  /** An env for the CLI that points every path into the temp home. */
+  env: Record<string, string>;
+  cleanup(): void;
+}
+
+/** A fresh HOME with XDG dirs inside it, and an env with nothing from the developer's machine that could leak in. */
+export function tempHome(prefix = 'cm-test-'): TempHome {
+  const home = mkdtempSync(join(tmpdir(), prefix));
+  const stateDir = join(home, '.local', 'state', 'claude-metrics');
+  const env: Record<string, string> = {
+    PATH: process.env.PATH ?? '/usr/bin:/bin',
+    HOME: home,
+    TZ: 'UTC',
+    XDG_STATE_HOME: join(home, '.local', 'state'),
+    XDG_CONFIG_HOME: join(home, '.config'),
+    CLAUDE_CONFIG_DIR: join(home, '.claude'),
+  };
+  if (process.env.NODE_EXTRA_CA_CERTS) env.NODE_EXTRA_CA_CERTS = process.env.NODE_EXTRA_CA_CERTS;
+  return { home, stateDir, env, cleanup: () => rmSync(home, { recursive: true, force: true }) };
+}
+
+export interface RunResult {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+  ms: number;
+}
+
+export interface RunOptions {
+  env?: Record<string, string | undefined>;
+  input?: string | Buffer;
+  /** Leave stdin open and never write (a loop or cron that passes a stdin that never closes). */
+  stdinOpen?: boolean;
+  cwd?: string;
+  /** Kill after this long (the test then sees signal SIGKILL). */
+  killAfterMs?: number;
+}
+
+/** Runs `bin/claude-metrics <args>` as a real process and collects its output. */
+export function runCli(args: string[], opts: RunOptions = {}): Promise<RunResult> {
+  return runProcess(process.execPath, [BIN, ...args], opts);
+}
+
+export function runProcess(cmd: string, args: string[], opts: RunOptions = {}): Promise<RunResult> {
+  const started = Date.now();
+  return new Promise((resolvePromise, reject) => {
+    const child = spawn(cmd, args, { env: opts.env as NodeJS.ProcessEnv, cwd: opts.cwd, stdio: ['pipe', 'pipe', 'pipe'] });
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    child.stdout.on('data', (c: Buffer) => out.push(c));
+    child.stderr.on('data', (c: Buffer) => err.push(c));
+    child.stdin.on('error', () => {
+      /* the child may exit before reading all of stdin */
+    });
+    const killer = opts.killAfterMs ? setTimeout(() => child.kill('SIGKILL'), opts.killAfterMs) : undefined;
+    child.on('error', reject);
+    child.on('close', (code, signal) => {
+      if (killer) clearTimeout(killer);
+      resolvePromise({ code, signal, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8'), ms: Date.now() - started });
+    });
+    if (opts.stdinOpen) return;
+    if (opts.input !== undefined) child.stdin.end(opts.input);
+    else child.stdin.end();
+  });
+}
+
+/** Spawns a long-running CLI process (e.g. `serve`) and returns the child. */
+export function spawnCli(args: string[], opts: { env?: Record<string, string | undefined>; cwd?: string } = {}): ChildProcess {
+  return spawn(process.execPath, [BIN, ...args], { env: opts.env as NodeJS.ProcessEnv, cwd: opts.cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+}
+
+export interface CapturedRequest {
+  method: string;
+  url: string;
+  headers: IncomingMessage['headers'];
+  body: string;
+}
+
+export interface CaptureServer {
+  url: string;
+  /** http://127.0.0.1:PORT/metrics/harness */
+  endpoint: string;
+  port: number;
+  requests: CapturedRequest[];
+  /** Every event received, batches unwrapped. */
+  events(): Array<Record<string, unknown>>;
+  /** Replace the responder (default: 200 {"accepted":n,"duplicates":0,"rejected":[]}). */
+  respond(fn: (req: CapturedRequest, res: ServerResponse) => void): void;
+  close(): Promise<void>;
+  server: Server;
+}
+
+/** A real HTTP server on 127.0.0.1:0 that records every request. */
+export async function startCaptureServer(): Promise<CaptureServer> {
+  const requests: CapturedRequest[] = [];
+  let responder = (req: CapturedRequest, res: ServerResponse) => {
+    let n = 1;
+    try {
+      const parsed = JSON.parse(req.body) as { events?: unknown[] };
+      if (Array.isArray(parsed.events)) n = parsed.events.length;
+    } catch {
+      n = 0;
+    }
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.end(JSON.stringify({ accepted: n, duplicates: 0, rejected: [] }));
+  };
+  const server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const captured = { method: req.method ?? '', url: req.url ?? '', headers: req.headers, body: Buffer.concat(chunks).toString('utf8') };
+      requests.push(captured);
+      responder(captured, res);
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as AddressInfo).port;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    endpoint: `http://127.0.0.1:${port}/metrics/harness`,
+    port,
+    requests,
+    server,
+    events() {
+      const out: Array<Record<string, unknown>> = [];
+      for (const r of requests) {
+        if (r.method !== 'POST') continue;
+        try {
+          const parsed = JSON.parse(r.body) as Record<string, unknown> & { events?: Array<Record<string, unknown>> };
+          if (Array.isArray(parsed.events)) out.push(...parsed.events);
+          else out.push(parsed);
+        } catch {
+          /* not JSON */
+        }
+      }
+      return out;
+    },
+    respond(fn) {
+      responder = fn;
+    },
+    close: () =>
+      new Promise<void>((r) => {
+        server.closeAllConnections?.();
+        server.close(() => r());
+      }),
+  };
+}
+
+/** A port that refuses connections: bind, note the port, close. */
+export async function deadPort(): Promise<number> {
+  const s = createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const port = (s.address() as AddressInfo).port;
+  await new Promise<void>((r) => s.close(() => r()));
+  return port;
+}
+
+/** Polls until fn returns a truthy value or the time is up (bounded; never loops forever). */
+export async function waitFor<T>(fn: () => T | Promise<T>, { timeoutMs = 15_000, intervalMs = 50 } = {}): Promise<T> {
+  const until = Date.now() + timeoutMs;
+  let last: T;
+  do {
+    last = await fn();
+    if (last) return last;
+    await new Promise((r) => setTimeout(r, intervalMs));
+  } while (Date.now() < until);
+  throw new Error(`waitFor: condition not met within ${timeoutMs} ms`);
+}
