@@ -152,6 +152,12 @@ export function buildProgram(): Command {
     .option('--settle-ms <ms>', 'wait for the transcript to stop growing', int('--settle-ms'))
     .action(lazy('transcript-worker'));
 
+  // Positional options (needed so `run` passes the child's flags through) make
+  // program-level options position-sensitive; repeat the common ones on each command.
+  for (const cmd of program.commands) {
+    if (cmd.name() === 'emit') continue;
+    cmd.option('-v, --verbose', 'diagnostics on stderr').option('--config <path>', 'config file');
+  }
   return program;
 }
 

@@ -1,10 +1,12 @@
 /**
- * Logging for short-lived processes: pino writing synchronously to a file in the
- * state dir (no worker-thread transport), created only when something is logged,
- * so the hot path pays nothing when all is well. A broken log file never throws.
+ * Logging for short-lived processes: one NDJSON line per message, appended
+ * synchronously to a file in the state dir, in pino's line format (level number,
+ * time, pid, msg) so pino-pretty and the same tooling read it. Not pino itself:
+ * loading pino costs ~40 ms, which a hook that hits a problem would pay on top of
+ * the problem. Disabled levels cost nothing; a broken log file never throws.
  * `--verbose` mirrors messages to stderr (never stdout: hook stdout reaches the model).
  */
-import { mkdirSync, renameSync, statSync } from 'node:fs';
+import { appendFileSync, mkdirSync, renameSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 
 export type Level = 'debug' | 'info' | 'warn' | 'error';
@@ -27,27 +29,24 @@ export interface LoggerOptions {
   name?: string;
 }
 
-type PinoLike = Record<Level, (obj: Record<string, unknown>, msg: string) => void>;
-
 export function createLogger(opts: LoggerOptions): Logger {
   const min = RANK[opts.level] ?? RANK.warn!;
-  let pino: PinoLike | null | undefined;
-  const open = (): PinoLike | null => {
-    if (pino !== undefined) return pino;
-    try {
-      mkdirSync(dirname(opts.file), { recursive: true, mode: 0o700 });
+  let checkedSize = false;
+  const append = (line: string) => {
+    if (!checkedSize) {
+      checkedSize = true;
       try {
         if (statSync(opts.file).size > opts.maxBytes) renameSync(opts.file, `${opts.file}.1`);
       } catch {
         /* no file yet */
       }
-      const p = require('pino') as typeof import('pino');
-      const dest = p.destination({ dest: opts.file, sync: true, mode: 0o600 } as Parameters<typeof p.destination>[0]);
-      pino = p.pino({ level: opts.level === 'silent' ? 'silent' : opts.level, base: { pid: process.pid, cmd: opts.name } }, dest) as unknown as PinoLike;
-    } catch {
-      pino = null;
     }
-    return pino;
+    try {
+      appendFileSync(opts.file, line, { mode: 0o600 });
+    } catch {
+      mkdirSync(dirname(opts.file), { recursive: true, mode: 0o700 });
+      appendFileSync(opts.file, line, { mode: 0o600 });
+    }
   };
   const write = (level: Level, msg: string, fields?: Record<string, unknown>) => {
     if (opts.verbose) {
@@ -59,7 +58,7 @@ export function createLogger(opts: LoggerOptions): Logger {
     }
     if (RANK[level]! < min) return;
     try {
-      open()?.[level](fields ?? {}, msg);
+      append(`${safeJson({ level: RANK[level], time: Date.now(), pid: process.pid, cmd: opts.name, ...fields, msg })}\n`);
     } catch {
       /* a broken log never breaks the caller */
     }
@@ -77,6 +76,6 @@ function safeJson(v: unknown): string {
   try {
     return JSON.stringify(v);
   } catch {
-    return '';
+    return '{}';
   }
 }

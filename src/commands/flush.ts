@@ -1,6 +1,31 @@
-// Placeholder until this command lands; see its issue.
-import { CliError } from '../errors';
+/**
+ * `claude-metrics flush`: deliver the spool. Quiet for cron; a summary on stderr
+ * with --verbose. Exit 0 when the spool is drained (or was empty), 75 (EX_TEMPFAIL)
+ * when events remain because the collector is unavailable.
+ */
+import { ConfigError, EXIT_TEMPFAIL } from '../errors';
+import { resolveConfig } from '../config';
+import { createLogger } from '../log';
+import { statePaths } from '../paths';
+import { flushSpool } from '../spool/flush';
 
-export default function main(): never {
-  throw new CliError('flush is not implemented yet', 'E_NOT_IMPLEMENTED', 1);
+export default async function flush(opts: Record<string, unknown>): Promise<number> {
+  const resolved = resolveConfig({
+    configFile: opts.config as string | undefined,
+    flags: { endpoint: opts.endpoint, token: opts.token, batchSize: opts.batchSize, flushTimeoutMs: opts.timeoutMs, leaseMs: opts.leaseMs },
+  });
+  if (resolved.errors.length > 0) throw new ConfigError(resolved.errors.join('; '));
+  const { config } = resolved;
+  const verbose = opts.verbose === true;
+  const paths = statePaths(config.stateDir);
+  const log = createLogger({ file: paths.log, level: config.logLevel, maxBytes: config.maxLogBytes, verbose, name: 'flush' });
+  for (const w of resolved.warnings) log.warn(w);
+  const started = Date.now();
+  const r = await flushSpool({ config, paths, log, deadline: started + config.flushTimeoutMs });
+  if (verbose) {
+    process.stderr.write(
+      `flush: delivered ${r.delivered}, dead-lettered ${r.deadLettered}, reclaimed ${r.reclaimed}, remaining ${r.remaining}, ${r.attempts} request(s) in ${Date.now() - started} ms${r.lastError ? ` (last error: ${r.lastError})` : ''}\n`,
+    );
+  }
+  return r.drained ? 0 : EXIT_TEMPFAIL;
 }

@@ -1,0 +1,177 @@
+/**
+ * Delivers the spool, at-least-once: claim (rename new/ → cur/), send a batch,
+ * delete only after a 2xx, dead-letter what the collector permanently refuses,
+ * give claims back and back off on anything retryable. Concurrent flushers never
+ * send the same file twice (only one rename wins); a flusher killed mid-batch
+ * leaves its claims in cur/, returned to new/ by the next flush after the lease.
+ */
+import { Agent } from 'node:http';
+import type { Config } from '../config';
+import { rejectedIndexes } from '../emit/deliver';
+import type { Logger } from '../log';
+import type { StatePaths } from '../paths';
+import { afterFailure, CLOSED, readBreaker, writeBreaker } from '../transport/breaker';
+import { postJson } from '../transport/http';
+import { backoffMs, type SendResult } from '../transport/retry';
+import { VERSION } from '../version';
+import { Spool } from './spool';
+
+export interface FlushOptions {
+  config: Config;
+  paths: StatePaths;
+  log?: Logger;
+  /** Absolute epoch ms by which the run ends. */
+  deadline: number;
+  sleep?: (ms: number) => Promise<void>;
+}
+
+export interface FlushResult {
+  delivered: number;
+  deadLettered: number;
+  reclaimed: number;
+  recovered: number;
+  attempts: number;
+  /** Files still waiting in new/ (and cur/) at the end. */
+  remaining: number;
+  /** The spool was empty at the end. */
+  drained: boolean;
+  lastError?: string;
+}
+
+interface Claimed {
+  name: string;
+  json: string;
+}
+
+export async function flushSpool(opts: FlushOptions): Promise<FlushResult> {
+  const { config, paths, log } = opts;
+  const sleep = opts.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
+  const spool = new Spool(paths);
+  const result: FlushResult = { delivered: 0, deadLettered: 0, reclaimed: 0, recovered: 0, attempts: 0, remaining: 0, drained: false };
+  result.reclaimed = spool.reclaimExpired(config.leaseMs);
+  result.recovered = spool.recoverTmp(60_000).recovered;
+  if (result.reclaimed > 0) log?.info('reclaimed expired claims', { n: result.reclaimed });
+
+  const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+  const batchSize = Math.max(1, config.batchSize);
+  let failures = 0;
+  try {
+    let queue = spool.listNew().sort();
+    while (queue.length > 0) {
+      if (Date.now() >= opts.deadline) break;
+      const batch: Claimed[] = [];
+      while (batch.length < batchSize && queue.length > 0) {
+        const name = queue.shift()!;
+        const json = spool.claim(name);
+        if (json === null) continue; // another flusher has it
+        if (!isJsonObject(json)) {
+          spool.bury(name, 'unparseable spool file');
+          result.deadLettered++;
+          continue;
+        }
+        batch.push({ name, json });
+      }
+      if (batch.length > 0) {
+        const outcome = await sendBatch(batch, { spool, config, agent, deadline: opts.deadline, log, result });
+        if (outcome.kind === 'retryable') {
+          for (const c of outcome.unsent) spool.release(c.name);
+          failures++;
+          result.lastError = outcome.message;
+          const wait = backoffMs(failures - 1, { baseMs: 250, maxMs: 30_000, retryAfterMs: outcome.retryAfterMs });
+          log?.warn('flush: delivery failed', { message: outcome.message, waitMs: wait, failures });
+          safeWriteBreaker(paths.breaker, afterFailure(readBreaker(paths.breaker), Date.now(), { maxBackoffMs: config.breakerMaxBackoffMs, retryAfterMs: outcome.retryAfterMs, error: outcome.message }));
+          if (Date.now() + wait >= opts.deadline) break;
+          await sleep(wait);
+          queue = spool.listNew().sort();
+          continue;
+        }
+        if (failures > 0 || readBreaker(paths.breaker).failures > 0) safeWriteBreaker(paths.breaker, CLOSED);
+        failures = 0;
+      }
+      if (queue.length === 0) queue = spool.listNew().sort();
+    }
+  } finally {
+    agent.destroy();
+  }
+  const usage = spool.usage();
+  result.remaining = usage.depth;
+  result.drained = usage.depth === 0;
+  return result;
+}
+
+type BatchOutcome = { kind: 'done' } | { kind: 'retryable'; unsent: Claimed[]; message: string; retryAfterMs?: number };
+
+interface SendContext {
+  spool: Spool;
+  config: Config;
+  agent: Agent;
+  deadline: number;
+  log?: Logger;
+  result: FlushResult;
+}
+
+/**
+ * Sends one batch. A batch the endpoint refuses as a whole (400/422/413) is
+ * split in halves until the bad events stand alone and go to dead/, so one bad
+ * event never holds back the rest (a router may not report per-item rejects).
+ */
+async function sendBatch(batch: Claimed[], ctx: SendContext): Promise<BatchOutcome> {
+  const single = batch.length === 1;
+  const body = single ? batch[0]!.json : `{"events":[${batch.map((c) => c.json).join(',')}]}`;
+  const remaining = ctx.deadline - Date.now();
+  ctx.result.attempts++;
+  const res: SendResult =
+    remaining <= 0
+      ? { kind: 'retryable', code: 'EDEADLINE', message: 'flush deadline reached' }
+      : await postJson(ctx.config.endpoint, body, { timeoutMs: Math.min(remaining, 10_000), token: ctx.config.token, agent: ctx.agent, single, userAgent: `claude-metrics/${VERSION}` });
+  if (res.kind === 'ok') {
+    const rejected = rejectedIndexes(res.body);
+    batch.forEach((c, i) => {
+      const reason = rejected.get(i);
+      if (reason !== undefined) {
+        ctx.spool.bury(c.name, `rejected by collector: ${reason}`);
+        ctx.result.deadLettered++;
+      } else {
+        ctx.spool.complete(c.name);
+        ctx.result.delivered++;
+      }
+    });
+    return { kind: 'done' };
+  }
+  if (res.kind === 'permanent' || (res.status === 413 && !single)) {
+    if (single) {
+      ctx.spool.bury(batch[0]!.name, res.message);
+      ctx.result.deadLettered++;
+      ctx.log?.warn('flush: event rejected permanently, moved to dead/', { name: batch[0]!.name, message: res.message });
+      return { kind: 'done' };
+    }
+    const mid = Math.ceil(batch.length / 2);
+    for (const half of [batch.slice(0, mid), batch.slice(mid)]) {
+      const r = await sendBatch(half, ctx);
+      if (r.kind === 'retryable') {
+        const i = batch.indexOf(half[0]!);
+        return { ...r, unsent: [...r.unsent, ...batch.slice(i + half.length)] };
+      }
+    }
+    return { kind: 'done' };
+  }
+  return { kind: 'retryable', unsent: batch, message: res.message, retryAfterMs: res.retryAfterMs };
+}
+
+function isJsonObject(text: string): boolean {
+  if (text.charCodeAt(0) !== 123 /* { */) return false;
+  try {
+    JSON.parse(text);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function safeWriteBreaker(path: string, state: Parameters<typeof writeBreaker>[1]): void {
+  try {
+    writeBreaker(path, state);
+  } catch {
+    /* the breaker is an optimisation */
+  }
+}
