@@ -16,7 +16,7 @@ const R = (kind: string, re: RegExp, to = `[REDACTED:${kind}]`): Rule => ({ kind
 
 export const RULES: readonly Rule[] = [
   R('private-key', /-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----[\s\S]*?(?:-----END [A-Z0-9 ]*PRIVATE KEY-----|$)/g),
-  R('url-password', /\b([a-z][a-z0-9+.-]*:\/\/[^\s:/@]+:)[^\s@/]+@/gi, '$1[REDACTED:url-password]@'),
+  R('url-password', /\b([a-z][a-z0-9+.-]*:\/\/[^\s:/@[\]]+:)(?!\[REDACTED)[^\s@/]+@/gi, '$1[REDACTED:url-password]@'),
   R('bearer', /\b(Bearer\s+)[A-Za-z0-9._~+/=-]{8,}/gi, '$1[REDACTED:bearer]'),
   R('basic-auth', /\b(Basic\s+)[A-Za-z0-9+/=]{12,}/g, '$1[REDACTED:basic-auth]'),
   R('anthropic-key', /\bsk-ant-[A-Za-z0-9_-]{16,}/g),
@@ -28,9 +28,11 @@ export const RULES: readonly Rule[] = [
   R('stripe-key', /\b[rs]k_(?:live|test)_[A-Za-z0-9]{16,}/g),
   R('jwt', /\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}/g),
   // .env / shell / YAML assignments whose name says secret: keep the name, mask the value.
+  // The secret word must end the name or be followed by a separator, so
+  // `max_tokens=1000` stays and `SECRET_KEY_BASE=…` goes.
   R(
     'assignment',
-    /\b((?:export\s+)?[A-Za-z0-9_.-]*(?:SECRET|TOKEN|PASSWORD|PASSWD|PWD|API_?KEY|ACCESS_?KEY|PRIVATE_?KEY|CREDENTIALS?|AUTH)[A-Za-z0-9_.-]*\s*[=:]\s*)(?!\[REDACTED)("[^"\n]*"|'[^'\n]*'|[^\s"',;]+)/gi,
+    /\b((?:export\s+)?[A-Za-z0-9_.-]*?(?:SECRET|TOKEN|PASSWORD|PASSWD|API_?KEY|ACCESS_?KEY|PRIVATE_?KEY|CREDENTIALS?)(?:[_.-][A-Za-z0-9_.-]*)?\s*[=:]\s*)(?!\[REDACTED)("[^"\n]*"|'[^'\n]*'|[^\s"',;]+)/gi,
     '$1[REDACTED:assignment]',
   ),
   // JSON: "password": "…", "api_key": "…"

@@ -14,43 +14,57 @@ export interface StdinResult {
 }
 
 /**
- * Reads fd 0 with plain fs.read: `process.stdin` would load the net/stream
- * machinery (~7 ms) that a hook whose collector is down never needs. A read that
- * never returns only ties up a libuv worker thread; the process exits anyway.
+ * Reads the hook's input without `process.stdin`, which loads the net/stream
+ * machinery (~7 ms) that a hook whose collector is down never needs, and
+ * without a blocking fs.read, which would park a libuv worker that process.exit
+ * then waits for forever when the writer never closes. On Linux the pipe is
+ * reopened through /proc with O_NONBLOCK and polled; elsewhere (or for a socket)
+ * the stream is the fallback.
  */
 export function readStdin(fd: number, opts: { timeoutMs: number; maxBytes: number }): Promise<StdinResult> {
-  const { read, fstatSync } = require('node:fs') as typeof import('node:fs');
-  return new Promise((resolve) => {
+  const fs = require('node:fs') as typeof import('node:fs');
+  const empty: StdinResult = { text: '', truncated: false, timedOut: false, bytes: 0 };
+  try {
+    if (fs.fstatSync(fd).isCharacterDevice()) return Promise.resolve(empty);
+  } catch {
+    return Promise.resolve(empty);
+  }
+  let nb: number | null = null;
+  if (process.platform === 'linux') {
     try {
-      if (fstatSync(fd).isCharacterDevice()) {
-        resolve({ text: '', truncated: false, timedOut: false, bytes: 0 });
-        return;
-      }
+      nb = fs.openSync(`/proc/self/fd/${fd}`, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
     } catch {
-      resolve({ text: '', truncated: false, timedOut: false, bytes: 0 });
-      return;
+      nb = null;
     }
+  }
+  if (nb === null) return readStream(opts);
+  const nbFd = nb;
+  return new Promise((resolve) => {
     const chunks: Buffer[] = [];
     let kept = 0;
     let total = 0;
-    let done = false;
+    const until = Date.now() + Math.max(1, opts.timeoutMs);
+    const buf = Buffer.allocUnsafe(256 * 1024);
     const finish = (timedOut: boolean) => {
-      if (done) return;
-      done = true;
-      clearTimeout(timer);
+      try {
+        fs.closeSync(nbFd);
+      } catch {
+        /* already closed */
+      }
       resolve({ text: Buffer.concat(chunks).toString('utf8'), truncated: total > kept, timedOut, bytes: total });
     };
-    const timer = setTimeout(() => finish(true), Math.max(1, opts.timeoutMs));
-    const buf = Buffer.allocUnsafe(256 * 1024);
-    const next = () => {
-      if (done) return;
-      read(fd, buf, 0, buf.length, null, (err, n) => {
-        if (done) return;
-        if (err) {
-          // A non-blocking pipe with nothing yet: try again shortly (the deadline still holds).
-          if ((err as NodeJS.ErrnoException).code === 'EAGAIN') setTimeout(next, 2);
-          else finish(false);
-          return;
+    const poll = () => {
+      for (;;) {
+        let n: number;
+        try {
+          n = fs.readSync(nbFd, buf, 0, buf.length, null);
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code === 'EAGAIN') {
+            if (Date.now() >= until) return finish(true);
+            setTimeout(poll, 1); // the writer has not closed yet
+            return;
+          }
+          return finish(false);
         }
         if (n === 0) return finish(false);
         total += n;
@@ -59,10 +73,39 @@ export function readStdin(fd: number, opts: { timeoutMs: number; maxBytes: numbe
           chunks.push(Buffer.from(buf.subarray(0, take)));
           kept += take;
         }
-        next();
-      });
+        if (Date.now() >= until) return finish(true);
+      }
     };
-    next();
+    poll();
+  });
+}
+
+function readStream(opts: { timeoutMs: number; maxBytes: number }): Promise<StdinResult> {
+  const stream = process.stdin;
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = [];
+    let kept = 0;
+    let total = 0;
+    let done = false;
+    const finish = (timedOut: boolean) => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      stream.removeAllListeners('data');
+      stream.pause();
+      resolve({ text: Buffer.concat(chunks).toString('utf8'), truncated: total > kept, timedOut, bytes: total });
+    };
+    const timer = setTimeout(() => finish(true), Math.max(1, opts.timeoutMs));
+    stream.on('data', (c: Buffer) => {
+      total += c.length;
+      if (kept < opts.maxBytes) {
+        const take = Math.min(c.length, opts.maxBytes - kept);
+        chunks.push(take === c.length ? c : c.subarray(0, take));
+        kept += take;
+      }
+    });
+    stream.on('end', () => finish(false));
+    stream.on('error', () => finish(false));
   });
 }
 
