@@ -25,6 +25,21 @@ const entryPoints = {
   ...Object.fromEntries(commands.map((c) => [`commands/${c}`, join(root, `src/commands/${c}.ts`)])),
 };
 
+// emit runs on every hook: a minified bundle parses measurably faster.
+await build({
+  entryPoints: { emit: entryPoints.emit },
+  outdir: dist,
+  outExtension: { '.js': '.cjs' },
+  bundle: true,
+  platform: 'node',
+  target: 'node20',
+  format: 'cjs',
+  minify: true,
+  legalComments: 'none',
+  logLevel: 'warning',
+});
+delete entryPoints.emit;
+
 await build({
   entryPoints,
   outdir: dist,

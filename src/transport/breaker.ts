@@ -24,7 +24,7 @@ export function breakerAllows(state: BreakerState, now: number): boolean {
 
 export function afterFailure(state: BreakerState, now: number, opts: { maxBackoffMs: number; retryAfterMs?: number; error: string; random?: () => number }): BreakerState {
   const failures = state.failures + 1;
-  const wait = backoffMs(failures - 1, { baseMs: 1000, maxMs: opts.maxBackoffMs, retryAfterMs: opts.retryAfterMs, random: opts.random });
+  const wait = backoffMs(failures - 1, { baseMs: 2000, maxMs: opts.maxBackoffMs, retryAfterMs: opts.retryAfterMs, random: opts.random });
   return { failures, openUntil: now + wait, lastError: opts.error.slice(0, 300), lastFailureAt: now };
 }
 

@@ -5,6 +5,7 @@
  */
 import type { Agent, IncomingMessage } from 'node:http';
 import { classifyNetworkError, classifyStatus, parseRetryAfter, type SendResult } from './retry';
+import { postJsonTiny } from './tiny-http';
 
 export interface PostOptions {
   timeoutMs: number;
@@ -32,6 +33,11 @@ export function postJson(url: string, body: string, opts: PostOptions): Promise<
       u = new URL(url);
     } catch {
       resolve({ kind: 'retryable', code: 'EBADURL', message: `invalid endpoint URL ${url}` });
+      return;
+    }
+    if (u.protocol === 'http:' && !opts.agent) {
+      // One-shot sends (the hot path) skip node:http entirely.
+      postJsonTiny(u, body, { timeoutMs: opts.timeoutMs, token: opts.token, single: opts.single ?? true, userAgent: opts.userAgent ?? 'claude-metrics' }).then(resolve);
       return;
     }
     const mod = (u.protocol === 'https:' ? require('node:https') : require('node:http')) as typeof import('node:http');

@@ -51,13 +51,32 @@ describe('breaker', () => {
   it('opens after a failure and lets a probe through after the backoff', () => {
     const s1 = afterFailure(CLOSED, 1000, { maxBackoffMs: 60_000, error: 'ECONNREFUSED', random: () => 1 });
     expect(s1.failures).toBe(1);
-    expect(breakerAllows(s1, 1500)).toBe(false);
-    expect(breakerAllows(s1, 2000)).toBe(true);
-    const s2 = afterFailure(s1, 2000, { maxBackoffMs: 60_000, error: 'x', random: () => 1 });
-    expect(s2.openUntil).toBe(4000);
+    expect(breakerAllows(s1, 2500)).toBe(false);
+    expect(breakerAllows(s1, 3000)).toBe(true);
+    const s2 = afterFailure(s1, 3000, { maxBackoffMs: 60_000, error: 'x', random: () => 1 });
+    expect(s2.openUntil).toBe(7000);
   });
   it('honours Retry-After from a 429/503', () => {
     const s = afterFailure(CLOSED, 0, { maxBackoffMs: 60_000, retryAfterMs: 7000, error: '429' });
     expect(s.openUntil).toBe(7000);
+  });
+});
+
+describe('parseHttpResponse (the hot path client)', async () => {
+  const { parseHttpResponse } = await import('../../src/transport/tiny-http');
+  it('reads status, headers and a content-length body', () => {
+    const r = parseHttpResponse(Buffer.from('HTTP/1.1 429 Too Many Requests\r\nRetry-After: 7\r\nContent-Length: 4\r\n\r\nslowEXTRA'));
+    expect(r).toEqual({ status: 429, headers: { 'retry-after': '7', 'content-length': '4' }, body: 'slow' });
+  });
+  it('decodes a chunked body', () => {
+    const r = parseHttpResponse(Buffer.from('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n{"a":\r\n2\r\n1}\r\n0\r\n\r\n'));
+    expect(r?.body).toBe('{"a":1}');
+  });
+  it('reads to EOF without a length', () => {
+    expect(parseHttpResponse(Buffer.from('HTTP/1.0 200 OK\r\n\r\nall of it'))?.body).toBe('all of it');
+  });
+  it('rejects what is not HTTP', () => {
+    expect(parseHttpResponse(Buffer.from('SSH-2.0-OpenSSH\r\n\r\n'))).toBeNull();
+    expect(parseHttpResponse(Buffer.from('HTTP/1.1 200 OK\r\n'))).toBeNull();
   });
 });
