@@ -42,7 +42,9 @@ beforeEach(async () => {
   home = tempHome();
   server = await startCaptureServer();
   // Background work (transcript worker, flush) is not under test here.
-  env = { ...home.env, CLAUDE_METRICS_ENDPOINT: server.endpoint, CLAUDE_METRICS_SELF: '/bin/true' };
+  // A generous deadline: these tests check what is delivered, and a loaded CI box
+  // must not turn a delivery into a (correct, but different) spool.
+  env = { ...home.env, CLAUDE_METRICS_ENDPOINT: server.endpoint, CLAUDE_METRICS_SELF: '/bin/true', CLAUDE_METRICS_TIMEOUT_MS: '5000' };
 });
 afterEach(async () => {
   await server.close();

@@ -31,7 +31,7 @@ export interface FlushResult {
   reclaimed: number;
   recovered: number;
   attempts: number;
-  /** Files still waiting in new/ (and cur/) at the end. */
+  /** Files still waiting in new/ at the end. */
   remaining: number;
   /** The spool was empty at the end. */
   drained: boolean;
@@ -93,9 +93,10 @@ export async function flushSpool(opts: FlushOptions): Promise<FlushResult> {
   } finally {
     agent.destroy();
   }
-  const usage = spool.usage();
-  result.remaining = usage.depth;
-  result.drained = usage.depth === 0;
+  // Files in cur/ belong to another live flusher (or come back after the lease):
+  // what this run leaves behind is what still waits in new/.
+  result.remaining = spool.listNew().length;
+  result.drained = result.remaining === 0;
   return result;
 }
 
