@@ -77,9 +77,16 @@ afterEach(async () => {
   home.cleanup();
 });
 
-const waiting = (h: TempHome, sub: 'new' | 'cur' = 'new') => {
+/** Event files in new/, or claimed in cur/ (flushers claim into batch directories). */
+const waiting = (h: TempHome, sub: 'new' | 'cur' = 'new'): number => {
   const d = join(h.stateDir, 'spool', sub);
-  return existsSync(d) ? readdirSync(d).filter((n) => n.endsWith('.json')).length : 0;
+  if (!existsSync(d)) return 0;
+  let n = 0;
+  for (const e of readdirSync(d, { withFileTypes: true })) {
+    if (e.isDirectory()) n += readdirSync(join(d, e.name)).filter((f) => f.endsWith('.json')).length;
+    else if (e.name.endsWith('.json')) n++;
+  }
+  return n;
 };
 
 /** Runs flush until the spool is drained (bounded). */

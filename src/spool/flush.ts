@@ -39,6 +39,7 @@ export interface FlushResult {
 }
 
 interface Claimed {
+  dir: string;
   name: string;
   json: string;
 }
@@ -57,24 +58,25 @@ export async function flushSpool(opts: FlushOptions): Promise<FlushResult> {
   let failures = 0;
   try {
     let queue = spool.listNew().sort();
-    while (queue.length > 0) {
+    let next = 0;
+    const doneDirs: string[] = [];
+    while (next < queue.length) {
       if (Date.now() >= opts.deadline) break;
+      const claimed = spool.claimBatch(queue.slice(next, next + batchSize * 2), batchSize);
+      next += claimed.consumed;
       const batch: Claimed[] = [];
-      while (batch.length < batchSize && queue.length > 0) {
-        const name = queue.shift()!;
-        const json = spool.claim(name);
-        if (json === null) continue; // another flusher has it
-        if (!isJsonObject(json)) {
-          spool.bury(name, 'unparseable spool file');
+      for (const it of claimed.items) {
+        // tmp → rename means a file in new/ is whole; this only catches foreign junk.
+        if (!looksLikeJsonObject(it.json)) {
+          spool.buryFrom(claimed.dir, it.name, 'not a JSON object');
           result.deadLettered++;
-          continue;
-        }
-        batch.push({ name, json });
+        } else batch.push({ ...it, dir: claimed.dir });
       }
       if (batch.length > 0) {
         const outcome = await sendBatch(batch, { spool, config, agent, deadline: opts.deadline, log, result });
         if (outcome.kind === 'retryable') {
-          for (const c of outcome.unsent) spool.release(c.name);
+          for (const c of outcome.unsent) spool.releaseFrom(c.dir, c.name);
+          spool.closeBatch(claimed.dir);
           failures++;
           result.lastError = outcome.message;
           const wait = backoffMs(failures - 1, { baseMs: 250, maxMs: 30_000, retryAfterMs: outcome.retryAfterMs });
@@ -83,13 +85,20 @@ export async function flushSpool(opts: FlushOptions): Promise<FlushResult> {
           if (Date.now() + wait >= opts.deadline) break;
           await sleep(wait);
           queue = spool.listNew().sort();
+          next = 0;
           continue;
         }
         if (failures > 0 || readBreaker(paths.breaker).failures > 0) safeWriteBreaker(paths.breaker, CLOSED);
         failures = 0;
       }
-      if (queue.length === 0) queue = spool.listNew().sort();
+      doneDirs.push(claimed.dir);
+      if (next >= queue.length) {
+        queue = spool.listNew().sort();
+        next = 0;
+      }
     }
+    await spool.settled();
+    for (const d of doneDirs) spool.closeBatch(d);
   } finally {
     agent.destroy();
   }
@@ -127,21 +136,21 @@ async function sendBatch(batch: Claimed[], ctx: SendContext): Promise<BatchOutco
       : await postJson(ctx.config.endpoint, body, { timeoutMs: Math.min(remaining, 10_000), token: ctx.config.token, agent: ctx.agent, single, userAgent: `claude-metrics/${VERSION}` });
   if (res.kind === 'ok') {
     const rejected = rejectedIndexes(res.body);
+    const delivered: string[] = [];
     batch.forEach((c, i) => {
       const reason = rejected.get(i);
       if (reason !== undefined) {
-        ctx.spool.bury(c.name, `rejected by collector: ${reason}`);
+        ctx.spool.buryFrom(c.dir, c.name, `rejected by collector: ${reason}`);
         ctx.result.deadLettered++;
-      } else {
-        ctx.spool.complete(c.name);
-        ctx.result.delivered++;
-      }
+      } else delivered.push(c.name);
     });
+    ctx.spool.completeInBackground(batch[0]!.dir, delivered);
+    ctx.result.delivered += delivered.length;
     return { kind: 'done' };
   }
   if (res.kind === 'permanent' || (res.status === 413 && !single)) {
     if (single) {
-      ctx.spool.bury(batch[0]!.name, res.message);
+      ctx.spool.buryFrom(batch[0]!.dir, batch[0]!.name, res.message);
       ctx.result.deadLettered++;
       ctx.log?.warn('flush: event rejected permanently, moved to dead/', { name: batch[0]!.name, message: res.message });
       return { kind: 'done' };
@@ -159,14 +168,9 @@ async function sendBatch(batch: Claimed[], ctx: SendContext): Promise<BatchOutco
   return { kind: 'retryable', unsent: batch, message: res.message, retryAfterMs: res.retryAfterMs };
 }
 
-function isJsonObject(text: string): boolean {
-  if (text.charCodeAt(0) !== 123 /* { */) return false;
-  try {
-    JSON.parse(text);
-    return true;
-  } catch {
-    return false;
-  }
+function looksLikeJsonObject(text: string): boolean {
+  const t = text.trimEnd();
+  return t.charCodeAt(0) === 123 /* { */ && t.charCodeAt(t.length - 1) === 125 /* } */;
 }
 
 function safeWriteBreaker(path: string, state: Parameters<typeof writeBreaker>[1]): void {

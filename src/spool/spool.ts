@@ -3,7 +3,8 @@
  *
  *   tmp/<name>  written in full, then renamed into
  *   new/<name>  waiting for delivery; a flusher claims a file by renaming it to
- *   cur/<name>  (only one rename can win); deleted after a 2xx, moved to
+ *   cur/<claimedAtMs>-<pid>-<n>/<name>  (a batch dir; only one rename can win);
+ *               deleted after a 2xx, moved to
  *   dead/<name> on a permanent reject (with <name>.reason beside it), or renamed
  *               back to new/ when its claim is older than the lease (the flusher died).
  *
@@ -12,7 +13,7 @@
  * overwrites itself instead of queueing twice. Drops are counted lock-free: one
  * byte appended per dropped event, the counter is the file's size.
  */
-import { appendFileSync, mkdirSync, readdirSync, readFileSync, renameSync, statSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { appendFileSync, closeSync, mkdirSync, openSync, readSync, readdirSync, readFileSync, renameSync, rmdirSync, statSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { errorCode } from '../errors';
 import type { StatePaths } from '../paths';
@@ -32,6 +33,31 @@ export interface SpoolStats {
   drops: number;
   /** Age in ms of the oldest waiting event (from its UUIDv7 time or mtime), or null. */
   oldestAgeMs: number | null;
+}
+
+export interface ClaimedBatch {
+  dir: string;
+  items: Array<{ name: string; json: string }>;
+  /** How many of the offered names were looked at (claimed or lost to another flusher). */
+  consumed: number;
+}
+
+let batchSeq = 0;
+
+/**
+ * The size is in the file name, so one open/read/close does it (readFileSync
+ * adds an fstat and a growing buffer: ~30% of a flush's time is reading).
+ */
+function readKnownSize(path: string, bytes: number | undefined): string {
+  if (bytes === undefined || bytes <= 0 || bytes > 16 * 1024 * 1024) return readFileSync(path, 'utf8');
+  const fd = openSync(path, 'r');
+  try {
+    const buf = Buffer.allocUnsafe(bytes);
+    const n = readSync(fd, buf, 0, bytes, 0);
+    return buf.toString('utf8', 0, n);
+  } finally {
+    closeSync(fd);
+  }
 }
 
 const NAME_RE = /^([A-Za-z0-9._:-]+)\.(\d+)\.json$/;
@@ -127,11 +153,9 @@ export class Spool {
   usage(): { depth: number; bytes: number } {
     let depth = 0;
     let bytes = 0;
-    for (const dir of [this.dirs.new, this.dirs.cur]) {
-      for (const n of this.list(dir)) {
-        depth++;
-        bytes += parseSpoolFileName(n)?.bytes ?? 0;
-      }
+    for (const n of [...this.listNew(), ...this.listClaimed()]) {
+      depth++;
+      bytes += parseSpoolFileName(n)?.bytes ?? 0;
     }
     return { depth, bytes };
   }
@@ -161,6 +185,93 @@ export class Spool {
     } catch (err) {
       if (errorCode(err) === 'ENOENT') return null;
       throw err;
+    }
+  }
+
+  /**
+   * Claims up to `max` of `names` into one batch directory `cur/<claimedAtMs>-<pid>-<n>/`:
+   * the lease is read from the directory's name, so no per-file utimes is needed
+   * (it halves the syscalls of a flush). Files another flusher won are skipped.
+   */
+  claimBatch(names: string[], max: number, now = Date.now()): ClaimedBatch {
+    const dir = join(this.dirs.cur, `${now}-${process.pid}-${(batchSeq = (batchSeq + 1) % 1e9)}`);
+    try {
+      mkdirSync(dir, { mode: 0o700 });
+    } catch (err) {
+      if (errorCode(err) !== 'ENOENT') throw err;
+      this.ensure();
+      mkdirSync(dir, { mode: 0o700 });
+    }
+    const items: Array<{ name: string; json: string }> = [];
+    let taken = 0;
+    while (items.length < max && taken < names.length) {
+      const name = names[taken++]!;
+      try {
+        renameSync(join(this.dirs.new, name), join(dir, name));
+      } catch (err) {
+        if (errorCode(err) === 'ENOENT') continue;
+        throw err;
+      }
+      items.push({ name, json: readKnownSize(join(dir, name), parseSpoolFileName(name)?.bytes) });
+    }
+    return { dir, items, consumed: taken };
+  }
+
+  /**
+   * Deletes delivered files on libuv's thread pool while the flusher goes on
+   * claiming the next batch on the main thread (the deletes are a quarter of a
+   * flush's system calls). `settled()` waits for them; a crash before they finish
+   * leaves delivered files that the lease re-sends and the collector dedupes.
+   */
+  completeInBackground(dir: string, names: string[]): void {
+    const { unlink } = require('node:fs') as typeof import('node:fs');
+    for (const n of names) {
+      this.inFlightDeletes++;
+      unlink(join(dir, n), () => {
+        if (--this.inFlightDeletes === 0) for (const r of this.deleteWaiters.splice(0)) r();
+      });
+    }
+  }
+
+  private inFlightDeletes = 0;
+  private deleteWaiters: Array<() => void> = [];
+
+  settled(): Promise<void> {
+    return this.inFlightDeletes === 0 ? Promise.resolve() : new Promise((r) => this.deleteWaiters.push(r));
+  }
+
+  completeIn(dir: string, name: string): void {
+    try {
+      unlinkSync(join(dir, name));
+    } catch {
+      /* already gone */
+    }
+  }
+
+  releaseFrom(dir: string, name: string): void {
+    try {
+      renameSync(join(dir, name), join(this.dirs.new, name));
+    } catch {
+      /* reclaimed already */
+    }
+  }
+
+  buryFrom(dir: string, name: string, reason: string): void {
+    try {
+      this.ensure();
+      writeFileSync(join(this.dirs.dead, `${name}.reason`), `${reason}\n`, { mode: 0o600 });
+      renameSync(join(dir, name), join(this.dirs.dead, name));
+    } catch {
+      /* left in its batch dir: the lease returns it */
+    }
+  }
+
+  /** Removes a batch directory once every file in it is settled. */
+  closeBatch(dir: string): void {
+    try {
+      rmdirSync(dir);
+    } catch {
+      /* not empty (a file could not be settled): the lease returns it */
     }
   }
 
@@ -196,11 +307,29 @@ export class Spool {
   /** Return claims older than the lease to new/: their flusher was killed. */
   reclaimExpired(leaseMs: number, now = Date.now()): number {
     let n = 0;
-    for (const name of this.list(this.dirs.cur)) {
+    let entries: string[];
+    try {
+      entries = readdirSync(this.dirs.cur);
+    } catch {
+      return 0;
+    }
+    for (const entry of entries) {
+      const path = join(this.dirs.cur, entry);
+      const batch = /^(\d+)-\d+-\d+$/.exec(entry);
       try {
-        const st = statSync(join(this.dirs.cur, name));
-        if (now - st.mtimeMs >= leaseMs) {
-          renameSync(join(this.dirs.cur, name), join(this.dirs.new, name));
+        if (batch) {
+          if (now - Number(batch[1]) < leaseMs) continue;
+          for (const name of readdirSync(path)) {
+            try {
+              renameSync(join(path, name), join(this.dirs.new, name));
+              n++;
+            } catch {
+              /* raced */
+            }
+          }
+          this.closeBatch(path);
+        } else if (NAME_RE.test(entry) && now - statSync(path).mtimeMs >= leaseMs) {
+          renameSync(path, join(this.dirs.new, entry));
           n++;
         }
       } catch {
@@ -208,6 +337,28 @@ export class Spool {
       }
     }
     return n;
+  }
+
+  /** Names of claimed files (single claims and batch directories). */
+  private listClaimed(): string[] {
+    let entries: string[];
+    try {
+      entries = readdirSync(this.dirs.cur);
+    } catch {
+      return [];
+    }
+    const out: string[] = [];
+    for (const e of entries) {
+      if (NAME_RE.test(e)) out.push(e);
+      else if (/^\d+-\d+-\d+$/.test(e)) {
+        try {
+          for (const n of readdirSync(join(this.dirs.cur, e))) if (NAME_RE.test(n)) out.push(n);
+        } catch {
+          /* settled meanwhile */
+        }
+      }
+    }
+    return out;
   }
 
   /**
@@ -276,7 +427,7 @@ export class Spool {
 
   stats(now = Date.now()): SpoolStats {
     const waiting = this.listNew();
-    const claimed = this.list(this.dirs.cur);
+    const claimed = this.listClaimed();
     let bytes = 0;
     let oldest: number | null = null;
     for (const n of [...waiting, ...claimed]) {
@@ -285,7 +436,7 @@ export class Spool {
       let born = parsed ? uuidv7Time(parsed.eventId) : null;
       if (born === null) {
         try {
-          born = statSync(join(waiting.includes(n) ? this.dirs.new : this.dirs.cur, n)).mtimeMs;
+          born = statSync(join(this.dirs.new, n)).mtimeMs;
         } catch {
           born = null;
         }
