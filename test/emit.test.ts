@@ -280,6 +280,38 @@ describe('emit when the collector is not healthy', () => {
     for (const r of server.requests) expect(JSON.parse(r.body)).toHaveProperty('event_id');
   });
 
+  it('after an outage, the first successful emit starts a detached flush that drains the spool', async () => {
+    const live = { ...env };
+    delete (live as Record<string, string | undefined>).CLAUDE_METRICS_SELF; // really spawn ourselves
+    const port = server.port;
+    await server.close(); // the collector goes down
+    for (let i = 0; i < 3; i++) await runCli(['emit', '--event', `late-${i}`], { env: live });
+    expect(spooled(home)).toHaveLength(3);
+    server = await startCaptureServer(port); // and comes back on the same address
+    const { openUntil } = JSON.parse(readFileSync(join(home.stateDir, 'breaker.json'), 'utf8')) as { openUntil: number };
+    await new Promise((r) => setTimeout(r, Math.max(0, openUntil - Date.now() + 50)));
+    const r = await runCli(['emit', '--event', 'back'], { env: live });
+    expect(r.code).toBe(0);
+    const { waitFor } = await import('./helpers/cli');
+    await waitFor(() => server.events().length >= 4);
+    expect(new Set(server.events().map((e) => e.event))).toEqual(new Set(['back', 'late-0', 'late-1', 'late-2']));
+    await waitFor(() => spooled(home).length === 0);
+  });
+
+  it('a Stop hook starts a detached flush when events wait (and returns at once)', async () => {
+    const down = { ...env, CLAUDE_METRICS_ENDPOINT: `http://127.0.0.1:${await deadPort()}/metrics/harness` };
+    await runCli(['emit', '--event', 'waiting'], { env: down });
+    // the breaker is open now, so this Stop itself is spooled too; its flush ignores the breaker
+    const live = { ...env };
+    delete (live as Record<string, string | undefined>).CLAUDE_METRICS_SELF;
+    const stop = { hook_event_name: 'Stop', session_id: 's', cwd: home.home, stop_hook_active: false };
+    const r = await runCli(['emit'], { env: live, input: JSON.stringify(stop) });
+    expect(r.code).toBe(0);
+    const { waitFor } = await import('./helpers/cli');
+    await waitFor(() => server.events().some((e) => e.event === 'waiting'));
+    expect(server.events().map((e) => e.event)).toContain('Stop');
+  });
+
   it('a full spool drops new events and counts the drops', async () => {
     const down = { ...env, CLAUDE_METRICS_ENDPOINT: `http://127.0.0.1:${await deadPort()}/metrics/harness`, CLAUDE_METRICS_MAX_SPOOL_FILES: '3' };
     for (let i = 0; i < 6; i++) expect((await runCli(['emit', '--event', `e${i}`], { env: down })).code).toBe(0);

@@ -42,7 +42,7 @@ export async function deliverEvents(events: HarnessEvent[], opts: DeliverOptions
   if (events.length === 0) return result;
   const spool = new Spool(paths);
   const now = Date.now();
-  const breaker = readBreaker(paths.breaker);
+  const breaker = readBreaker(paths.breaker, config.endpoint);
   const tryNetwork = !opts.spoolOnly && breakerAllows(breaker, now);
   // A healthy collector keeps the spool near empty, so the bound is only checked
   // once something has failed: the common path costs no readdir.
@@ -103,7 +103,7 @@ export async function deliverEvents(events: HarnessEvent[], opts: DeliverOptions
     // Retryable (or a whole batch refused: flush bisects it later): keep spooled, open the breaker.
     log?.warn('delivery failed; events stay in the spool', { kind: res.kind, message: res.message, code: res.kind === 'retryable' ? res.code : undefined });
     if (res.kind === 'retryable') {
-      state = afterFailure(state, Date.now(), { maxBackoffMs: config.breakerMaxBackoffMs, retryAfterMs: res.retryAfterMs, error: res.message });
+      state = afterFailure(state, Date.now(), { maxBackoffMs: config.breakerMaxBackoffMs, retryAfterMs: res.retryAfterMs, error: res.message, endpoint: config.endpoint });
       safeWriteBreaker(paths.breaker, state, log);
     }
     for (const c of items.slice(i)) c.name ? result.spooled++ : result.dropped++;

@@ -81,14 +81,14 @@ export async function flushSpool(opts: FlushOptions): Promise<FlushResult> {
           result.lastError = outcome.message;
           const wait = backoffMs(failures - 1, { baseMs: 250, maxMs: 30_000, retryAfterMs: outcome.retryAfterMs });
           log?.warn('flush: delivery failed', { message: outcome.message, waitMs: wait, failures });
-          safeWriteBreaker(paths.breaker, afterFailure(readBreaker(paths.breaker), Date.now(), { maxBackoffMs: config.breakerMaxBackoffMs, retryAfterMs: outcome.retryAfterMs, error: outcome.message }));
+          safeWriteBreaker(paths.breaker, afterFailure(readBreaker(paths.breaker, config.endpoint), Date.now(), { maxBackoffMs: config.breakerMaxBackoffMs, retryAfterMs: outcome.retryAfterMs, error: outcome.message, endpoint: config.endpoint }));
           if (Date.now() + wait >= opts.deadline) break;
           await sleep(wait);
           queue = spool.listNew().sort();
           next = 0;
           continue;
         }
-        if (failures > 0 || readBreaker(paths.breaker).failures > 0) safeWriteBreaker(paths.breaker, CLOSED);
+        if (failures > 0 || readBreaker(paths.breaker, config.endpoint).failures > 0) safeWriteBreaker(paths.breaker, CLOSED);
         failures = 0;
       }
       doneDirs.push(claimed.dir);

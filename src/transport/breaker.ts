@@ -14,6 +14,8 @@ export interface BreakerState {
   openUntil: number;
   lastError?: string;
   lastFailureAt?: number;
+  /** The endpoint that failed: a breaker opened for another URL does not apply. */
+  endpoint?: string;
 }
 
 export const CLOSED: BreakerState = { failures: 0, openUntil: 0 };
@@ -22,15 +24,16 @@ export function breakerAllows(state: BreakerState, now: number): boolean {
   return now >= state.openUntil;
 }
 
-export function afterFailure(state: BreakerState, now: number, opts: { maxBackoffMs: number; retryAfterMs?: number; error: string; random?: () => number }): BreakerState {
+export function afterFailure(state: BreakerState, now: number, opts: { maxBackoffMs: number; retryAfterMs?: number; error: string; endpoint?: string; random?: () => number }): BreakerState {
   const failures = state.failures + 1;
   const wait = backoffMs(failures - 1, { baseMs: 2000, maxMs: opts.maxBackoffMs, retryAfterMs: opts.retryAfterMs, random: opts.random });
-  return { failures, openUntil: now + wait, lastError: opts.error.slice(0, 300), lastFailureAt: now };
+  return { failures, openUntil: now + wait, lastError: opts.error.slice(0, 300), lastFailureAt: now, endpoint: opts.endpoint };
 }
 
-export function readBreaker(path: string): BreakerState {
+export function readBreaker(path: string, endpoint?: string): BreakerState {
   try {
     const s = JSON.parse(readFileSync(path, 'utf8')) as Partial<BreakerState>;
+    if (endpoint !== undefined && s.endpoint !== undefined && s.endpoint !== endpoint) return CLOSED;
     if (typeof s.failures === 'number' && typeof s.openUntil === 'number') return s as BreakerState;
   } catch {
     /* missing or torn: closed */

@@ -110,7 +110,7 @@ export interface CaptureServer {
 }
 
 /** A real HTTP server on 127.0.0.1:0 that records every request. */
-export async function startCaptureServer(): Promise<CaptureServer> {
+export async function startCaptureServer(port = 0): Promise<CaptureServer> {
   const requests: CapturedRequest[] = [];
   let responder = (req: CapturedRequest, res: ServerResponse) => {
     let n = 1;
@@ -132,12 +132,12 @@ export async function startCaptureServer(): Promise<CaptureServer> {
       responder(captured, res);
     });
   });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const port = (server.address() as AddressInfo).port;
+  await new Promise<void>((r) => server.listen(port, '127.0.0.1', r));
+  const bound = (server.address() as AddressInfo).port;
   return {
-    url: `http://127.0.0.1:${port}`,
-    endpoint: `http://127.0.0.1:${port}/metrics/harness`,
-    port,
+    url: `http://127.0.0.1:${bound}`,
+    endpoint: `http://127.0.0.1:${bound}/metrics/harness`,
+    port: bound,
     requests,
     server,
     events() {
