@@ -25,4 +25,14 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
 fi
 npm run --silent build
 npm run --silent typecheck
-npx vitest run "$@"
+mkdir -p .test-output
+status=0
+npx vitest run --reporter=default --reporter=json --outputFile.json=.test-output/vitest.json "$@" || status=$?
+# One plain closing line that any CI reader understands.
+node -e '
+  try {
+    const r = require("./.test-output/vitest.json");
+    console.log(`${r.numPassedTests} passed, ${r.numFailedTests} failed, ${r.numPendingTests + r.numTodoTests} skipped`);
+  } catch { console.log("0 passed, 1 failed"); }
+' || true
+exit $status
