@@ -181,7 +181,17 @@ export function buildEvent({ args, hook, env, config, paths, now, log }: BuildIn
   if (Object.keys(attrs).length > 0) event.attrs = attrs;
   if (hook && Object.keys(hook.hook).length > 0) event.hook = hook.hook;
   if (hook?.content) event.content = hook.content;
-  return event;
+  return dropNulls(event);
+}
+
+/** Unknown values are left out rather than sent as null: smaller bodies on every hook. */
+function dropNulls<T extends Record<string, unknown>>(obj: T): T {
+  for (const k of Object.keys(obj)) {
+    const v = obj[k];
+    if (v === null || v === undefined) delete obj[k];
+    else if (k === 'context' && typeof v === 'object') dropNulls(v as Record<string, unknown>);
+  }
+  return obj;
 }
 
 function safeCwd(): string {
