@@ -62,4 +62,5 @@ console.table([
   { case: 'plain Node POST loop from memory (baseline)', 'ms': baseMs.toFixed(0), 'events/s': rate(baseMs), ratio: '1.00' },
   { case: 'claude-metrics flush (spool files, whole process)', 'ms': flushMs.toFixed(0), 'events/s': rate(flushMs), ratio: (baseMs / flushMs).toFixed(2) },
 ]);
-console.log(`${r.stderr.trim()}\ntarget: ≥ 20,000 events/s`);
+const inner = Number(/in (\d+) ms/.exec(r.stderr)?.[1]);
+console.log(`${r.stderr.trim()}\ninside flush (process start-up excluded): ${rate(inner)} events/s; target: ≥ 20,000 events/s`);

@@ -132,6 +132,37 @@ describe('no event lost, none sent twice by the spool', () => {
     expect(new Set(collector.received).size).toBe(expected.size);
   }, 120_000);
 
+  it('emitters spooling while flushers claim the spool lose nothing (the claim races their renames)', async () => {
+    const { deadPort } = await import('./helpers/cli');
+    const spoolEnv = { ...home.env, CLAUDE_METRICS_ENDPOINT: `http://127.0.0.1:${await deadPort()}/metrics/harness`, CLAUDE_METRICS_SELF: '/bin/true', CLAUDE_METRICS_MAX_SPOOL_FILES: '1000000' };
+    const flushEnv = { ...home.env, CLAUDE_METRICS_ENDPOINT: collector.endpoint, CLAUDE_METRICS_BATCH_SIZE: '7' };
+    const expected = new Set<string>();
+    let emitting = true;
+    const emitters = Promise.all(
+      Array.from({ length: 8 }, async (_, w) => {
+        for (let j = 0; j < 8; j++) {
+          const task = `s${w}-${j}`;
+          expected.add(task);
+          expect((await runCli(['emit', '--event', 'e', '--task-id', task], { env: spoolEnv })).code).toBe(0);
+        }
+      }),
+    ).finally(() => {
+      emitting = false;
+    });
+    const flushers = Promise.all(
+      [0, 1].map(async () => {
+        for (let k = 0; emitting && k < 200; k++) await runCli(['flush'], { env: flushEnv });
+      }),
+    );
+    await Promise.all([emitters, flushers]);
+    await new Promise((r) => setTimeout(r, 100));
+    await runCli(['flush', '--lease-ms', '1000'], { env: flushEnv });
+    await new Promise((r) => setTimeout(r, 1100)); // a claim orphaned by nobody still ages out
+    await drain({ ...flushEnv, CLAUDE_METRICS_LEASE_MS: '1000' });
+    expect(new Set(collector.tasks)).toEqual(expected);
+    expect(collector.tasks.length).toBe(expected.size); // and no flusher sent a file twice
+  }, 120_000);
+
   it('two concurrent flushers deliver every spooled event exactly once between them', async () => {
     const paths = statePaths(home.stateDir);
     const spool = new Spool(paths);
@@ -166,14 +197,13 @@ describe('no event lost, none sent twice by the spool', () => {
     const exited = new Promise((r) => child.on('exit', r));
     child.kill('SIGKILL');
     await exited;
-    expect(waiting(home, 'cur')).toBe(100); // the claimed batch, orphaned
+    expect(waiting(home, 'cur')).toBe(300); // the whole claim, orphaned
     collector.delayMs = 0;
 
     // Inside the lease the claims are left alone (their owner might still be alive)...
-    // (the other 200 events are delivered meanwhile)
     const early = await runCli(['flush', '--lease-ms', '60000'], { env });
     expect(early.code).toBe(0);
-    expect(waiting(home, 'cur')).toBe(100);
+    expect(waiting(home, 'cur')).toBe(300);
     // ...after it they are reclaimed and delivered.
     await new Promise((r) => setTimeout(r, 1100));
     const late = await runCli(['flush', '--lease-ms', '1000'], { env });

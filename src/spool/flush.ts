@@ -57,48 +57,55 @@ export async function flushSpool(opts: FlushOptions): Promise<FlushResult> {
   const batchSize = Math.max(1, config.batchSize);
   let failures = 0;
   try {
-    let queue = spool.listNew().sort();
-    let next = 0;
-    const doneDirs: string[] = [];
-    while (next < queue.length) {
-      if (Date.now() >= opts.deadline) break;
-      const claimed = spool.claimBatch(queue.slice(next, next + batchSize * 2), batchSize);
-      next += claimed.consumed;
-      const batch: Claimed[] = [];
-      for (const it of claimed.items) {
-        // tmp → rename means a file in new/ is whole; this only catches foreign junk.
-        if (!looksLikeJsonObject(it.json)) {
-          spool.buryFrom(claimed.dir, it.name, 'not a JSON object');
-          result.deadLettered++;
-        } else batch.push({ ...it, dir: claimed.dir });
-      }
-      if (batch.length > 0) {
-        const outcome = await sendBatch(batch, { spool, config, agent, deadline: opts.deadline, log, result });
-        if (outcome.kind === 'retryable') {
-          for (const c of outcome.unsent) spool.releaseFrom(c.dir, c.name);
-          spool.closeBatch(claimed.dir);
-          failures++;
-          result.lastError = outcome.message;
-          const wait = backoffMs(failures - 1, { baseMs: 250, maxMs: 30_000, retryAfterMs: outcome.retryAfterMs });
-          log?.warn('flush: delivery failed', { message: outcome.message, waitMs: wait, failures });
-          safeWriteBreaker(paths.breaker, afterFailure(readBreaker(paths.breaker, config.endpoint), Date.now(), { maxBackoffMs: config.breakerMaxBackoffMs, retryAfterMs: outcome.retryAfterMs, error: outcome.message, endpoint: config.endpoint }));
-          if (Date.now() + wait >= opts.deadline) break;
-          await sleep(wait);
-          queue = spool.listNew().sort();
-          next = 0;
-          continue;
+    outer: while (Date.now() < opts.deadline) {
+      const claim = spool.claimAll();
+      if (!claim) break;
+      let names = claim.names.sort();
+      while (names.length > 0) {
+        for (let i = 0; i < names.length; i += batchSize) {
+          const slice = names.slice(i, i + batchSize);
+          if (Date.now() >= opts.deadline) {
+            // Out of time: give back what this run will not send.
+            for (const n of names.slice(i)) spool.releaseFrom(claim.dir, n);
+            break outer;
+          }
+          const batch: Claimed[] = [];
+          for (const name of slice) {
+            const json = spool.readClaimed(claim.dir, name);
+            if (json === null) continue;
+            // tmp → rename means a spooled file is whole; this only catches foreign junk.
+            if (!looksLikeJsonObject(json)) {
+              spool.buryFrom(claim.dir, name, 'not a JSON object');
+              result.deadLettered++;
+            } else batch.push({ dir: claim.dir, name, json });
+          }
+          if (batch.length === 0) continue;
+          const outcome = await sendBatch(batch, { spool, config, agent, deadline: opts.deadline, log, result });
+          if (outcome.kind === 'retryable') {
+            for (const c of outcome.unsent) spool.releaseFrom(c.dir, c.name);
+            for (const n of names.slice(i + batchSize)) spool.releaseFrom(claim.dir, n);
+            await spool.settled();
+            spool.closeBatch(claim.dir);
+            failures++;
+            result.lastError = outcome.message;
+            const wait = backoffMs(failures - 1, { baseMs: 250, maxMs: 30_000, retryAfterMs: outcome.retryAfterMs });
+            log?.warn('flush: delivery failed', { message: outcome.message, waitMs: wait, failures });
+            safeWriteBreaker(paths.breaker, afterFailure(readBreaker(paths.breaker, config.endpoint), Date.now(), { maxBackoffMs: config.breakerMaxBackoffMs, retryAfterMs: outcome.retryAfterMs, error: outcome.message, endpoint: config.endpoint }));
+            if (Date.now() + wait >= opts.deadline) break outer;
+            await sleep(wait);
+            continue outer;
+          }
+          if (failures > 0 || readBreaker(paths.breaker, config.endpoint).failures > 0) safeWriteBreaker(paths.breaker, CLOSED);
+          failures = 0;
         }
-        if (failures > 0 || readBreaker(paths.breaker, config.endpoint).failures > 0) safeWriteBreaker(paths.breaker, CLOSED);
-        failures = 0;
+        // Late arrivals: an emitter's rename that raced the claim landed in this directory.
+        await spool.settled();
+        names = spool.listIn(claim.dir).sort();
       }
-      doneDirs.push(claimed.dir);
-      if (next >= queue.length) {
-        queue = spool.listNew().sort();
-        next = 0;
-      }
+      spool.closeBatch(claim.dir);
+      if (!spool.hasWaiting()) break;
     }
     await spool.settled();
-    for (const d of doneDirs) spool.closeBatch(d);
   } finally {
     agent.destroy();
   }
@@ -169,8 +176,9 @@ async function sendBatch(batch: Claimed[], ctx: SendContext): Promise<BatchOutco
 }
 
 function looksLikeJsonObject(text: string): boolean {
-  const t = text.trimEnd();
-  return t.charCodeAt(0) === 123 /* { */ && t.charCodeAt(t.length - 1) === 125 /* } */;
+  let end = text.length - 1;
+  while (end > 0 && text.charCodeAt(end) <= 32) end--;
+  return text.charCodeAt(0) === 123 /* { */ && text.charCodeAt(end) === 125 /* } */;
 }
 
 function safeWriteBreaker(path: string, state: Parameters<typeof writeBreaker>[1]): void {

@@ -3,11 +3,13 @@
  *
  *   tmp/<name>  written in full, then renamed into
  *   new/<name>  waiting for delivery; a flusher claims a file by renaming it to
- *   cur/<claimedAtMs>-<pid>-<n>/<name>  (a batch dir; only one rename can win);
+ *   cur/<claimedAtMs>-<pid>-<n>/<name>  claimed: a flusher renames new/ itself
+ *               there (one rename for the whole backlog; only one can win);
  *               deleted after a 2xx, moved to
  *   dead/<name> on a permanent reject (with <name>.reason beside it), or renamed
  *               back to new/ when its claim is older than the lease (the flusher died).
  *
+ * The same rename of a single file (`claim`) serves the rare per-event paths.
  * File names are `<event_id>.<bytes>.json`, so depth and bytes come from one
  * readdir without a stat per file, and an event spooled twice (deterministic ids)
  * overwrites itself instead of queueing twice. Drops are counted lock-free: one
@@ -33,13 +35,6 @@ export interface SpoolStats {
   drops: number;
   /** Age in ms of the oldest waiting event (from its UUIDv7 time or mtime), or null. */
   oldestAgeMs: number | null;
-}
-
-export interface ClaimedBatch {
-  dir: string;
-  items: Array<{ name: string; json: string }>;
-  /** How many of the offered names were looked at (claimed or lost to another flusher). */
-  consumed: number;
 }
 
 let batchSeq = 0;
@@ -115,7 +110,14 @@ export class Spool {
         this.ensure();
         writeFileSync(tmp, json, { mode: 0o600 });
       }
-      renameSync(tmp, join(this.dirs.new, name));
+      try {
+        renameSync(tmp, join(this.dirs.new, name));
+      } catch (err) {
+        // new/ itself is renamed away when a flusher claims it; it is back in a moment.
+        if (errorCode(err) !== 'ENOENT') throw err;
+        this.ensure();
+        renameSync(tmp, join(this.dirs.new, name));
+      }
       return { ok: true, name };
     } catch (err) {
       try {
@@ -189,32 +191,50 @@ export class Spool {
   }
 
   /**
-   * Claims up to `max` of `names` into one batch directory `cur/<claimedAtMs>-<pid>-<n>/`:
-   * the lease is read from the directory's name, so no per-file utimes is needed
-   * (it halves the syscalls of a flush). Files another flusher won are skipped.
+   * Claims everything waiting with one rename: new/ itself becomes
+   * cur/<claimedAtMs>-<pid>-<n>/ and an empty new/ is created in its place.
+   * One system call instead of one per file (a third of a flush's cost), and
+   * still exclusive: only one concurrent rename of new/ wins. An emitter whose
+   * rename lands in the moved directory is picked up by the re-list before the
+   * claim is closed; one that finds new/ missing recreates it.
    */
-  claimBatch(names: string[], max: number, now = Date.now()): ClaimedBatch {
+  claimAll(now = Date.now()): { dir: string; names: string[] } | null {
     const dir = join(this.dirs.cur, `${now}-${process.pid}-${(batchSeq = (batchSeq + 1) % 1e9)}`);
     try {
-      mkdirSync(dir, { mode: 0o700 });
+      renameSync(this.dirs.new, dir);
     } catch (err) {
-      if (errorCode(err) !== 'ENOENT') throw err;
-      this.ensure();
-      mkdirSync(dir, { mode: 0o700 });
+      const code = errorCode(err);
+      if (code === 'ENOENT') {
+        // No new/ (nothing ever spooled, or another flusher holds it), or no cur/ yet.
+        try {
+          this.ensure();
+          renameSync(this.dirs.new, dir);
+        } catch {
+          return null;
+        }
+      } else throw err;
     }
-    const items: Array<{ name: string; json: string }> = [];
-    let taken = 0;
-    while (items.length < max && taken < names.length) {
-      const name = names[taken++]!;
-      try {
-        renameSync(join(this.dirs.new, name), join(dir, name));
-      } catch (err) {
-        if (errorCode(err) === 'ENOENT') continue;
-        throw err;
-      }
-      items.push({ name, json: readKnownSize(join(dir, name), parseSpoolFileName(name)?.bytes) });
+    try {
+      mkdirSync(this.dirs.new, { mode: 0o700 });
+    } catch {
+      /* an emitter recreated it already */
     }
-    return { dir, items, consumed: taken };
+    return { dir, names: this.list(dir) };
+  }
+
+  /** Reads a claimed file (its size is in its name: one open/read/close). */
+  readClaimed(dir: string, name: string): string | null {
+    try {
+      return readKnownSize(join(dir, name), parseSpoolFileName(name)?.bytes);
+    } catch (err) {
+      if (errorCode(err) === 'ENOENT') return null;
+      throw err;
+    }
+  }
+
+  /** Files of a claim directory (late arrivals included). */
+  listIn(dir: string): string[] {
+    return this.list(dir);
   }
 
   /**

@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -45,22 +45,27 @@ describe('Spool', () => {
     expect(spool.stats().drops).toBe(2);
   });
 
-  it('a batch claim is exclusive, and settles by complete, release or bury', () => {
+  it('claiming new/ whole is exclusive, and settles by complete, release or bury', async () => {
     const ids = Array.from({ length: 5 }, () => uuidv7());
     for (const id of ids) spool.write(id, ev(id));
-    const names = spool.listNew().sort();
-    const first = spool.claimBatch(names, 3);
-    const second = spool.claimBatch(names, 10); // a second flusher over the same listing
-    expect(first.items).toHaveLength(3);
-    expect(second.items.map((i) => i.name)).toEqual(names.slice(3));
-    spool.completeIn(first.dir, first.items[0]!.name);
-    spool.releaseFrom(first.dir, first.items[1]!.name);
-    spool.buryFrom(first.dir, first.items[2]!.name, 'bad event');
+    const first = spool.claimAll()!;
+    expect(first.names).toHaveLength(5);
+    expect(spool.listNew()).toEqual([]); // a second flusher finds nothing to take
+    expect(spool.claimAll()!.names).toEqual([]);
+    // an emitter writing after the claim lands in the fresh new/
+    const late = uuidv7();
+    expect(spool.write(late, ev(late)).ok).toBe(true);
+    const [a, b, c, ...rest] = first.names.sort();
+    expect(spool.readClaimed(first.dir, a!)).toContain('"event_id"');
+    spool.completeInBackground(first.dir, [a!, ...rest]);
+    await spool.settled();
+    spool.releaseFrom(first.dir, b!);
+    spool.buryFrom(first.dir, c!, 'bad event');
     spool.closeBatch(first.dir);
     expect(existsSync(first.dir)).toBe(false);
-    expect(spool.listNew()).toEqual([first.items[1]!.name]);
-    expect(readFileSync(join(paths.spool.dead, `${first.items[2]!.name}.reason`), 'utf8')).toBe('bad event\n');
-    expect(spool.stats()).toMatchObject({ depth: 3, claimed: 2, dead: 1 });
+    expect(spool.listNew().sort()).toEqual([b!, spoolFileName(late, ev(late).length)].sort());
+    expect(readFileSync(join(paths.spool.dead, `${c}.reason`), 'utf8')).toBe('bad event\n');
+    expect(spool.stats()).toMatchObject({ depth: 2, dead: 1 });
   });
 
   it('returns expired batch claims and old single claims to new/, and leaves fresh ones', () => {
@@ -68,8 +73,12 @@ describe('Spool', () => {
     for (const id of ids) spool.write(id, ev(id));
     const names = spool.listNew().sort();
     const now = Date.now();
-    const old = spool.claimBatch(names.slice(0, 2), 2, now - 120_000);
-    const fresh = spool.claimBatch(names.slice(2, 3), 1, now);
+    // an old whole-directory claim of two files, a fresh one of one, an old single claim
+    for (const n of names.slice(2)) renameSync(join(paths.spool.new, n), join(root, n));
+    const old = spool.claimAll(now - 120_000)!;
+    renameSync(join(root, names[2]!), join(paths.spool.new, names[2]!));
+    const fresh = spool.claimAll(now)!;
+    renameSync(join(root, names[3]!), join(paths.spool.new, names[3]!));
     expect(spool.claim(names[3]!, now - 120_000)).not.toBeNull();
     const past = (now - 120_000) / 1000;
     utimesSync(join(paths.spool.cur, names[3]!), past, past);
