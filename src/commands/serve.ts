@@ -1,6 +1,82 @@
-// Placeholder until this command lands; see its issue.
-import { CliError } from '../errors';
+/**
+ * `claude-metrics serve`: the collector. Prints its address on stderr
+ * (`claude-metrics serve: listening on http://HOST:PORT`), sweeps retention at
+ * start and hourly, and on SIGTERM/SIGINT stops accepting, lets in-flight
+ * requests finish and closes the database cleanly.
+ */
+import { join } from 'node:path';
+import type { AddressInfo } from 'node:net';
+import { createCollector } from '../collector/http';
+import { Store } from '../collector/store';
+import { resolveConfig } from '../config';
+import { CliError, ConfigError, UsageError } from '../errors';
+import { createLogger } from '../log';
+import { statePaths } from '../paths';
 
-export default function main(): never {
-  throw new CliError('serve is not implemented yet', 'E_NOT_IMPLEMENTED', 1);
+export default async function serve(opts: Record<string, unknown>): Promise<number> {
+  const resolved = resolveConfig({ configFile: opts.config as string | undefined, flags: { token: opts.token } });
+  if (resolved.errors.length > 0) throw new ConfigError(resolved.errors.join('; '));
+  const { config } = resolved;
+  const env = process.env;
+  const host = (opts.host as string) ?? '127.0.0.1';
+  const port = (opts.port as number | undefined) ?? (env.CLAUDE_METRICS_PORT ? Number(env.CLAUDE_METRICS_PORT) : 8013);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`--port: expected 0 to 65535, got ${port}`);
+  const retentionDays = (opts.retentionDays as number | undefined) ?? (env.CLAUDE_METRICS_RETENTION_DAYS ? Number(env.CLAUDE_METRICS_RETENTION_DAYS) : 90);
+  if (!Number.isFinite(retentionDays) || retentionDays < 1) throw new UsageError(`--retention-days: expected a whole number of days ≥ 1, got ${retentionDays}`);
+  const routerMetricsUrl = opts.routerMetricsUrl as string | undefined;
+  if (routerMetricsUrl !== undefined && !/^https?:\/\//.test(routerMetricsUrl)) throw new UsageError(`--router-metrics-url: expected an http(s) URL, got ${routerMetricsUrl}`);
+  const paths = statePaths(config.stateDir);
+  const dbPath = (opts.db as string | undefined) ?? env.CLAUDE_METRICS_DB ?? join(config.stateDir, 'collector.db');
+  const log = createLogger({ file: join(config.stateDir, 'collector.log'), level: config.logLevel === 'warn' ? 'info' : config.logLevel, maxBytes: config.maxLogBytes, verbose: opts.verbose === true, name: 'serve' });
+  void paths;
+
+  let store: Store;
+  try {
+    store = new Store(dbPath);
+  } catch (err) {
+    throw new CliError(`cannot open the database ${dbPath}: ${(err as Error).message}`, 'E_DB', 1);
+  }
+  const swept = store.sweep(retentionDays);
+  if (swept.events + swept.sessions > 0) log.info('retention sweep', { ...swept, retentionDays });
+  const sweeper = setInterval(() => {
+    try {
+      const r = store.sweep(retentionDays);
+      if (r.events + r.sessions > 0) log.info('retention sweep', { ...r, retentionDays });
+    } catch (err) {
+      log.error('retention sweep failed', { error: (err as Error).message });
+    }
+  }, 3_600_000);
+  sweeper.unref();
+
+  const server = createCollector({ store, token: config.token, log, dashboardDir: join(__dirname, '..', 'dashboard'), routerMetricsUrl });
+  await new Promise<void>((resolvePromise, reject) => {
+    server.once('error', (err: NodeJS.ErrnoException) =>
+      reject(new CliError(err.code === 'EADDRINUSE' ? `port ${port} on ${host} is in use (another collector?); pick one with --port` : `cannot listen on ${host}:${port}: ${err.message}`, 'E_LISTEN', 1)),
+    );
+    server.listen(port, host, () => resolvePromise());
+  });
+  const addr = server.address() as AddressInfo;
+  const shownHost = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
+  process.stderr.write(`claude-metrics serve: listening on http://${shownHost}:${addr.port} (db ${dbPath}${config.token ? ', token required' : ''})\n`);
+  log.info('listening', { host: addr.address, port: addr.port, db: dbPath });
+
+  return new Promise<number>((resolvePromise) => {
+    let stopping = false;
+    const stop = (signal: string) => {
+      if (stopping) return;
+      stopping = true;
+      log.info('stopping', { signal });
+      clearInterval(sweeper);
+      // Stop accepting; idle keep-alive sockets close now, requests in flight finish.
+      server.close(() => {
+        store.close();
+        process.stderr.write('claude-metrics serve: stopped\n');
+        resolvePromise(0);
+      });
+      server.closeIdleConnections();
+      setTimeout(() => server.closeAllConnections(), 10_000).unref();
+    };
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGINT', () => stop('SIGINT'));
+  });
 }

@@ -1,0 +1,246 @@
+/**
+ * The collector's HTTP layer (node:http): routing, limits, auth, static files.
+ * Handlers only translate between HTTP and the store. Bad input always gets a
+ * 4xx with a reason; a 5xx means a bug or a broken disk, never the client's body.
+ */
+import { timingSafeEqual } from 'node:crypto';
+import { createReadStream, existsSync, statSync } from 'node:fs';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { extname, join, normalize, resolve, sep } from 'node:path';
+import type { Logger } from '../log';
+import { daily, metricFamilies, parseTime, summary } from './api';
+import { parseBody } from './normalize';
+import { serialize } from './prometheus';
+import type { SessionFilter, Store } from './store';
+
+export const MAX_BODY_BYTES = 1024 * 1024;
+
+export interface CollectorOptions {
+  store: Store;
+  token?: string;
+  log: Logger;
+  dashboardDir: string;
+  routerMetricsUrl?: string;
+}
+
+const CSP = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+const TYPES: Record<string, string> = {
+  '.html': 'text/html; charset=utf-8',
+  '.js': 'text/javascript; charset=utf-8',
+  '.css': 'text/css; charset=utf-8',
+  '.svg': 'image/svg+xml',
+  '.png': 'image/png',
+  '.json': 'application/json',
+  '.ico': 'image/x-icon',
+};
+
+function send(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+  const text = typeof body === 'string' ? body : JSON.stringify(body);
+  res.writeHead(status, {
+    'content-type': typeof body === 'string' ? 'text/plain; charset=utf-8' : 'application/json',
+    'content-length': Buffer.byteLength(text),
+    'cache-control': 'no-store',
+    'x-content-type-options': 'nosniff',
+    ...headers,
+  });
+  res.end(text);
+}
+
+const error = (res: ServerResponse, status: number, message: string, extra: Record<string, unknown> = {}) => send(res, status, { error: message, ...extra });
+
+/** Constant-time token comparison (length is not secret). */
+export function tokenMatches(given: string | undefined, expected: string): boolean {
+  if (given === undefined) return false;
+  const a = Buffer.from(given);
+  const b = Buffer.from(expected);
+  return a.length === b.length && timingSafeEqual(a, b);
+}
+
+function bearer(req: IncomingMessage): string | undefined {
+  const h = req.headers.authorization;
+  if (h && /^Bearer\s+/i.test(h)) return h.replace(/^Bearer\s+/i, '').trim();
+  const cookie = req.headers.cookie ?? '';
+  const m = /(?:^|;\s*)cm_token=([^;]*)/.exec(cookie);
+  return m ? decodeURIComponent(m[1]!) : undefined;
+}
+
+function readBody(req: IncomingMessage, limit: number): Promise<{ ok: true; body: Buffer } | { ok: false; tooLarge: boolean }> {
+  return new Promise((resolvePromise) => {
+    const declared = Number(req.headers['content-length']);
+    if (Number.isFinite(declared) && declared > limit) {
+      req.resume();
+      resolvePromise({ ok: false, tooLarge: true });
+      return;
+    }
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let done = false;
+    req.on('data', (c: Buffer) => {
+      if (done) return;
+      size += c.length;
+      if (size > limit) {
+        done = true;
+        resolvePromise({ ok: false, tooLarge: true });
+        return;
+      }
+      chunks.push(c);
+    });
+    req.on('end', () => {
+      if (!done) resolvePromise({ ok: true, body: Buffer.concat(chunks) });
+    });
+    req.on('error', () => {
+      if (!done) resolvePromise({ ok: false, tooLarge: false });
+    });
+  });
+}
+
+function filterFrom(q: URLSearchParams, now: number): SessionFilter | string {
+  const since = parseTime(q.get('since'), now);
+  const until = parseTime(q.get('until'), now);
+  if (since === null) return `since: not a date or duration: ${q.get('since')}`;
+  if (until === null) return `until: not a date or duration: ${q.get('until')}`;
+  const limit = q.get('limit');
+  const offset = q.get('offset');
+  if (limit !== null && !/^\d+$/.test(limit)) return `limit: expected a whole number, got ${limit}`;
+  if (offset !== null && !/^\d+$/.test(offset)) return `offset: expected a whole number, got ${offset}`;
+  return {
+    source: q.get('source') || undefined,
+    project: q.get('project') || undefined,
+    label: q.get('label') || undefined,
+    sinceMs: since,
+    untilMs: until,
+    limit: limit === null ? undefined : Number(limit),
+    offset: offset === null ? undefined : Number(offset),
+  };
+}
+
+export function createCollector(opts: CollectorOptions): Server {
+  const { store, log } = opts;
+  const dashboardRoot = resolve(opts.dashboardDir);
+
+  async function ingest(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+    if (type !== 'application/json') {
+      store.countRejects('content_type');
+      req.resume();
+      return error(res, 415, `expected Content-Type: application/json, got ${type || 'none'}`);
+    }
+    const read = await readBody(req, MAX_BODY_BYTES);
+    if (!read.ok) {
+      if (!read.tooLarge) return;
+      store.countRejects('too_large');
+      res.setHeader('connection', 'close');
+      return error(res, 413, `body larger than ${MAX_BODY_BYTES} bytes; send smaller batches`);
+    }
+    let json: unknown;
+    try {
+      json = JSON.parse(read.body.toString('utf8'));
+    } catch (err) {
+      store.countRejects('invalid_json');
+      return error(res, 400, `invalid JSON: ${(err as Error).message}`);
+    }
+    const parsed = parseBody(json);
+    if (parsed.kind === 'invalid') {
+      store.countRejects('schema', parsed.rejected?.length ?? 1);
+      return error(res, parsed.status, parsed.reason, parsed.rejected ? { rejected: parsed.rejected } : {});
+    }
+    const events = parsed.kind === 'single' ? [parsed.event] : parsed.events.map((e) => e.event);
+    const rejected = parsed.kind === 'batch' ? parsed.rejected : [];
+    if (rejected.length > 0) store.countRejects('schema', rejected.length);
+    const outcome = store.ingest(events); // committed before we answer
+    send(res, 200, { accepted: outcome.accepted, duplicates: outcome.duplicates, rejected });
+  }
+
+  function serveStatic(res: ServerResponse, path: string): void {
+    const rel = path === '/' ? 'index.html' : path.replace(/^\/dashboard\//, '');
+    const file = normalize(join(dashboardRoot, rel));
+    if (!file.startsWith(dashboardRoot + sep) || !existsSync(file) || !statSync(file).isFile()) {
+      if (path === '/') {
+        return send(res, 200, 'claude-metrics collector is running. The dashboard is not built: run `npm run build`.\nAPI: /api/summary /api/sessions /api/daily /metrics\n');
+      }
+      return error(res, 404, 'not found');
+    }
+    res.writeHead(200, {
+      'content-type': TYPES[extname(file)] ?? 'application/octet-stream',
+      'content-length': statSync(file).size,
+      'content-security-policy': CSP,
+      'x-content-type-options': 'nosniff',
+      'x-frame-options': 'DENY',
+      'referrer-policy': 'no-referrer',
+      'cache-control': 'no-cache',
+    });
+    createReadStream(file).pipe(res);
+  }
+
+  async function route(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', 'http://collector');
+    const path = url.pathname;
+    const method = req.method ?? 'GET';
+    const now = Date.now();
+
+    if (path === '/healthz') return send(res, 200, { ok: true, events: store.eventCount() });
+
+    if (opts.token) {
+      // The browser opens the page once with ?token=…; an HttpOnly cookie carries it from then on.
+      const fromQuery = url.searchParams.get('token') ?? undefined;
+      if (fromQuery !== undefined && tokenMatches(fromQuery, opts.token) && method === 'GET' && (path === '/' || path.startsWith('/dashboard'))) {
+        res.setHeader('set-cookie', `cm_token=${encodeURIComponent(fromQuery)}; HttpOnly; SameSite=Strict; Path=/`);
+      } else if (!tokenMatches(bearer(req), opts.token)) {
+        if (path === '/metrics/harness' && method === 'POST') store.countRejects('unauthorized');
+        req.resume();
+        return error(res, 401, 'unauthorized: send Authorization: Bearer <token> (or open the dashboard with ?token=<token>)', {});
+      }
+    }
+
+    if (path === '/metrics/harness') {
+      if (method === 'POST') return ingest(req, res);
+      if (method === 'GET' || method === 'HEAD') {
+        res.writeHead(204, { 'cache-control': 'no-store' });
+        return void res.end();
+      }
+      return error(res, 405, 'use POST', {});
+    }
+    if (method !== 'GET' && method !== 'HEAD') return error(res, 405, `${method} not allowed on ${path}`);
+
+    if (path === '/metrics') {
+      const text = serialize(metricFamilies(store, now));
+      res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' });
+      return void res.end(text);
+    }
+    if (path.startsWith('/api/')) {
+      const f = filterFrom(url.searchParams, now);
+      if (typeof f === 'string') return error(res, 400, f);
+      switch (path) {
+        case '/api/summary':
+          return send(res, 200, summary(store, f, now));
+        case '/api/sessions':
+          return send(res, 200, store.sessions(f, now));
+        case '/api/daily': {
+          const days = url.searchParams.get('days') ?? '30';
+          if (!/^\d+$/.test(days) || Number(days) < 1 || Number(days) > 366) return error(res, 400, `days: expected 1 to 366, got ${days}`);
+          return send(res, 200, daily(store, f, Number(days), now));
+        }
+        case '/api/filters':
+          return send(res, 200, store.filters());
+        case '/api/config':
+          return send(res, 200, { router_metrics_url: opts.routerMetricsUrl ?? null, auth: Boolean(opts.token) });
+        default:
+          return error(res, 404, `no such API: ${path}`);
+      }
+    }
+    if (path === '/' || path.startsWith('/dashboard/')) return serveStatic(res, path);
+    return error(res, 404, `not found: ${path}`);
+  }
+
+  const server = createServer((req, res) => {
+    route(req, res).catch((err: unknown) => {
+      log.error('request failed', { url: req.url, error: (err as Error).message, stack: (err as Error).stack });
+      if (!res.headersSent) error(res, 500, 'internal error (logged)');
+      else res.destroy();
+    });
+  });
+  server.keepAliveTimeout = 65_000;
+  server.headersTimeout = 66_000;
+  server.requestTimeout = 120_000;
+  return server;
+}

@@ -1,0 +1,432 @@
+/**
+ * The collector's store: better-sqlite3 in WAL mode, versioned migrations,
+ * prepared statements. It owns the driver; HTTP handlers only translate.
+ *
+ * Every accepted event is kept once (unique event_id: a duplicate changes
+ * nothing). Sessions are folded with commutative updates (min/max/sum, and the
+ * latest completion by timestamp), so late, out-of-order and replayed events
+ * give the same row. Prometheus counters live in their own table, incremented
+ * in the same transaction as the event, so they survive restarts and retention.
+ */
+import Database from 'better-sqlite3';
+import { chmodSync, existsSync, mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import type { HarnessEvent } from '../event';
+import { bucketIndex, DURATION_BUCKETS_S } from './prometheus';
+import { COMPLETION_EVENTS, sessionKey, START_EVENTS, TOOL_EVENTS } from './normalize';
+
+const MIGRATIONS: string[] = [
+  // 1: events, sessions, counters
+  `
+  CREATE TABLE harness_events (
+    event_id TEXT PRIMARY KEY,
+    event TEXT NOT NULL,
+    source TEXT NOT NULL,
+    ts TEXT NOT NULL,
+    ts_ms INTEGER NOT NULL,
+    received_ms INTEGER NOT NULL,
+    session_key TEXT NOT NULL,
+    session_id TEXT, run_id TEXT, task_id TEXT, label TEXT, project TEXT,
+    tool_name TEXT, tool_use_id TEXT, success INTEGER, duration_ms REAL, exit_code INTEGER, error TEXT,
+    model TEXT, input_tokens INTEGER, output_tokens INTEGER, cache_creation_input_tokens INTEGER, cache_read_input_tokens INTEGER,
+    cost_usd REAL, num_turns INTEGER,
+    body TEXT NOT NULL
+  );
+  CREATE INDEX harness_events_session ON harness_events(session_key);
+  CREATE INDEX harness_events_ts ON harness_events(ts_ms);
+  CREATE INDEX harness_events_tool ON harness_events(tool_name) WHERE tool_name IS NOT NULL;
+
+  CREATE TABLE harness_sessions (
+    id TEXT PRIMARY KEY,
+    claude_session_id TEXT, run_id TEXT,
+    source TEXT, project TEXT, label TEXT, task_id TEXT,
+    started_ms INTEGER, last_seen_ms INTEGER, completed_ms INTEGER,
+    completion_event_id TEXT,
+    duration_ms REAL, success INTEGER, exit_code INTEGER, error TEXT, error_ms INTEGER,
+    tool_calls_count INTEGER NOT NULL DEFAULT 0, tool_failures INTEGER NOT NULL DEFAULT 0,
+    model TEXT, model_ms INTEGER, num_turns INTEGER, events_count INTEGER NOT NULL DEFAULT 0,
+    usage_events INTEGER NOT NULL DEFAULT 0,
+    input_tokens INTEGER NOT NULL DEFAULT 0, output_tokens INTEGER NOT NULL DEFAULT 0,
+    cache_creation_input_tokens INTEGER NOT NULL DEFAULT 0, cache_read_input_tokens INTEGER NOT NULL DEFAULT 0,
+    cost_usd REAL NOT NULL DEFAULT 0,
+    result_input_tokens INTEGER, result_output_tokens INTEGER,
+    result_cache_creation_input_tokens INTEGER, result_cache_read_input_tokens INTEGER, result_cost_usd REAL
+  );
+  CREATE INDEX harness_sessions_started ON harness_sessions(started_ms);
+  CREATE INDEX harness_sessions_last_seen ON harness_sessions(last_seen_ms);
+
+  CREATE TABLE counters (
+    metric TEXT NOT NULL,
+    labels TEXT NOT NULL,
+    value REAL NOT NULL,
+    PRIMARY KEY (metric, labels)
+  ) WITHOUT ROWID;
+  `,
+];
+
+export interface IngestOutcome {
+  accepted: number;
+  duplicates: number;
+}
+
+export interface SessionRow {
+  id: string;
+  claude_session_id: string | null;
+  run_id: string | null;
+  source: string | null;
+  project: string | null;
+  label: string | null;
+  task_id: string | null;
+  started_at: string | null;
+  completed_at: string | null;
+  last_seen_at: string | null;
+  duration_ms: number | null;
+  success: boolean | null;
+  active: boolean;
+  exit_code: number | null;
+  tool_calls_count: number;
+  tool_failures: number;
+  error: string | null;
+  model: string | null;
+  num_turns: number | null;
+  events_count: number;
+  input_tokens: number;
+  output_tokens: number;
+  cache_creation_input_tokens: number;
+  cache_read_input_tokens: number;
+  cost_usd: number;
+}
+
+export interface SessionFilter {
+  source?: string;
+  project?: string;
+  label?: string;
+  sinceMs?: number;
+  untilMs?: number;
+  limit?: number;
+  offset?: number;
+}
+
+/** A session with no event for this long is no longer "active". */
+export const ACTIVE_WINDOW_MS = 30 * 60_000;
+
+const LABEL_MAX = 128;
+const lab = (v: string | null | undefined): string => (v ?? '').slice(0, LABEL_MAX);
+
+export class Store {
+  readonly db: Database.Database;
+  private readonly stmts: ReturnType<Store['prepare']>;
+
+  constructor(path: string) {
+    if (path !== ':memory:') {
+      mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+      const fresh = !existsSync(path);
+      this.db = new Database(path);
+      if (fresh) chmodSync(path, 0o600);
+    } else this.db = new Database(path);
+    this.db.pragma('journal_mode = WAL');
+    // FULL: the WAL is synced at every commit, so an acknowledged event survives
+    // power loss too, not only a killed process (NORMAL gives the latter only).
+    this.db.pragma('synchronous = FULL');
+    this.db.pragma('busy_timeout = 5000');
+    this.db.pragma('foreign_keys = ON');
+    this.migrate();
+    this.stmts = this.prepare();
+  }
+
+  private migrate(): void {
+    const version = this.db.pragma('user_version', { simple: true }) as number;
+    if (version > MIGRATIONS.length) throw new Error(`database schema version ${version} is newer than this collector (${MIGRATIONS.length}); upgrade claude-metrics`);
+    for (let v = version; v < MIGRATIONS.length; v++) {
+      this.db.transaction(() => {
+        this.db.exec(MIGRATIONS[v]!);
+        this.db.pragma(`user_version = ${v + 1}`);
+      })();
+    }
+  }
+
+  private prepare() {
+    const db = this.db;
+    return {
+      insertEvent: db.prepare(`INSERT OR IGNORE INTO harness_events (event_id, event, source, ts, ts_ms, received_ms, session_key, session_id, run_id, task_id, label, project,
+        tool_name, tool_use_id, success, duration_ms, exit_code, error, model, input_tokens, output_tokens, cache_creation_input_tokens, cache_read_input_tokens, cost_usd, num_turns, body)
+        VALUES (@event_id, @event, @source, @ts, @ts_ms, @received_ms, @session_key, @session_id, @run_id, @task_id, @label, @project,
+        @tool_name, @tool_use_id, @success, @duration_ms, @exit_code, @error, @model, @input_tokens, @output_tokens, @cache_creation_input_tokens, @cache_read_input_tokens, @cost_usd, @num_turns, @body)`),
+      // Commutative fold: every column is a min/max/sum or "first non-null", so any order gives the same row.
+      upsertSession: db.prepare(`INSERT INTO harness_sessions (id, claude_session_id, run_id, source, project, label, task_id, started_ms, last_seen_ms, events_count,
+          tool_calls_count, tool_failures, usage_events, input_tokens, output_tokens, cache_creation_input_tokens, cache_read_input_tokens, cost_usd, error, error_ms, model, model_ms)
+        VALUES (@id, @session_id, @run_id, @source, @project, @label, @task_id, @ts_ms, @ts_ms, 1,
+          @tool_call, @tool_failure, @usage_event, @input_tokens, @output_tokens, @cache_creation_input_tokens, @cache_read_input_tokens, @cost_usd, @error, @error_ms, @model, @model_ms)
+        ON CONFLICT(id) DO UPDATE SET
+          claude_session_id = coalesce(claude_session_id, excluded.claude_session_id),
+          run_id = coalesce(run_id, excluded.run_id),
+          source = CASE WHEN excluded.source IN ('ralph','api') AND source NOT IN ('ralph','api') THEN excluded.source ELSE coalesce(source, excluded.source) END,
+          project = coalesce(project, excluded.project),
+          label = coalesce(label, excluded.label),
+          task_id = coalesce(task_id, excluded.task_id),
+          started_ms = min(started_ms, excluded.started_ms),
+          last_seen_ms = max(last_seen_ms, excluded.last_seen_ms),
+          events_count = events_count + 1,
+          tool_calls_count = tool_calls_count + excluded.tool_calls_count,
+          tool_failures = tool_failures + excluded.tool_failures,
+          usage_events = usage_events + excluded.usage_events,
+          input_tokens = input_tokens + excluded.input_tokens,
+          output_tokens = output_tokens + excluded.output_tokens,
+          cache_creation_input_tokens = cache_creation_input_tokens + excluded.cache_creation_input_tokens,
+          cache_read_input_tokens = cache_read_input_tokens + excluded.cache_read_input_tokens,
+          cost_usd = cost_usd + excluded.cost_usd,
+          error = CASE WHEN excluded.error IS NOT NULL AND (error_ms IS NULL OR excluded.error_ms >= error_ms) THEN excluded.error ELSE error END,
+          error_ms = CASE WHEN excluded.error IS NOT NULL AND (error_ms IS NULL OR excluded.error_ms >= error_ms) THEN excluded.error_ms ELSE error_ms END,
+          model = CASE WHEN excluded.model IS NOT NULL AND (model_ms IS NULL OR excluded.model_ms >= model_ms) THEN excluded.model ELSE model END,
+          model_ms = CASE WHEN excluded.model IS NOT NULL AND (model_ms IS NULL OR excluded.model_ms >= model_ms) THEN excluded.model_ms ELSE model_ms END`),
+      getCompletion: db.prepare('SELECT completed_ms, completion_event_id FROM harness_sessions WHERE id = ?'),
+      setCompletion: db.prepare(`UPDATE harness_sessions SET completed_ms = @ts_ms, completion_event_id = @event_id, success = @success, exit_code = @exit_code,
+          duration_ms = @duration_ms, num_turns = coalesce(@num_turns, num_turns),
+          result_input_tokens = @input_tokens, result_output_tokens = @output_tokens, result_cache_creation_input_tokens = @cache_creation_input_tokens,
+          result_cache_read_input_tokens = @cache_read_input_tokens, result_cost_usd = @cost_usd
+        WHERE id = @id`),
+      bump: db.prepare('INSERT INTO counters (metric, labels, value) VALUES (?, ?, ?) ON CONFLICT(metric, labels) DO UPDATE SET value = value + excluded.value'),
+      counters: db.prepare('SELECT metric, labels, value FROM counters'),
+    };
+  }
+
+  /** Adds to a monotonic counter (kept across restarts and retention). */
+  bump(metric: string, labels: Record<string, string>, by = 1): void {
+    if (by === 0) return;
+    this.stmts.bump.run(metric, JSON.stringify(labels), by);
+  }
+
+  /** Stores a batch in one transaction: committed (WAL, synced) before the caller answers 2xx. */
+  ingest(events: HarnessEvent[], receivedMs = Date.now()): IngestOutcome {
+    return this.db.transaction((evs: HarnessEvent[]) => {
+      let accepted = 0;
+      let duplicates = 0;
+      for (const e of evs) {
+        if (this.ingestOne(e, receivedMs)) accepted++;
+        else duplicates++;
+      }
+      if (duplicates > 0) this.bump('duplicates_total', {}, duplicates);
+      return { accepted, duplicates };
+    })(events);
+  }
+
+  /** Counts rejected input by reason (bounded: a fixed set of reason codes). */
+  countRejects(reason: string, n = 1): void {
+    this.bump('rejects_total', { reason }, n);
+  }
+
+  private ingestOne(e: HarnessEvent, receivedMs: number): boolean {
+    const tsMs = Date.parse(e.timestamp);
+    const key = sessionKey(e);
+    const u = e.usage ?? {};
+    const isUsage = e.event === 'usage';
+    const row = {
+      event_id: e.event_id,
+      event: e.event,
+      source: e.source,
+      ts: new Date(tsMs).toISOString(),
+      ts_ms: tsMs,
+      received_ms: receivedMs,
+      session_key: key,
+      session_id: e.session_id ?? null,
+      run_id: e.run_id ?? null,
+      task_id: e.task_id ?? null,
+      label: e.label ?? null,
+      project: e.project ?? null,
+      tool_name: e.tool_name ?? null,
+      tool_use_id: e.tool_use_id ?? null,
+      success: e.success === undefined || e.success === null ? null : e.success ? 1 : 0,
+      duration_ms: e.duration_ms ?? null,
+      exit_code: e.exit_code ?? null,
+      error: e.error ?? null,
+      model: e.model ?? null,
+      input_tokens: u.input_tokens ?? null,
+      output_tokens: u.output_tokens ?? null,
+      cache_creation_input_tokens: u.cache_creation_input_tokens ?? null,
+      cache_read_input_tokens: u.cache_read_input_tokens ?? null,
+      cost_usd: e.cost_usd ?? null,
+      num_turns: e.num_turns ?? null,
+      body: JSON.stringify(e),
+    };
+    if (this.stmts.insertEvent.run(row).changes === 0) return false;
+
+    const isTool = TOOL_EVENTS.has(e.event);
+    const failedTool = isTool && e.success === false;
+    this.stmts.upsertSession.run({
+      id: key,
+      session_id: e.session_id ?? null,
+      run_id: e.run_id ?? null,
+      source: e.source,
+      project: e.project ?? null,
+      label: e.label ?? null,
+      task_id: e.task_id ?? null,
+      ts_ms: tsMs,
+      tool_call: isTool ? 1 : 0,
+      tool_failure: failedTool ? 1 : 0,
+      usage_event: isUsage ? 1 : 0,
+      input_tokens: isUsage ? (u.input_tokens ?? 0) : 0,
+      output_tokens: isUsage ? (u.output_tokens ?? 0) : 0,
+      cache_creation_input_tokens: isUsage ? (u.cache_creation_input_tokens ?? 0) : 0,
+      cache_read_input_tokens: isUsage ? (u.cache_read_input_tokens ?? 0) : 0,
+      cost_usd: isUsage ? (e.cost_usd ?? 0) : 0,
+      error: e.error ?? null,
+      error_ms: e.error ? tsMs : null,
+      model: e.model ?? null,
+      model_ms: e.model ? tsMs : null,
+    });
+
+    const base = { source: e.source, project: lab(e.project), label: lab(e.label) };
+    this.bump('events_total', { ...base, event: lab(e.event) });
+    if (isTool) this.bump('tool_calls_total', { source: e.source, project: lab(e.project), tool: lab(e.tool_name), outcome: failedTool ? 'failure' : 'success' });
+    if (isUsage) {
+      const m = { source: e.source, project: lab(e.project), model: lab(e.model) || 'unknown' };
+      this.bump('tokens_total', { ...m, kind: 'input' }, u.input_tokens ?? 0);
+      this.bump('tokens_total', { ...m, kind: 'output' }, u.output_tokens ?? 0);
+      this.bump('tokens_total', { ...m, kind: 'cache_creation' }, u.cache_creation_input_tokens ?? 0);
+      this.bump('tokens_total', { ...m, kind: 'cache_read' }, u.cache_read_input_tokens ?? 0);
+      this.bump('cost_usd_total', m, e.cost_usd ?? 0);
+    }
+    if (COMPLETION_EVENTS.has(e.event)) this.complete(key, e, row, tsMs, base);
+    else if (START_EVENTS.has(e.event)) {
+      /* started_ms is folded by min() already */
+    }
+    return true;
+  }
+
+  /**
+   * The latest completion (by timestamp, then event id) decides outcome and
+   * result; the session's first completion is what the completed counter and the
+   * duration histogram count, so a replayed or second completion counts nothing.
+   */
+  private complete(key: string, e: HarnessEvent, row: { success: number | null; exit_code: number | null; input_tokens: number | null; output_tokens: number | null; cache_creation_input_tokens: number | null; cache_read_input_tokens: number | null; cost_usd: number | null; num_turns: number | null }, tsMs: number, base: Record<string, string>): void {
+    const prev = this.stmts.getCompletion.get(key) as { completed_ms: number | null; completion_event_id: string | null } | undefined;
+    const isLater = !prev || prev.completed_ms === null || tsMs > prev.completed_ms || (tsMs === prev.completed_ms && e.event_id > (prev.completion_event_id ?? ''));
+    // A failed exit or an error result is a failure even when `success` was not sent.
+    const success = row.success !== null ? row.success : e.is_error === true || (row.exit_code !== null && row.exit_code !== 0) ? 0 : 1;
+    if (isLater) {
+      const started = this.db.prepare('SELECT started_ms FROM harness_sessions WHERE id = ?').get(key) as { started_ms: number } | undefined;
+      const duration = e.duration_ms ?? (started ? Math.max(0, tsMs - started.started_ms) : null);
+      this.stmts.setCompletion.run({ ...row, id: key, ts_ms: tsMs, event_id: e.event_id, success, duration_ms: duration });
+    }
+    if (!prev || prev.completed_ms === null) {
+      const outcome = success ? 'success' : 'failure';
+      this.bump('sessions_completed_total', { ...base, outcome });
+      const started = this.db.prepare('SELECT started_ms FROM harness_sessions WHERE id = ?').get(key) as { started_ms: number } | undefined;
+      const seconds = (e.duration_ms ?? (started ? Math.max(0, tsMs - started.started_ms) : 0)) / 1000;
+      const h = { ...base, outcome };
+      this.bump('task_duration_seconds_bucket', { ...h, b: String(bucketIndex(DURATION_BUCKETS_S, seconds)) });
+      this.bump('task_duration_seconds_sum', h, seconds);
+      if (typeof e.cost_usd === 'number') this.bump('run_reported_cost_usd_total', base, e.cost_usd);
+    }
+  }
+
+  counters(): Array<{ metric: string; labels: Record<string, string>; value: number }> {
+    return (this.stmts.counters.all() as Array<{ metric: string; labels: string; value: number }>).map((r) => ({ metric: r.metric, labels: JSON.parse(r.labels) as Record<string, string>, value: r.value }));
+  }
+
+  /** Retention: deletes old events and sessions; counters are untouched and stay monotonic. */
+  sweep(retentionDays: number, now = Date.now()): { events: number; sessions: number } {
+    const cutoff = now - retentionDays * 86_400_000;
+    return this.db.transaction(() => ({
+      events: this.db.prepare('DELETE FROM harness_events WHERE ts_ms < ?').run(cutoff).changes,
+      sessions: this.db.prepare('DELETE FROM harness_sessions WHERE last_seen_ms < ?').run(cutoff).changes,
+    }))();
+  }
+
+  close(): void {
+    try {
+      this.db.pragma('wal_checkpoint(TRUNCATE)');
+    } catch {
+      /* closing anyway */
+    }
+    this.db.close();
+  }
+
+  // ---- read side ------------------------------------------------------------
+
+  static toSession(r: Record<string, unknown>, now: number): SessionRow {
+    const iso = (v: unknown) => (typeof v === 'number' ? new Date(v).toISOString() : null);
+    const useResult = (r.usage_events as number) === 0 && r.result_input_tokens !== null && r.result_input_tokens !== undefined;
+    const completed = r.completed_ms !== null;
+    return {
+      id: r.id as string,
+      claude_session_id: (r.claude_session_id as string) ?? null,
+      run_id: (r.run_id as string) ?? null,
+      source: (r.source as string) ?? null,
+      project: (r.project as string) ?? null,
+      label: (r.label as string) ?? null,
+      task_id: (r.task_id as string) ?? null,
+      started_at: iso(r.started_ms),
+      completed_at: iso(r.completed_ms),
+      last_seen_at: iso(r.last_seen_ms),
+      duration_ms: (r.duration_ms as number) ?? null,
+      success: r.success === null || r.success === undefined ? null : r.success === 1,
+      active: !completed && now - (r.last_seen_ms as number) < ACTIVE_WINDOW_MS,
+      exit_code: (r.exit_code as number) ?? null,
+      tool_calls_count: r.tool_calls_count as number,
+      tool_failures: r.tool_failures as number,
+      error: (r.error as string) ?? null,
+      model: (r.model as string) ?? null,
+      num_turns: (r.num_turns as number) ?? null,
+      events_count: r.events_count as number,
+      input_tokens: useResult ? (r.result_input_tokens as number) : (r.input_tokens as number),
+      output_tokens: useResult ? ((r.result_output_tokens as number) ?? 0) : (r.output_tokens as number),
+      cache_creation_input_tokens: useResult ? ((r.result_cache_creation_input_tokens as number) ?? 0) : (r.cache_creation_input_tokens as number),
+      cache_read_input_tokens: useResult ? ((r.result_cache_read_input_tokens as number) ?? 0) : (r.cache_read_input_tokens as number),
+      cost_usd: (r.usage_events as number) === 0 && typeof r.result_cost_usd === 'number' ? (r.result_cost_usd as number) : (r.cost_usd as number),
+    };
+  }
+
+  private where(f: SessionFilter): { sql: string; params: unknown[] } {
+    const parts: string[] = [];
+    const params: unknown[] = [];
+    if (f.source) (parts.push('source = ?'), params.push(f.source));
+    if (f.project) (parts.push('project = ?'), params.push(f.project));
+    if (f.label) (parts.push('label = ?'), params.push(f.label));
+    if (f.sinceMs !== undefined) (parts.push('last_seen_ms >= ?'), params.push(f.sinceMs));
+    if (f.untilMs !== undefined) (parts.push('started_ms <= ?'), params.push(f.untilMs));
+    return { sql: parts.length ? `WHERE ${parts.join(' AND ')}` : '', params };
+  }
+
+  sessions(f: SessionFilter, now = Date.now()): { sessions: SessionRow[]; total: number } {
+    const w = this.where(f);
+    const total = (this.db.prepare(`SELECT count(*) AS n FROM harness_sessions ${w.sql}`).get(...w.params) as { n: number }).n;
+    const rows = this.db
+      .prepare(`SELECT * FROM harness_sessions ${w.sql} ORDER BY started_ms DESC, id LIMIT ? OFFSET ?`)
+      .all(...w.params, Math.min(1000, f.limit ?? 50), f.offset ?? 0) as Array<Record<string, unknown>>;
+    return { sessions: rows.map((r) => Store.toSession(r, now)), total };
+  }
+
+  /** Every session matching the filter (for aggregates); bounded by the time window. */
+  allSessions(f: SessionFilter, now = Date.now()): SessionRow[] {
+    const w = this.where(f);
+    return (this.db.prepare(`SELECT * FROM harness_sessions ${w.sql}`).all(...w.params) as Array<Record<string, unknown>>).map((r) => Store.toSession(r, now));
+  }
+
+  topTools(f: SessionFilter, limit = 10): Array<{ tool: string; calls: number; failures: number; avg_duration_ms: number | null }> {
+    const parts = ["event IN ('PostToolUse','PostToolUseFailure')", 'tool_name IS NOT NULL'];
+    const params: unknown[] = [];
+    if (f.source) (parts.push('source = ?'), params.push(f.source));
+    if (f.project) (parts.push('project = ?'), params.push(f.project));
+    if (f.label) (parts.push('label = ?'), params.push(f.label));
+    if (f.sinceMs !== undefined) (parts.push('ts_ms >= ?'), params.push(f.sinceMs));
+    return (
+      this.db
+        .prepare(
+          `SELECT tool_name AS tool, count(*) AS calls, sum(CASE WHEN success = 0 THEN 1 ELSE 0 END) AS failures, avg(duration_ms) AS avg_duration_ms
+           FROM harness_events WHERE ${parts.join(' AND ')} GROUP BY tool_name ORDER BY calls DESC, tool LIMIT ?`,
+        )
+        .all(...params, limit) as Array<{ tool: string; calls: number; failures: number; avg_duration_ms: number | null }>
+    ).map((r) => ({ ...r, avg_duration_ms: r.avg_duration_ms === null ? null : Math.round(r.avg_duration_ms) }));
+  }
+
+  filters(): { sources: string[]; projects: string[]; labels: string[] } {
+    const col = (c: string) => (this.db.prepare(`SELECT DISTINCT ${c} AS v FROM harness_sessions WHERE ${c} IS NOT NULL ORDER BY v LIMIT 500`).all() as Array<{ v: string }>).map((r) => r.v);
+    return { sources: col('source'), projects: col('project'), labels: col('label') };
+  }
+
+  /** Events stored (for health). */
+  eventCount(): number {
+    return (this.db.prepare('SELECT count(*) AS n FROM harness_events').get() as { n: number }).n;
+  }
+}
