@@ -11,9 +11,49 @@ import type { Logger } from '../log';
 import { daily, metricFamilies, parseTime, summary } from './api';
 import { parseBody } from './normalize';
 import { serialize } from './prometheus';
-import type { SessionFilter, Store } from './store';
+import type { HarnessEvent } from '../event';
+import type { IngestOutcome, SessionFilter, Store } from './store';
 
 export const MAX_BODY_BYTES = 1024 * 1024;
+/** Events waiting for the next group commit; past this, ingest answers 503 with Retry-After. */
+export const MAX_QUEUED_EVENTS = 50_000;
+
+/**
+ * Group commit: requests that arrive in the same event-loop turn share one
+ * transaction (one WAL commit), each still answered with its own outcome and
+ * only after the commit. The queue is bounded.
+ */
+export class GroupCommit {
+  private queue: Array<{ events: HarnessEvent[]; resolve: (o: IngestOutcome) => void; reject: (e: unknown) => void }> = [];
+  private queued = 0;
+  private scheduled = false;
+
+  constructor(private readonly store: Store) {}
+
+  submit(events: HarnessEvent[]): Promise<IngestOutcome> | null {
+    if (this.queued + events.length > MAX_QUEUED_EVENTS) return null;
+    this.queued += events.length;
+    return new Promise((resolve, reject) => {
+      this.queue.push({ events, resolve, reject });
+      if (!this.scheduled) {
+        this.scheduled = true;
+        setImmediate(() => this.commit());
+      }
+    });
+  }
+
+  private commit(): void {
+    this.scheduled = false;
+    const q = this.queue.splice(0);
+    this.queued = 0;
+    try {
+      const outcomes = this.store.ingestMany(q.map((x) => x.events));
+      q.forEach((x, i) => x.resolve(outcomes[i]!));
+    } catch (err) {
+      for (const x of q) x.reject(err);
+    }
+  }
+}
 
 export interface CollectorOptions {
   store: Store;
@@ -117,6 +157,7 @@ function filterFrom(q: URLSearchParams, now: number): SessionFilter | string {
 export function createCollector(opts: CollectorOptions): Server {
   const { store, log } = opts;
   const dashboardRoot = resolve(opts.dashboardDir);
+  const commits = new GroupCommit(store);
 
   async function ingest(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
@@ -147,7 +188,12 @@ export function createCollector(opts: CollectorOptions): Server {
     const events = parsed.kind === 'single' ? [parsed.event] : parsed.events.map((e) => e.event);
     const rejected = parsed.kind === 'batch' ? parsed.rejected : [];
     if (rejected.length > 0) store.countRejects('schema', rejected.length);
-    const outcome = store.ingest(events); // committed before we answer
+    const pending = commits.submit(events);
+    if (!pending) {
+      store.countRejects('overloaded');
+      return send(res, 503, { error: 'collector busy; retry shortly' }, { 'retry-after': '1' });
+    }
+    const outcome = await pending; // committed before we answer
     send(res, 200, { accepted: outcome.accepted, duplicates: outcome.duplicates, rejected });
   }
 
