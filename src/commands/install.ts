@@ -1,6 +1,72 @@
-// Placeholder until this command lands; see its issue.
-import { CliError } from '../errors';
+/**
+ * `claude-metrics install`: add our hooks to a Claude Code settings file.
+ * Surgical (comments, formatting and other hooks survive), backed up first,
+ * idempotent; `--dry-run` prints the diff and writes nothing.
+ */
+import { UsageError } from '../errors';
+import { resolveConfig } from '../config';
+import { statePaths } from '../paths';
+import { unifiedDiff } from '../install/diff';
+import { hookCommandFor } from '../install/hook-command';
+import { locateSelf } from '../install/self';
+import { DEFAULT_EVENTS, DEFAULT_TIMEOUT_S, KNOWN_EVENTS, planInstall } from '../install/settings-edit';
+import { backupSettings, InstallRecords, readSettings, sha256, writeSettings } from '../install/settings-file';
+import { resolveTarget } from '../install/target';
+import { join } from 'node:path';
 
-export default function main(): never {
-  throw new CliError('install is not implemented yet', 'E_NOT_IMPLEMENTED', 1);
+export function parseEvents(list: unknown): string[] {
+  if (list === undefined) return [...DEFAULT_EVENTS];
+  const events = String(list)
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+  if (events.length === 0) throw new UsageError('--events expects a comma-separated list of hook events');
+  const unknown = events.filter((e) => !KNOWN_EVENTS.has(e));
+  if (unknown.length > 0) throw new UsageError(`--events: unknown hook event ${unknown.join(', ')} (known: ${[...KNOWN_EVENTS].join(', ')})`);
+  return [...new Set(events)];
+}
+
+export function installRecordsFile(opts: Record<string, unknown>): string {
+  const { config } = resolveConfig({ configFile: opts.config as string | undefined });
+  return join(statePaths(config.stateDir).root, 'installs.json');
+}
+
+export default async function install(opts: Record<string, unknown>): Promise<number> {
+  const events = parseEvents(opts.events);
+  const timeoutS = (opts.timeout as number | undefined) ?? DEFAULT_TIMEOUT_S;
+  if (timeoutS < 1 || timeoutS > 600) throw new UsageError(`--timeout must be between 1 and 600 seconds, got ${timeoutS}`);
+  const target = resolveTarget(opts);
+  const command = hookCommandFor(locateSelf());
+  const before = readSettings(target.path);
+  const plan = planInstall(before ?? '', { command, events, timeoutS, async: opts.async === true }, target.display);
+  if (opts.async === true) {
+    process.stderr.write('claude-metrics: warning: async hooks are killed when `claude -p` exits, so headless runs can lose their last events; the default (sync, 300 ms deadline) loses none\n');
+  }
+  const changed = plan.changed || before === null;
+  if (opts.dryRun === true) {
+    process.stdout.write(unifiedDiff(before ?? '', plan.text, { a: before === null ? '/dev/null' : target.display, b: target.display }));
+    if (!changed) process.stderr.write(`claude-metrics: ${target.display} already has our hooks; nothing to change\n`);
+    return 0;
+  }
+  if (!changed) {
+    process.stdout.write(`claude-metrics: hooks already installed in ${target.display} (${plan.unchanged.length} events); nothing changed\n`);
+    return 0;
+  }
+  const records = new InstallRecords(installRecordsFile(opts));
+  const previous = records.get(target.path);
+  const backup = before === null ? null : backupSettings(target.path);
+  writeSettings(target.path, plan.text);
+  // Keep pointing at the oldest untouched original while the file is only ours to change.
+  const keepOld = previous !== undefined && before !== null && sha256(before) === previous.afterSha256;
+  records.set(target.path, { backup: keepOld ? previous.backup : backup, afterSha256: sha256(plan.text), at: new Date().toISOString() });
+  const parts = [];
+  if (plan.added.length) parts.push(`added ${plan.added.join(', ')}`);
+  if (plan.updated.length) parts.push(`updated ${plan.updated.join(', ')}`);
+  process.stdout.write(
+    `claude-metrics: ${before === null ? 'created' : 'updated'} ${target.display}: ${parts.join('; ')}\n` +
+      `  hook command: ${command}\n` +
+      (backup ? `  backup: ${backup}\n` : '') +
+      `  undo: claude-metrics uninstall${opts.settings ? ` --settings ${target.display}` : opts.scope && opts.scope !== 'user' ? ` --scope ${String(opts.scope)}` : ''}\n`,
+  );
+  return 0;
 }
