@@ -5,7 +5,7 @@
  * survive because only the changed ranges are rewritten (jsonc-parser `modify`).
  * Pure: text in, text out.
  */
-import { applyEdits, modify, parseTree, printParseErrorCode, findNodeAtLocation, getNodeValue, type Edit, type FormattingOptions, type Node, type ParseError } from 'jsonc-parser';
+import { applyEdits, modify, parseTree, printParseErrorCode, findNodeAtLocation, getNodeValue, type Edit, type FormattingOptions, type Node, type ParseError } from './jsonc';
 import { CliError } from '../errors';
 import { isOurHookCommand } from './hook-command';
 
