@@ -74,7 +74,7 @@ describe('ralph-wiggum.sh', () => {
       const r = await runProcess('bash', [join(T, 'ralph-wiggum.sh')], { env, cwd: t.home });
       expect(r.code).toBe(0);
       expect(r.stdout.match(/"type":"result"/g)).toHaveLength(3);
-      const events = await waitFor(() => (cap.events().length >= 6 ? cap.events() : null));
+      const events = (await waitFor(() => (cap.events().length >= 6 ? cap.events() : null)))!;
       const byEvent = (name: string) => events.filter((e) => e.event === name);
       expect(byEvent('ralph_task_started')).toHaveLength(3);
       const done = byEvent('ralph_task_completed');
@@ -121,10 +121,10 @@ describe('ralph-wiggum.sh', () => {
       const env = { ...sandbox(t, FAKE_CLAUDE), CLAUDE_METRICS_ENDPOINT: cap.endpoint, MAX_ITERATIONS: '2', RALPH_LABEL: 'loop' };
       const r = await runProcess('bash', [join(T, 'ralph-wiggum.sh')], { env, cwd: t.home });
       expect(r.code).toBe(0);
-      const done = await waitFor(() => {
+      const done = (await waitFor(() => {
         const d = cap.events().filter((e) => e.event === 'ralph_task_completed');
         return d.length >= 2 ? d : null;
-      });
+      }))!;
       expect(done.map((e) => e.success)).toEqual([true, false]);
       expect(done[0]).toMatchObject({ source: 'ralph', label: 'loop', num_turns: 3, cost_usd: 0.0123 });
     } finally {
