@@ -320,3 +320,28 @@ describe('emit when the collector is not healthy', () => {
     expect(statSync(join(home.stateDir, 'spool', 'drops')).size).toBe(3);
   });
 });
+
+describe('payloads captured from the real Claude Code CLI (2.1.331, claude -p)', () => {
+  it('maps each one: tool duration from the payload, effort level, version from AI_AGENT, no content', async () => {
+    const { readdirSync: rd, readFileSync: rf } = await import('node:fs');
+    const dir = join(__dirname, 'fixtures', 'hooks-real');
+    const files = rd(dir).filter((f) => f.endsWith('.json')).sort();
+    expect(files.length).toBeGreaterThanOrEqual(6);
+    const realEnv = { ...env, CLAUDE_CODE_ENTRYPOINT: 'sdk-cli', AI_AGENT: 'claude-code_2-1-331_harness', CLAUDE_PROJECT_DIR: home.home };
+    for (const f of files) expect((await runCli(['emit'], { env: realEnv, input: rf(join(dir, f)) })).code).toBe(0);
+    const byName = Object.fromEntries(server.events().map((e) => [e.event as string, e]));
+    expect(Object.keys(byName).sort()).toEqual(files.map((f) => f.replace('.json', '')));
+    for (const e of Object.values(byName)) {
+      expect(HarnessEventSchema.safeParse(e).success).toBe(true);
+      expect(e).toMatchObject({ source: 'api', session_id: expect.any(String), context: { claude_version: '2.1.331', entrypoint: 'sdk-cli' } });
+    }
+    expect(byName.PostToolUse).toMatchObject({ tool_name: 'Bash', success: true, duration_ms: 72 });
+    expect(byName.PostToolUse!.hook).toMatchObject({ effort_level: 'medium', tool_input_size: expect.any(Number), tool_response_size: expect.any(Number) });
+    expect(byName.Stop!.hook).toMatchObject({ stop_hook_active: false, last_assistant_message_size: 5 });
+    expect(byName.SessionEnd!.hook).toMatchObject({ reason: 'other' });
+    const wire = JSON.stringify(server.events());
+    expect(wire).not.toContain('say hi using bash'); // the prompt
+    expect(wire).not.toContain('"Done."'); // the last assistant message
+    expect(wire).not.toContain('echo hi'); // the tool input
+  });
+});

@@ -159,7 +159,7 @@ export function buildEvent({ args, hook, env, config, paths, now, log }: BuildIn
       cwd,
       git_branch: git?.branch ?? null,
       git_commit: git?.commit ?? null,
-      claude_version: env.CLAUDE_CODE_VERSION ?? null,
+      claude_version: claudeVersion(env),
       entrypoint: env.CLAUDE_CODE_ENTRYPOINT ?? null,
       permission_mode: hook?.permission_mode ?? null,
       emitter_version: VERSION,
@@ -192,6 +192,13 @@ function dropNulls<T extends Record<string, unknown>>(obj: T): T {
     else if (k === 'context' && typeof v === 'object') dropNulls(v as Record<string, unknown>);
   }
   return obj;
+}
+
+/** Claude Code tells its hooks its version only through AI_AGENT (`claude-code_2-1-331_harness`). */
+export function claudeVersion(env: Env): string | null {
+  if (env.CLAUDE_CODE_VERSION) return env.CLAUDE_CODE_VERSION;
+  const m = /claude-code_(\d+)-(\d+)-(\d+)/.exec(env.AI_AGENT ?? '');
+  return m ? `${m[1]}.${m[2]}.${m[3]}` : null;
 }
 
 function safeCwd(): string {

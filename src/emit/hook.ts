@@ -99,7 +99,10 @@ export function mapHook(hook: Json, opts: { includeContent: boolean; maxContentB
     if (typeof value === 'boolean' || value === null) out.hook[k] = value;
     else if (typeof value === 'number') out.hook[k] = Number.isFinite(value) ? value : null;
     else if (typeof value === 'string') out.hook[k] = maskSecrets(value.slice(0, MAX_META_STRING));
-    else if (value !== undefined) out.hook[`${k}_size`] = sizeOf(value);
+    else if (isSmallScalarObject(value)) {
+      // e.g. `effort: {level: "medium"}` → effort_level: "medium"
+      for (const [sub, v] of Object.entries(value)) out.hook[`${k}_${sub}`.slice(0, 64)] = typeof v === 'string' ? maskSecrets(v.slice(0, MAX_META_STRING)) : v;
+    } else if (value !== undefined) out.hook[`${k}_size`] = sizeOf(value);
   }
   // SessionStart's `source` (startup/resume/clear/compact) would clash with ours.
   if ('source' in out.hook) {
@@ -107,6 +110,17 @@ export function mapHook(hook: Json, opts: { includeContent: boolean; maxContentB
     delete out.hook.source;
   }
   return out;
+}
+
+/** A flat object of at most four short scalars (and keys not named like content). */
+function isSmallScalarObject(v: unknown): v is Record<string, string | number | boolean | null> {
+  if (!v || typeof v !== 'object' || Array.isArray(v)) return false;
+  const entries = Object.entries(v);
+  return (
+    entries.length > 0 &&
+    entries.length <= 4 &&
+    entries.every(([k, x]) => !CONTENT_LIKE.test(k) && (x === null || typeof x === 'number' || typeof x === 'boolean' || (typeof x === 'string' && x.length <= 64)))
+  );
 }
 
 function safeString(v: unknown): string | undefined {
