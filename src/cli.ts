@@ -87,6 +87,7 @@ export function buildProgram(): Command {
     .option('--until <date>', 'only usage on or before this date')
     .option('--session <id>', 'only this session')
     .option('--pricing <file>', 'pricing table JSON overriding the bundled one')
+    .addOption(new Option('--mode <mode>', "cost: auto (a line's costUSD when present, else computed), calculate, display").choices(['auto', 'calculate', 'display']).default('auto'))
     .option('--json', 'machine-readable output')
     .action(lazy('usage'));
 

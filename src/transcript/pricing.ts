@@ -1,0 +1,106 @@
+/**
+ * Offline prices for Claude models, USD per million tokens. Source: Anthropic's
+ * published API prices as mirrored in LiteLLM's model_prices_and_context_window.json
+ * (what ccusage 20 uses), checked 2026-11 against the shared fixtures' ccusage
+ * output to the cent. Long-context rates apply per line and per token kind to
+ * the tokens above 200k, for the models that have them (Sonnet 4 / 4.5), as
+ * ccusage does. Override with `--pricing FILE` (same shape, merged over these).
+ */
+import { readFileSync } from 'node:fs';
+
+export interface ModelPrice {
+  input: number;
+  output: number;
+  cache_write: number;
+  cache_read: number;
+  /** Rates for tokens above 200k in one request, where the model has a long-context tier. */
+  input_above_200k?: number;
+  output_above_200k?: number;
+  cache_write_above_200k?: number;
+  cache_read_above_200k?: number;
+}
+
+const SONNET_4: ModelPrice = { input: 3, output: 15, cache_write: 3.75, cache_read: 0.3, input_above_200k: 6, output_above_200k: 22.5, cache_write_above_200k: 7.5, cache_read_above_200k: 0.6 };
+const SONNET_3: ModelPrice = { input: 3, output: 15, cache_write: 3.75, cache_read: 0.3 };
+const OPUS_4: ModelPrice = { input: 15, output: 75, cache_write: 18.75, cache_read: 1.5 };
+const OPUS_45: ModelPrice = { input: 5, output: 25, cache_write: 6.25, cache_read: 0.5 };
+
+/** Longest matching family prefix wins (after normalization). */
+export const PRICES: Record<string, ModelPrice> = {
+  'claude-opus-4-5': OPUS_45,
+  'claude-opus-4-6': OPUS_45,
+  'claude-opus-4-1': OPUS_4,
+  'claude-opus-4': OPUS_4,
+  'claude-sonnet-4-5': SONNET_4,
+  'claude-sonnet-4': SONNET_4,
+  'claude-haiku-4-5': { input: 1, output: 5, cache_write: 1.25, cache_read: 0.1 },
+  'claude-3-7-sonnet': SONNET_3,
+  'claude-3-5-sonnet': SONNET_3,
+  'claude-3-sonnet': SONNET_3,
+  'claude-3-5-haiku': { input: 0.8, output: 4, cache_write: 1, cache_read: 0.08 },
+  'claude-3-haiku': { input: 0.25, output: 1.25, cache_write: 0.3, cache_read: 0.03 },
+  'claude-3-opus': OPUS_4,
+};
+
+export interface Tokens {
+  input_tokens: number;
+  output_tokens: number;
+  cache_creation_input_tokens: number;
+  cache_read_input_tokens: number;
+}
+
+/** `anthropic/claude-sonnet-4-5@20250929`, `us.anthropic.claude-…-v1:0`, `claude-sonnet-4-5-20250929` → `claude-sonnet-4-5`. */
+export function normalizeModel(model: string): string {
+  let m = model.toLowerCase().trim();
+  m = m.replace(/^.*?(claude-)/, '$1'); // provider prefixes (anthropic/, bedrock regions, vertex)
+  m = m.replace(/[@:].*$/, ''); // vertex @version, bedrock :0
+  m = m.replace(/-v\d+$/, '');
+  m = m.replace(/-\d{8}$/, ''); // date suffix
+  m = m.replace(/-latest$/, '');
+  return m;
+}
+
+export class PriceTable {
+  private readonly table: Record<string, ModelPrice>;
+  private readonly keys: string[];
+
+  constructor(overrides: Record<string, ModelPrice> = {}) {
+    this.table = { ...PRICES };
+    for (const [k, v] of Object.entries(overrides)) this.table[normalizeModel(k)] = v;
+    this.keys = Object.keys(this.table).sort((a, b) => b.length - a.length);
+  }
+
+  static fromFile(path: string): PriceTable {
+    const raw = JSON.parse(readFileSync(path, 'utf8')) as { models?: Record<string, ModelPrice> } | Record<string, ModelPrice>;
+    const models = (raw as { models?: Record<string, ModelPrice> }).models ?? (raw as Record<string, ModelPrice>);
+    for (const [k, v] of Object.entries(models)) {
+      for (const f of ['input', 'output', 'cache_write', 'cache_read'] as const) {
+        if (typeof v?.[f] !== 'number' || v[f] < 0) throw new Error(`pricing file ${path}: ${k}.${f} must be a number ≥ 0 (USD per million tokens)`);
+      }
+    }
+    return new PriceTable(models);
+  }
+
+  /** The price of a model, or undefined when unknown (its cost is then 0 and reported). */
+  priceOf(model: string | undefined): ModelPrice | undefined {
+    if (!model) return undefined;
+    const m = normalizeModel(model);
+    const exact = this.table[m];
+    if (exact) return exact;
+    return this.keys.map((k) => (m.startsWith(k) ? this.table[k] : undefined)).find((p) => p !== undefined);
+  }
+
+  /** Cost of one request's usage, per token kind, with the >200k tier where the model has one. */
+  cost(model: string | undefined, t: Tokens): number {
+    const p = this.priceOf(model);
+    if (!p) return 0;
+    const part = (n: number, base: number, high: number | undefined) => (high === undefined || n <= 200_000 ? n * base : 200_000 * base + (n - 200_000) * high);
+    return (
+      (part(t.input_tokens, p.input, p.input_above_200k) +
+        part(t.output_tokens, p.output, p.output_above_200k) +
+        part(t.cache_creation_input_tokens, p.cache_write, p.cache_write_above_200k) +
+        part(t.cache_read_input_tokens, p.cache_read, p.cache_read_above_200k)) /
+      1_000_000
+    );
+  }
+}

@@ -1,0 +1,188 @@
+/**
+ * The one transcript reader: streams a Claude Code JSONL file from a byte
+ * offset, skips lines without a usage marker before parsing (most lines are
+ * prompts, tool results, attachments), skips and counts malformed lines, and
+ * leaves a partial last line for next time. It yields usage lines; deduplication
+ * is the caller's (ccusage's rule needs every file).
+ */
+import { closeSync, openSync, readdirSync, readSync, statSync } from 'node:fs';
+import { basename, join, relative, sep } from 'node:path';
+import type { Tokens } from './pricing';
+
+export interface UsageLine {
+  /** ccusage's dedupe key: message.id + requestId (or message.id alone); null = never deduped. */
+  key: string | null;
+  messageId: string | null;
+  requestId: string | null;
+  model: string;
+  tokens: Tokens;
+  /** input + output + cache creation + cache read: among repeats the largest wins. */
+  total: number;
+  timestamp: string;
+  costUSD: number | null;
+  /** Byte offset of the line in its file. */
+  offset: number;
+  sessionId: string | null;
+  cwd: string | null;
+  isSidechain: boolean;
+}
+
+export interface ScanResult {
+  lines: UsageLine[];
+  /** Offset just past the last complete line consumed. */
+  endOffset: number;
+  malformed: number;
+  /** Lines read (complete ones). */
+  lineCount: number;
+}
+
+// ccusage 20 pattern-matches compact JSON; a line serialized with `"usage": {` is ignored by it, and by us.
+const USAGE_MARKER = Buffer.from('"usage":{');
+const CHUNK = 4 * 1024 * 1024;
+const num = (v: unknown) => (typeof v === 'number' && Number.isFinite(v) && v > 0 ? v : 0);
+
+/** Parses one line; null when it is not a usage line ccusage would count. */
+export function parseUsageLine(text: string, offset: number): UsageLine | null | 'malformed' {
+  let x: unknown;
+  try {
+    x = JSON.parse(text);
+  } catch {
+    return 'malformed';
+  }
+  if (x === null || typeof x !== 'object' || Array.isArray(x)) return null;
+  const o = x as Record<string, unknown>;
+  const m = o.message as Record<string, unknown> | undefined;
+  if (!m || typeof m !== 'object') return null;
+  const u = m.usage as Record<string, unknown> | undefined;
+  if (!u || typeof u !== 'object') return null;
+  if (typeof o.timestamp !== 'string' || o.timestamp === '') return null;
+  const tokens: Tokens = {
+    input_tokens: num(u.input_tokens),
+    output_tokens: num(u.output_tokens),
+    cache_creation_input_tokens: num(u.cache_creation_input_tokens),
+    cache_read_input_tokens: num(u.cache_read_input_tokens),
+  };
+  const messageId = typeof m.id === 'string' && m.id ? m.id : null;
+  const requestId = typeof o.requestId === 'string' && o.requestId ? o.requestId : null;
+  return {
+    key: messageId ? `${messageId}\u0000${requestId ?? ''}` : null,
+    messageId,
+    requestId,
+    model: typeof m.model === 'string' && m.model ? m.model : 'unknown',
+    tokens,
+    total: tokens.input_tokens + tokens.output_tokens + tokens.cache_creation_input_tokens + tokens.cache_read_input_tokens,
+    timestamp: o.timestamp,
+    costUSD: typeof o.costUSD === 'number' ? o.costUSD : null,
+    offset,
+    sessionId: typeof o.sessionId === 'string' ? o.sessionId : null,
+    cwd: typeof o.cwd === 'string' ? o.cwd : null,
+    isSidechain: o.isSidechain === true,
+  };
+}
+
+/**
+ * Reads `path` from `fromOffset`. With `partialTail: 'skip'` (incremental
+ * reading) an unterminated last line is left for next time; with 'parse' (a
+ * one-off report) it is parsed if it is whole JSON, as ccusage does.
+ */
+export function scanTranscript(path: string, fromOffset = 0, opts: { partialTail?: 'skip' | 'parse' } = {}): ScanResult {
+  const result: ScanResult = { lines: [], endOffset: fromOffset, malformed: 0, lineCount: 0 };
+  let fd: number;
+  try {
+    fd = openSync(path, 'r');
+  } catch {
+    return result;
+  }
+  try {
+    let buf = Buffer.allocUnsafe(CHUNK);
+    let carry = 0; // bytes of an unfinished line at the start of buf
+    let filePos = fromOffset; // file offset of buf[0]
+    for (;;) {
+      if (carry === buf.length) {
+        // One line longer than the buffer: grow it.
+        const bigger = Buffer.allocUnsafe(buf.length * 2);
+        buf.copy(bigger, 0, 0, carry);
+        buf = bigger;
+      }
+      const n = readSync(fd, buf, carry, buf.length - carry, filePos + carry);
+      const end = carry + n;
+      let pos = 0;
+      for (;;) {
+        const nl = buf.indexOf(10, pos);
+        if (nl < 0 || nl >= end) break;
+        handle(buf, pos, nl, filePos + pos, result);
+        pos = nl + 1;
+      }
+      result.endOffset = filePos + pos;
+      if (n === 0) {
+        // EOF: what remains is an unterminated line.
+        if (pos < end && opts.partialTail === 'parse') {
+          const before = result.malformed;
+          handle(buf, pos, end, filePos + pos, result);
+          if (result.malformed === before) result.endOffset = filePos + end;
+          else result.malformed = before; // a torn write, not malformed: it may complete later
+        }
+        break;
+      }
+      buf.copy(buf, 0, pos, end);
+      carry = end - pos;
+      filePos += pos;
+    }
+  } finally {
+    closeSync(fd);
+  }
+  return result;
+}
+
+function handle(buf: Buffer, start: number, end: number, offset: number, result: ScanResult): void {
+  result.lineCount++;
+  if (end - start < USAGE_MARKER.length) return;
+  const at = buf.indexOf(USAGE_MARKER, start);
+  if (at < 0 || at >= end) return;
+  const parsed = parseUsageLine(buf.toString('utf8', start, end), offset);
+  if (parsed === 'malformed') result.malformed++;
+  else if (parsed) result.lines.push(parsed);
+}
+
+export interface TranscriptFile {
+  path: string;
+  project: string;
+  /** The file name, or the `<session>` directory of `<session>/subagents/agent-*.jsonl`. */
+  sessionId: string;
+  /** agent-*.jsonl of a subagent, else null. */
+  agentId: string | null;
+  size: number;
+  mtimeMs: number;
+}
+
+/** Every *.jsonl under a projects directory, sorted by path (ccusage's order). */
+export function listTranscripts(projectsDir: string): TranscriptFile[] {
+  const out: TranscriptFile[] = [];
+  const walk = (dir: string) => {
+    let entries;
+    try {
+      entries = readdirSync(dir, { withFileTypes: true });
+    } catch {
+      return;
+    }
+    entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    for (const e of entries) {
+      const p = join(dir, e.name);
+      if (e.isDirectory()) walk(p);
+      else if (e.isFile() && e.name.endsWith('.jsonl')) {
+        const rel = relative(projectsDir, p).split(sep);
+        const st = statSync(p);
+        out.push({
+          path: p,
+          project: rel[0] ?? '',
+          sessionId: rel.length > 2 ? rel[1]! : basename(rel[1] ?? rel[0]!, '.jsonl'),
+          agentId: rel.length > 2 && /^agent-/.test(e.name) ? basename(e.name, '.jsonl') : null,
+          size: st.size,
+          mtimeMs: st.mtimeMs,
+        });
+      }
+    }
+  };
+  walk(projectsDir);
+  return out;
+}
