@@ -170,6 +170,11 @@ async function main(argv: string[]): Promise<void> {
   }
 }
 
+function isCliError(err: unknown): err is CliError {
+  const e = err as Partial<CliError> | null;
+  return e !== null && typeof e === 'object' && e.name === 'CliError' && typeof e.code === 'string' && typeof e.exitCode === 'number';
+}
+
 /** The error boundary: exit status from typed errors, one line on stderr, no stack. */
 function report(err: unknown): number {
   const e = err as { code?: string; exitCode?: number };
@@ -177,7 +182,8 @@ function report(err: unknown): number {
     // Commander already printed help or its message.
     return e.exitCode ?? 1;
   }
-  if (err instanceof CliError) {
+  // Duck-typed, not instanceof: each command is its own bundle with its own copy of CliError.
+  if (isCliError(err)) {
     process.stderr.write(`claude-metrics: ${err.message}\n`);
     return err.exitCode;
   }

@@ -9,6 +9,7 @@ export class CliError extends Error {
     readonly exitCode: number = 1,
   ) {
     super(message);
+    // Subclasses keep the name: the boundary recognizes the family by it (bundles do not share classes).
     this.name = 'CliError';
   }
 }
