@@ -1,6 +1,91 @@
-// Placeholder until this command lands; see its issue.
-import { CliError } from '../errors';
+/**
+ * The background job a Stop / SubagentStop / SessionEnd hook starts (detached,
+ * so the hook returns at once). It waits for the transcript to settle — at Stop
+ * the final assistant message is not written yet — reads what is new in the
+ * session's transcript and its subagents' transcripts, sends one `usage` event
+ * per settled message, and flushes the spool. It prints nothing; it logs.
+ */
+import { existsSync, readdirSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import { resolveConfig } from '../config';
+import { deliverEvents } from '../emit/deliver';
+import { detectProject, detectSource, readGitInfo } from '../emit/context';
+import { claudeVersion } from '../emit/emit';
+import type { HarnessEvent } from '../event';
+import { createLogger } from '../log';
+import { statePaths } from '../paths';
+import { flushSpool } from '../spool/flush';
+import { Spool } from '../spool/spool';
+import { usageEvent } from '../transcript/events';
+import { loadState, readNew, saveState, waitForQuiet, withLock } from '../transcript/incremental';
+import { PriceTable } from '../transcript/pricing';
 
-export default function main(): never {
-  throw new CliError('transcript-worker is not implemented yet', 'E_NOT_IMPLEMENTED', 1);
+export default async function transcriptWorker(opts: Record<string, unknown>): Promise<number> {
+  const env = process.env;
+  const { config } = resolveConfig({ configFile: opts.config as string | undefined });
+  const paths = statePaths(config.stateDir);
+  const log = createLogger({ file: paths.log, level: config.logLevel, maxBytes: config.maxLogBytes, verbose: opts.verbose === true, name: 'transcript-worker' });
+  const sessionId = opts.sessionId as string | undefined;
+  const transcript = opts.transcriptPath as string | undefined;
+  const hook = (opts.hook as string | undefined) ?? 'Stop';
+  if (!sessionId || !transcript) {
+    log.warn('transcript-worker needs --session-id and --transcript-path');
+    return 2;
+  }
+  const settleMs = (opts.settleMs as number | undefined) ?? Number(env.CLAUDE_METRICS_SETTLE_MS ?? 1000);
+  const cwd = (opts.cwd as string | undefined) ?? process.cwd();
+  const started = Date.now();
+
+  const files = [transcript, ...subagentFiles(transcript, sessionId)];
+  const settled = await waitForQuiet(transcript, settleMs, Math.max(settleMs * 10, 15_000));
+  const final = hook === 'SessionEnd' || settled;
+  const prices = new PriceTable();
+  const source = detectSource(config.source, env);
+  const project = config.project ?? detectProject(undefined, readGitInfo(cwd), cwd);
+
+  const lockFile = join(paths.offsets, `${sessionId.replace(/[^A-Za-z0-9_.-]/g, '_')}.lock`);
+  const events = await withLock(
+    lockFile,
+    async () => {
+      const out: Array<{ event: HarnessEvent; commit: () => void }> = [];
+      for (const file of files) {
+        const state = loadState(paths.offsets, file);
+        const r = readNew(file, state, final);
+        if (r.malformed > 0) log.info('skipped malformed transcript lines', { file, n: r.malformed });
+        const agent = file === transcript ? null : basename(file, '.jsonl');
+        const evs = r.lines.map((line) =>
+          usageEvent(line, { sessionId, source, project, prices, runId: env.CLAUDE_METRICS_RUN_ID, taskId: env.CLAUDE_METRICS_TASK_ID, label: config.label, agentId: agent, fileKey: basename(file), claudeVersion: claudeVersion(env) }),
+        );
+        evs.forEach((event, i) => out.push({ event, commit: i === evs.length - 1 ? () => saveState(paths.offsets, r.state) : () => undefined }));
+        if (evs.length === 0) saveState(paths.offsets, r.state);
+      }
+      // Spool (write-ahead) or deliver, then remember the offsets: a crash in between re-reads, and the ids dedupe.
+      const result = await deliverEvents(out.map((o) => o.event), { config, paths, log, deadline: Date.now() + 10_000 });
+      for (const o of out) o.commit();
+      log.debug('transcript usage sent', { hook, session: sessionId, events: out.length, ...result, settled, ms: Date.now() - started });
+      return out.length;
+    },
+    { waitMs: 30_000, staleMs: 120_000 },
+  );
+  if (events === undefined) log.warn('transcript worker: lock busy for 30 s; leaving this read to the next hook', { session: sessionId });
+
+  if (new Spool(paths).hasWaiting()) {
+    const r = await flushSpool({ config, paths, log, deadline: Date.now() + config.flushTimeoutMs });
+    log.debug('flush after transcript', { ...r });
+  }
+  return 0;
+}
+
+/** `<dir>/<session>/subagents/agent-*.jsonl` beside `<dir>/<session>.jsonl`. */
+function subagentFiles(transcript: string, sessionId: string): string[] {
+  const dir = join(dirname(transcript), basename(transcript, '.jsonl') || sessionId, 'subagents');
+  if (!existsSync(dir)) return [];
+  try {
+    return readdirSync(dir)
+      .filter((n) => n.endsWith('.jsonl'))
+      .sort()
+      .map((n) => join(dir, n));
+  } catch {
+    return [];
+  }
 }

@@ -27,6 +27,9 @@ const OPUS_45: ModelPrice = { input: 5, output: 25, cache_write: 6.25, cache_rea
 
 /** Longest matching family prefix wins (after normalization). */
 export const PRICES: Record<string, ModelPrice> = {
+  // Claude Code 2.1.331's default model; prices measured from its own total_cost_usd (one token
+  // kind at a time against a fake API), since it is newer than the published tables we mirror.
+  'claude-opus-5-5': { input: 4, output: 20, cache_write: 5, cache_read: 0.2 },
   'claude-opus-4-5': OPUS_45,
   'claude-opus-4-6': OPUS_45,
   'claude-opus-4-1': OPUS_4,
