@@ -2,7 +2,9 @@
 // The single binary beside `node dist/cli.cjs`: size and cold start, interleaved
 // in one run so machine noise hits every case alike; ratios against `node -e 0`.
 // Builds two binaries first (V8 code cache on and off) unless --no-build.
-// Usage: node bench/binary.mjs [--runs 30] [--no-build]
+// With --bun PATH (a bun executable, e.g. from `npm i bun` in a temp dir), the
+// same bundle is also compiled with `bun build --compile --minify --bytecode`.
+// Usage: node bench/binary.mjs [--runs 30] [--bun /path/to/bun]
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -14,13 +16,18 @@ const runs = Number(process.argv[process.argv.indexOf('--runs') + 1]) || 30;
 const work = mkdtempSync(join(tmpdir(), 'cm-bench-bin-'));
 const withCache = join(work, 'claude-metrics');
 const noCache = join(work, 'claude-metrics-nocache');
+const bunBin = process.argv.includes('--bun') ? process.argv[process.argv.indexOf('--bun') + 1] : undefined;
+const bunOut = join(work, 'claude-metrics-bun');
 
-if (!process.argv.includes('--no-build')) {
-  for (const [out, cache] of [[withCache, '1'], [noCache, '0']]) {
-    const r = spawnSync(process.execPath, [join(root, 'scripts/package.mjs')], { env: { ...process.env, SEA_OUT: out, SEA_CODE_CACHE: cache }, stdio: ['ignore', 'pipe', 'inherit'] });
-    if (r.status !== 0) process.exit(1);
-    process.stderr.write(r.stdout);
-  }
+for (const [out, cache] of [[withCache, '1'], [noCache, '0']]) {
+  const r = spawnSync(process.execPath, [join(root, 'scripts/package.mjs')], { env: { ...process.env, SEA_OUT: out, SEA_CODE_CACHE: cache, SEA_BUNDLE_OUT: join(work, 'main.cjs') }, stdio: ['ignore', 'pipe', 'inherit'] });
+  if (r.status !== 0) process.exit(1);
+  process.stderr.write(r.stdout);
+}
+if (bunBin) {
+  const ext = ['better-sqlite3', 'pino', 'playwright-core'].flatMap((m) => ['--external', m]);
+  const r = spawnSync(bunBin, ['build', '--compile', '--minify', '--bytecode', join(work, 'main.cjs'), ...ext, '--outfile', bunOut], { stdio: 'ignore' });
+  if (r.status !== 0) throw new Error('bun build --compile failed');
 }
 
 const hook = JSON.stringify({ session_id: 'bench', hook_event_name: 'PostToolUse', tool_name: 'Bash', tool_input: { command: 'ls' }, tool_response: { stdout: '' }, tool_use_id: 'toolu_b', cwd: root });
@@ -39,6 +46,12 @@ const cases = [
   { name: 'node bin/claude-metrics emit', cmd: process.execPath, args: [join(root, 'bin/claude-metrics'), 'emit'], input: hook },
   { name: 'binary emit', cmd: withCache, args: ['emit'], input: hook },
   { name: 'binary (no code cache) emit', cmd: noCache, args: ['emit'], input: hook },
+  ...(bunBin
+    ? [
+        { name: 'bun binary --version', cmd: bunOut, args: ['--version'] },
+        { name: 'bun binary emit', cmd: bunOut, args: ['emit'], input: hook },
+      ]
+    : []),
 ];
 
 function time(c) {
@@ -59,6 +72,6 @@ for (const c of cases) {
   console.log(`  ${c.name.padEnd(36)} ${m.toFixed(1).padStart(7)} ms   ${(m / base).toFixed(2)}x node -e 0`);
 }
 const mib = (p) => (statSync(p).size / 1024 / 1024).toFixed(1);
-console.log(`size: binary ${mib(withCache)} MiB (no code cache ${mib(noCache)} MiB); node itself ${mib(process.execPath)} MiB`);
+console.log(`size: binary ${mib(withCache)} MiB (no code cache ${mib(noCache)} MiB${bunBin ? `; bun ${mib(bunOut)} MiB` : ''}); node itself ${mib(process.execPath)} MiB`);
 rmSync(work, { recursive: true, force: true });
 rmSync(home, { recursive: true, force: true });

@@ -57,6 +57,9 @@ await build({
   define: { 'process.env.CLAUDE_METRICS_BUILD': '"binary"' },
 });
 
+// The same bundle serves the bun comparison in bench/binary.mjs.
+if (process.env.SEA_BUNDLE_OUT) copyFileSync(join(work, 'main.cjs'), process.env.SEA_BUNDLE_OUT);
+
 writeFileSync(
   join(work, 'sea-config.json'),
   JSON.stringify({ main: join(work, 'main.cjs'), output: join(work, 'sea.blob'), disableExperimentalSEAWarning: true, useCodeCache }),
