@@ -16,6 +16,7 @@ import { createLogger } from '../log';
 import { statePaths } from '../paths';
 import { flushSpool } from '../spool/flush';
 import { Spool } from '../spool/spool';
+import { breakerAllows, readBreaker } from '../transport/breaker';
 import { usageEvent } from '../transcript/events';
 import { loadState, readNew, saveState, waitForQuiet, withLock } from '../transcript/incremental';
 import { PriceTable } from '../transcript/pricing';
@@ -60,16 +61,20 @@ export default async function transcriptWorker(opts: Record<string, unknown>): P
         if (evs.length === 0) saveState(paths.offsets, r.state);
       }
       // Spool (write-ahead) or deliver, then remember the offsets: a crash in between re-reads, and the ids dedupe.
+      if (out.length === 0) return { sent: false as const };
       const result = await deliverEvents(out.map((o) => o.event), { config, paths, log, deadline: Date.now() + 10_000 });
       for (const o of out) o.commit();
       log.debug('transcript usage sent', { hook, session: sessionId, events: out.length, ...result, settled, ms: Date.now() - started });
-      return out.length;
+      return { sent: true as const, outcome: result.outcome };
     },
     { waitMs: 30_000, staleMs: 120_000 },
   );
   if (events === undefined) log.warn('transcript worker: lock busy for 30 s; leaving this read to the next hook', { session: sessionId });
 
-  if (new Spool(paths).hasWaiting()) {
+  // Drain what waits only when the collector just answered (or was not asked and the breaker is
+  // closed): a dead collector would keep a background process retrying for the whole flush deadline.
+  const healthy = events !== undefined && (events.sent ? events.outcome === 'ok' : breakerAllows(readBreaker(paths.breaker, config.endpoint), Date.now()));
+  if (healthy && new Spool(paths).hasWaiting()) {
     const r = await flushSpool({ config, paths, log, deadline: Date.now() + config.flushTimeoutMs });
     log.debug('flush after transcript', { ...r });
   }
