@@ -150,3 +150,27 @@ describe('install', () => {
     expect(readFileSync(file, 'utf8')).toBe('{}\n');
   });
 });
+
+describe('symlinked settings', () => {
+  let th: TempHome;
+  beforeEach(() => {
+    th = tempHome('cm-install-link-');
+  });
+  afterEach(() => th.cleanup());
+
+  it('edits the target and keeps the link a link (dotfile repos)', async () => {
+    const { lstatSync, symlinkSync } = await import('node:fs');
+    const dotfiles = join(th.home, 'dotfiles');
+    mkdirSync(dotfiles);
+    writeFileSync(join(dotfiles, 'claude-settings.json'), '{\n  "model": "opus"\n}\n');
+    mkdirSync(join(th.home, '.claude'));
+    const link = join(th.home, '.claude', 'settings.json');
+    symlinkSync(join(dotfiles, 'claude-settings.json'), link);
+    expect((await runCli(['install', '--events', 'Stop'], { env: th.env })).code).toBe(0);
+    expect(lstatSync(link).isSymbolicLink()).toBe(true);
+    expect(findOurHooks(readFileSync(join(dotfiles, 'claude-settings.json'), 'utf8'), 'x').commands).toHaveLength(1);
+    expect((await runCli(['uninstall'], { env: th.env })).code).toBe(0);
+    expect(lstatSync(link).isSymbolicLink()).toBe(true);
+    expect(readFileSync(link, 'utf8')).toBe('{\n  "model": "opus"\n}\n');
+  });
+});
