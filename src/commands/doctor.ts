@@ -8,12 +8,9 @@
 import { resolveConfig } from '../config';
 import { ConfigError } from '../errors';
 import { VERSION } from '../version';
-import { withExitCodes } from '../install/boundary';
 import { assess, gatherFacts, renderText } from '../install/doctor';
 
-export default withExitCodes(doctor);
-
-async function doctor(opts: Record<string, unknown>): Promise<number> {
+export default async function doctor(opts: Record<string, unknown>): Promise<number> {
   const resolved = resolveConfig({ configFile: opts.config as string | undefined, flags: { endpoint: opts.endpoint, token: opts.token } });
   if (resolved.errors.length > 0) throw new ConfigError(resolved.errors.join('; '));
   const facts = await gatherFacts({ resolved, env: process.env, cwd: process.cwd(), version: VERSION, managedSettings: process.env.CLAUDE_METRICS_MANAGED_SETTINGS });

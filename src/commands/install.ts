@@ -12,7 +12,6 @@ import { locateSelf } from '../install/self';
 import { DEFAULT_EVENTS, DEFAULT_TIMEOUT_S, KNOWN_EVENTS, planInstall } from '../install/settings-edit';
 import { backupSettings, InstallRecords, readSettings, sha256, writeSettings } from '../install/settings-file';
 import { resolveTarget } from '../install/target';
-import { withExitCodes } from '../install/boundary';
 import { join } from 'node:path';
 
 export function parseEvents(list: unknown): string[] {
@@ -32,9 +31,7 @@ export function installRecordsFile(opts: Record<string, unknown>): string {
   return join(statePaths(config.stateDir).root, 'installs.json');
 }
 
-export default withExitCodes(install);
-
-async function install(opts: Record<string, unknown>): Promise<number> {
+export default async function install(opts: Record<string, unknown>): Promise<number> {
   const events = parseEvents(opts.events);
   const timeoutS = (opts.timeout as number | undefined) ?? DEFAULT_TIMEOUT_S;
   if (timeoutS < 1 || timeoutS > 600) throw new UsageError(`--timeout must be between 1 and 600 seconds, got ${timeoutS}`);

@@ -7,7 +7,6 @@ import { unifiedDiff } from '../install/diff';
 import { planUninstall } from '../install/settings-edit';
 import { backupSettings, InstallRecords, readSettings, removeSettingsFile, sha256, writeSettings } from '../install/settings-file';
 import { resolveTarget } from '../install/target';
-import { withExitCodes } from '../install/boundary';
 import { installRecordsFile } from './install';
 
 /** The bytes to restore, when the file is untouched since our install and its original is still at hand. */
@@ -19,9 +18,7 @@ function originalFromRecord(records: InstallRecords, path: string, current: stri
   return text === null ? undefined : { text };
 }
 
-export default withExitCodes(uninstall);
-
-async function uninstall(opts: Record<string, unknown>): Promise<number> {
+export default async function uninstall(opts: Record<string, unknown>): Promise<number> {
   const target = resolveTarget(opts);
   const before = readSettings(target.path);
   if (before === null) {
