@@ -7,8 +7,8 @@ import type { ChildProcess } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { assess, type DoctorFacts } from '../src/install/doctor';
-import { deadPort, runCli, spawnCli, startCaptureServer, tempHome, type TempHome } from './helpers/cli';
+import { assess, checkHookCommand, type DoctorFacts } from '../src/install/doctor';
+import { BIN, deadPort, runCli, spawnCli, startCaptureServer, tempHome, type TempHome } from './helpers/cli';
 
 function facts(over: Partial<DoctorFacts> = {}): DoctorFacts {
   return {
@@ -23,6 +23,8 @@ function facts(over: Partial<DoctorFacts> = {}): DoctorFacts {
     spool: { depth: 0, bytes: 0, claimed: 0, dead: 0, drops: 0, oldestAgeMs: null },
     scopes: [{ scope: 'user', path: '/h/.claude/settings.json', exists: true, commands: [{ command: 'x emit', events: ['PreToolUse', 'PostToolUse', 'PostToolUseFailure', 'Stop', 'SubagentStop', 'SessionStart', 'SessionEnd', 'UserPromptSubmit'], async: false, runs: true, detail: 'runs' }], disableAllHooks: false }],
     claude: { path: '/bin/claude', version: '2.1.331 (Claude Code)' },
+    expectedCommand: 'x emit',
+    log: { path: '/s/claude-metrics.log' },
     now: 1_000_000_000,
     ...over,
   };
@@ -57,6 +59,17 @@ describe('assess', () => {
     const a = assess(facts({ endpoint: { url: 'u', reachable: true, status: 404, tokenSet: false }, breaker: { failures: 2, openUntil: 1_000_030_000 }, spool: { depth: 2, bytes: 5, claimed: 0, dead: 0, drops: 0, oldestAgeMs: 1000 }, scopes: [{ ...facts().scopes[0]!, cleanupPeriodDays: 30 }] }));
     expect(a.problems).toEqual([]);
     expect(a.notes.join('\n')).toMatch(/token is not verified[\s\S]*breaker open for 30 s[\s\S]*2 event\(s\) waiting/);
+  });
+  it('notes a hook command that differs from this installation and the last logged problem', () => {
+    const a = assess(facts({ expectedCommand: '/new/node /new/bin/claude-metrics emit', log: { path: '/s/l.log', lastProblem: { time: '2026-01-01T00:00:00.000Z', name: 'emit', msg: 'spool full' } } }));
+    expect(a.healthy).toBe(true);
+    expect(a.notes.join('\n')).toMatch(/in user settings differs from this installation's \(\/new\/node[\s\S]*last problem in \/s\/l\.log: 2026-01-01T00:00:00\.000Z emit: spool full/);
+  });
+  it('checkHookCommand: runs our launcher with --version; a missing program or script is named', () => {
+    expect(checkHookCommand(`${process.execPath} ${BIN} emit`, process.env)).toMatchObject({ runs: true, detail: expect.stringMatching(/^runs \(claude-metrics \d+\.\d+\.\d+\)$/) });
+    expect(checkHookCommand(`/nope/node ${BIN} emit`, process.env)).toEqual({ runs: false, detail: '/nope/node not found' });
+    expect(checkHookCommand(`${process.execPath} /gone/bin/claude-metrics emit`, process.env)).toEqual({ runs: false, detail: '/gone/bin/claude-metrics not found' });
+    expect(checkHookCommand('node /x/dist/emit.cjs', process.env).runs).toBe(false);
   });
 });
 

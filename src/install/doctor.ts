@@ -64,6 +64,9 @@ export interface DoctorFacts {
   spool: SpoolStats;
   scopes: ScopeFacts[];
   claude: { path?: string; version?: string; error?: string };
+  /** The hook command this installation would write (install), to spot stale hooks. */
+  expectedCommand?: string;
+  log: { path: string; lastProblem?: { time: string; msg: string; name?: string } };
   now: number;
 }
 
@@ -185,7 +188,38 @@ export function claudeFacts(env: Env): DoctorFacts['claude'] {
   return { path, error: r.error?.message ?? `exit ${r.status}` };
 }
 
+/** The last warning or error in our log file (NDJSON, pino levels), read from its tail. */
+export function lastLogProblem(path: string): DoctorFacts['log']['lastProblem'] {
+  let text: string;
+  try {
+    const { openSync, readSync, closeSync, fstatSync } = require('node:fs') as typeof import('node:fs');
+    const fd = openSync(path, 'r');
+    try {
+      const size = fstatSync(fd).size;
+      const len = Math.min(size, 64 * 1024);
+      const buf = Buffer.alloc(len);
+      readSync(fd, buf, 0, len, size - len);
+      text = buf.toString('utf8');
+    } finally {
+      closeSync(fd);
+    }
+  } catch {
+    return undefined;
+  }
+  const lines = text.split('\n');
+  for (let i = lines.length - 1; i >= 0; i--) {
+    try {
+      const rec = JSON.parse(lines[i]!) as { level?: number; time?: number; msg?: string; name?: string };
+      if ((rec.level ?? 0) >= 40 && typeof rec.msg === 'string') return { time: new Date(rec.time ?? 0).toISOString(), msg: rec.msg.slice(0, 300), name: rec.name };
+    } catch {
+      /* a torn first line */
+    }
+  }
+  return undefined;
+}
+
 export interface GatherOptions {
+  expectedCommand?: string;
   resolved: ResolvedConfig;
   env: Env;
   cwd: string;
@@ -214,6 +248,8 @@ export async function gatherFacts(o: GatherOptions): Promise<DoctorFacts> {
     spool: new Spool(paths).stats(now),
     scopes,
     claude: claudeFacts(o.env),
+    expectedCommand: o.expectedCommand,
+    log: { path: paths.log, lastProblem: lastLogProblem(paths.log) },
     now,
   };
 }
@@ -267,6 +303,9 @@ export function assess(f: DoctorFacts): Assessment {
   const hooked = new Set(withHooks.flatMap((sc) => sc.commands.flatMap((c) => c.events)));
   const missing = DEFAULT_EVENTS.filter((ev) => !hooked.has(ev));
   if (withHooks.length > 0 && missing.length > 0) notes.push(`not hooked: ${missing.join(', ')}${missing.includes('PreToolUse') ? ' (tool durations need PreToolUse)' : ''}`);
+  const stale = f.expectedCommand ? withHooks.flatMap((sc) => sc.commands.filter((c) => c.command !== f.expectedCommand).map(() => sc.scope)) : [];
+  if (stale.length > 0) notes.push(`the hook command in ${[...new Set(stale)].join(', ')} settings differs from this installation's (${f.expectedCommand}): \`claude-metrics install\` updates it if this is the one you use`);
+  if (f.log.lastProblem) notes.push(`last problem in ${f.log.path}: ${f.log.lastProblem.time} ${f.log.lastProblem.name ? `${f.log.lastProblem.name}: ` : ''}${f.log.lastProblem.msg}`);
   if (!f.claude.path) notes.push('claude is not on PATH: could not check the Claude Code version');
   else if (f.claude.error) problems.push(`claude at ${f.claude.path} does not run (${f.claude.error})`);
   notes.push('transcripts are not written by `claude -p --no-session-persistence` (or the SDK\'s persistSession: false): such runs report no token usage from transcripts');
@@ -294,6 +333,7 @@ export function renderText(f: DoctorFacts, a: Assessment): string {
   const s = f.spool;
   out.push('', `spool (${f.spoolDir})`);
   out.push(`  waiting ${s.depth} event(s), ${s.bytes} bytes; oldest ${s.oldestAgeMs === null ? '-' : formatAge(s.oldestAgeMs)}; claimed ${s.claimed}; dead letters ${s.dead}; drops ${s.drops}`);
+  out.push(`  log: ${f.log.path}`);
   out.push('', 'hooks');
   for (const sc of f.scopes) {
     const head = `  ${pad(sc.scope, 9)}${sc.path}: `;
