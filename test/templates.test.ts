@@ -233,8 +233,31 @@ describe.skipIf(!hasFastapi)('reference FastAPI router (router/harness_router.py
   });
 });
 
-describe.skipIf(!hasFastapi || !runImplemented)('API harness example (api-harness/claude_api.py)', () => {
-  it('records one api task per request with the caller project and session id', async () => {
+describe.skipIf(!hasFastapi)('API harness example (api-harness/claude_api.py)', () => {
+  it('the middleware passes X-Project and X-Session-ID to `claude-metrics run --source api`', async () => {
+    const t = tempHome('cm-api-args-');
+    let child: ChildProcess | undefined;
+    try {
+      const env = sandbox(t, FAKE_CLAUDE);
+      // A stand-in claude-metrics that records its arguments and runs the command after `--`.
+      writeFileSync(join(t.home, 'bin', 'claude-metrics'), '#!/bin/sh\necho "$@" >> "$HOME/args"\nwhile [ "$1" != "--" ]; do shift; done; shift; exec "$@"\n');
+      const started = await startUvicorn(join(T, 'api-harness'), 'claude_api:app', env, false);
+      child = started.child;
+      const ok = await post(`${started.url}/v1/run`, JSON.stringify({ prompt: 'hi there' }), { 'x-project': 'billing', 'x-session-id': 'req-42' });
+      expect(JSON.parse(ok.body)).toMatchObject({ task_id: 'req-42', result: 'done' });
+      const anon = await post(`${started.url}/v1/run`, JSON.stringify({ prompt: 'again' }));
+      expect(anon.status).toBe(502); // the fake claude fails its second call
+      expect((await post(`${started.url}/v1/run`, JSON.stringify({ prompt: '' }))).status).toBe(400);
+      const lines = readFileSync(join(t.home, 'args'), 'utf8').trim().split('\n');
+      expect(lines[0]).toBe('run --source api --label api --task-id req-42 --project billing -- claude -p hi there --output-format json');
+      expect(lines[1]).toMatch(/^run --source api --label api --task-id req-[0-9a-f-]{36} -- claude -p again --output-format json$/);
+    } finally {
+      child?.kill('SIGKILL');
+      t.cleanup();
+    }
+  });
+
+  it.skipIf(!runImplemented)('records one api task per request with the caller project and session id', async () => {
     const t = tempHome('cm-api-');
     const cap = await startCaptureServer();
     let child: ChildProcess | undefined;
