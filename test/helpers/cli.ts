@@ -34,7 +34,8 @@ export function tempHome(prefix = 'cm-test-'): TempHome {
     CLAUDE_CONFIG_DIR: join(home, '.claude'),
   };
   if (process.env.NODE_EXTRA_CA_CERTS) env.NODE_EXTRA_CA_CERTS = process.env.NODE_EXTRA_CA_CERTS;
-  return { home, stateDir, env, cleanup: () => rmSync(home, { recursive: true, force: true }) };
+  // Retries: a detached worker a test started may still be writing while we clean up.
+  return { home, stateDir, env, cleanup: () => rmSync(home, { recursive: true, force: true, maxRetries: 10, retryDelay: 200 }) };
 }
 
 export interface RunResult {

@@ -1,0 +1,199 @@
+/**
+ * The real Claude Code CLI (pinned in devDependencies) through our hooks,
+ * offline against a scripted fake of the Messages API, with `claude-metrics
+ * serve` as the collector. What the collector shows must equal what the fake
+ * served and what Claude Code itself reports.
+ */
+import { execFileSync } from 'node:child_process';
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { startFakeAnthropic, type FakeAnthropic, type Scenario } from '../fake-anthropic/server';
+import { deadPort, getJson, ROOT, runCli, runProcess, startServe, tempHome, waitFor, type ServeHandle, type TempHome } from '../helpers/cli';
+
+const CLAUDE = join(ROOT, 'node_modules', '.bin', 'claude');
+const MODEL = 'claude-sonnet-4-5-20250929';
+const MODEL_DEPENDENT = new Set(['effort']);
+const PINNED = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { devDependencies: Record<string, string> }).devDependencies['@anthropic-ai/claude-code']!;
+
+const TOOL_THEN_ANSWER: Scenario = {
+  model: MODEL,
+  main: [
+    { kind: 'tool', name: 'Bash', input: { command: 'echo hello-from-tool', description: 'say hello' }, usage: { input_tokens: 1500, output_tokens: 60, cache_creation_input_tokens: 4000, cache_read_input_tokens: 12000 } },
+    { kind: 'tool', name: 'Bash', input: { command: 'exit 3', description: 'fail on purpose' }, usage: { input_tokens: 300, output_tokens: 45, cache_creation_input_tokens: 500, cache_read_input_tokens: 16000 } },
+    { kind: 'text', text: 'All done: one command worked, one failed.', usage: { input_tokens: 200, output_tokens: 80, cache_creation_input_tokens: 100, cache_read_input_tokens: 16500 } },
+  ],
+};
+
+let version = '';
+beforeAll(() => {
+  version = execFileSync(CLAUDE, ['--version'], { encoding: 'utf8' }).trim();
+  // Say which Claude Code this ran against; a different one must be a deliberate bump.
+  console.log(`e2e: Claude Code ${version} (pinned ${PINNED})`);
+  expect(version).toContain(PINNED);
+});
+
+interface World {
+  home: TempHome;
+  project: string;
+  fake: FakeAnthropic;
+  serve?: ServeHandle;
+  claudeEnv: Record<string, string>;
+}
+let worlds: World[] = [];
+afterEach(async () => {
+  for (const w of worlds) {
+    await w.serve?.stop();
+    await w.fake.close();
+    w.home.cleanup();
+  }
+  worlds = [];
+});
+
+async function world(scenario: Scenario, opts: { hooks?: boolean; serve?: boolean; endpoint?: string; capture?: boolean } = {}): Promise<World> {
+  const home = tempHome('cm-e2e-');
+  const project = join(home.home, 'work', 'demo-app');
+  mkdirSync(project, { recursive: true });
+  const fake = await startFakeAnthropic(scenario);
+  const w: World = { home, project, fake, claudeEnv: {} };
+  worlds.push(w);
+  if (opts.serve !== false) w.serve = await startServe(home.env, ['--db', join(home.home, 'collector.db')]);
+  const endpoint = opts.endpoint ?? w.serve?.endpoint ?? '';
+  w.claudeEnv = {
+    ...home.env,
+    ANTHROPIC_API_KEY: 'sk-ant-dummy-e2e',
+    ANTHROPIC_BASE_URL: fake.url,
+    CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: '1',
+    DISABLE_AUTOUPDATER: '1',
+    CLAUDE_METRICS_ENDPOINT: endpoint,
+    CLAUDE_METRICS_SETTLE_MS: '300',
+    CLAUDE_METRICS_TIMEOUT_MS: '2000',
+  };
+  if (opts.hooks !== false) {
+    const settings = join(home.home, '.claude', 'settings.json');
+    const r = await runCli(['install', '--settings', settings], { env: home.env });
+    expect(r.code, r.stderr).toBe(0);
+    if (opts.capture) {
+      // A second hook beside ours that keeps each raw payload, to compare field sets with the fixtures.
+      const dir = join(home.home, 'payloads');
+      mkdirSync(dir);
+      const script = join(home.home, 'capture.sh');
+      writeFileSync(script, `#!/bin/sh\ncat > "${dir}/$(date +%s%N).json"\n`);
+      chmodSync(script, 0o755);
+      const s = JSON.parse(readFileSync(settings, 'utf8')) as { hooks: Record<string, Array<{ hooks: Array<Record<string, unknown>> }>> };
+      for (const groups of Object.values(s.hooks)) groups[0]!.hooks.push({ type: 'command', command: script });
+      writeFileSync(settings, JSON.stringify(s, null, 2));
+    }
+  }
+  return w;
+}
+
+function claude(w: World, prompt: string, extra: string[] = [], format = 'json') {
+  return runProcess(CLAUDE, ['-p', prompt, '--output-format', format, '--allowedTools', 'Bash', '--model', MODEL, ...extra], { env: w.claudeEnv, cwd: w.project, killAfterMs: 90_000 });
+}
+
+async function sessionWhenSettled(w: World, expectTokens: number) {
+  return waitFor(
+    async () => {
+      const { body } = await getJson(`${w.serve!.url}/api/sessions`);
+      const s = body.sessions?.[0];
+      const tokens = s ? s.input_tokens + s.output_tokens + s.cache_creation_input_tokens + s.cache_read_input_tokens : 0;
+      return s && s.completed_at && tokens >= expectTokens ? s : undefined;
+    },
+    { timeoutMs: 45_000, intervalMs: 250 },
+  );
+}
+
+const sum = (u: { input_tokens: number; output_tokens: number; cache_creation_input_tokens: number; cache_read_input_tokens: number }) => u.input_tokens + u.output_tokens + u.cache_creation_input_tokens + u.cache_read_input_tokens;
+
+describe(`the real Claude Code CLI through our hooks`, () => {
+  it('a claude -p session: source, project, tool calls with durations, outcome, tokens = what the API served, cost = Claude Code’s', async () => {
+    const w = await world(TOOL_THEN_ANSWER, { capture: true });
+    const r = await claude(w, 'run two commands');
+    expect(r.code, r.stderr).toBe(0);
+    const result = JSON.parse(r.stdout) as { total_cost_usd: number; usage: Record<string, number>; session_id: string; num_turns: number };
+    const served = w.fake.totals();
+    const s = await sessionWhenSettled(w, sum(served));
+    expect(s).toMatchObject({
+      id: `session:${result.session_id}`, source: 'api', project: 'demo-app', success: true, tool_calls_count: 2, tool_failures: 1,
+      input_tokens: served.input_tokens, output_tokens: served.output_tokens, cache_creation_input_tokens: served.cache_creation_input_tokens, cache_read_input_tokens: served.cache_read_input_tokens,
+      model: MODEL,
+    });
+    // Claude Code's own accounting agrees with the fake and with us.
+    expect(result.usage).toMatchObject(served);
+    expect(s.cost_usd).toBeCloseTo(result.total_cost_usd, 9);
+    const summary = (await getJson(`${w.serve!.url}/api/summary`)).body;
+    const bash = summary.top_tools.find((t: { tool: string }) => t.tool === 'Bash');
+    expect(bash).toMatchObject({ calls: 2, failures: 1 });
+    expect(bash.avg_duration_ms).toBeGreaterThan(0); // PostToolUse's duration_ms
+
+    // The payload field sets still match the captured 2.1.331 ones (a renamed field fails here).
+    const dir = join(w.home.home, 'payloads');
+    const live = readdirSync(dir).map((f) => JSON.parse(readFileSync(join(dir, f), 'utf8')) as Record<string, unknown>);
+    for (const name of ['SessionStart', 'UserPromptSubmit', 'PreToolUse', 'PostToolUse', 'Stop', 'SessionEnd']) {
+      const fixture = JSON.parse(readFileSync(join(ROOT, 'test', 'fixtures', 'hooks-real', `${name}.json`), 'utf8')) as Record<string, unknown>;
+      const got = live.find((p) => p.hook_event_name === name);
+      expect(got, `${name} fired`).toBeDefined();
+      // `effort` is there only for models with effort levels (the fixture was captured with the default model).
+      const strip = (keys: string[]) => keys.filter((k) => !MODEL_DEPENDENT.has(k)).sort();
+      expect(strip(Object.keys(got!)), `${name} fields (Claude Code ${version})`).toEqual(strip(Object.keys(fixture)));
+    }
+  });
+
+  it('a Ralph task through claude-metrics run: one task session with outcome, turns, cost, and the hooks inside it', async () => {
+    const w = await world(TOOL_THEN_ANSWER);
+    const r = await runProcess(process.execPath, [join(ROOT, 'bin', 'claude-metrics'), 'run', '--task-id', 'T-77', '--label', 'nightly', '--', CLAUDE, '-p', 'do the task', '--output-format', 'json', '--allowedTools', 'Bash', '--model', MODEL], {
+      env: w.claudeEnv,
+      cwd: w.project,
+    });
+    expect(r.code, r.stderr).toBe(0);
+    const result = JSON.parse(r.stdout) as { total_cost_usd: number; num_turns: number; session_id: string };
+    const s = await sessionWhenSettled(w, sum(w.fake.totals()));
+    expect(s.id).toMatch(/^run:/);
+    expect(s).toMatchObject({ source: 'ralph', task_id: 'T-77', label: 'nightly', success: true, exit_code: 0, num_turns: result.num_turns, claude_session_id: result.session_id, tool_calls_count: 2 });
+    expect(s.cost_usd).toBeCloseTo(result.total_cost_usd, 9);
+    expect(s.duration_ms).toBeGreaterThan(0);
+    const { body } = await getJson(`${w.serve!.url}/api/sessions`);
+    expect(body.total).toBe(1); // the Claude session folded into the task, not a second row
+  });
+
+  it('with the collector down during the run, then up and flushed: the same state, nothing twice', async () => {
+    const port = await deadPort();
+    const w = await world(TOOL_THEN_ANSWER, { serve: false, endpoint: `http://127.0.0.1:${port}/metrics/harness` });
+    const r = await claude(w, 'run two commands');
+    expect(r.code).toBe(0);
+    const result = JSON.parse(r.stdout) as { total_cost_usd: number; session_id: string };
+    // Let the detached transcript worker finish spooling (its lock file disappears).
+    await waitFor(() => {
+      const dir = join(w.home.stateDir, 'transcripts');
+      return existsSync(dir) && readdirSync(dir).some((f) => f.endsWith('.json')) && !readdirSync(dir).some((f) => f.endsWith('.lock'));
+    }, { timeoutMs: 45_000 });
+    w.serve = await startServe(w.home.env, ['--db', join(w.home.home, 'collector.db'), '--port', String(port)]);
+    const f1 = await runCli(['flush'], { env: w.claudeEnv });
+    expect(f1.code).toBe(0);
+    const f2 = await runCli(['flush'], { env: w.claudeEnv });
+    expect(f2.code).toBe(0);
+    const served = w.fake.totals();
+    const s = await sessionWhenSettled(w, sum(served));
+    expect(s).toMatchObject({ id: `session:${result.session_id}`, success: true, tool_calls_count: 2, input_tokens: served.input_tokens, output_tokens: served.output_tokens, cache_read_input_tokens: served.cache_read_input_tokens });
+    expect(s.cost_usd).toBeCloseTo(result.total_cost_usd, 9);
+    const health = (await getJson(`${w.serve.url}/healthz`)).body;
+    expect(health.events).toBe(s.events_count); // every stored event folded once
+  });
+
+  it('stdout is byte-identical with and without our hooks, and nothing of ours reaches the model', async () => {
+    const scenario: Scenario = { model: MODEL, main: [{ kind: 'text', text: 'Plain answer — 42 ✓' }] };
+    const bare = await world(scenario, { hooks: false, serve: false });
+    const hooked = await world(scenario);
+    const a = await claude(bare, 'answer', [], 'text');
+    const b = await claude(hooked, 'answer', [], 'text');
+    const c = await runProcess(process.execPath, [join(ROOT, 'bin', 'claude-metrics'), 'run', '--', CLAUDE, '-p', 'answer', '--output-format', 'text', '--allowedTools', 'Bash', '--model', MODEL], { env: hooked.claudeEnv, cwd: hooked.project });
+    expect(a.code).toBe(0);
+    expect(Buffer.from(b.stdout)).toEqual(Buffer.from(a.stdout));
+    expect(Buffer.from(c.stdout)).toEqual(Buffer.from(a.stdout));
+    expect(a.stdout).toBe('Plain answer — 42 ✓\n');
+    const bodies = hooked.fake.requests.map((q) => q.body).join('\n');
+    expect(bodies).not.toMatch(/claude-metrics|claude_harness|event_id/);
+    expect(hooked.fake.requests.filter((q) => q.url.startsWith('/v1/messages?') || q.url === '/v1/messages').length).toBe(bare.fake.requests.filter((q) => q.url.startsWith('/v1/messages?') || q.url === '/v1/messages').length * 2);
+  });
+});
