@@ -1,3 +1,4 @@
+/// <reference lib="dom" />
 /**
  * The dashboard in a real Chromium (Debian's, driven by playwright-core) against
  * a real `serve` seeded through POST /metrics/harness: numbers equal the API,
@@ -105,7 +106,7 @@ describe('dashboard', () => {
 
     // Filter by project: table and URL follow.
     await page.selectOption('#f-project', 'web-app');
-    await page.waitForFunction(() => [...document.querySelectorAll('#sessions tbody tr td:nth-child(2)')].every((td) => td.textContent === 'web-app'));
+    await page.waitForFunction(() => Array.from(document.querySelectorAll('#sessions tbody tr td:nth-child(2)')).every((td) => td.textContent === 'web-app'));
     expect(new URL(page.url()).searchParams.get('project')).toBe('web-app');
     const webRows = await page.$$eval('#sessions tbody tr', (trs) => trs.length);
     expect(webRows).toBe((await getJson(`${serve.url}/api/sessions?since=7d&project=web-app`)).body.total);

@@ -469,7 +469,7 @@ export class Store {
       output_tokens: useResult ? ((r.result_output_tokens as number) ?? 0) : (r.output_tokens as number),
       cache_creation_input_tokens: useResult ? ((r.result_cache_creation_input_tokens as number) ?? 0) : (r.cache_creation_input_tokens as number),
       cache_read_input_tokens: useResult ? ((r.result_cache_read_input_tokens as number) ?? 0) : (r.cache_read_input_tokens as number),
-      cost_usd: (r.usage_events as number) === 0 && typeof r.result_cost_usd === 'number' ? (r.result_cost_usd as number) : (r.cost_usd as number),
+      cost_usd: Math.round(((r.usage_events as number) === 0 && typeof r.result_cost_usd === 'number' ? (r.result_cost_usd as number) : (r.cost_usd as number)) * 1e9) / 1e9,
     };
   }
 

@@ -1,6 +1,108 @@
-// Placeholder until this command lands; see its issue.
-import { CliError } from '../errors';
+/**
+ * `claude-metrics backfill`: sends the usage already in Claude Code's
+ * transcripts (which it deletes after 30 days) plus one summary per finished
+ * session. Idempotent: usage events carry the same deterministic ids the hooks
+ * use, and summaries are derived from the session id, so running it twice, or
+ * after the hooks, changes no totals.
+ */
+import { existsSync } from 'node:fs';
+import { basename } from 'node:path';
+import { resolveConfig } from '../config';
+import { deliverEvents } from '../emit/deliver';
+import { detectProject, readGitInfo } from '../emit/context';
+import { ConfigError, EXIT_TEMPFAIL } from '../errors';
+import type { HarnessEvent, Source } from '../event';
+import { deterministicId, SCHEMA_VERSION } from '../ids';
+import { createLogger } from '../log';
+import { statePaths } from '../paths';
+import { usageEvent } from '../transcript/events';
+import { listTranscripts, scanTranscript, type UsageLine } from '../transcript/reader';
+import { localDate } from '../transcript/report';
+import { loadPrices, parseDateFlag, projectsDirFrom } from './usage';
 
-export default function main(): never {
-  throw new CliError('backfill is not implemented yet', 'E_NOT_IMPLEMENTED', 1);
+/** A session still written to within this window is not summarized as finished. */
+const ACTIVE_MS = 30 * 60_000;
+const CHUNK = 1000;
+
+export default async function backfill(opts: Record<string, unknown>): Promise<number> {
+  const resolved = resolveConfig({ configFile: opts.config as string | undefined, flags: { endpoint: opts.endpoint, token: opts.token } });
+  if (resolved.errors.length > 0) throw new ConfigError(resolved.errors.join('; '));
+  const { config } = resolved;
+  const dir = projectsDirFrom(opts.projectsDir);
+  const since = parseDateFlag('--since', opts.since);
+  const prices = loadPrices(opts.pricing);
+  const paths = statePaths(config.stateDir);
+  const log = createLogger({ file: paths.log, level: config.logLevel, maxBytes: config.maxLogBytes, verbose: opts.verbose === true, name: 'backfill' });
+  const files = listTranscripts(dir);
+
+  // ccusage's rule across every file: per message the largest write wins.
+  const best = new Map<string, { line: UsageLine; file: (typeof files)[number] }>();
+  const noKey: Array<{ line: UsageLine; file: (typeof files)[number] }> = [];
+  files.forEach((file, i) => {
+    for (const line of scanTranscript(file.path, 0, { partialTail: 'skip' }).lines) {
+      if (since && localDate(line.timestamp) < since) continue;
+      if (line.key === null) noKey.push({ line, file });
+      else {
+        const prev = best.get(line.key);
+        if (!prev || line.total > prev.line.total) best.set(line.key, { line, file });
+      }
+    }
+    if ((i + 1) % 200 === 0) process.stderr.write(`backfill: read ${i + 1}/${files.length} transcripts\n`);
+  });
+
+  const projectOf = new Map<string, string>();
+  const project = (cwd: string | null, fallback: string) => {
+    if (!cwd) return fallback;
+    if (!projectOf.has(cwd)) projectOf.set(cwd, existsSync(cwd) ? detectProject(undefined, readGitInfo(cwd), cwd) : basename(cwd));
+    return projectOf.get(cwd)!;
+  };
+  const sessions = new Map<string, { last: string; first: string; project: string; source: Source; mtimeMs: number; entry: string | null }>();
+  const events: HarnessEvent[] = [];
+  for (const { line, file } of [...best.values(), ...noKey]) {
+    const s = sessions.get(file.sessionId);
+    const proj = s?.project ?? project(line.cwd, file.project);
+    // The transcript says how the session ran: `cli` is a person, `sdk-*` is headless.
+    const source: Source = s?.source ?? (line.entrypoint?.startsWith('sdk') ? 'api' : line.entrypoint === 'cli' ? 'interactive' : 'backfill');
+    events.push(usageEvent(line, { sessionId: file.sessionId, source, project: proj, prices, agentId: file.agentId, fileKey: basename(file.path) }));
+    if (!s) sessions.set(file.sessionId, { first: line.timestamp, last: line.timestamp, project: proj, source, mtimeMs: file.mtimeMs, entry: null });
+    else {
+      if (line.timestamp > s.last) s.last = line.timestamp;
+      if (line.timestamp < s.first) s.first = line.timestamp;
+      s.mtimeMs = Math.max(s.mtimeMs, file.mtimeMs);
+    }
+  }
+  let summaries = 0;
+  for (const [sessionId, s] of sessions) {
+    if (Date.now() - s.mtimeMs < ACTIVE_MS) continue; // still being written: the hooks will end it
+    summaries++;
+    events.push({
+      schema_version: SCHEMA_VERSION,
+      event_id: deterministicId('backfill-summary', sessionId),
+      event: 'SessionEnd',
+      source: s.source,
+      timestamp: new Date(Date.parse(s.last)).toISOString(),
+      session_id: sessionId,
+      project: s.project,
+      duration_ms: Math.max(0, Date.parse(s.last) - Date.parse(s.first)),
+      hook: { reason: 'backfill' },
+    });
+  }
+
+  const usageCount = events.length - summaries;
+  if (opts.dryRun) {
+    process.stderr.write(`backfill (dry run): ${files.length} transcripts, ${sessions.size} sessions, ${usageCount} usage events and ${summaries} session summaries would be sent\n`);
+    return 0;
+  }
+  let delivered = 0;
+  let spooled = 0;
+  let dropped = 0;
+  for (let i = 0; i < events.length; i += CHUNK) {
+    const r = await deliverEvents(events.slice(i, i + CHUNK), { config: { ...config, batchSize: Math.max(config.batchSize, 500) }, paths, log, deadline: Date.now() + 30_000 });
+    delivered += r.delivered;
+    spooled += r.spooled;
+    dropped += r.dropped;
+    if (events.length > CHUNK) process.stderr.write(`backfill: ${Math.min(i + CHUNK, events.length)}/${events.length} events\n`);
+  }
+  process.stderr.write(`backfill: ${files.length} transcripts, ${sessions.size} sessions: ${usageCount} usage events and ${summaries} summaries; delivered ${delivered}, spooled ${spooled}${dropped ? `, dropped ${dropped} (spool full)` : ''}\n`);
+  return spooled > 0 || dropped > 0 ? EXIT_TEMPFAIL : 0;
 }

@@ -25,6 +25,8 @@ export interface UsageLine {
   sessionId: string | null;
   cwd: string | null;
   isSidechain: boolean;
+  /** Claude Code's entrypoint for the session (`cli`, `sdk-cli`, …), when written. */
+  entrypoint: string | null;
 }
 
 export interface ScanResult {
@@ -77,6 +79,7 @@ export function parseUsageLine(text: string, offset: number): UsageLine | null |
     sessionId: typeof o.sessionId === 'string' ? o.sessionId : null,
     cwd: typeof o.cwd === 'string' ? o.cwd : null,
     isSidechain: o.isSidechain === true,
+    entrypoint: typeof o.entrypoint === 'string' ? o.entrypoint : null,
   };
 }
 
