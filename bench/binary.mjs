@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // The single binary beside `node dist/cli.cjs`: size and cold start, interleaved
 // in one run so machine noise hits every case alike; ratios against `node -e 0`.
-// Builds two binaries first (V8 code cache on and off) unless --no-build.
+// Builds three binaries first: V8 code cache on, off, and a startup snapshot instead.
 // With --bun PATH (a bun executable, e.g. from `npm i bun` in a temp dir), the
 // same bundle is also compiled with `bun build --compile --minify --bytecode`.
 // Usage: node bench/binary.mjs [--runs 30] [--bun /path/to/bun]
@@ -16,11 +16,12 @@ const runs = Number(process.argv[process.argv.indexOf('--runs') + 1]) || 30;
 const work = mkdtempSync(join(tmpdir(), 'cm-bench-bin-'));
 const withCache = join(work, 'claude-metrics');
 const noCache = join(work, 'claude-metrics-nocache');
+const snapshot = join(work, 'claude-metrics-snapshot');
 const bunBin = process.argv.includes('--bun') ? process.argv[process.argv.indexOf('--bun') + 1] : undefined;
 const bunOut = join(work, 'claude-metrics-bun');
 
-for (const [out, cache] of [[withCache, '1'], [noCache, '0']]) {
-  const r = spawnSync(process.execPath, [join(root, 'scripts/package.mjs')], { env: { ...process.env, SEA_OUT: out, SEA_CODE_CACHE: cache, SEA_BUNDLE_OUT: join(work, 'main.cjs') }, stdio: ['ignore', 'pipe', 'inherit'] });
+for (const [out, cache, snap] of [[withCache, '1', '0'], [noCache, '0', '0'], [snapshot, '0', '1']]) {
+  const r = spawnSync(process.execPath, [join(root, 'scripts/package.mjs')], { env: { ...process.env, SEA_OUT: out, SEA_CODE_CACHE: cache, SEA_SNAPSHOT: snap, SEA_BUNDLE_OUT: out === withCache ? join(work, 'main.cjs') : '' }, stdio: ['ignore', 'pipe', 'inherit'] });
   if (r.status !== 0) process.exit(1);
   process.stderr.write(r.stdout);
 }
@@ -43,9 +44,11 @@ const cases = [
   { name: 'node dist/cli.cjs --version', cmd: process.execPath, args: [join(root, 'dist/cli.cjs'), '--version'] },
   { name: 'binary --version', cmd: withCache, args: ['--version'] },
   { name: 'binary (no code cache) --version', cmd: noCache, args: ['--version'] },
+  { name: 'binary (startup snapshot) --version', cmd: snapshot, args: ['--version'] },
   { name: 'node bin/claude-metrics emit', cmd: process.execPath, args: [join(root, 'bin/claude-metrics'), 'emit'], input: hook },
   { name: 'binary emit', cmd: withCache, args: ['emit'], input: hook },
   { name: 'binary (no code cache) emit', cmd: noCache, args: ['emit'], input: hook },
+  { name: 'binary (startup snapshot) emit', cmd: snapshot, args: ['emit'], input: hook },
   ...(bunBin
     ? [
         { name: 'bun binary --version', cmd: bunOut, args: ['--version'] },
@@ -72,6 +75,6 @@ for (const c of cases) {
   console.log(`  ${c.name.padEnd(36)} ${m.toFixed(1).padStart(7)} ms   ${(m / base).toFixed(2)}x node -e 0`);
 }
 const mib = (p) => (statSync(p).size / 1024 / 1024).toFixed(1);
-console.log(`size: binary ${mib(withCache)} MiB (no code cache ${mib(noCache)} MiB${bunBin ? `; bun ${mib(bunOut)} MiB` : ''}); node itself ${mib(process.execPath)} MiB`);
+console.log(`size: binary ${mib(withCache)} MiB (no code cache ${mib(noCache)} MiB; snapshot ${mib(snapshot)} MiB${bunBin ? `; bun ${mib(bunOut)} MiB` : ''}); node itself ${mib(process.execPath)} MiB`);
 rmSync(work, { recursive: true, force: true });
 rmSync(home, { recursive: true, force: true });
