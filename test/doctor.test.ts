@@ -102,10 +102,10 @@ describe('doctor CLI', () => {
   }
 
   it('is healthy with hooks installed and the real collector accepting the token; never prints the token', async () => {
-    expect((await runCli(['install'], { env: t.env })).code).toBe(0);
+    expect((await runCli(['install'], { env: t.env, cwd: t.home })).code).toBe(0);
     const endpoint = await startServe('s3cret-token');
     const env = { ...t.env, CLAUDE_METRICS_ENDPOINT: endpoint, CLAUDE_METRICS_TOKEN: 's3cret-token' };
-    const r = await runCli(['doctor'], { env });
+    const r = await runCli(['doctor'], { env, cwd: t.home });
     expect(r.stdout).toMatch(/healthy: no problems found\n$/);
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/endpoint +http:\/\/127\.0\.0\.1:\d+\/metrics\/harness +env \(CLAUDE_METRICS_ENDPOINT\)/);
@@ -115,12 +115,12 @@ describe('doctor CLI', () => {
     expect(r.stdout).toMatch(/user +.*settings\.json: 8 event\(s\)[\s\S]*runs \(claude-metrics \d+\.\d+\.\d+\)/);
     expect(r.stdout).not.toContain('s3cret-token');
 
-    const bad = await runCli(['doctor', '--token', 'wrong'], { env });
+    const bad = await runCli(['doctor', '--token', 'wrong'], { env, cwd: t.home });
     expect(bad.code).toBe(1);
     expect(bad.stdout).toMatch(/token +\(set, 5 chars\) +flag/);
     expect(bad.stdout).toMatch(/1 problem\(s\):\n {2}✗ collector .* rejects the token \(HTTP 401\)/);
 
-    const json = await runCli(['doctor', '--json'], { env });
+    const json = await runCli(['doctor', '--json'], { env, cwd: t.home });
     const parsed = JSON.parse(json.stdout) as { healthy: boolean; endpoint: { status: number }; spool: { depth: number }; scopes: Array<{ scope: string; commands: unknown[] }> };
     expect(parsed.healthy).toBe(true);
     expect(parsed.endpoint.status).toBe(204);
@@ -154,8 +154,8 @@ describe('doctor CLI', () => {
       res.end();
     });
     try {
-      await runCli(['install', '--events', 'Stop'], { env: t.env });
-      const r = await runCli(['doctor', '--endpoint', cap.endpoint], { env: t.env });
+      await runCli(['install', '--events', 'Stop'], { env: t.env, cwd: t.home });
+      const r = await runCli(['doctor', '--endpoint', cap.endpoint], { env: t.env, cwd: t.home });
       expect(r.stdout).toMatch(/HTTP 404, token not verified/);
       expect(r.code).toBe(0);
       expect(cap.requests.map((q) => q.method)).toEqual(['GET']);

@@ -28,7 +28,7 @@ describe.each(['empty', 'braces', 'comments', 'tabs', 'crlf-four-spaces', 'no-tr
     copyFileSync(join(FIX, `${name}.json`), settings);
     const original = readFileSync(settings);
 
-    const first = await runCli(['install'], { env: t.env });
+    const first = await runCli(['install'], { env: t.env, cwd: t.home });
     expect(first.stderr).toBe('');
     expect(first.code).toBe(0);
     const installed = readFileSync(settings, 'utf8');
@@ -39,23 +39,23 @@ describe.each(['empty', 'braces', 'comments', 'tabs', 'crlf-four-spaces', 'no-tr
     expect(statSync(join(t.home, '.claude', backup!)).mode & 0o777).toBe(0o600);
     expect(first.stdout).toContain(backup!);
 
-    const second = await runCli(['install'], { env: t.env });
+    const second = await runCli(['install'], { env: t.env, cwd: t.home });
     expect(second.code).toBe(0);
     expect(second.stdout).toMatch(/already installed/);
     expect(readFileSync(settings, 'utf8')).toBe(installed);
     expect(backups(join(t.home, '.claude'))).toHaveLength(1);
 
-    const un = await runCli(['uninstall'], { env: t.env });
+    const un = await runCli(['uninstall'], { env: t.env, cwd: t.home });
     expect(un.code).toBe(0);
     expect(readFileSync(settings)).toEqual(original);
-    const again = await runCli(['uninstall'], { env: t.env });
+    const again = await runCli(['uninstall'], { env: t.env, cwd: t.home });
     expect(again.stdout).toMatch(/nothing changed/);
   });
 });
 
 describe('install', () => {
   it('creates a missing settings file 0600 in a 0700 dir with absolute commands; uninstall removes it again', async () => {
-    const r = await runCli(['install'], { env: t.env });
+    const r = await runCli(['install'], { env: t.env, cwd: t.home });
     expect(r.code).toBe(0);
     expect(statSync(settings).mode & 0o777).toBe(0o600);
     expect(statSync(join(t.home, '.claude')).mode & 0o777).toBe(0o700);
@@ -73,7 +73,7 @@ describe('install', () => {
     expect(hook.status).toBe(0);
     expect(hook.stdout).toBe('');
 
-    const un = await runCli(['uninstall'], { env: t.env });
+    const un = await runCli(['uninstall'], { env: t.env, cwd: t.home });
     expect(un.code).toBe(0);
     expect(existsSync(settings)).toBe(false);
   });
@@ -81,10 +81,10 @@ describe('install', () => {
   it('uninstall after the user edited the file removes only our entries and keeps the edit', async () => {
     mkdirSync(join(t.home, '.claude'));
     writeFileSync(settings, '{\n  // mine\n  "model": "opus"\n}\n');
-    await runCli(['install'], { env: t.env });
+    await runCli(['install'], { env: t.env, cwd: t.home });
     const edited = readFileSync(settings, 'utf8').replace('"model": "opus"', '"model": "sonnet"');
     writeFileSync(settings, edited);
-    const un = await runCli(['uninstall'], { env: t.env });
+    const un = await runCli(['uninstall'], { env: t.env, cwd: t.home });
     expect(un.code).toBe(0);
     expect(readFileSync(settings, 'utf8')).toBe('{\n  // mine\n  "model": "sonnet"\n}\n');
   });
@@ -92,7 +92,7 @@ describe('install', () => {
   it('--dry-run prints a unified diff and changes nothing', async () => {
     mkdirSync(join(t.home, '.claude'));
     writeFileSync(settings, '{\n  "model": "opus"\n}\n');
-    const r = await runCli(['install', '--dry-run', '--events', 'Stop'], { env: t.env });
+    const r = await runCli(['install', '--dry-run', '--events', 'Stop'], { env: t.env, cwd: t.home });
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/^--- .*settings\.json\n\+\+\+ .*settings\.json\n@@ -1,3 \+1,16 @@\n \{\n- {2}"model": "opus"\n\+ {2}"model": "opus",\n\+ {2}"hooks": \{\n/);
     expect(readFileSync(settings, 'utf8')).toBe('{\n  "model": "opus"\n}\n');
@@ -104,7 +104,7 @@ describe('install', () => {
     copyFileSync(join(FIX, 'malformed.json'), settings);
     const before = readFileSync(settings);
     for (const cmd of ['install', 'uninstall']) {
-      const r = await runCli([cmd], { env: t.env });
+      const r = await runCli([cmd], { env: t.env, cwd: t.home });
       expect(r.code).toBe(1);
       expect(r.stderr).toMatch(/settings\.json:5:3: not valid JSON .*left untouched\n$/);
       expect(r.stderr.split('\n')).toHaveLength(2);
@@ -124,13 +124,17 @@ describe('install', () => {
     expect((await runCli(['install', '--settings', 'x/s.json', '--async'], { env: t.env, cwd: proj })).stderr).toMatch(/warning: async hooks are killed when `claude -p` exits/);
     expect(readFileSync(join(proj, 'x', 's.json'), 'utf8')).toMatch(/"async": true/);
     expect(existsSync(settings)).toBe(false);
+    // A second scope with our hooks would count every event twice: install says so.
+    const user = await runCli(['install', '--events', 'Stop'], { env: t.env, cwd: proj });
+    expect(user.code).toBe(0);
+    expect(user.stderr).toMatch(/^claude-metrics: warning: our hooks are also in project \(.*\), local \(.*\): .*counted twice/);
   });
 
   it('rejects unknown events and bad timeouts with exit 2', async () => {
-    const r = await runCli(['install', '--events', 'Stop,PostToolUsed'], { env: t.env });
+    const r = await runCli(['install', '--events', 'Stop,PostToolUsed'], { env: t.env, cwd: t.home });
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/unknown hook event PostToolUsed/);
-    expect((await runCli(['install', '--timeout', '0'], { env: t.env })).code).toBe(2);
+    expect((await runCli(['install', '--timeout', '0'], { env: t.env, cwd: t.home })).code).toBe(2);
     expect(existsSync(settings)).toBe(false);
   });
 
@@ -166,10 +170,10 @@ describe('symlinked settings', () => {
     mkdirSync(join(th.home, '.claude'));
     const link = join(th.home, '.claude', 'settings.json');
     symlinkSync(join(dotfiles, 'claude-settings.json'), link);
-    expect((await runCli(['install', '--events', 'Stop'], { env: th.env })).code).toBe(0);
+    expect((await runCli(['install', '--events', 'Stop'], { env: th.env, cwd: th.home })).code).toBe(0);
     expect(lstatSync(link).isSymbolicLink()).toBe(true);
     expect(findOurHooks(readFileSync(join(dotfiles, 'claude-settings.json'), 'utf8'), 'x').commands).toHaveLength(1);
-    expect((await runCli(['uninstall'], { env: th.env })).code).toBe(0);
+    expect((await runCli(['uninstall'], { env: th.env, cwd: th.home })).code).toBe(0);
     expect(lstatSync(link).isSymbolicLink()).toBe(true);
     expect(readFileSync(link, 'utf8')).toBe('{\n  "model": "opus"\n}\n');
   });

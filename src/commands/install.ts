@@ -10,7 +10,8 @@ import { unifiedDiff } from '../install/diff';
 import { hookCommandFor } from '../install/hook-command';
 import { locateSelf } from '../install/self';
 import { DEFAULT_EVENTS, DEFAULT_TIMEOUT_S, KNOWN_EVENTS, planInstall } from '../install/settings-edit';
-import { backupSettings, InstallRecords, readSettings, sha256, writeSettings } from '../install/settings-file';
+import { findOurHooks } from '../install/settings-edit';
+import { backupSettings, InstallRecords, readSettings, realTarget, settingsPathFor, sha256, writeSettings, type Scope } from '../install/settings-file';
 import { resolveTarget } from '../install/target';
 import { join } from 'node:path';
 
@@ -31,6 +32,23 @@ export function installRecordsFile(opts: Record<string, unknown>): string {
   return join(statePaths(config.stateDir).root, 'installs.json');
 }
 
+/** Other scopes that already hold our hooks: Claude Code runs them all, so every event would count twice. */
+function otherScopesWithOurHooks(targetPath: string): string[] {
+  const out: string[] = [];
+  for (const scope of ['user', 'project', 'local'] as Scope[]) {
+    const path = settingsPathFor(scope, process.env, process.cwd());
+    if (realTarget(path) === targetPath) continue;
+    let text: string | null = null;
+    try {
+      text = readSettings(path);
+    } catch {
+      continue;
+    }
+    if (text !== null && findOurHooks(text, path).commands.length > 0) out.push(`${scope} (${path})`);
+  }
+  return out;
+}
+
 export default async function install(opts: Record<string, unknown>): Promise<number> {
   const events = parseEvents(opts.events);
   const timeoutS = (opts.timeout as number | undefined) ?? DEFAULT_TIMEOUT_S;
@@ -43,6 +61,10 @@ export default async function install(opts: Record<string, unknown>): Promise<nu
     process.stderr.write('claude-metrics: warning: async hooks are killed when `claude -p` exits, so headless runs can lose their last events; the default (sync, 300 ms deadline) loses none\n');
   }
   const changed = plan.changed || before === null;
+  const doubled = otherScopesWithOurHooks(target.path);
+  if (doubled.length > 0) {
+    process.stderr.write(`claude-metrics: warning: our hooks are also in ${doubled.join(', ')}: Claude Code runs every scope's hooks, so each event would be counted twice; remove one with claude-metrics uninstall --scope …\n`);
+  }
   if (opts.dryRun === true) {
     process.stdout.write(unifiedDiff(before ?? '', plan.text, { a: before === null ? '/dev/null' : target.display, b: target.display }));
     if (!changed) process.stderr.write(`claude-metrics: ${target.display} already has our hooks; nothing to change\n`);

@@ -12,7 +12,7 @@ import { Spool, type SpoolStats } from '../spool/spool';
 import { readBreaker, type BreakerState } from '../transport/breaker';
 import { splitHookCommand } from './hook-command';
 import { DEFAULT_EVENTS, findOurHooks } from './settings-edit';
-import { settingsPathFor, type Scope } from './settings-file';
+import { realTarget, settingsPathFor, type Scope } from './settings-file';
 
 type Env = Record<string, string | undefined>;
 
@@ -233,7 +233,15 @@ export async function gatherFacts(o: GatherOptions): Promise<DoctorFacts> {
   const paths = statePaths(config.stateDir);
   const now = Date.now();
   const endpoint = await probeEndpoint(config.endpoint, config.token, o.probeTimeoutMs ?? 3000);
-  const scopes: ScopeFacts[] = (['user', 'project', 'local'] as Scope[]).map((s) => scopeFacts(s, settingsPathFor(s, o.env, o.cwd), o.env));
+  // From the home directory the project file is the user file: list each file once.
+  const seen = new Set<string>();
+  const scopes: ScopeFacts[] = [];
+  for (const s of ['user', 'project', 'local'] as Scope[]) {
+    const path = settingsPathFor(s, o.env, o.cwd);
+    if (seen.has(realTarget(path))) continue;
+    seen.add(realTarget(path));
+    scopes.push(scopeFacts(s, path, o.env));
+  }
   const managed = o.managedSettings ?? '/etc/claude-code/managed-settings.json';
   if (existsSync(managed)) scopes.push(scopeFacts('managed', managed, o.env));
   return {
