@@ -108,6 +108,14 @@ describe('install.sh from a clean clone', () => {
     expect(await waitFor(() => !alive(pid), { timeoutMs: 10_000 })).toBe(true);
   });
 
+  it('--no-hooks --systemd installs the launcher only and prints a user unit for the collector', async () => {
+    const r = await runProcess('bash', [join(repo, 'install.sh'), '--no-hooks', '--systemd', '--port', '8099'], { env, cwd: home });
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain(`ExecStart=${join(home, '.local', 'bin', 'claude-metrics')} serve --port 8099`);
+    expect(r.stdout).toMatch(/systemctl --user enable --now claude-metrics/);
+    expect(existsSync(join(home, '.claude', 'settings.json'))).toBe(false);
+  });
+
   it('rejects a bad scope and an old node clearly', async () => {
     const bad = await runProcess('bash', [join(repo, 'install.sh'), '--scope', 'global'], { env, cwd: home });
     expect(bad.code).toBe(1);
