@@ -25,6 +25,7 @@ function facts(over: Partial<DoctorFacts> = {}): DoctorFacts {
     claude: { path: '/bin/claude', version: '2.1.331 (Claude Code)' },
     expectedCommand: 'x emit',
     log: { path: '/s/claude-metrics.log' },
+    modes: { stateDir: 0o700, configFile: 0o600, tokenInFile: true },
     now: 1_000_000_000,
     ...over,
   };
@@ -47,6 +48,8 @@ describe('assess', () => {
     ['disableAllHooks', { scopes: [...facts().scopes, { scope: 'local', path: '/p/.claude/settings.local.json', exists: true, commands: [], disableAllHooks: true }] }, /local settings .*"disableAllHooks": true/],
     ['cleanupPeriodDays', { scopes: [{ ...facts().scopes[0]!, cleanupPeriodDays: 7 }] }, /"cleanupPeriodDays": 7 deletes transcripts/],
     ['two scopes', { scopes: [facts().scopes[0]!, { ...facts().scopes[0]!, scope: 'project' }] }, /installed in 2 scopes .*counted more than once/],
+    ['state dir open to others', { modes: { stateDir: 0o755, tokenInFile: false } }, /state dir \(spool, log\) is 0755, readable by other users: chmod 700 \/s$/],
+    ['token file readable', { modes: { stateDir: 0o700, configFile: 0o644, tokenInFile: true } }, /\/c\.json holds the token and is 0644: chmod 600/],
     ['bad env', { configWarnings: ['CLAUDE_METRICS_TIMEOUT_MS: expected a whole number, got "x"; ignored'] }, /configuration: CLAUDE_METRICS_TIMEOUT_MS/],
   ];
   it.each(cases)('%s is a problem', (_name, over, message) => {

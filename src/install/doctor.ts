@@ -4,8 +4,8 @@
  * them. Gathering does I/O; judging (`assess`) and rendering are pure.
  */
 import { spawnSync } from 'node:child_process';
-import { accessSync, constants, existsSync, readFileSync } from 'node:fs';
-import { delimiter, isAbsolute, join } from 'node:path';
+import { accessSync, constants, existsSync, readFileSync, statSync } from 'node:fs';
+import { delimiter, dirname, isAbsolute, join } from 'node:path';
 import { CONFIG_SPEC, type Config, type Origin, type ResolvedConfig } from '../config';
 import { statePaths } from '../paths';
 import { Spool, type SpoolStats } from '../spool/spool';
@@ -67,6 +67,8 @@ export interface DoctorFacts {
   /** The hook command this installation would write (install), to spot stale hooks. */
   expectedCommand?: string;
   log: { path: string; lastProblem?: { time: string; msg: string; name?: string } };
+  /** Modes of what holds secrets or events (undefined when missing). */
+  modes: { stateDir?: number; configFile?: number; tokenInFile: boolean };
   now: number;
 }
 
@@ -218,6 +220,14 @@ export function lastLogProblem(path: string): DoctorFacts['log']['lastProblem'] 
   return undefined;
 }
 
+function modeOf(path: string): number | undefined {
+  try {
+    return statSync(path).mode & 0o777;
+  } catch {
+    return undefined;
+  }
+}
+
 export interface GatherOptions {
   expectedCommand?: string;
   resolved: ResolvedConfig;
@@ -258,6 +268,7 @@ export async function gatherFacts(o: GatherOptions): Promise<DoctorFacts> {
     claude: claudeFacts(o.env),
     expectedCommand: o.expectedCommand,
     log: { path: paths.log, lastProblem: lastLogProblem(paths.log) },
+    modes: { stateDir: modeOf(paths.root), configFile: modeOf(o.resolved.configFile), tokenInFile: o.resolved.origins.token === 'file' },
     now,
   };
 }
@@ -294,6 +305,10 @@ export function assess(f: DoctorFacts): Assessment {
   if (s.drops > 0) problems.push(`${s.drops} event(s) dropped because the spool was full: raise CLAUDE_METRICS_MAX_SPOOL_BYTES / _FILES or bring the collector back`);
   if (s.oldestAgeMs !== null && s.oldestAgeMs > STALE_SPOOL_MS) problems.push(`${s.depth} event(s) waiting in the spool, the oldest for ${formatAge(s.oldestAgeMs)}: run claude-metrics flush (or add the crontab line)`);
   else if (s.depth > 0) notes.push(`${s.depth} event(s) waiting in the spool: delivered by the next flush`);
+
+  const octal = (m: number) => `0${m.toString(8)}`;
+  if (f.modes.stateDir !== undefined && (f.modes.stateDir & 0o077) !== 0) problems.push(`the state dir (spool, log) is ${octal(f.modes.stateDir)}, readable by other users: chmod 700 ${dirname(f.spoolDir)}`);
+  if (f.modes.tokenInFile && f.modes.configFile !== undefined && (f.modes.configFile & 0o077) !== 0) problems.push(`${f.configFile} holds the token and is ${octal(f.modes.configFile)}: chmod 600 ${f.configFile}`);
 
   const withHooks = f.scopes.filter((sc) => sc.commands.length > 0);
   if (withHooks.length === 0) problems.push('no settings file contains claude-metrics hooks: run claude-metrics install');
