@@ -155,6 +155,27 @@ describe('install', () => {
   });
 });
 
+describe('concurrent installs', () => {
+  let tc: TempHome;
+  beforeEach(() => {
+    tc = tempHome('cm-install-conc-');
+  });
+  afterEach(() => tc.cleanup());
+
+  it('four installs at once leave one valid file with one hook per event (atomic rename, same result)', async () => {
+    mkdirSync(join(tc.home, '.claude'));
+    const file = join(tc.home, '.claude', 'settings.json');
+    writeFileSync(file, '{\n  // keep me\n  "model": "opus"\n}\n');
+    const results = await Promise.all([0, 1, 2, 3].map(() => runCli(['install'], { env: tc.env, cwd: tc.home })));
+    expect(results.map((r) => r.code)).toEqual([0, 0, 0, 0]);
+    const text = readFileSync(file, 'utf8');
+    expect(text).toContain('// keep me');
+    const ours = findOurHooks(text, file).commands;
+    expect(ours.map((c) => c.event).sort()).toEqual([...DEFAULT_EVENTS].sort());
+    expect(readdirSync(join(tc.home, '.claude')).filter((f) => f.includes('.tmp'))).toEqual([]);
+  });
+});
+
 describe('symlinked settings', () => {
   let th: TempHome;
   beforeEach(() => {
