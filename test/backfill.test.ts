@@ -1,13 +1,18 @@
 /** backfill into a real collector: equals ccusage per session, idempotent, and agrees with the hooks' ids. */
+import { cpSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { deadPort, getJson, ROOT, runCli, startServe, tempHome, type ServeHandle, type TempHome } from './helpers/cli';
 
-const SNIFFLY = resolve(ROOT, '..', 'shared', 'fixtures', 'sniffly');
+const FIXTURE = resolve(ROOT, '..', 'shared', 'fixtures', 'sniffly');
 let home: TempHome;
+// A copy, so every transcript has a fresh mtime the way a clean checkout gives it.
+let SNIFFLY: string;
 let serve: ServeHandle;
 beforeEach(async () => {
   home = tempHome();
+  SNIFFLY = join(home.home, 'sniffly');
+  cpSync(FIXTURE, SNIFFLY, { recursive: true });
   serve = await startServe(home.env, ['--db', join(home.home, 'c.db')]);
 });
 afterEach(async () => {
@@ -21,7 +26,7 @@ describe('backfill', () => {
     const first = await runCli(['backfill', '--projects-dir', join(SNIFFLY, 'projects')], { env });
     expect(first.code).toBe(0);
     expect(first.stderr).toMatch(/3 sessions: 90 usage events and 3 summaries; delivered 93/);
-    const expected = (await import(join(SNIFFLY, 'expected-ccusage.json'))) as { session: Array<{ period: string; inputTokens: number; outputTokens: number; cacheCreationTokens: number; cacheReadTokens: number; totalCost: number }> };
+    const expected = (await import(join(FIXTURE, 'expected-ccusage.json'))) as { session: Array<{ period: string; inputTokens: number; outputTokens: number; cacheCreationTokens: number; cacheReadTokens: number; totalCost: number }> };
     const before = (await getJson(`${serve.url}/api/sessions`)).body.sessions as Array<Record<string, number | string | boolean>>;
     for (const e of expected.session) {
       const s = before.find((x) => x.id === `session:${e.period}`)!;

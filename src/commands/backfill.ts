@@ -20,7 +20,7 @@ import { listTranscripts, scanTranscript, type UsageLine } from '../transcript/r
 import { localDate } from '../transcript/report';
 import { loadPrices, parseDateFlag, projectsDirFrom } from './usage';
 
-/** A session still written to within this window is not summarized as finished. */
+/** A session with a message and a write within this window is not summarized as finished. */
 const ACTIVE_MS = 30 * 60_000;
 const CHUNK = 1000;
 
@@ -73,7 +73,9 @@ export default async function backfill(opts: Record<string, unknown>): Promise<n
   }
   let summaries = 0;
   for (const [sessionId, s] of sessions) {
-    if (Date.now() - s.mtimeMs < ACTIVE_MS) continue; // still being written: the hooks will end it
+    // Still being written: the hooks will end it. Both clocks must say so, because a
+    // copied or freshly checked-out transcript has a new mtime but old messages.
+    if (Date.now() - s.mtimeMs < ACTIVE_MS && Date.now() - Date.parse(s.last) < ACTIVE_MS) continue;
     summaries++;
     events.push({
       schema_version: SCHEMA_VERSION,
