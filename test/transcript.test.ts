@@ -115,6 +115,20 @@ describe('the reader', () => {
     writeFileSync(f, `${usageLine('big', 'r', 1, { pad: 'x'.repeat(9 * 1024 * 1024) })}\n${usageLine('after', 'r', 2)}\n`);
     expect(scanTranscript(f).lines.map((l) => l.messageId)).toEqual(['big', 'after']);
   });
+
+  it('a short file read after a long one sees only its own bytes (the read buffer is reused)', () => {
+    const long = join(scratch, 'many.jsonl');
+    writeFileSync(long, `${Array.from({ length: 2000 }, (_, i) => usageLine(`m${i}`, 'r', i + 1)).join('\n')}\n`);
+    const short = join(scratch, 'short.jsonl');
+    writeFileSync(short, `${line({ type: 'user', message: { content: 'hi' } })}\n${usageLine('only', 'r', 1)}\n{"type":"user"`);
+    expect(scanTranscript(long).lines).toHaveLength(2000);
+    const r = scanTranscript(short, 0, { partialTail: 'skip' });
+    expect(r.lines.map((l) => l.messageId)).toEqual(['only']);
+    expect(r.endOffset).toBe(readFileSync(short).lastIndexOf(10) + 1);
+    expect(scanTranscript(join(scratch, 'empty.jsonl')).lines).toEqual([]);
+    writeFileSync(join(scratch, 'empty.jsonl'), '');
+    expect(scanTranscript(join(scratch, 'empty.jsonl')).lines).toEqual([]);
+  });
 });
 
 describe('usage command errors', () => {

@@ -16,8 +16,8 @@ import { deterministicId, SCHEMA_VERSION } from '../ids';
 import { createLogger } from '../log';
 import { statePaths } from '../paths';
 import { usageEvent } from '../transcript/events';
-import { listTranscripts, scanTranscript, type UsageLine } from '../transcript/reader';
-import { localDate } from '../transcript/report';
+import { collectUsage } from '../transcript/collect';
+import { listTranscripts } from '../transcript/reader';
 import { loadPrices, parseDateFlag, projectsDirFrom } from './usage';
 
 /** A session with a message and a write within this window is not summarized as finished. */
@@ -36,19 +36,13 @@ export default async function backfill(opts: Record<string, unknown>): Promise<n
   const files = listTranscripts(dir);
 
   // ccusage's rule across every file: per message the largest write wins.
-  const best = new Map<string, { line: UsageLine; file: (typeof files)[number] }>();
-  const noKey: Array<{ line: UsageLine; file: (typeof files)[number] }> = [];
-  files.forEach((file, i) => {
-    for (const line of scanTranscript(file.path, 0, { partialTail: 'skip' }).lines) {
-      if (since && localDate(line.timestamp) < since) continue;
-      if (line.key === null) noKey.push({ line, file });
-      else {
-        const prev = best.get(line.key);
-        if (!prev || line.total > prev.line.total) best.set(line.key, { line, file });
-      }
-    }
-    if ((i + 1) % 200 === 0) process.stderr.write(`backfill: read ${i + 1}/${files.length} transcripts\n`);
-  });
+  const { best, undeduped: noKey } = collectUsage(
+    files.map((f) => f.path),
+    { partialTail: 'skip', since },
+    (read) => {
+      if (read % 200 === 0) process.stderr.write(`backfill: read ${read}/${files.length} transcripts\n`);
+    },
+  );
 
   const projectOf = new Map<string, string>();
   const project = (cwd: string | null, fallback: string) => {
@@ -58,7 +52,8 @@ export default async function backfill(opts: Record<string, unknown>): Promise<n
   };
   const sessions = new Map<string, { last: string; first: string; project: string; source: Source; mtimeMs: number; entry: string | null }>();
   const events: HarnessEvent[] = [];
-  for (const { line, file } of [...best.values(), ...noKey]) {
+  for (const { line, file: index } of [...best.values(), ...noKey]) {
+    const file = files[index]!;
     const s = sessions.get(file.sessionId);
     const proj = s?.project ?? project(line.cwd, file.project);
     // The transcript says how the session ran: `cli` is a person, `sdk-*` is headless.

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { UsageError } from '../errors';
 import { claudeConfigDir } from '../paths';
 import { PriceTable } from '../transcript/pricing';
-import { buildReport, type CostMode } from '../transcript/report';
+import { buildReport, type CostMode, type UsageReport } from '../transcript/report';
 
 /** YYYY-MM-DD or YYYYMMDD → YYYY-MM-DD; throws a UsageError for anything else. */
 export function parseDateFlag(name: string, v: unknown): string | undefined {
@@ -59,7 +59,7 @@ export default function usage(opts: Record<string, unknown>): number {
 
 const fmt = (n: number) => n.toLocaleString('en-US');
 
-function renderTable(r: ReturnType<typeof buildReport>): string {
+function renderTable(r: UsageReport): string {
   const rows = r.sessions.map((s) => [s.last_activity.slice(0, 16).replace('T', ' '), s.project, s.session_id.slice(0, 36), s.models.join(', '), fmt(s.input_tokens), fmt(s.output_tokens), fmt(s.cache_creation_input_tokens), fmt(s.cache_read_input_tokens), `$${s.cost_usd.toFixed(2)}`]);
   const t = r.totals;
   rows.push(['Total', '', `${r.sessions.length} session(s)`, '', fmt(t.input_tokens), fmt(t.output_tokens), fmt(t.cache_creation_input_tokens), fmt(t.cache_read_input_tokens), `$${t.cost_usd.toFixed(2)}`]);

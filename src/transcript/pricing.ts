@@ -63,9 +63,13 @@ export function normalizeModel(model: string): string {
   return m;
 }
 
+/** One token kind's cost at the base rate, and above 200k tokens at `high` where the model has that tier. */
+const part = (n: number, base: number, high: number | undefined) => (high === undefined || n <= 200_000 ? n * base : 200_000 * base + (n - 200_000) * high);
+
 export class PriceTable {
   private readonly table: Record<string, ModelPrice>;
   private readonly keys: string[];
+  private readonly resolved = new Map<string, ModelPrice | undefined>();
 
   constructor(overrides: Record<string, ModelPrice> = {}) {
     this.table = { ...PRICES };
@@ -87,7 +91,14 @@ export class PriceTable {
   /** The price of a model, or undefined when unknown (its cost is then 0 and reported). */
   priceOf(model: string | undefined): ModelPrice | undefined {
     if (!model) return undefined;
-    const m = normalizeModel(model);
+    // A report asks once per line and a tree has a handful of models: normalizing each time was 5% of `usage`.
+    if (this.resolved.has(model)) return this.resolved.get(model);
+    const price = this.lookup(normalizeModel(model));
+    this.resolved.set(model, price);
+    return price;
+  }
+
+  private lookup(m: string): ModelPrice | undefined {
     const exact = this.table[m];
     if (exact) return exact;
     return this.keys.map((k) => (m.startsWith(k) ? this.table[k] : undefined)).find((p) => p !== undefined);
@@ -97,7 +108,6 @@ export class PriceTable {
   cost(model: string | undefined, t: Tokens): number {
     const p = this.priceOf(model);
     if (!p) return 0;
-    const part = (n: number, base: number, high: number | undefined) => (high === undefined || n <= 200_000 ? n * base : 200_000 * base + (n - 200_000) * high);
     return (
       (part(t.input_tokens, p.input, p.input_above_200k) +
         part(t.output_tokens, p.output, p.output_above_200k) +

@@ -1,6 +1,6 @@
 /**
  * The one transcript reader: streams a Claude Code JSONL file from a byte
- * offset, skips lines without a usage marker before parsing (most lines are
+ * offset, looks only at lines with a usage marker (most lines are
  * prompts, tool results, attachments), skips and counts malformed lines, and
  * leaves a partial last line for next time. It yields usage lines; deduplication
  * is the caller's (ccusage's rule needs every file).
@@ -34,8 +34,6 @@ export interface ScanResult {
   /** Offset just past the last complete line consumed. */
   endOffset: number;
   malformed: number;
-  /** Lines read (complete ones). */
-  lineCount: number;
 }
 
 // ccusage 20 pattern-matches compact JSON; a line serialized with `"usage": {` is ignored by it, and by us.
@@ -89,7 +87,7 @@ export function parseUsageLine(text: string, offset: number): UsageLine | null |
  * one-off report) it is parsed if it is whole JSON, as ccusage does.
  */
 export function scanTranscript(path: string, fromOffset = 0, opts: { partialTail?: 'skip' | 'parse' } = {}): ScanResult {
-  const result: ScanResult = { lines: [], endOffset: fromOffset, malformed: 0, lineCount: 0 };
+  const result: ScanResult = { lines: [], endOffset: fromOffset, malformed: 0 };
   let fd: number;
   try {
     fd = openSync(path, 'r');
@@ -97,31 +95,38 @@ export function scanTranscript(path: string, fromOffset = 0, opts: { partialTail
     return result;
   }
   try {
-    let buf = Buffer.allocUnsafe(CHUNK);
+    // One buffer for every file of a scan: a fresh 4 MiB allocation per file is a
+    // fresh mmap, and its page faults cost more system time than the reads.
+    let buf = sharedBuffer;
     let carry = 0; // bytes of an unfinished line at the start of buf
     let filePos = fromOffset; // file offset of buf[0]
     for (;;) {
       if (carry === buf.length) {
-        // One line longer than the buffer: grow it.
+        // One line longer than the buffer: grow it (and keep the bigger one).
         const bigger = Buffer.allocUnsafe(buf.length * 2);
         buf.copy(bigger, 0, 0, carry);
-        buf = bigger;
+        buf = sharedBuffer = bigger;
       }
       const n = readSync(fd, buf, carry, buf.length - carry, filePos + carry);
       const end = carry + n;
-      let pos = 0;
-      for (;;) {
-        const nl = buf.indexOf(10, pos);
-        if (nl < 0 || nl >= end) break;
-        handle(buf, pos, nl, filePos + pos, result);
-        pos = nl + 1;
+      // Hop from usage marker to usage marker and only then find the line around
+      // it: most lines have none, so most bytes are never searched for newlines.
+      // Searches run on a view of the whole lines: past them the buffer holds stale bytes.
+      const lines = buf.subarray(0, end > 0 ? buf.lastIndexOf(10, end - 1) + 1 : 0);
+      let marker = lines.indexOf(USAGE_MARKER);
+      while (marker >= 0) {
+        const nl = lines.indexOf(10, marker);
+        const start = marker === 0 ? 0 : lines.lastIndexOf(10, marker - 1) + 1;
+        handle(buf, start, nl, filePos + start, result);
+        marker = lines.indexOf(USAGE_MARKER, nl + 1);
       }
+      let pos = lines.length;
       result.endOffset = filePos + pos;
       if (n === 0) {
         // EOF: what remains is an unterminated line.
         if (pos < end && opts.partialTail === 'parse') {
           const before = result.malformed;
-          handle(buf, pos, end, filePos + pos, result);
+          if (buf.subarray(pos, end).indexOf(USAGE_MARKER) >= 0) handle(buf, pos, end, filePos + pos, result);
           if (result.malformed === before) result.endOffset = filePos + end;
           else result.malformed = before; // a torn write, not malformed: it may complete later
         }
@@ -137,11 +142,9 @@ export function scanTranscript(path: string, fromOffset = 0, opts: { partialTail
   return result;
 }
 
+let sharedBuffer = Buffer.allocUnsafe(CHUNK);
+
 function handle(buf: Buffer, start: number, end: number, offset: number, result: ScanResult): void {
-  result.lineCount++;
-  if (end - start < USAGE_MARKER.length) return;
-  const at = buf.indexOf(USAGE_MARKER, start);
-  if (at < 0 || at >= end) return;
   const parsed = parseUsageLine(buf.toString('utf8', start, end), offset);
   if (parsed === 'malformed') result.malformed++;
   else if (parsed) result.lines.push(parsed);

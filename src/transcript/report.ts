@@ -4,7 +4,10 @@
  * message.id: never deduped); among repeats the largest token total wins (ties:
  * first seen), across all files, and the winner's file owns the tokens.
  */
-import { listTranscripts, scanTranscript, type TranscriptFile, type UsageLine } from './reader';
+import { collectUsage } from './collect';
+import { localDate } from './dates';
+import { listTranscripts } from './reader';
+import type { UsageLine } from './reader';
 import type { PriceTable, Tokens } from './pricing';
 
 export type CostMode = 'auto' | 'calculate' | 'display';
@@ -34,18 +37,7 @@ export interface ReportOptions {
   session?: string;
 }
 
-interface Winner {
-  line: UsageLine;
-  file: TranscriptFile;
-}
-
-/** The line's date in local time (TZ), as ccusage groups by it. */
-export function localDate(iso: string): string {
-  const d = new Date(iso);
-  if (Number.isNaN(d.getTime())) return '';
-  const p = (n: number) => String(n).padStart(2, '0');
-  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())}`;
-}
+export { localDate };
 
 export function lineCost(line: UsageLine, prices: PriceTable, mode: CostMode): number {
   if (mode === 'display') return line.costUSD ?? 0;
@@ -55,47 +47,53 @@ export function lineCost(line: UsageLine, prices: PriceTable, mode: CostMode): n
 
 export function buildReport(projectsDir: string, opts: ReportOptions): UsageReport {
   const files = listTranscripts(projectsDir);
-  const best = new Map<string, Winner>();
-  const undeduped: Winner[] = [];
-  let malformed = 0;
-  for (const file of files) {
-    const scan = scanTranscript(file.path, 0, { partialTail: 'parse' });
-    malformed += scan.malformed;
-    for (const line of scan.lines) {
-      if (line.key === null) {
-        undeduped.push({ line, file });
-        continue;
-      }
-      const prev = best.get(line.key);
-      if (!prev || line.total > prev.line.total) best.set(line.key, { line, file });
-    }
-  }
+  const { best, undeduped, malformed } = collectUsage(
+    files.map((f) => f.path),
+    { partialTail: 'parse' },
+  );
   const mode = opts.mode ?? 'auto';
   const sessions = new Map<string, SessionUsage>();
+  // One session record per file, looked up by index rather than by a string key per line.
+  const sessionOfFile: Array<SessionUsage | undefined> = [];
   const unknown = new Set<string>();
   const totals = { input_tokens: 0, output_tokens: 0, cache_creation_input_tokens: 0, cache_read_input_tokens: 0, cost_usd: 0 };
-  for (const { line, file } of [...best.values(), ...undeduped]) {
-    const date = localDate(line.timestamp);
-    if (opts.since && date < opts.since) continue;
-    if (opts.until && date > opts.until) continue;
-    if (opts.session && file.sessionId !== opts.session) continue;
-    const key = `${file.project}/${file.sessionId}`;
-    let s = sessions.get(key);
+  const add = ({ line, file: index }: { line: UsageLine; file: number }) => {
+    const file = files[index]!;
+    if (opts.since || opts.until) {
+      const date = localDate(line.timestamp);
+      if (opts.since && date < opts.since) return;
+      if (opts.until && date > opts.until) return;
+    }
+    if (opts.session && file.sessionId !== opts.session) return;
+    let s = sessionOfFile[index];
     if (!s) {
-      s = { session_id: file.sessionId, project: file.project, models: [], input_tokens: 0, output_tokens: 0, cache_creation_input_tokens: 0, cache_read_input_tokens: 0, cost_usd: 0, last_activity: line.timestamp };
-      sessions.set(key, s);
+      const key = `${file.project}/${file.sessionId}`;
+      s = sessions.get(key);
+      if (!s) {
+        s = { session_id: file.sessionId, project: file.project, models: [], input_tokens: 0, output_tokens: 0, cache_creation_input_tokens: 0, cache_read_input_tokens: 0, cost_usd: 0, last_activity: line.timestamp };
+        sessions.set(key, s);
+      }
+      sessionOfFile[index] = s;
     }
     const cost = lineCost(line, opts.prices, mode);
     if (mode !== 'display' && line.costUSD === null && !opts.prices.priceOf(line.model) && line.model !== '<synthetic>') unknown.add(line.model);
-    for (const k of ['input_tokens', 'output_tokens', 'cache_creation_input_tokens', 'cache_read_input_tokens'] as const) {
-      s[k] += line.tokens[k];
-      totals[k] += line.tokens[k];
-    }
+    const t = line.tokens;
+    s.input_tokens += t.input_tokens;
+    s.output_tokens += t.output_tokens;
+    s.cache_creation_input_tokens += t.cache_creation_input_tokens;
+    s.cache_read_input_tokens += t.cache_read_input_tokens;
+    totals.input_tokens += t.input_tokens;
+    totals.output_tokens += t.output_tokens;
+    totals.cache_creation_input_tokens += t.cache_creation_input_tokens;
+    totals.cache_read_input_tokens += t.cache_read_input_tokens;
     s.cost_usd += cost;
     totals.cost_usd += cost;
     if (!s.models.includes(line.model)) s.models.push(line.model);
     if (line.timestamp > s.last_activity) s.last_activity = line.timestamp;
-  }
+  };
+  // Winners in first-seen order, then the lines never deduplicated: the order ccusage sums in.
+  for (const w of best.values()) add(w);
+  for (const w of undeduped) add(w);
   const list = [...sessions.values()].sort((a, b) => (a.last_activity < b.last_activity ? 1 : a.last_activity > b.last_activity ? -1 : 0));
   for (const s of list) s.models.sort();
   return { sessions: list, totals, files: files.length, malformed_lines: malformed, unknown_models: [...unknown].sort() };
