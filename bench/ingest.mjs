@@ -2,7 +2,7 @@
 // Collector ingest throughput: single-event requests over keep-alive and batches
 // of 500, for `claude-metrics serve` beside a bare node:http server that only
 // parses the JSON and answers, measured in the same run with the same client.
-// Usage: node bench/ingest.mjs [--single 8000] [--batches 100] [--concurrency 8]
+// Usage: node bench/ingest.mjs [--single 8000] [--batches 100] [--concurrency 8] [--batch-concurrency 4]
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -14,17 +14,21 @@ const arg = (name, def) => (process.argv.includes(name) ? Number(process.argv[pr
 const SINGLE = arg('--single', 8000);
 const BATCHES = arg('--batches', 100);
 const CONC = arg('--concurrency', 8);
+const BATCH_CONC = arg('--batch-concurrency', 4);
 
 const BARE = `require('http').createServer((q,s)=>{const c=[];q.on('data',d=>c.push(d));q.on('end',()=>{const b=JSON.parse(Buffer.concat(c));const n=Array.isArray(b.events)?b.events.length:1;const t=JSON.stringify({accepted:n,duplicates:0,rejected:[]});s.writeHead(200,{'content-type':'application/json','content-length':Buffer.byteLength(t)});s.end(t)})}).listen(0,'127.0.0.1',function(){process.stderr.write('claude-metrics serve: listening on http://127.0.0.1:'+this.address().port+'\\n')})`;
 
-// The load generator runs in its own process so the parent does not compete with it.
+// The load generator runs in its own process so the parent does not compete with it,
+// and builds every body before it starts the clock.
 const CLIENT = `
-const http=require('http');const [url,mode,total,conc]=process.argv.slice(1);const N=Number(total),C=Number(conc);
+const http=require('http');const [url,mode,total,conc,bconc]=process.argv.slice(1);const N=Number(total),C=Number(conc),BC=Number(bconc);
 const agent=new http.Agent({keepAlive:true,maxSockets:C});let seq=0;const runId=Math.random().toString(36).slice(2);
 const ev=()=>({event_id:runId+'-'+(seq++),event:'PostToolUse',source:'interactive',timestamp:new Date().toISOString(),session_id:'s-'+(seq%50),project:'bench',tool_name:'Bash',tool_use_id:'t'+seq,success:true,duration_ms:12,context:{host:'h',user:'u',cwd:'/w',git_branch:'main'}});
 const post=(body)=>new Promise((res,rej)=>{const q=http.request(url,{method:'POST',agent,headers:{'content-type':'application/json','content-length':Buffer.byteLength(body)}},(r)=>{r.resume();r.on('end',()=>r.statusCode===200?res():rej(new Error('HTTP '+r.statusCode)))});q.on('error',rej);q.end(body)});
-(async()=>{const per=mode==='single'?1:500;const requests=mode==='single'?N:N;let sent=0;const t=process.hrtime.bigint();
-await Promise.all(Array.from({length:mode==='single'?C:2},async()=>{while(sent<requests){sent++;await post(per===1?JSON.stringify(ev()):JSON.stringify({events:Array.from({length:per},ev)}))}}));
+(async()=>{const per=mode==='single'?1:500;const requests=N;
+// Bodies are made before the clock starts: on 2 cores the client's own JSON work would be charged to the server.
+const bodies=Array.from({length:requests},()=>per===1?JSON.stringify(ev()):JSON.stringify({events:Array.from({length:per},ev)}));let sent=0;const t=process.hrtime.bigint();
+await Promise.all(Array.from({length:mode==='single'?C:BC},async()=>{while(sent<requests){await post(bodies[sent++])}}));
 const ms=Number(process.hrtime.bigint()-t)/1e6;console.log(JSON.stringify({ms,events:requests*per}));agent.destroy()})().catch(e=>{console.error(e.message);process.exit(1)});`;
 
 async function start(cmd, args, env) {
@@ -38,12 +42,13 @@ async function start(cmd, args, env) {
     });
     child.on('exit', (code) => rej(new Error(`exited ${code}: ${err}`)));
   });
-  return { url: `${url}/metrics/harness`, stop: () => child.kill('SIGTERM') };
+  const exited = new Promise((res) => child.on('exit', res));
+  return { url: `${url}/metrics/harness`, stop: () => (child.kill('SIGTERM'), exited) };
 }
 
 function load(url, mode, total) {
   return new Promise((res, rej) => {
-    const c = spawn(process.execPath, ['-e', CLIENT, url, mode, String(total), String(CONC)], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const c = spawn(process.execPath, ['-e', CLIENT, url, mode, String(total), String(CONC), String(BATCH_CONC)], { stdio: ['ignore', 'pipe', 'inherit'] });
     let out = '';
     c.stdout.on('data', (d) => (out += d));
     c.on('exit', (code) => (code === 0 ? res(JSON.parse(out)) : rej(new Error(`client exited ${code}`))));
@@ -57,16 +62,16 @@ for (const [mode, total] of [['single', SINGLE], ['batch', BATCHES]]) {
   const bare = await start(process.execPath, ['-e', BARE], env);
   await load(bare.url, mode, Math.min(200, total)); // warm-up
   const b = await load(bare.url, mode, total);
-  bare.stop();
+  await bare.stop();
   const serve = await start(process.execPath, [join(root, 'bin/claude-metrics'), 'serve', '--port', '0', '--db', join(home, `${mode}.db`)], env);
   await load(serve.url, mode, Math.min(200, total));
   const s = await load(serve.url, mode, total);
-  serve.stop();
+  await serve.stop();
   const rate = (r) => Math.round((r.events / r.ms) * 1000);
   rows.push({ case: `${mode === 'single' ? 'single events, keep-alive' : 'batches of 500'}: bare node:http`, 'events/s': rate(b), ratio: '1.00' });
   rows.push({ case: `${mode === 'single' ? 'single events, keep-alive' : 'batches of 500'}: claude-metrics serve`, 'events/s': rate(s), ratio: (rate(s) / rate(b)).toFixed(2) });
 }
 rmSync(home, { recursive: true, force: true });
-console.log(`collector ingest (${SINGLE} single requests over ${CONC} keep-alive connections; ${BATCHES} batches of 500 over 2)`);
+console.log(`collector ingest (${SINGLE} single requests over ${CONC} keep-alive connections; ${BATCHES} batches of 500 over ${BATCH_CONC})`);
 console.table(rows);
 console.log('targets: batches ≥ 50,000 events/s; single events ≥ 0.5× the bare server');

@@ -3,10 +3,8 @@
  * `{"events":[…]}`, and the bare shape a shell script sends with no event_id
  * (whose id is derived from its canonical body, so a retried curl is one event).
  */
-import * as z from 'zod/mini';
+import * as z from 'zod';
 import { BatchSchema, canonicalJson, deterministicId, HarnessEventSchema, MAX_BATCH_EVENTS, SOURCES, type HarnessEvent } from '../event';
-
-z.config(z.locales.en());
 
 export interface Rejection {
   index: number;

@@ -165,6 +165,9 @@ export function mergeDelta(a: SessionDelta, b: SessionDelta): SessionDelta {
   };
 }
 
+/** harness_events columns in insert order. */
+const EVENT_COLUMNS = ['event_id', 'event', 'source', 'ts', 'ts_ms', 'received_ms', 'session_key', 'session_id', 'run_id', 'task_id', 'label', 'project', 'tool_name', 'tool_use_id', 'success', 'duration_ms', 'exit_code', 'error', 'model', 'input_tokens', 'output_tokens', 'cache_creation_input_tokens', 'cache_read_input_tokens', 'cost_usd', 'num_turns', 'body'] as const;
+
 const LABEL_MAX = 128;
 const lab = (v: string | null | undefined): string => (v ?? '').slice(0, LABEL_MAX);
 
@@ -205,10 +208,8 @@ export class Store {
   private prepare() {
     const db = this.db;
     return {
-      insertEvent: db.prepare(`INSERT OR IGNORE INTO harness_events (event_id, event, source, ts, ts_ms, received_ms, session_key, session_id, run_id, task_id, label, project,
-        tool_name, tool_use_id, success, duration_ms, exit_code, error, model, input_tokens, output_tokens, cache_creation_input_tokens, cache_read_input_tokens, cost_usd, num_turns, body)
-        VALUES (@event_id, @event, @source, @ts, @ts_ms, @received_ms, @session_key, @session_id, @run_id, @task_id, @label, @project,
-        @tool_name, @tool_use_id, @success, @duration_ms, @exit_code, @error, @model, @input_tokens, @output_tokens, @cache_creation_input_tokens, @cache_read_input_tokens, @cost_usd, @num_turns, @body)`),
+      // Positional parameters: binding 26 named ones per row measured ~1 µs slower.
+      insertEvent: db.prepare(`INSERT OR IGNORE INTO harness_events (${EVENT_COLUMNS.join(', ')}) VALUES (${EVENT_COLUMNS.map(() => '?').join(', ')})`),
       // Commutative fold: every column is a min/max/sum or "first non-null", so any order gives the same row.
       upsertSession: db.prepare(`INSERT INTO harness_sessions (id, claude_session_id, run_id, source, project, label, task_id, started_ms, last_seen_ms, events_count,
           tool_calls_count, tool_failures, usage_events, input_tokens, output_tokens, cache_creation_input_tokens, cache_read_input_tokens, cost_usd, error, error_ms, model, model_ms)
@@ -247,25 +248,32 @@ export class Store {
     };
   }
 
-  /** Counter increments of the transaction in progress, written once per series at its end. */
-  private pending: Map<string, number> | null = null;
+  /**
+   * Counter increments of the transaction in progress, written once per series
+   * at its end. Keyed by metric and label values (cheap to build per event); the
+   * labels' JSON, the stored form, is made once per series at the end.
+   */
+  private pending: Map<string, { metric: string; labels: Record<string, string>; by: number }> | null = null;
 
   /** Adds to a monotonic counter (kept across restarts and retention). */
   bump(metric: string, labels: Record<string, string>, by = 1): void {
     if (by === 0) return;
-    const key = `${metric}\u0000${JSON.stringify(labels)}`;
-    if (this.pending) this.pending.set(key, (this.pending.get(key) ?? 0) + by);
-    else this.stmts.bump.run(metric, JSON.stringify(labels), by);
+    if (!this.pending) {
+      this.stmts.bump.run(metric, JSON.stringify(labels), by);
+      return;
+    }
+    let key = metric;
+    for (const k in labels) key += `\u0000${k}\u0001${labels[k]}`;
+    const p = this.pending.get(key);
+    if (p) p.by += by;
+    else this.pending.set(key, { metric, labels, by });
   }
 
   private flushCounters(): void {
     const p = this.pending;
     this.pending = null;
     if (!p) return;
-    for (const [key, by] of p) {
-      const i = key.indexOf('\u0000');
-      this.stmts.bump.run(key.slice(0, i), key.slice(i + 1), by);
-    }
+    for (const { metric, labels, by } of p.values()) this.stmts.bump.run(metric, JSON.stringify(labels), by);
   }
 
   /** Stores a batch in one transaction: committed (WAL) before the caller answers 2xx. */
@@ -312,35 +320,37 @@ export class Store {
     const key = sessionKey(e);
     const u = e.usage ?? {};
     const isUsage = e.event === 'usage';
-    const row = {
-      event_id: e.event_id,
-      event: e.event,
-      source: e.source,
-      ts: new Date(tsMs).toISOString(),
-      ts_ms: tsMs,
-      received_ms: receivedMs,
-      session_key: key,
-      session_id: e.session_id ?? null,
-      run_id: e.run_id ?? null,
-      task_id: e.task_id ?? null,
-      label: e.label ?? null,
-      project: e.project ?? null,
-      tool_name: e.tool_name ?? null,
-      tool_use_id: e.tool_use_id ?? null,
-      success: e.success === undefined || e.success === null ? null : e.success ? 1 : 0,
-      duration_ms: e.duration_ms ?? null,
-      exit_code: e.exit_code ?? null,
-      error: e.error ?? null,
-      model: e.model ?? null,
-      input_tokens: u.input_tokens ?? null,
-      output_tokens: u.output_tokens ?? null,
-      cache_creation_input_tokens: u.cache_creation_input_tokens ?? null,
-      cache_read_input_tokens: u.cache_read_input_tokens ?? null,
-      cost_usd: e.cost_usd ?? null,
-      num_turns: e.num_turns ?? null,
-      body: JSON.stringify(e),
-    };
-    if (this.stmts.insertEvent.run(row).changes === 0) return false;
+    const success = e.success === undefined || e.success === null ? null : e.success ? 1 : 0;
+    // In EVENT_COLUMNS order; positional binding is the cheapest per row.
+    const values = [
+      e.event_id,
+      e.event,
+      e.source,
+      new Date(tsMs).toISOString(),
+      tsMs,
+      receivedMs,
+      key,
+      e.session_id ?? null,
+      e.run_id ?? null,
+      e.task_id ?? null,
+      e.label ?? null,
+      e.project ?? null,
+      e.tool_name ?? null,
+      e.tool_use_id ?? null,
+      success,
+      e.duration_ms ?? null,
+      e.exit_code ?? null,
+      e.error ?? null,
+      e.model ?? null,
+      u.input_tokens ?? null,
+      u.output_tokens ?? null,
+      u.cache_creation_input_tokens ?? null,
+      u.cache_read_input_tokens ?? null,
+      e.cost_usd ?? null,
+      e.num_turns ?? null,
+      JSON.stringify(e),
+    ];
+    if (this.stmts.insertEvent.run(values).changes === 0) return false;
 
     const isTool = TOOL_EVENTS.has(e.event);
     const failedTool = isTool && e.success === false;
@@ -371,20 +381,21 @@ export class Store {
     };
     sessions.set(key, d ? mergeDelta(d, next) : next);
 
-    const base = { source: e.source, project: lab(e.project), label: lab(e.label) };
-    this.bump('events_total', { ...base, event: lab(e.event) });
-    if (isTool) this.bump('tool_calls_total', { source: e.source, project: lab(e.project), tool: lab(e.tool_name), outcome: failedTool ? 'failure' : 'success' });
+    const project = lab(e.project);
+    const base = { source: e.source, project, label: lab(e.label) };
+    this.bump('events_total', { source: e.source, project, label: base.label, event: lab(e.event) });
+    if (isTool) this.bump('tool_calls_total', { source: e.source, project, tool: lab(e.tool_name), outcome: failedTool ? 'failure' : 'success' });
     if (isUsage) {
-      const m = { source: e.source, project: lab(e.project), model: lab(e.model) || 'unknown' };
-      this.bump('tokens_total', { ...m, kind: 'input' }, u.input_tokens ?? 0);
-      this.bump('tokens_total', { ...m, kind: 'output' }, u.output_tokens ?? 0);
-      this.bump('tokens_total', { ...m, kind: 'cache_creation' }, u.cache_creation_input_tokens ?? 0);
-      this.bump('tokens_total', { ...m, kind: 'cache_read' }, u.cache_read_input_tokens ?? 0);
-      this.bump('cost_usd_total', m, e.cost_usd ?? 0);
+      const model = lab(e.model) || 'unknown';
+      this.bump('tokens_total', { source: e.source, project, model, kind: 'input' }, u.input_tokens ?? 0);
+      this.bump('tokens_total', { source: e.source, project, model, kind: 'output' }, u.output_tokens ?? 0);
+      this.bump('tokens_total', { source: e.source, project, model, kind: 'cache_creation' }, u.cache_creation_input_tokens ?? 0);
+      this.bump('tokens_total', { source: e.source, project, model, kind: 'cache_read' }, u.cache_read_input_tokens ?? 0);
+      this.bump('cost_usd_total', { source: e.source, project, model }, e.cost_usd ?? 0);
     }
-    if (COMPLETION_EVENTS.has(e.event)) completions.push(() => this.complete(key, e, row, tsMs, base));
-    else if (START_EVENTS.has(e.event)) {
-      /* started_ms is folded by min() already */
+    if (COMPLETION_EVENTS.has(e.event)) {
+      const row = { success, exit_code: e.exit_code ?? null, input_tokens: u.input_tokens ?? null, output_tokens: u.output_tokens ?? null, cache_creation_input_tokens: u.cache_creation_input_tokens ?? null, cache_read_input_tokens: u.cache_read_input_tokens ?? null, cost_usd: e.cost_usd ?? null, num_turns: e.num_turns ?? null };
+      completions.push(() => this.complete(key, e, row, tsMs, base));
     }
     return true;
   }
