@@ -3,12 +3,13 @@
  * message held back while it may still be streaming, the Stop-before-the-final-
  * message race, subagent files, and deterministic ids through the real worker.
  */
-import { appendFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { loadState, readNew, saveState } from '../src/transcript/incremental';
-import { getJson, runCli, startServe, tempHome, waitFor, type ServeHandle, type TempHome } from './helpers/cli';
+import { DIST_CLI, getJson, runCli, startServe, tempHome, waitFor, type ServeHandle, type TempHome } from './helpers/cli';
+import { finishOrTakeRequest, handOffToRunningWorker, markWorkerActive, takeRequestAtStart, workerFiles } from '../src/transcript/handoff';
 
 const scratch = mkdtempSync(join(tmpdir(), 'cm-incr-'));
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
@@ -72,6 +73,23 @@ describe('readNew', () => {
   });
 });
 
+describe('handing a read to the running worker', () => {
+  it('no live worker: start one; a live one takes the request; it re-reads until none is left', () => {
+    const f = workerFiles(join(scratch, 'handoff', 'offsets'), 'sess/1');
+    expect(f.active.endsWith('sess_1.worker')).toBe(true);
+    expect(handOffToRunningWorker(f, 'Stop')).toBe(false); // nobody running (and the directory did not exist)
+    markWorkerActive(f, 2 ** 22 + 12345); // a pid that is not running
+    expect(handOffToRunningWorker(f, 'Stop')).toBe(false);
+    expect(takeRequestAtStart(f)).toBe('Stop'); // the new worker serves what was asked before it started
+    markWorkerActive(f, process.pid);
+    expect(handOffToRunningWorker(f, 'SessionEnd')).toBe(true);
+    expect(finishOrTakeRequest(f)).toBe('SessionEnd');
+    expect(readFileSync(f.active, 'utf8')).toBe(String(process.pid)); // active again for that read
+    expect(finishOrTakeRequest(f)).toBeNull();
+    expect(existsSync(f.active) || existsSync(f.again)).toBe(false);
+  });
+});
+
 describe('transcript-worker (the built CLI) into a real collector', () => {
   let home: TempHome;
   let serve: ServeHandle;
@@ -104,6 +122,26 @@ describe('transcript-worker (the built CLI) into a real collector', () => {
     const after = (await getJson(`${serve.url}/api/sessions`)).body.sessions[0];
     expect(after.output_tokens).toBe(78);
     expect((await getJson(`${serve.url}/api/summary`)).body.ingest.duplicates).toBe(3);
+  });
+
+  it('a SessionEnd while the Stop’s worker runs starts no second process, and its final message is counted', async () => {
+    const projects = join(home.home, '.claude', 'projects', '-w-app');
+    mkdirSync(projects, { recursive: true });
+    const main = join(projects, 'U.jsonl');
+    writeFileSync(main, line('c1', 5) + line('c2', 7));
+    // Every background process the hooks start goes through this wrapper, which counts them.
+    const starts = join(home.home, 'starts.log');
+    const self = join(home.home, 'self.sh');
+    writeFileSync(self, `#!/bin/sh\necho "$*" >> '${starts}'\nexec '${process.execPath}' '${DIST_CLI}' "$@"\n`);
+    chmodSync(self, 0o755);
+    const env = { ...home.env, CLAUDE_METRICS_ENDPOINT: serve.endpoint, CLAUDE_METRICS_SELF: self, CLAUDE_METRICS_SETTLE_MS: '1500' };
+    const hook = (name: string) => JSON.stringify({ session_id: 'U', transcript_path: main, cwd: home.home, hook_event_name: name, ...(name === 'Stop' ? { stop_hook_active: false } : { reason: 'other' }) });
+    expect((await runCli(['emit'], { env, input: hook('Stop') })).code).toBe(0);
+    appendFileSync(main, line('c3', 9)); // the final message, written after Stop (as Claude Code does)
+    expect((await runCli(['emit'], { env, input: hook('SessionEnd') })).code).toBe(0);
+    await waitFor(async () => (await getJson(`${serve.url}/api/sessions`)).body.sessions.find((s: { id: string; output_tokens: number }) => s.id === 'session:U' && s.output_tokens === 5 + 7 + 9), { timeoutMs: 20_000 });
+    await waitFor(async () => !existsSync(join(home.stateDir, 'transcripts', 'U.worker')), { timeoutMs: 20_000 });
+    expect(readFileSync(starts, 'utf8').trim().split('\n').filter((l) => l.startsWith('transcript-worker'))).toHaveLength(1);
   });
 
   it('while the collector is down the usage is spooled, and delivered by the next flush', async () => {

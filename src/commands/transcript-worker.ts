@@ -18,6 +18,7 @@ import { flushSpool } from '../spool/flush';
 import { Spool } from '../spool/spool';
 import { breakerAllows, readBreaker } from '../transport/breaker';
 import { usageEvent } from '../transcript/events';
+import { finishOrTakeRequest, markWorkerActive, takeRequestAtStart, workerFiles } from '../transcript/handoff';
 import { loadState, readNew, saveState, waitForQuiet, withLock } from '../transcript/incremental';
 import { PriceTable } from '../transcript/pricing';
 
@@ -37,39 +38,62 @@ export default async function transcriptWorker(opts: Record<string, unknown>): P
   const cwd = (opts.cwd as string | undefined) ?? process.cwd();
   const started = Date.now();
 
-  const files = [transcript, ...subagentFiles(transcript, sessionId)];
-  const settled = await waitForQuiet(transcript, settleMs, Math.max(settleMs * 10, 15_000));
-  const final = hook === 'SessionEnd' || settled;
   const prices = new PriceTable();
   const source = detectSource(config.source, env);
   const project = config.project ?? detectProject(undefined, readGitInfo(cwd), cwd);
-
   const lockFile = join(paths.offsets, `${sessionId.replace(/[^A-Za-z0-9_.-]/g, '_')}.lock`);
-  const events = await withLock(
-    lockFile,
-    async () => {
-      const out: Array<{ event: HarnessEvent; commit: () => void }> = [];
-      for (const file of files) {
-        const state = loadState(paths.offsets, file);
-        const r = readNew(file, state, final);
-        if (r.malformed > 0) log.info('skipped malformed transcript lines', { file, n: r.malformed });
-        const agent = file === transcript ? null : basename(file, '.jsonl');
-        const evs = r.lines.map((line) =>
-          usageEvent(line, { sessionId, source, project, prices, runId: env.CLAUDE_METRICS_RUN_ID, taskId: env.CLAUDE_METRICS_TASK_ID, label: config.label, agentId: agent, fileKey: basename(file), claudeVersion: claudeVersion(env) }),
-        );
-        evs.forEach((event, i) => out.push({ event, commit: i === evs.length - 1 ? () => saveState(paths.offsets, r.state) : () => undefined }));
-        if (evs.length === 0) saveState(paths.offsets, r.state);
-      }
-      // Spool (write-ahead) or deliver, then remember the offsets: a crash in between re-reads, and the ids dedupe.
-      if (out.length === 0) return { sent: false as const };
-      const result = await deliverEvents(out.map((o) => o.event), { config, paths, log, deadline: Date.now() + 10_000 });
-      for (const o of out) o.commit();
-      log.debug('transcript usage sent', { hook, session: sessionId, events: out.length, ...result, settled, ms: Date.now() - started });
-      return { sent: true as const, outcome: result.outcome };
-    },
-    { waitMs: 30_000, staleMs: 120_000 },
-  );
-  if (events === undefined) log.warn('transcript worker: lock busy for 30 s; leaving this read to the next hook', { session: sessionId });
+
+  /** One settle-and-read for `forHook`; undefined when the session lock stayed busy. */
+  const readOnce = async (forHook: string) => {
+    const files = [transcript, ...subagentFiles(transcript, sessionId)];
+    const settled = await waitForQuiet(transcript, settleMs, Math.max(settleMs * 10, 15_000));
+    const final = forHook === 'SessionEnd' || settled;
+    const result = await withLock(
+      lockFile,
+      async () => {
+        const out: Array<{ event: HarnessEvent; commit: () => void }> = [];
+        for (const file of files) {
+          const state = loadState(paths.offsets, file);
+          const r = readNew(file, state, final);
+          if (r.malformed > 0) log.info('skipped malformed transcript lines', { file, n: r.malformed });
+          const agent = file === transcript ? null : basename(file, '.jsonl');
+          const evs = r.lines.map((line) =>
+            usageEvent(line, { sessionId, source, project, prices, runId: env.CLAUDE_METRICS_RUN_ID, taskId: env.CLAUDE_METRICS_TASK_ID, label: config.label, agentId: agent, fileKey: basename(file), claudeVersion: claudeVersion(env) }),
+          );
+          evs.forEach((event, i) => out.push({ event, commit: i === evs.length - 1 ? () => saveState(paths.offsets, r.state) : () => undefined }));
+          if (evs.length === 0) saveState(paths.offsets, r.state);
+        }
+        // Spool (write-ahead) or deliver, then remember the offsets: a crash in between re-reads, and the ids dedupe.
+        if (out.length === 0) return { sent: false as const };
+        const delivered = await deliverEvents(out.map((o) => o.event), { config, paths, log, deadline: Date.now() + 10_000 });
+        for (const o of out) o.commit();
+        log.debug('transcript usage sent', { hook: forHook, session: sessionId, events: out.length, ...delivered, settled, ms: Date.now() - started });
+        return { sent: true as const, outcome: delivered.outcome };
+      },
+      { waitMs: 30_000, staleMs: 120_000 },
+    );
+    if (result === undefined) log.warn('transcript worker: lock busy for 30 s; leaving this read to the next hook', { session: sessionId });
+    return result;
+  };
+
+  // Hooks of this session that fire while we run ask us to read again instead of
+  // starting another process (see transcript/handoff.ts).
+  const handoff = workerFiles(paths.offsets, sessionId);
+  markWorkerActive(handoff, process.pid);
+  let forHook = strongerHook(hook, takeRequestAtStart(handoff));
+  let events: Awaited<ReturnType<typeof readOnce>>;
+  for (;;) {
+    try {
+      events = await readOnce(forHook);
+    } catch (err) {
+      finishOrTakeRequest(handoff);
+      throw err;
+    }
+    const next = finishOrTakeRequest(handoff);
+    if (next === null) break;
+    log.debug('reading again for a later hook', { session: sessionId, hook: next });
+    forHook = next;
+  }
 
   // Drain what waits only when the collector just answered (or was not asked and the breaker is
   // closed): a dead collector would keep a background process retrying for the whole flush deadline.
@@ -79,6 +103,11 @@ export default async function transcriptWorker(opts: Record<string, unknown>): P
     log.debug('flush after transcript', { ...r });
   }
   return 0;
+}
+
+/** SessionEnd makes a read final; of two hooks, the one that says more wins. */
+function strongerHook(a: string, b: string | null): string {
+  return a === 'SessionEnd' || b === 'SessionEnd' ? 'SessionEnd' : a;
 }
 
 /** `<dir>/<session>/subagents/agent-*.jsonl` beside `<dir>/<session>.jsonl`. */

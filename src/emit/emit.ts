@@ -19,6 +19,7 @@ import { deliverEvents, type DeliverResult } from './deliver';
 import { mapHook, type HookFields, type Json } from './hook';
 import { markToolStart, sweepStale, takeToolDuration } from './pending';
 import { spawnDetached } from './spawn';
+import { handOffToRunningWorker, markWorkerActive, workerFiles } from '../transcript/handoff';
 import { readStdin, salvageHookFields, stdinIsTerminal } from './stdin';
 
 type Env = Record<string, string | undefined>;
@@ -34,7 +35,8 @@ export interface EmitIo {
   stderr: NodeJS.WritableStream;
   now: () => number;
   /** Start background work (transcript worker, flush). Tests may replace it. */
-  spawn: (args: string[], env: NodeJS.ProcessEnv) => void;
+  /** Starts a detached background process; its pid when it started. */
+  spawn: (args: string[], env: NodeJS.ProcessEnv) => number | undefined;
 }
 
 export interface EmitOutcome {
@@ -218,9 +220,14 @@ function startBackgroundWork(event: HarnessEvent, hook: HookFields | undefined, 
   try {
     const name = event.event;
     if (hook && TRANSCRIPT_EVENTS.has(name) && hook.transcript_path && hook.session_id) {
+      // A worker already running for this session reads again instead (claude -p's
+      // SessionEnd follows its Stop by ~100 ms): no second process.
+      const handoff = workerFiles(ctx.paths.offsets, hook.session_id);
+      if (handOffToRunningWorker(handoff, name)) return;
       const args = ['transcript-worker', '--session-id', hook.session_id, '--transcript-path', hook.transcript_path, '--hook', name];
       if (hook.cwd) args.push('--cwd', hook.cwd);
-      ctx.io.spawn(args, childEnv(ctx.env, event));
+      const pid = ctx.io.spawn(args, childEnv(ctx.env, event));
+      if (pid !== undefined) markWorkerActive(handoff, pid);
       return;
     }
     const atStop = FLUSH_EVENTS.has(name);

@@ -17,7 +17,7 @@ export function selfCommand(): { cmd: string; args: string[] } {
   return { cmd: process.execPath, args: [join(__dirname, 'cli.cjs')] };
 }
 
-export function spawnDetached(args: string[], env: NodeJS.ProcessEnv): void {
+export function spawnDetached(args: string[], env: NodeJS.ProcessEnv): number | undefined {
   const self = selfCommand();
   // Loaded here: child_process costs ~4 ms and most hooks never start anything.
   const { spawn } = require('node:child_process') as typeof import('node:child_process');
@@ -26,4 +26,5 @@ export function spawnDetached(args: string[], env: NodeJS.ProcessEnv): void {
     /* reported by the caller's log if it matters; never thrown */
   });
   child.unref();
+  return child.pid;
 }
