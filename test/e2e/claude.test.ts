@@ -157,6 +157,59 @@ describe(`the real Claude Code CLI through our hooks`, () => {
     expect(body.total).toBe(1); // the Claude session folded into the task, not a second row
   });
 
+  it('a subagent (the Agent tool) with its own transcript: its tokens and tool calls count in the session', async () => {
+    const w = await world({
+      model: MODEL,
+      main: [
+        { kind: 'tool', name: 'Agent', input: { description: 'look around', prompt: 'List the files', subagent_type: 'general-purpose' }, usage: { input_tokens: 900, output_tokens: 70, cache_creation_input_tokens: 2000, cache_read_input_tokens: 8000 } },
+        { kind: 'text', text: 'The agent is on it.', usage: { input_tokens: 150, output_tokens: 20, cache_creation_input_tokens: 50, cache_read_input_tokens: 10000 } },
+      ],
+      subagent: [
+        { kind: 'tool', name: 'Bash', input: { command: 'ls', description: 'list files' }, usage: { input_tokens: 700, output_tokens: 30, cache_creation_input_tokens: 1500, cache_read_input_tokens: 0 } },
+        { kind: 'text', text: 'Two files.', usage: { input_tokens: 90, output_tokens: 25, cache_creation_input_tokens: 10, cache_read_input_tokens: 2200 } },
+      ],
+    });
+    const r = await claude(w, 'ask an agent', ['--allowedTools', 'Bash,Agent']);
+    expect(r.code, r.stderr).toBe(0);
+    const result = JSON.parse(r.stdout) as { total_cost_usd: number; session_id: string };
+    expect(w.fake.served.filter((x) => x.subagent)).toHaveLength(2); // the subagent really ran
+    const served = w.fake.totals();
+    const s = await sessionWhenSettled(w, sum(served));
+    expect(s).toMatchObject({ id: `session:${result.session_id}`, success: true, input_tokens: served.input_tokens, output_tokens: served.output_tokens, cache_creation_input_tokens: served.cache_creation_input_tokens, cache_read_input_tokens: served.cache_read_input_tokens });
+    expect(s.cost_usd).toBeCloseTo(result.total_cost_usd, 9);
+    const tools = (await getJson(`${w.serve!.url}/api/summary`)).body.top_tools as Array<{ tool: string; calls: number }>;
+    expect(tools.find((t) => t.tool === 'Agent')?.calls).toBe(1);
+    expect(tools.find((t) => t.tool === 'Bash')?.calls).toBe(1); // the subagent's own tool call
+  });
+
+  it('an API error: claude -p fails, and the task through run is recorded as a failure with its exit code', async () => {
+    const w = await world({ model: MODEL, main: [{ kind: 'error', status: 400, type: 'invalid_request_error', message: 'prompt is too long' }] });
+    const r = await runProcess(process.execPath, [join(ROOT, 'bin', 'claude-metrics'), 'run', '--task-id', 'T-err', '--', CLAUDE, '-p', 'too much', '--output-format', 'json', '--allowedTools', 'Bash', '--model', MODEL], { env: w.claudeEnv, cwd: w.project });
+    expect(r.code).toBe(1); // run exits with Claude Code's status
+    const result = JSON.parse(r.stdout) as { is_error: boolean; session_id: string };
+    expect(result.is_error).toBe(true);
+    const s = await waitFor(
+      async () => (await getJson(`${w.serve!.url}/api/sessions`)).body.sessions?.find((x: { task_id: string; completed_at: string | null }) => x.task_id === 'T-err' && x.completed_at),
+      { timeoutMs: 30_000, intervalMs: 250 },
+    );
+    expect(s).toMatchObject({ source: 'ralph', success: false, exit_code: 1, claude_session_id: result.session_id, input_tokens: 0, output_tokens: 0 });
+    const summary = (await getJson(`${w.serve!.url}/api/summary`)).body;
+    expect(summary.last_7d).toMatchObject({ tasks: 1, succeeded: 0, failed: 1, success_rate: 0 });
+  });
+
+  it('a long session (25 tool calls): every call and every token, once', async () => {
+    const calls = Array.from({ length: 25 }, (_, i): Scenario['main'][number] => ({ kind: 'tool', name: 'Bash', input: { command: `echo step-${i}`, description: `step ${i}` }, usage: { input_tokens: 100 + i, output_tokens: 20 + i, cache_creation_input_tokens: 50, cache_read_input_tokens: 1000 * (i + 1) } }));
+    const w = await world({ model: MODEL, main: [...calls, { kind: 'text', text: 'All 25 steps done.', usage: { input_tokens: 80, output_tokens: 30, cache_creation_input_tokens: 0, cache_read_input_tokens: 26_000 } }] });
+    const r = await claude(w, 'do 25 steps');
+    expect(r.code, r.stderr).toBe(0);
+    const result = JSON.parse(r.stdout) as { total_cost_usd: number; session_id: string; num_turns: number };
+    const served = w.fake.totals();
+    const s = await sessionWhenSettled(w, sum(served));
+    expect(s).toMatchObject({ id: `session:${result.session_id}`, tool_calls_count: 25, tool_failures: 0, input_tokens: served.input_tokens, output_tokens: served.output_tokens, cache_read_input_tokens: served.cache_read_input_tokens });
+    expect(s.cost_usd).toBeCloseTo(result.total_cost_usd, 9);
+    expect((await getJson(`${w.serve!.url}/api/summary`)).body.ingest.duplicates).toBe(0);
+  });
+
   it('with the collector down during the run, then up and flushed: the same state, nothing twice', async () => {
     const port = await deadPort();
     const w = await world(TOOL_THEN_ANSWER, { serve: false, endpoint: `http://127.0.0.1:${port}/metrics/harness` });
@@ -166,7 +219,7 @@ describe(`the real Claude Code CLI through our hooks`, () => {
     // Let the detached transcript worker finish spooling (its lock file disappears).
     await waitFor(() => {
       const dir = join(w.home.stateDir, 'transcripts');
-      return existsSync(dir) && readdirSync(dir).some((f) => f.endsWith('.json')) && !readdirSync(dir).some((f) => f.endsWith('.lock'));
+      return existsSync(dir) && readdirSync(dir).some((f) => f.endsWith('.json')) && !readdirSync(dir).some((f) => f.endsWith('.lock') || f.endsWith('.worker'));
     }, { timeoutMs: 45_000 });
     w.serve = await startServe(w.home.env, ['--db', join(w.home.home, 'collector.db'), '--port', String(port)]);
     const f1 = await runCli(['flush'], { env: w.claudeEnv });

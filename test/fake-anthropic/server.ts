@@ -87,14 +87,16 @@ export async function startFakeAnthropic(scenario: Scenario): Promise<FakeAnthro
     const system = JSON.stringify(parsed.system ?? '');
     // Claude Code's own side requests (titles, summaries) come without tools: answer briefly, count nothing.
     const isSide = !parsed.tools || parsed.tools.length === 0;
-    const isSub = !isSide && scenario.subagent !== undefined && /subagent|general-purpose|You are an agent/i.test(system) && mainIndex > 0 && subIndex < (scenario.subagent?.length ?? 0) && pendingSub;
+    // Claude Code 2.1.x marks a subagent's requests in its billing header; older ones only by their prompt.
+    const marked = system.includes('cc_is_subagent=true');
+    const looksSub = system.includes('cc_entrypoint=') ? marked : /general-purpose|You are an agent/i.test(system);
+    const isSub = !isSide && scenario.subagent !== undefined && looksSub && subIndex < (scenario.subagent?.length ?? 0);
     let turn: Turn;
     if (isSide) turn = { kind: 'text', text: 'ok', usage: { input_tokens: 1, output_tokens: 1, cache_creation_input_tokens: 0, cache_read_input_tokens: 0 } };
     else if (isSub) turn = scenario.subagent![subIndex++]!;
     else {
       turn = scenario.main[Math.min(mainIndex, scenario.main.length - 1)]!;
       mainIndex++;
-      if (turn.kind === 'tool' && /^(Task|Agent)$/.test(turn.name)) pendingSub = true;
     }
     if (turn.kind === 'error') {
       res.writeHead(turn.status, { 'content-type': 'application/json' });
@@ -128,7 +130,6 @@ export async function startFakeAnthropic(scenario: Scenario): Promise<FakeAnthro
     ev('message_stop', {});
     res.end();
   };
-  let pendingSub = false;
 
   const server = createServer((req, res) => {
     const chunks: Buffer[] = [];
