@@ -2,6 +2,7 @@
  * The JSON API and the Prometheus families, computed from the store. Pure
  * translation of store rows into the shapes of docs/contracts.md.
  */
+import { addTokens } from '../transcript/pricing';
 import { histogramSamples, DURATION_BUCKETS_S, type MetricFamily, type Sample } from './prometheus';
 import { ACTIVE_WINDOW_MS, Store, type SessionFilter, type SessionRow } from './store';
 
@@ -42,10 +43,7 @@ function tally(rows: SessionRow[]): Tally {
       else t.succeeded++;
     }
     t.tool_calls += r.tool_calls_count;
-    t.input_tokens += r.input_tokens;
-    t.output_tokens += r.output_tokens;
-    t.cache_creation_input_tokens += r.cache_creation_input_tokens;
-    t.cache_read_input_tokens += r.cache_read_input_tokens;
+    addTokens(t, r);
     t.cost_usd += r.cost_usd;
   }
   t.tokens = t.input_tokens + t.output_tokens + t.cache_creation_input_tokens + t.cache_read_input_tokens;

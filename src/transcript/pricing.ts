@@ -52,6 +52,14 @@ export interface Tokens {
   cache_read_input_tokens: number;
 }
 
+/** Adds `t`'s four token counts into `into`. */
+export function addTokens(into: Tokens, t: Tokens): void {
+  into.input_tokens += t.input_tokens;
+  into.output_tokens += t.output_tokens;
+  into.cache_creation_input_tokens += t.cache_creation_input_tokens;
+  into.cache_read_input_tokens += t.cache_read_input_tokens;
+}
+
 /** `anthropic/claude-sonnet-4-5@20250929`, `us.anthropic.claude-…-v1:0`, `claude-sonnet-4-5-20250929` → `claude-sonnet-4-5`. */
 export function normalizeModel(model: string): string {
   let m = model.toLowerCase().trim();

@@ -8,7 +8,7 @@ import { collectUsage } from './collect';
 import { localDate } from './dates';
 import { listTranscripts } from './reader';
 import type { UsageLine } from './reader';
-import type { PriceTable, Tokens } from './pricing';
+import { addTokens, type PriceTable, type Tokens } from './pricing';
 
 export type CostMode = 'auto' | 'calculate' | 'display';
 
@@ -77,15 +77,8 @@ export function buildReport(projectsDir: string, opts: ReportOptions): UsageRepo
     }
     const cost = lineCost(line, opts.prices, mode);
     if (mode !== 'display' && line.costUSD === null && !opts.prices.priceOf(line.model) && line.model !== '<synthetic>') unknown.add(line.model);
-    const t = line.tokens;
-    s.input_tokens += t.input_tokens;
-    s.output_tokens += t.output_tokens;
-    s.cache_creation_input_tokens += t.cache_creation_input_tokens;
-    s.cache_read_input_tokens += t.cache_read_input_tokens;
-    totals.input_tokens += t.input_tokens;
-    totals.output_tokens += t.output_tokens;
-    totals.cache_creation_input_tokens += t.cache_creation_input_tokens;
-    totals.cache_read_input_tokens += t.cache_read_input_tokens;
+    addTokens(s, line.tokens);
+    addTokens(totals, line.tokens);
     s.cost_usd += cost;
     totals.cost_usd += cost;
     if (!s.models.includes(line.model)) s.models.push(line.model);
