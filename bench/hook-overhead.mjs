@@ -2,7 +2,7 @@
 // What our hooks cost a real `claude -p` run: wall time with no hooks, with hooks
 // that run `true`, with hooks that run `node -e 0`, and with claude-metrics
 // installed (collector live), interleaved in one run against the same fake API.
-// Prints the added milliseconds per fired hook. Usage: node bench/hook-overhead.mjs [--runs 6]
+// Prints the added milliseconds per fired hook. Usage: node bench/hook-overhead.mjs [--runs 12]
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -10,7 +10,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-const runs = Number(process.argv[process.argv.indexOf('--runs') + 1]) || 6;
+const runs = Number(process.argv[process.argv.indexOf('--runs') + 1]) || 12;
 const CLAUDE = join(root, 'node_modules/.bin/claude');
 const EVENTS = ['PreToolUse', 'PostToolUse', 'PostToolUseFailure', 'Stop', 'SubagentStop', 'SessionStart', 'SessionEnd', 'UserPromptSubmit'];
 // One tool call: SessionStart, UserPromptSubmit, PreToolUse, PostToolUse, Stop, SessionEnd fire.
