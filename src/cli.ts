@@ -125,6 +125,7 @@ export function buildProgram(): Command {
     .option('--dry-run', 'print the diff, change nothing')
     .option('--settings <path>', 'settings file to edit (overrides --scope)')
     .option('--timeout <seconds>', 'hook timeout in seconds', int('--timeout'))
+    .addOption(new Option('--hook <kind>', 'fast: a sh script spools, a drainer sends (~10 ms a hook); emit: one Node process per hook').choices(['fast', 'emit']).default('fast'))
     .action(lazy('install'));
 
   program
@@ -142,6 +143,13 @@ export function buildProgram(): Command {
     .option('--endpoint <url>', 'collector URL')
     .option('--token <token>', 'bearer token')
     .action(lazy('doctor'));
+
+  program
+    .command('drain', { hidden: true })
+    .description('background process behind the fast hook: inbox files to events, delivered; exits when idle')
+    .option('--inbox <dir>')
+    .option('--idle-ms <ms>', 'exit after this long without a new hook file', int('--idle-ms'))
+    .action(lazy('drain'));
 
   program
     .command('transcript-worker', { hidden: true })

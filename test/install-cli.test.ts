@@ -8,7 +8,7 @@ import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSy
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { findOurHooks, DEFAULT_EVENTS } from '../src/install/settings-edit';
-import { BIN, runCli, tempHome, type TempHome } from './helpers/cli';
+import { BIN, ROOT, runCli, tempHome, type TempHome } from './helpers/cli';
 
 const FIX = join(__dirname, 'fixtures', 'settings');
 let t: TempHome;
@@ -65,7 +65,7 @@ describe('install', () => {
     expect(parsed.hooks.PostToolUse![0]!.matcher).toBe('*');
     expect(parsed.hooks.SessionStart![0]!.matcher).toBeUndefined();
     const cmd = parsed.hooks.Stop![0]!.hooks[0]!.command;
-    expect(cmd).toBe(`${process.execPath} ${BIN} emit`);
+    expect(cmd).toBe(`/bin/sh ${join(ROOT, 'bin', 'claude-metrics-hook')} ${process.execPath} ${join(ROOT, 'dist', 'cli.cjs')}`);
     expect(cmd).not.toMatch(/npx/);
     expect(parsed.hooks.Stop![0]!.hooks[0]!.timeout).toBe(5);
     // The written command really runs emit: exit 0, nothing on stdout.
@@ -76,6 +76,16 @@ describe('install', () => {
     const un = await runCli(['uninstall'], { env: t.env, cwd: t.home });
     expect(un.code).toBe(0);
     expect(existsSync(settings)).toBe(false);
+
+    // --hook emit: one Node process per hook, which sends the event itself.
+    expect((await runCli(['install', '--hook', 'emit'], { env: t.env, cwd: t.home })).code).toBe(0);
+    const emitCmd = (JSON.parse(readFileSync(settings, 'utf8')) as { hooks: Record<string, Array<{ hooks: Array<{ command: string }> }>> }).hooks.Stop![0]!.hooks[0]!.command;
+    expect(emitCmd).toBe(`${process.execPath} ${BIN} emit`);
+    // Switching back replaces our command in place (one entry per event, not two).
+    expect((await runCli(['install'], { env: t.env, cwd: t.home })).code).toBe(0);
+    const stop = (JSON.parse(readFileSync(settings, 'utf8')) as { hooks: Record<string, Array<{ hooks: Array<{ command: string }> }>> }).hooks.Stop!;
+    expect(stop.flatMap((g) => g.hooks.map((h) => h.command))).toEqual([cmd]);
+    expect((await runCli(['uninstall'], { env: t.env, cwd: t.home })).code).toBe(0);
   });
 
   it('uninstall after the user edited the file removes only our entries and keeps the edit', async () => {

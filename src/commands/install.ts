@@ -54,7 +54,9 @@ export default async function install(opts: Record<string, unknown>): Promise<nu
   const timeoutS = (opts.timeout as number | undefined) ?? DEFAULT_TIMEOUT_S;
   if (timeoutS < 1 || timeoutS > 600) throw new UsageError(`--timeout must be between 1 and 600 seconds, got ${timeoutS}`);
   const target = resolveTarget(opts);
-  const command = hookCommandFor(locateSelf());
+  const mode = (opts.hook as string | undefined) ?? 'fast';
+  if (mode !== 'fast' && mode !== 'emit') throw new UsageError(`--hook must be fast or emit, got ${JSON.stringify(mode)}`);
+  const command = hookCommandFor(locateSelf(), mode);
   const before = readSettings(target.path);
   const plan = planInstall(before ?? '', { command, events, timeoutS, async: opts.async === true }, target.display);
   if (opts.async === true) {

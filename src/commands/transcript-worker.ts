@@ -7,13 +7,13 @@
  */
 import { existsSync, readdirSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import { resolveConfig } from '../config';
+import { resolveConfig, type Config } from '../config';
 import { deliverEvents } from '../emit/deliver';
 import { detectProject, detectSource, readGitInfo } from '../emit/context';
 import { claudeVersion } from '../emit/emit';
 import type { HarnessEvent } from '../event';
-import { createLogger } from '../log';
-import { statePaths } from '../paths';
+import { createLogger, type Logger } from '../log';
+import { statePaths, type StatePaths } from '../paths';
 import { flushSpool } from '../spool/flush';
 import { Spool } from '../spool/spool';
 import { breakerAllows, readBreaker } from '../transport/breaker';
@@ -22,29 +22,34 @@ import { finishOrTakeRequest, markWorkerActive, takeRequestAtStart, workerFiles 
 import { loadState, readNew, saveState, waitForQuiet, withLock } from '../transcript/incremental';
 import { PriceTable } from '../transcript/pricing';
 
-export default async function transcriptWorker(opts: Record<string, unknown>): Promise<number> {
-  const env = process.env;
-  const { config } = resolveConfig({ configFile: opts.config as string | undefined });
-  const paths = statePaths(config.stateDir);
-  const log = createLogger({ file: paths.log, level: config.logLevel, maxBytes: config.maxLogBytes, verbose: opts.verbose === true, name: 'transcript-worker' });
-  const sessionId = opts.sessionId as string | undefined;
-  const transcript = opts.transcriptPath as string | undefined;
-  const hook = (opts.hook as string | undefined) ?? 'Stop';
-  if (!sessionId || !transcript) {
-    log.warn('transcript-worker needs --session-id and --transcript-path');
-    return 2;
-  }
-  const settleMs = (opts.settleMs as number | undefined) ?? Number(env.CLAUDE_METRICS_SETTLE_MS ?? 1000);
-  const cwd = (opts.cwd as string | undefined) ?? process.cwd();
-  const started = Date.now();
+export interface SessionReadContext {
+  sessionId: string;
+  transcript: string;
+  cwd: string;
+  /** The hook's environment: run, task, label, Claude Code's version. */
+  env: NodeJS.ProcessEnv;
+  config: Config;
+  paths: StatePaths;
+  log: Logger;
+  settleMs: number;
+}
 
+export type SessionReadResult = { sent: false } | { sent: true; outcome: string | undefined } | undefined;
+
+/**
+ * One session's usage reader: each call waits for the transcript to settle,
+ * then (under the session's lock) sends what is new as `usage` events and
+ * remembers the offsets. undefined when the lock stayed busy. Used by this
+ * command and, in process, by `drain`.
+ */
+export function sessionUsageReader(ctx: SessionReadContext): (forHook: string) => Promise<SessionReadResult> {
+  const { sessionId, transcript, cwd, env, config, paths, log, settleMs } = ctx;
+  const started = Date.now();
   const prices = new PriceTable();
   const source = detectSource(config.source, env);
   const project = config.project ?? detectProject(undefined, readGitInfo(cwd), cwd);
   const lockFile = join(paths.offsets, `${sessionId.replace(/[^A-Za-z0-9_.-]/g, '_')}.lock`);
-
-  /** One settle-and-read for `forHook`; undefined when the session lock stayed busy. */
-  const readOnce = async (forHook: string) => {
+  return async (forHook: string) => {
     const files = [transcript, ...subagentFiles(transcript, sessionId)];
     const settled = await waitForQuiet(transcript, settleMs, Math.max(settleMs * 10, 15_000));
     const final = forHook === 'SessionEnd' || settled;
@@ -75,13 +80,30 @@ export default async function transcriptWorker(opts: Record<string, unknown>): P
     if (result === undefined) log.warn('transcript worker: lock busy for 30 s; leaving this read to the next hook', { session: sessionId });
     return result;
   };
+}
+
+export default async function transcriptWorker(opts: Record<string, unknown>): Promise<number> {
+  const env = process.env;
+  const { config } = resolveConfig({ configFile: opts.config as string | undefined });
+  const paths = statePaths(config.stateDir);
+  const log = createLogger({ file: paths.log, level: config.logLevel, maxBytes: config.maxLogBytes, verbose: opts.verbose === true, name: 'transcript-worker' });
+  const sessionId = opts.sessionId as string | undefined;
+  const transcript = opts.transcriptPath as string | undefined;
+  const hook = (opts.hook as string | undefined) ?? 'Stop';
+  if (!sessionId || !transcript) {
+    log.warn('transcript-worker needs --session-id and --transcript-path');
+    return 2;
+  }
+  const settleMs = (opts.settleMs as number | undefined) ?? Number(env.CLAUDE_METRICS_SETTLE_MS ?? 1000);
+  const cwd = (opts.cwd as string | undefined) ?? process.cwd();
+  const readOnce = sessionUsageReader({ sessionId, transcript, cwd, env, config, paths, log, settleMs });
 
   // Hooks of this session that fire while we run ask us to read again instead of
   // starting another process (see transcript/handoff.ts).
   const handoff = workerFiles(paths.offsets, sessionId);
   markWorkerActive(handoff, process.pid);
   let forHook = strongerHook(hook, takeRequestAtStart(handoff));
-  let events: Awaited<ReturnType<typeof readOnce>>;
+  let events: SessionReadResult;
   for (;;) {
     try {
       events = await readOnce(forHook);
@@ -106,7 +128,7 @@ export default async function transcriptWorker(opts: Record<string, unknown>): P
 }
 
 /** SessionEnd makes a read final; of two hooks, the one that says more wins. */
-function strongerHook(a: string, b: string | null): string {
+export function strongerHook(a: string, b: string | null): string {
   return a === 'SessionEnd' || b === 'SessionEnd' ? 'SessionEnd' : a;
 }
 

@@ -10,7 +10,7 @@ import { CONFIG_SPEC, type Config, type Origin, type ResolvedConfig } from '../c
 import { statePaths } from '../paths';
 import { Spool, type SpoolStats } from '../spool/spool';
 import { readBreaker, type BreakerState } from '../transport/breaker';
-import { splitHookCommand } from './hook-command';
+import { fastHookScript, splitHookCommand } from './hook-command';
 import { DEFAULT_EVENTS, findOurHooks } from './settings-edit';
 import { realTarget, settingsPathFor, type Scope } from './settings-file';
 
@@ -64,7 +64,7 @@ export interface DoctorFacts {
   spool: SpoolStats;
   scopes: ScopeFacts[];
   claude: { path?: string; version?: string; error?: string };
-  /** The hook command this installation would write (install), to spot stale hooks. */
+  /** The hook commands this installation would write (fast, then emit), one per line, to spot stale hooks. */
   expectedCommand?: string;
   log: { path: string; lastProblem?: { time: string; msg: string; name?: string } };
   /** Modes of what holds secrets or events (undefined when missing). */
@@ -146,9 +146,22 @@ function which(cmd: string, env: Env): string | undefined {
  */
 export function checkHookCommand(command: string, env: Env): { runs: boolean; detail: string } {
   const words = splitHookCommand(command);
+  const script = fastHookScript(words);
+  if (script !== -1) {
+    // The fast hook: `sh …/claude-metrics-hook <how to run claude-metrics>`; its drainer is that plus `drain`.
+    const shell = which(words[0]!, env);
+    if (script === 0 || !shell) return { runs: false, detail: `${words[0]} not found` };
+    if (!existsSync(words[script]!)) return { runs: false, detail: `${words[script]} not found` };
+    return runsVersion(words.slice(script + 1), env);
+  }
   const emitAt = words.indexOf('emit');
   if (emitAt <= 0) return { runs: false, detail: 'an older form of our hook (not `… claude-metrics emit`): run `claude-metrics install` to upgrade it' };
-  const program = words.slice(0, emitAt);
+  return runsVersion(words.slice(0, emitAt), env);
+}
+
+/** Does `<program> --version` run? */
+function runsVersion(program: string[], env: Env): { runs: boolean; detail: string } {
+  if (program.length === 0) return { runs: false, detail: 'no program to run claude-metrics with' };
   const exe = which(program[0]!, env);
   if (!exe) return { runs: false, detail: `${program[0]} not found${isAbsolute(program[0]!) ? '' : ' on PATH'}` };
   for (const w of program.slice(1)) if (isAbsolute(w) && !existsSync(w)) return { runs: false, detail: `${w} not found` };
@@ -326,8 +339,9 @@ export function assess(f: DoctorFacts): Assessment {
   const hooked = new Set(withHooks.flatMap((sc) => sc.commands.flatMap((c) => c.events)));
   const missing = DEFAULT_EVENTS.filter((ev) => !hooked.has(ev));
   if (withHooks.length > 0 && missing.length > 0) notes.push(`not hooked: ${missing.join(', ')}${missing.includes('PreToolUse') ? ' (tool durations need PreToolUse)' : ''}`);
-  const stale = f.expectedCommand ? withHooks.flatMap((sc) => sc.commands.filter((c) => c.command !== f.expectedCommand).map(() => sc.scope)) : [];
-  if (stale.length > 0) notes.push(`the hook command in ${[...new Set(stale)].join(', ')} settings differs from this installation's (${f.expectedCommand}): \`claude-metrics install\` updates it if this is the one you use`);
+  const current = (f.expectedCommand ?? '').split('\n');
+  const stale = f.expectedCommand ? withHooks.flatMap((sc) => sc.commands.filter((c) => !current.includes(c.command)).map(() => sc.scope)) : [];
+  if (stale.length > 0) notes.push(`the hook command in ${[...new Set(stale)].join(', ')} settings differs from this installation's (${current[0]}): \`claude-metrics install\` updates it if this is the one you use`);
   if (f.log.lastProblem) notes.push(`last problem in ${f.log.path}: ${f.log.lastProblem.time} ${f.log.lastProblem.name ? `${f.log.lastProblem.name}: ` : ''}${f.log.lastProblem.msg}`);
   if (!f.claude.path) notes.push('claude is not on PATH: could not check the Claude Code version');
   else if (f.claude.error) problems.push(`claude at ${f.claude.path} does not run (${f.claude.error})`);

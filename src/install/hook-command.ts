@@ -9,13 +9,32 @@ export function shellQuote(word: string): string {
   return `'${word.replace(/'/g, `'\\''`)}'`;
 }
 
-/** Where the hook runs us from: a checkout/npm install (node + bin) or the single binary. */
-export type SelfLocation = { kind: 'node'; node: string; bin: string } | { kind: 'binary'; path: string };
+/**
+ * Where the hook runs us from: a checkout/npm install (node + the bin/claude-metrics
+ * launcher, and beside it the fast hook script and dist/cli.cjs) or the single binary.
+ */
+export type SelfLocation = { kind: 'node'; node: string; bin: string; hookScript?: string; cli?: string } | { kind: 'binary'; path: string };
 
-/** `'/abs/node' '/abs/repo/bin/claude-metrics' emit`, or `/abs/claude-metrics emit`: absolute, never npx. */
-export function hookCommandFor(self: SelfLocation): string {
+/**
+ * Which hook: `fast`, the POSIX sh script that spools the input and leaves the
+ * rest to a drainer (~10 ms a hook), or `emit`, one Node process per hook that
+ * sends the event itself (Node's start-up plus ~20 ms).
+ */
+export type HookMode = 'fast' | 'emit';
+
+/**
+ * `/bin/sh '/abs/repo/bin/claude-metrics-hook' '/abs/node' '/abs/repo/dist/cli.cjs'` (fast),
+ * `'/abs/node' '/abs/repo/bin/claude-metrics' emit`, or `/abs/claude-metrics emit`: absolute, never npx.
+ */
+export function hookCommandFor(self: SelfLocation, mode: HookMode = 'fast'): string {
   if (self.kind === 'binary') return `${shellQuote(self.path)} emit`;
+  if (mode === 'fast' && self.hookScript && self.cli) return `/bin/sh ${shellQuote(self.hookScript)} ${shellQuote(self.node)} ${shellQuote(self.cli)}`;
   return `${shellQuote(self.node)} ${shellQuote(self.bin)} emit`;
+}
+
+/** The fast hook's script word in a command, if it is one (`…/claude-metrics-hook`). */
+export function fastHookScript(words: readonly string[]): number {
+  return words.findIndex((w) => w.slice(w.lastIndexOf('/') + 1) === 'claude-metrics-hook');
 }
 
 /** The executable words of a hook command (for doctor: do they exist and run?). */
@@ -64,6 +83,7 @@ export function splitHookCommand(cmd: string): string[] {
 export function isOurHookCommand(cmd: unknown): boolean {
   if (typeof cmd !== 'string') return false;
   const words = splitHookCommand(cmd);
+  if (fastHookScript(words) !== -1) return true;
   if (words.some((w) => /(^|\/)dist\/emit\.c?js$/.test(w))) return true;
   const nameAt = words.findIndex(isOurProgramWord);
   if (nameAt === -1) return false;

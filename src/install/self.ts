@@ -20,5 +20,8 @@ export function locateSelf(distDir: string = resolve(__dirname, '..')): SelfLoca
   if (isSingleBinary() || process.env.CLAUDE_METRICS_BUILD === 'binary') return { kind: 'binary', path: realpathSync(process.execPath) };
   const launcher = join(distDir, '..', 'bin', 'claude-metrics');
   const bin = existsSync(launcher) ? launcher : join(distDir, 'cli.cjs');
-  return { kind: 'node', node: realpathSync(process.execPath), bin: realpathSync(bin) };
+  const hookScript = join(distDir, '..', 'bin', 'claude-metrics-hook');
+  const cli = join(distDir, 'cli.cjs');
+  const fast = existsSync(hookScript) && existsSync(cli) ? { hookScript: realpathSync(hookScript), cli: realpathSync(cli) } : {};
+  return { kind: 'node', node: realpathSync(process.execPath), bin: realpathSync(bin), ...fast };
 }

@@ -32,6 +32,8 @@ export function tempHome(prefix = 'cm-test-'): TempHome {
     XDG_STATE_HOME: join(home, '.local', 'state'),
     XDG_CONFIG_HOME: join(home, '.config'),
     CLAUDE_CONFIG_DIR: join(home, '.claude'),
+    // A drainer the fast hook starts leaves soon after its last file, not 30 s later.
+    CLAUDE_METRICS_DRAIN_IDLE_MS: '300',
   };
   if (process.env.NODE_EXTRA_CA_CERTS) env.NODE_EXTRA_CA_CERTS = process.env.NODE_EXTRA_CA_CERTS;
   // Retries: a detached worker a test started may still be writing while we clean up.

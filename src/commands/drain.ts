@@ -1,0 +1,184 @@
+/**
+ * `claude-metrics drain --inbox DIR`: the process behind the fast hook
+ * (bin/claude-metrics-hook). One per inbox (its pid file is the lock): it turns
+ * inbox files into events (the same events `emit` builds), delivers them in
+ * batches (write-ahead through the spool, like everything else), reads the
+ * session's transcript at Stop / SubagentStop / SessionEnd in process, and exits
+ * once the inbox has been quiet for a while. Hooks start it again when needed.
+ *
+ * The pid file protocol, with the hook script: the hook writes its file, then
+ * looks for a live drainer; the drainer, leaving, removes its pid file and then
+ * looks at the inbox once more. So a file is never left without a drainer.
+ */
+import { closeSync, openSync, readFileSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+import { resolveConfig } from '../config';
+import { deliverEvents } from '../emit/deliver';
+import { UsageError } from '../errors';
+import { listInbox, readInboxFile, remove, type InboxItem } from '../inbox/inbox';
+import { createLogger, type Logger } from '../log';
+import { statePaths } from '../paths';
+import { flushSpool } from '../spool/flush';
+import { Spool } from '../spool/spool';
+import { breakerAllows, readBreaker } from '../transport/breaker';
+import { sessionUsageReader, strongerHook } from './transcript-worker';
+
+const TRANSCRIPT_EVENTS = new Set(['Stop', 'SubagentStop', 'SessionEnd']);
+const POLL_MS = 50;
+
+export default async function drain(opts: Record<string, unknown>): Promise<number> {
+  const inbox = opts.inbox as string | undefined;
+  if (!inbox) throw new UsageError('drain needs --inbox DIR (the hook script passes it)');
+  const { config } = resolveConfig({ configFile: opts.config as string | undefined });
+  const paths = statePaths(config.stateDir);
+  const log = createLogger({ file: paths.log, level: config.logLevel, maxBytes: config.maxLogBytes, verbose: opts.verbose === true, name: 'drain' });
+  const idleMs = Number(opts.idleMs ?? process.env.CLAUDE_METRICS_DRAIN_IDLE_MS ?? 30_000);
+  const settleMs = Number(process.env.CLAUDE_METRICS_SETTLE_MS ?? 1000);
+  const pidFile = join(inbox, 'drainer.pid');
+  if (!acquire(pidFile)) return 0; // another drainer has it
+
+  const sessions = new Map<string, { running: Promise<void>; again: string | null }>();
+  let lastActivity = Date.now();
+  try {
+    for (;;) {
+      const items = takeBatch(inbox, log);
+      if (items.length > 0) {
+        lastActivity = Date.now();
+        await deliver(items, log);
+        for (const it of items) startTranscriptWork(it, sessions, settleMs, log);
+        continue;
+      }
+      if (sessions.size > 0 || Date.now() - lastActivity < idleMs) {
+        await sleep(POLL_MS);
+        continue;
+      }
+      // Leaving: give up the pid file first, then look once more (see the header).
+      release(pidFile);
+      if (listInbox(inbox).length === 0 || !acquire(pidFile)) break;
+      lastActivity = Date.now();
+    }
+  } finally {
+    release(pidFile);
+  }
+  return 0;
+}
+
+/** Up to 500 inbox files read into events, oldest first. */
+function takeBatch(inbox: string, log: Logger): InboxItem[] {
+  const out: InboxItem[] = [];
+  for (const entry of listInbox(inbox)) {
+    const item = readInboxFile(entry, process.env, log);
+    if (item) out.push(item);
+    if (out.length >= 500) break;
+  }
+  return out;
+}
+
+/** Delivers (or spools) each group of events that share an endpoint, then removes their files. */
+async function deliver(items: InboxItem[], log: Logger): Promise<void> {
+  const groups = new Map<string, InboxItem[]>();
+  for (const it of items) {
+    const key = `${it.config.endpoint}\u0000${it.config.token ?? ''}\u0000${it.config.stateDir}`;
+    groups.set(key, [...(groups.get(key) ?? []), it]);
+  }
+  for (const group of groups.values()) {
+    const { config, paths } = group[0]!;
+    const r = await deliverEvents(
+      group.map((g) => g.event),
+      { config, paths, log, deadline: Date.now() + Math.max(config.timeoutMs, 2000) },
+    );
+    // In the spool or delivered: the inbox file has done its job.
+    for (const it of group) remove(it.file);
+    log.debug('drained', { n: group.length, ...r });
+    // A collector that answers again gets what an outage left behind.
+    if (r.outcome === 'ok' && new Spool(paths).hasWaiting() && breakerAllows(readBreaker(paths.breaker, config.endpoint), Date.now())) {
+      await flushSpool({ config, paths, log, deadline: Date.now() + config.flushTimeoutMs });
+    }
+  }
+}
+
+/** Stop / SubagentStop / SessionEnd: read the session's transcript, one read at a time per session. */
+function startTranscriptWork(it: InboxItem, sessions: Map<string, { running: Promise<void>; again: string | null }>, settleMs: number, log: Logger): void {
+  const { hook, event } = it;
+  if (!TRANSCRIPT_EVENTS.has(event.event) || !hook.transcript_path || !hook.session_id) return;
+  const sessionId = hook.session_id;
+  const current = sessions.get(sessionId);
+  if (current) {
+    current.again = strongerHook(event.event, current.again);
+    return;
+  }
+  const env = { ...it.env, CLAUDE_METRICS_PROJECT: it.env.CLAUDE_METRICS_PROJECT || event.project || undefined, CLAUDE_METRICS_SOURCE: it.env.CLAUDE_METRICS_SOURCE || event.source };
+  const { config } = resolveConfig({ env });
+  const read = sessionUsageReader({ sessionId, transcript: hook.transcript_path, cwd: hook.cwd ?? it.env.PWD ?? process.cwd(), env, config, paths: it.paths, log, settleMs });
+  const slot = { running: Promise.resolve(), again: null as string | null };
+  sessions.set(sessionId, slot);
+  slot.running = (async () => {
+    let forHook: string | null = event.event;
+    while (forHook) {
+      try {
+        await read(forHook);
+      } catch (err) {
+        log.warn('drain: transcript read failed', { session: sessionId, error: (err as Error).message });
+      }
+      forHook = slot.again;
+      slot.again = null;
+    }
+    sessions.delete(sessionId);
+  })();
+}
+
+/** The pid file as a lock: created exclusively; one left by a dead drainer is taken over. */
+function acquire(pidFile: string): boolean {
+  for (let attempt = 0; attempt < 3; attempt++) {
+    try {
+      const fd = openSync(pidFile, 'wx', 0o600);
+      writeSync(fd, String(process.pid));
+      closeSync(fd);
+      return true;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') return false;
+      let pid = 0;
+      try {
+        pid = Number(readFileSync(pidFile, 'utf8'));
+      } catch {
+        continue; // removed meanwhile
+      }
+      if (pid > 0 && pid !== process.pid && alive(pid)) return false;
+      // Empty: a drainer between creating and writing it, unless that was long ago (it died there).
+      if (!(pid > 0) && Date.now() - mtimeMs(pidFile) < 5_000) return false;
+      try {
+        unlinkSync(pidFile);
+      } catch {
+        /* someone else took it over */
+      }
+    }
+  }
+  return false;
+}
+
+function mtimeMs(path: string): number {
+  try {
+    return statSync(path).mtimeMs;
+  } catch {
+    return 0;
+  }
+}
+
+function release(pidFile: string): void {
+  try {
+    if (Number(readFileSync(pidFile, 'utf8')) === process.pid) unlinkSync(pidFile);
+  } catch {
+    /* not ours or gone */
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -1,0 +1,103 @@
+/**
+ * Turning the fast hook's inbox files into events. A file becomes exactly the
+ * event `emit` would have built from the same input and environment, with the
+ * file's mtime as the event's time and an id derived from the file (name, mtime,
+ * content), so a file read twice (a drainer killed between delivering and
+ * deleting) is the same event twice, which the collector ignores.
+ */
+import { readdirSync, readFileSync, renameSync, statSync, unlinkSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { resolveConfig, type Config } from '../config';
+import { parseEmitArgs } from '../emit/args';
+import { buildEvent, parseHookJson } from '../emit/emit';
+import { mapHook, type HookFields } from '../emit/hook';
+import type { HarnessEvent } from '../event';
+import { deterministicId } from '../ids';
+import type { Logger } from '../log';
+import { statePaths, type StatePaths } from '../paths';
+import { parseRawHook } from './raw';
+
+/** A file still unfinished after this long lost its writer (killed by the hook timeout). */
+const ABANDONED_MS = 60_000;
+
+export interface InboxItem {
+  file: string;
+  event: HarnessEvent;
+  hook: HookFields;
+  /** The environment the hook ran in (captured by the hook script) over ours. */
+  env: NodeJS.ProcessEnv;
+  config: Config;
+  paths: StatePaths;
+}
+
+/** Complete hook files, oldest first (so a PreToolUse is read before its PostToolUse). */
+export function listInbox(inbox: string): Array<{ file: string; mtimeMs: number; mtimeNs: bigint }> {
+  let names: string[];
+  try {
+    names = readdirSync(inbox).filter((n) => n.endsWith('.hook'));
+  } catch {
+    return [];
+  }
+  const out: Array<{ file: string; mtimeMs: number; mtimeNs: bigint }> = [];
+  for (const n of names) {
+    try {
+      const st = statSync(join(inbox, n), { bigint: true });
+      out.push({ file: join(inbox, n), mtimeMs: Number(st.mtimeNs / 1_000_000n), mtimeNs: st.mtimeNs });
+    } catch {
+      /* taken by another reader */
+    }
+  }
+  return out.sort((a, b) => (a.mtimeNs < b.mtimeNs ? -1 : a.mtimeNs > b.mtimeNs ? 1 : a.file < b.file ? -1 : 1));
+}
+
+/**
+ * Reads one inbox file. Returns the event, or null when there is nothing to send
+ * (unfinished: left for later, or set aside once abandoned; not a hook input).
+ */
+export function readInboxFile(entry: { file: string; mtimeMs: number; mtimeNs: bigint }, base: NodeJS.ProcessEnv, log: Logger, now = Date.now()): InboxItem | null {
+  let bytes: Buffer;
+  try {
+    bytes = readFileSync(entry.file);
+  } catch {
+    return null;
+  }
+  const raw = parseRawHook(bytes);
+  if (!raw.complete) {
+    if (raw.reason === 'not a hook file' || now - entry.mtimeMs > ABANDONED_MS) setAside(entry.file, raw.reason, log);
+    return null;
+  }
+  const env: NodeJS.ProcessEnv = { ...base };
+  for (const [k, v] of Object.entries(raw.env)) env[k] = v;
+  const { config } = resolveConfig({ env });
+  const paths = statePaths(config.stateDir);
+  const parsed = parseHookJson(raw.input);
+  if (!parsed) {
+    log.warn('inbox: the hook input is not a JSON object; nothing emitted', { file: entry.file, bytes: raw.input.length, head: JSON.stringify(raw.input.slice(0, 80)) });
+    remove(entry.file);
+    return null;
+  }
+  const hook = mapHook(parsed, { includeContent: config.includeContent, maxContentBytes: config.maxContentBytes });
+  if (!hook.cwd && env.PWD) hook.cwd = env.PWD;
+  const event = buildEvent({ args: parseEmitArgs([]), hook, env, config, paths, now: entry.mtimeMs, log });
+  event.event_id = deterministicId('inbox', entry.file, String(entry.mtimeNs), raw.input);
+  return { file: entry.file, event, hook, env, config, paths };
+}
+
+export function remove(file: string): void {
+  try {
+    unlinkSync(file);
+  } catch {
+    /* already gone */
+  }
+}
+
+function setAside(file: string, reason: string, log: Logger): void {
+  const dir = join(file, '..', 'bad');
+  try {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    renameSync(file, join(dir, file.slice(file.lastIndexOf('/') + 1)));
+    log.warn('inbox: set aside a hook file', { file, reason });
+  } catch {
+    remove(file);
+  }
+}

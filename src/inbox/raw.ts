@@ -1,0 +1,33 @@
+/**
+ * The files the fast hook (bin/claude-metrics-hook) leaves in the inbox, pure:
+ *
+ *   claude-metrics-hook 1\n
+ *   NAME=value\0 … (the environment the event needs)\n
+ *   <the hook's stdin, as Claude Code wrote it>\n
+ *   \0claude-metrics-hook end\n
+ *
+ * A file without the end mark is still being written, or its writer was killed.
+ */
+export const RAW_HEADER = 'claude-metrics-hook 1\n';
+export const RAW_END = '\n\0claude-metrics-hook end\n';
+
+export type RawHook =
+  | { complete: true; env: Record<string, string>; input: string }
+  | { complete: false; reason: 'unfinished' | 'not a hook file' };
+
+export function parseRawHook(bytes: Buffer): RawHook {
+  const header = Buffer.from(RAW_HEADER);
+  if (bytes.length < header.length || !bytes.subarray(0, header.length).equals(header)) return { complete: false, reason: 'not a hook file' };
+  const end = Buffer.from(RAW_END);
+  if (bytes.length < header.length + end.length || !bytes.subarray(bytes.length - end.length).equals(end)) return { complete: false, reason: 'unfinished' };
+  // The environment block ends at the first "\0\n"; values never hold a NUL.
+  const envEnd = bytes.indexOf('\0\n', header.length);
+  if (envEnd < 0) return { complete: false, reason: 'not a hook file' };
+  const env: Record<string, string> = {};
+  for (const pair of bytes.toString('utf8', header.length, envEnd).split('\0')) {
+    const eq = pair.indexOf('=');
+    if (eq > 0 && eq < pair.length - 1) env[pair.slice(0, eq)] = pair.slice(eq + 1);
+  }
+  const input = bytes.toString('utf8', envEnd + 2, bytes.length - end.length);
+  return { complete: true, env, input };
+}
