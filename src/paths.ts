@@ -15,6 +15,14 @@ export function defaultStateDir(env: Env = process.env): string {
   return join(homeDir(env), '.local', 'state', 'claude-metrics');
 }
 
+/**
+ * The fast hook's inbox (bin/claude-metrics-hook writes here). From the
+ * environment alone, as the sh script computes it: it cannot read the config file.
+ */
+export function hookInbox(env: Env = process.env): string {
+  return join(defaultStateDir(env), 'inbox');
+}
+
 /** Config file: $CLAUDE_METRICS_CONFIG > $XDG_CONFIG_HOME/claude-metrics/config.json > ~/.config/claude-metrics/config.json. */
 export function defaultConfigFile(env: Env = process.env): string {
   if (env.CLAUDE_METRICS_CONFIG) return env.CLAUDE_METRICS_CONFIG;

@@ -77,7 +77,7 @@ describe('install.sh from a clean clone', () => {
     const settings = readFileSync(join(home, '.claude', 'settings.json'), 'utf8');
     const hooks = findOurHooks(settings, 'settings.json').commands;
     expect(hooks).toHaveLength(8);
-    expect(hooks[0]!.command).toBe(`${process.execPath} ${join(repo, 'bin', 'claude-metrics')} emit`.replace(/\/\//g, '/'));
+    expect(hooks[0]!.command).toBe(`/bin/sh ${join(repo, 'bin', 'claude-metrics-hook')} ${process.execPath} ${join(repo, 'dist', 'cli.cjs')}`.replace(/\/\//g, '/'));
     // The collector is up.
     const pid = Number(readFileSync(pidFile(), 'utf8'));
     expect(alive(pid)).toBe(true);

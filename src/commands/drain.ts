@@ -22,6 +22,7 @@ import { flushSpool } from '../spool/flush';
 import { Spool } from '../spool/spool';
 import { breakerAllows, readBreaker } from '../transport/breaker';
 import { sessionUsageReader, strongerHook } from './transcript-worker';
+import { processAlive } from '../proc';
 
 const TRANSCRIPT_EVENTS = new Set(['Stop', 'SubagentStop', 'SessionEnd']);
 const POLL_MS = 50;
@@ -143,7 +144,7 @@ function acquire(pidFile: string): boolean {
       } catch {
         continue; // removed meanwhile
       }
-      if (pid > 0 && pid !== process.pid && alive(pid)) return false;
+      if (pid > 0 && pid !== process.pid && processAlive(pid)) return false;
       // Empty: a drainer between creating and writing it, unless that was long ago (it died there).
       if (!(pid > 0) && Date.now() - mtimeMs(pidFile) < 5_000) return false;
       try {
@@ -169,15 +170,6 @@ function release(pidFile: string): void {
     if (Number(readFileSync(pidFile, 'utf8')) === process.pid) unlinkSync(pidFile);
   } catch {
     /* not ours or gone */
-  }
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 

@@ -6,7 +6,8 @@
 import { ConfigError, EXIT_TEMPFAIL } from '../errors';
 import { resolveConfig } from '../config';
 import { createLogger } from '../log';
-import { statePaths } from '../paths';
+import { hookInbox, statePaths } from '../paths';
+import { listInbox } from '../inbox/inbox';
 import { flushSpool } from '../spool/flush';
 
 export default async function flush(opts: Record<string, unknown>): Promise<number> {
@@ -21,6 +22,12 @@ export default async function flush(opts: Record<string, unknown>): Promise<numb
   const log = createLogger({ file: paths.log, level: config.logLevel, maxBytes: config.maxLogBytes, verbose, name: 'flush' });
   for (const w of resolved.warnings) log.warn(w);
   const started = Date.now();
+  // Hook files nobody is draining (the drainer could not start, or died): turn them into events first.
+  const inbox = hookInbox(process.env);
+  if (listInbox(inbox).length > 0) {
+    const { default: drain } = await import('./drain');
+    await drain({ inbox, idleMs: 0, config: opts.config });
+  }
   const r = await flushSpool({ config, paths, log, deadline: started + config.flushTimeoutMs });
   if (verbose) {
     process.stderr.write(

@@ -19,6 +19,7 @@
  */
 import { mkdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { processAlive } from '../proc';
 
 export interface WorkerFiles {
   active: string;
@@ -39,15 +40,6 @@ function write(path: string, text: string): void {
   }
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
 /**
  * The hook's side: true when a live worker for the session will read again
  * for `hook` (so nothing needs starting); false when a worker must be started.
@@ -56,7 +48,7 @@ export function handOffToRunningWorker(files: WorkerFiles, hook: string): boolea
   try {
     write(files.again, hook);
     const pid = Number(readFileSync(files.active, 'utf8'));
-    return Number.isInteger(pid) && pid > 0 && alive(pid);
+    return Number.isInteger(pid) && pid > 0 && processAlive(pid);
   } catch {
     return false;
   }
