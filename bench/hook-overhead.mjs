@@ -49,17 +49,20 @@ function homeWith(name, command) {
   return home;
 }
 
-// Our hooks, installed the way a user would, with a live collector.
+// Our hooks, installed the way a user would (the fast hook, and `--hook emit`), with a live collector.
 const oursHome = homeWith('ours', null);
+const emitHome = homeWith('ours-emit', null);
 const serve = spawn(process.execPath, [join(root, 'bin/claude-metrics'), 'serve', '--port', '0', '--db', join(base, 'c.db')], { env: env(oursHome), stdio: ['ignore', 'ignore', 'pipe'] });
 const collector = await new Promise((r) => serve.stderr.on('data', (d) => { const m = /listening on (\S+)/.exec(String(d)); if (m) r(m[1]); }));
 spawnSync(process.execPath, [join(root, 'bin/claude-metrics'), 'install', '--settings', join(oursHome, '.claude', 'settings.json')], { env: env(oursHome) });
+spawnSync(process.execPath, [join(root, 'bin/claude-metrics'), 'install', '--hook', 'emit', '--settings', join(emitHome, '.claude', 'settings.json')], { env: env(emitHome) });
 
 const cases = [
   { name: 'no hooks', home: homeWith('none', null) },
   { name: 'hooks running `true`', home: homeWith('true', 'true') },
   { name: 'hooks running `node -e 0`', home: homeWith('node', `${process.execPath} -e 0`) },
-  { name: 'claude-metrics hooks (live collector)', home: oursHome, extra: { CLAUDE_METRICS_ENDPOINT: `${collector}/metrics/harness` } },
+  { name: 'claude-metrics fast hook (default; live collector)', home: oursHome, extra: { CLAUDE_METRICS_ENDPOINT: `${collector}/metrics/harness` } },
+  { name: 'claude-metrics --hook emit (live collector)', home: emitHome, extra: { CLAUDE_METRICS_ENDPOINT: `${collector}/metrics/harness` } },
 ];
 const time = (c) => {
   const t0 = process.hrtime.bigint();
@@ -80,6 +83,15 @@ console.table(cases.map((c) => {
   return { case: c.name, 'median ms': m.toFixed(0), 'added ms per fired hook': c.name === 'no hooks' ? '—' : perHook.toFixed(1), '× node -e 0 hook': c.name === 'no hooks' ? '—' : (perHook / nodeHook).toFixed(2) };
 }));
 console.log('target: claude-metrics ≤ 1.3× the cost of a `node -e 0` hook');
+// The fast hook's drainer delivers after claude exits: wait until the count settles.
+let received = -1;
+for (let last = -2; received !== last; ) {
+  last = received;
+  await new Promise((r) => setTimeout(r, 2500));
+  received = (await fetch(`${collector}/healthz`).then((r) => r.json())).events;
+}
+// Per run: 6 hook events and 2 usage events (one per assistant message); two cases, warm-up included.
+console.log(`collector received ${received} events from the runs with our hooks (expected ${(runs + 1) * 2 * (FIRED + 2)})`);
 serve.kill('SIGTERM');
 fake.kill();
 setTimeout(() => rmSync(base, { recursive: true, force: true, maxRetries: 10, retryDelay: 200 }), 1500);
