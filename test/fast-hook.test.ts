@@ -156,7 +156,14 @@ describe('the fast hook through /bin/sh', () => {
     // A hook whose drainer command fails to start (a wrong path): the file waits in the inbox.
     const r = spawnSync('/bin/sh', [HOOK, '/nonexistent/node'], { input: payload('UserPromptSubmit', { prompt: 'hi' }), env: { ...home.env, CLAUDE_METRICS_ENDPOINT: capture.endpoint }, encoding: 'utf8' });
     expect([r.status, r.stdout]).toEqual([0, '']);
-    expect(readdirSync(join(home.stateDir, 'inbox')).filter((f) => f.endsWith('.hook'))).toHaveLength(1);
+    const waiting = readdirSync(join(home.stateDir, 'inbox')).filter((f) => f.endsWith('.hook'));
+    expect(waiting).toHaveLength(1);
+    // doctor calls a file nobody drains for over a minute a problem.
+    const old = new Date(Date.now() - 120_000);
+    utimesSync(join(home.stateDir, 'inbox', waiting[0]!), old, old);
+    const doc = await runCli(['doctor'], { env: { ...home.env, CLAUDE_METRICS_ENDPOINT: capture.endpoint } });
+    expect(doc.code).not.toBe(0);
+    expect(doc.stdout + doc.stderr).toMatch(/1 hook file\(s\) waiting in .*inbox with no drainer running, the oldest for 2 min/);
     expect((await runCli(['flush'], { env: { ...home.env, CLAUDE_METRICS_ENDPOINT: capture.endpoint } })).code).toBe(0);
     expect(capture.events().map((e) => e.event)).toEqual(['UserPromptSubmit']);
     expect(readdirSync(join(home.stateDir, 'inbox')).filter((f) => f.endsWith('.hook'))).toHaveLength(0);

@@ -23,7 +23,7 @@ const runImplemented = !/not implemented/.test(spawnSync(process.execPath, [BIN,
 
 describe('settings snippets', () => {
   it.each([
-    ['settings.user.json', '/ABSOLUTE/PATH/TO/node /ABSOLUTE/PATH/TO/claude-metrics/bin/claude-metrics emit'],
+    ['settings.user.json', '/bin/sh /ABSOLUTE/PATH/TO/claude-metrics/bin/claude-metrics-hook /ABSOLUTE/PATH/TO/node /ABSOLUTE/PATH/TO/claude-metrics/dist/cli.cjs'],
     ['settings.project.json', 'claude-metrics emit'],
   ])('%s is exactly what install writes for that command', (file, command) => {
     const text = readFileSync(join(T, file), 'utf8');

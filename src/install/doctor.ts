@@ -7,7 +7,9 @@ import { spawnSync } from 'node:child_process';
 import { accessSync, constants, existsSync, readFileSync, statSync } from 'node:fs';
 import { delimiter, dirname, isAbsolute, join } from 'node:path';
 import { CONFIG_SPEC, type Config, type Origin, type ResolvedConfig } from '../config';
-import { statePaths } from '../paths';
+import { hookInbox, statePaths } from '../paths';
+import { listInbox } from '../inbox/inbox';
+import { processAlive } from '../proc';
 import { Spool, type SpoolStats } from '../spool/spool';
 import { readBreaker, type BreakerState } from '../transport/breaker';
 import { fastHookScript, splitHookCommand } from './hook-command';
@@ -62,6 +64,8 @@ export interface DoctorFacts {
   breaker: BreakerState;
   spoolDir: string;
   spool: SpoolStats;
+  /** The fast hook's inbox: files waiting, the oldest one's age, and whether a drainer runs. */
+  inbox?: { dir: string; waiting: number; oldestAgeMs: number | null; drainer: number | null };
   scopes: ScopeFacts[];
   claude: { path?: string; version?: string; error?: string };
   /** The hook commands this installation would write (fast, then emit), one per line, to spot stale hooks. */
@@ -277,6 +281,7 @@ export async function gatherFacts(o: GatherOptions): Promise<DoctorFacts> {
     breaker: readBreaker(paths.breaker, config.endpoint),
     spoolDir: join(paths.root, 'spool'),
     spool: new Spool(paths).stats(now),
+    inbox: inboxFacts(hookInbox(o.env), now),
     scopes,
     claude: claudeFacts(o.env),
     expectedCommand: o.expectedCommand,
@@ -284,6 +289,18 @@ export async function gatherFacts(o: GatherOptions): Promise<DoctorFacts> {
     modes: { stateDir: modeOf(paths.root), configFile: modeOf(o.resolved.configFile), tokenInFile: o.resolved.origins.token === 'file' },
     now,
   };
+}
+
+function inboxFacts(dir: string, now: number): NonNullable<DoctorFacts['inbox']> {
+  const files = listInbox(dir);
+  let drainer: number | null = null;
+  try {
+    const pid = Number(readFileSync(join(dir, 'drainer.pid'), 'utf8'));
+    if (processAlive(pid)) drainer = pid;
+  } catch {
+    /* none */
+  }
+  return { dir, waiting: files.length, oldestAgeMs: files.length > 0 ? now - files[0]!.mtimeMs : null, drainer };
 }
 
 export function formatAge(ms: number): string {
@@ -316,6 +333,8 @@ export function assess(f: DoctorFacts): Assessment {
   const s = f.spool;
   if (s.dead > 0) problems.push(`${s.dead} event(s) rejected permanently by the collector: see ${join(f.spoolDir, 'dead')} (*.reason)`);
   if (s.drops > 0) problems.push(`${s.drops} event(s) dropped because the spool was full: raise CLAUDE_METRICS_MAX_SPOOL_BYTES / _FILES or bring the collector back`);
+  const ib = f.inbox;
+  if (ib && ib.waiting > 0 && ib.drainer === null && ib.oldestAgeMs !== null && ib.oldestAgeMs > 60_000) problems.push(`${ib.waiting} hook file(s) waiting in ${ib.dir} with no drainer running, the oldest for ${formatAge(ib.oldestAgeMs)}: run claude-metrics flush (or add the crontab line); check the log for why \`claude-metrics drain\` does not start`);
   if (s.oldestAgeMs !== null && s.oldestAgeMs > STALE_SPOOL_MS) problems.push(`${s.depth} event(s) waiting in the spool, the oldest for ${formatAge(s.oldestAgeMs)}: run claude-metrics flush (or add the crontab line)`);
   else if (s.depth > 0) notes.push(`${s.depth} event(s) waiting in the spool: delivered by the next flush`);
 
@@ -370,6 +389,7 @@ export function renderText(f: DoctorFacts, a: Assessment): string {
   const s = f.spool;
   out.push('', `spool (${f.spoolDir})`);
   out.push(`  waiting ${s.depth} event(s), ${s.bytes} bytes; oldest ${s.oldestAgeMs === null ? '-' : formatAge(s.oldestAgeMs)}; claimed ${s.claimed}; dead letters ${s.dead}; drops ${s.drops}`);
+  if (f.inbox) out.push(`  hook inbox (${f.inbox.dir}): ${f.inbox.waiting} file(s) waiting; drainer ${f.inbox.drainer === null ? 'not running' : `running (pid ${f.inbox.drainer})`}`);
   out.push(`  log: ${f.log.path}`);
   out.push('', 'hooks');
   for (const sc of f.scopes) {
