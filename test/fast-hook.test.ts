@@ -15,7 +15,7 @@ const HOOK = join(ROOT, 'bin', 'claude-metrics-hook');
 describe('the inbox file format', () => {
   const file = (env: string, input: string, end = RAW_END) => Buffer.from(`${RAW_HEADER}${env}\n${input}${end}`);
   it('reads the environment and the input; unfinished and foreign files are told apart', () => {
-    expect(parseRawHook(file('A=1\0B=x=y\0EMPTY=\0', '{"hook_event_name":"Stop"}'))).toEqual({ complete: true, env: { A: '1', B: 'x=y' }, input: '{"hook_event_name":"Stop"}' });
+    expect(parseRawHook(file('A=1\0B=x=y\0EMPTY=\0', '{"hook_event_name":"Stop"}'))).toEqual({ complete: true, env: { A: '1', B: 'x=y', EMPTY: '' }, input: '{"hook_event_name":"Stop"}' });
     expect(parseRawHook(file('A=1\0', '{"hook_event_name":"St', ''))).toEqual({ complete: false, reason: 'unfinished' });
     expect(parseRawHook(Buffer.from('{"hook_event_name":"Stop"}'))).toEqual({ complete: false, reason: 'not a hook file' });
     // The input is kept byte for byte, newlines and NULs included.
@@ -60,6 +60,15 @@ describe('the fast hook through /bin/sh', () => {
     // The drainer leaves once the inbox is quiet, and the inbox is empty.
     await waitFor(() => !existsSync(join(home.stateDir, 'inbox', 'drainer.pid')), { timeoutMs: 10_000 });
     expect(readdirSync(join(home.stateDir, 'inbox')).filter((f) => f.endsWith('.hook'))).toEqual([]);
+  });
+
+  it('each event gets its own hook’s run and label, not those of the hook that started the drainer', async () => {
+    expect(hook(payload('SessionStart', { source: 'startup' }), { CLAUDE_METRICS_RUN_ID: 'run-A', CLAUDE_METRICS_LABEL: 'loop-a', CLAUDE_METRICS_DRAIN_IDLE_MS: '5000' }).status).toBe(0);
+    expect(hook(payload('UserPromptSubmit', { prompt: 'hi' }), {}).status).toBe(0);
+    const events = (await waitFor(() => (capture.events().length === 2 ? capture.events() : undefined), { timeoutMs: 15_000 }))!;
+    expect(events.find((e) => e.event === 'SessionStart')).toMatchObject({ run_id: 'run-A', label: 'loop-a', source: 'ralph' });
+    const plain = events.find((e) => e.event === 'UserPromptSubmit')!;
+    expect([plain.run_id, plain.label]).toEqual([undefined, undefined]);
   });
 
   it('bad input never fails the hook; the good event after it still arrives, once', async () => {
@@ -139,7 +148,7 @@ describe('the fast hook through /bin/sh', () => {
     }
   });
 
-  it('a file whose writer was killed is set aside after a minute, never sent', async () => {
+  it('a file whose writer was killed is removed after a minute, never sent', async () => {
     const inbox = join(home.stateDir, 'inbox');
     mkdirSync(inbox, { recursive: true });
     const torn = join(inbox, '999999.0.hook');
@@ -148,7 +157,7 @@ describe('the fast hook through /bin/sh', () => {
     utimesSync(torn, old, old);
     expect(hook(payload('SessionStart', { source: 'startup' })).status).toBe(0);
     await waitFor(() => capture.events().some((e) => e.event === 'SessionStart'), { timeoutMs: 15_000 });
-    await waitFor(() => existsSync(join(inbox, 'bad', '999999.0.hook')), { timeoutMs: 10_000 });
+    await waitFor(() => !existsSync(torn), { timeoutMs: 10_000 });
     expect(capture.events().map((e) => e.event)).toEqual(['SessionStart']);
   });
 

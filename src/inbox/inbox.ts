@@ -5,7 +5,7 @@
  * content), so a file read twice (a drainer killed between delivering and
  * deleting) is the same event twice, which the collector ignores.
  */
-import { readdirSync, readFileSync, renameSync, statSync, unlinkSync, mkdirSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { resolveConfig, type Config } from '../config';
 import { parseEmitArgs } from '../emit/args';
@@ -63,11 +63,20 @@ export function readInboxFile(entry: { file: string; mtimeMs: number; mtimeNs: b
   }
   const raw = parseRawHook(bytes);
   if (!raw.complete) {
-    if (raw.reason === 'not a hook file' || now - entry.mtimeMs > ABANDONED_MS) setAside(entry.file, raw.reason, log);
+    // Deleted, not kept: the file holds the hook's raw input (prompts, tool output).
+    if (raw.reason === 'not a hook file' || now - entry.mtimeMs > ABANDONED_MS) {
+      log.warn('inbox: removed a hook file that was never finished (its hook was killed)', { file: entry.file, bytes: bytes.length, reason: raw.reason });
+      remove(entry.file);
+    }
     return null;
   }
+  // The hook's own values for every variable it captured, set or not: the drainer's
+  // environment is some earlier hook's, and its run or label must not leak into this event.
   const env: NodeJS.ProcessEnv = { ...base };
-  for (const [k, v] of Object.entries(raw.env)) env[k] = v;
+  for (const [k, v] of Object.entries(raw.env)) {
+    if (v) env[k] = v;
+    else delete env[k];
+  }
   const { config } = resolveConfig({ env });
   const paths = statePaths(config.stateDir);
   const parsed = parseHookJson(raw.input);
@@ -88,16 +97,5 @@ export function remove(file: string): void {
     unlinkSync(file);
   } catch {
     /* already gone */
-  }
-}
-
-function setAside(file: string, reason: string, log: Logger): void {
-  const dir = join(file, '..', 'bad');
-  try {
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
-    renameSync(file, join(dir, file.slice(file.lastIndexOf('/') + 1)));
-    log.warn('inbox: set aside a hook file', { file, reason });
-  } catch {
-    remove(file);
   }
 }

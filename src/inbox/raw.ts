@@ -26,7 +26,7 @@ export function parseRawHook(bytes: Buffer): RawHook {
   const env: Record<string, string> = {};
   for (const pair of bytes.toString('utf8', header.length, envEnd).split('\0')) {
     const eq = pair.indexOf('=');
-    if (eq > 0 && eq < pair.length - 1) env[pair.slice(0, eq)] = pair.slice(eq + 1);
+    if (eq > 0) env[pair.slice(0, eq)] = pair.slice(eq + 1); // empty = unset in the hook's environment
   }
   const input = bytes.toString('utf8', envEnd + 2, bytes.length - end.length);
   return { complete: true, env, input };
