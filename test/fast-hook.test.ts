@@ -148,9 +148,12 @@ describe('the fast hook through /bin/sh', () => {
     }
   });
 
-  it('a file whose writer was killed is removed after a minute, never sent', async () => {
+  it('a file whose writer was killed is removed after a minute, never sent; one being written is left alone', async () => {
     const inbox = join(home.stateDir, 'inbox');
     mkdirSync(inbox, { recursive: true });
+    // The shell creates the file before writing its first byte: empty and young, it is left for later.
+    const starting = join(inbox, '999998.0.hook');
+    writeFileSync(starting, '');
     const torn = join(inbox, '999999.0.hook');
     writeFileSync(torn, `${RAW_HEADER}PWD=/x\0\n{"hook_event_name":"Stop","session_id":"s`);
     const old = new Date(Date.now() - 120_000);
@@ -159,6 +162,11 @@ describe('the fast hook through /bin/sh', () => {
     await waitFor(() => capture.events().some((e) => e.event === 'SessionStart'), { timeoutMs: 15_000 });
     await waitFor(() => !existsSync(torn), { timeoutMs: 10_000 });
     expect(capture.events().map((e) => e.event)).toEqual(['SessionStart']);
+    expect(existsSync(starting)).toBe(true);
+    // …and once its writer finishes it, it is an event like any other.
+    writeFileSync(starting, `${RAW_HEADER}PWD=/x\0\n${payload('Notification', { message: 'hi' })}${RAW_END}`);
+    expect(hook(payload('SessionEnd', { reason: 'other' })).status).toBe(0);
+    await waitFor(() => capture.events().some((e) => e.event === 'Notification'), { timeoutMs: 15_000 });
   });
 
   it('flush drains hook files when no drainer could run', async () => {

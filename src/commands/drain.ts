@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { resolveConfig } from '../config';
 import { deliverEvents } from '../emit/deliver';
 import { UsageError } from '../errors';
-import { listInbox, readInboxFile, remove, type InboxItem } from '../inbox/inbox';
+import { hasFinished, listInbox, readInboxFile, remove, type InboxItem } from '../inbox/inbox';
 import { createLogger, type Logger } from '../log';
 import { statePaths } from '../paths';
 import { flushSpool } from '../spool/flush';
@@ -55,7 +55,7 @@ export default async function drain(opts: Record<string, unknown>): Promise<numb
       }
       // Leaving: give up the pid file first, then look once more (see the header).
       release(pidFile);
-      if (listInbox(inbox).length === 0 || !acquire(pidFile)) break;
+      if (!hasFinished(inbox) || !acquire(pidFile)) break;
       lastActivity = Date.now();
     }
   } finally {

@@ -5,7 +5,7 @@
  * content), so a file read twice (a drainer killed between delivering and
  * deleting) is the same event twice, which the collector ignores.
  */
-import { readdirSync, readFileSync, statSync, unlinkSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readdirSync, readFileSync, readSync, statSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { resolveConfig, type Config } from '../config';
 import { parseEmitArgs } from '../emit/args';
@@ -15,7 +15,7 @@ import type { HarnessEvent } from '../event';
 import { deterministicId } from '../ids';
 import type { Logger } from '../log';
 import { statePaths, type StatePaths } from '../paths';
-import { parseRawHook } from './raw';
+import { parseRawHook, RAW_END } from './raw';
 
 /** A file still unfinished after this long lost its writer (killed by the hook timeout). */
 const ABANDONED_MS = 60_000;
@@ -63,8 +63,9 @@ export function readInboxFile(entry: { file: string; mtimeMs: number; mtimeNs: b
   }
   const raw = parseRawHook(bytes);
   if (!raw.complete) {
-    // Deleted, not kept: the file holds the hook's raw input (prompts, tool output).
-    if (raw.reason === 'not a hook file' || now - entry.mtimeMs > ABANDONED_MS) {
+    // A young file is being written (even an empty one: the shell creates it before the first
+    // byte). An old one lost its writer: deleted, not kept, as it holds the hook's raw input.
+    if (now - entry.mtimeMs > ABANDONED_MS) {
       log.warn('inbox: removed a hook file that was never finished (its hook was killed)', { file: entry.file, bytes: bytes.length, reason: raw.reason });
       remove(entry.file);
     }
@@ -90,6 +91,29 @@ export function readInboxFile(entry: { file: string; mtimeMs: number; mtimeNs: b
   const event = buildEvent({ args: parseEmitArgs([]), hook, env, config, paths, now: entry.mtimeMs, log });
   event.event_id = deterministicId('inbox', entry.file, String(entry.mtimeNs), raw.input);
   return { file: entry.file, event, hook, env, config, paths };
+}
+
+/**
+ * Is any file in the inbox finished? A drainer on its way out needs to know: a
+ * finished file's hook may have seen it alive, while an unfinished one's hook has
+ * not looked yet (it looks after writing) and will start a drainer itself.
+ */
+export function hasFinished(inbox: string): boolean {
+  const end = Buffer.from(RAW_END);
+  const tail = Buffer.alloc(end.length);
+  for (const { file } of listInbox(inbox)) {
+    let fd: number | undefined;
+    try {
+      fd = openSync(file, 'r');
+      const size = fstatSync(fd).size;
+      if (size >= end.length && readSync(fd, tail, 0, end.length, size - end.length) === end.length && tail.equals(end)) return true;
+    } catch {
+      /* gone */
+    } finally {
+      if (fd !== undefined) closeSync(fd);
+    }
+  }
+  return false;
 }
 
 export function remove(file: string): void {
