@@ -45,7 +45,14 @@ export default async function drain(opts: Record<string, unknown>): Promise<numb
       const items = takeBatch(inbox, log);
       if (items.length > 0) {
         lastActivity = Date.now();
-        await deliver(items, log);
+        try {
+          await deliver(items, log);
+        } catch (err) {
+          // Not even the spool takes them (a full or read-only disk): the files stay in the
+          // inbox for the next drainer or `flush`, and this one stops instead of spinning.
+          log.error('drain: could not deliver or spool; leaving the inbox as it is', { error: (err as Error).message, n: items.length });
+          break;
+        }
         for (const it of items) startTranscriptWork(it, sessions, settleMs, log);
         continue;
       }
