@@ -6,7 +6,7 @@
 // better-sqlite3 is loaded from a node_modules beside the binary when present.
 import { build } from 'esbuild';
 import { spawnSync } from 'node:child_process';
-import { chmodSync, copyFileSync, mkdirSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -62,7 +62,8 @@ await build({
   legalComments: 'none',
   logLevel: 'warning',
   external: ['better-sqlite3', 'pino', 'playwright-core'],
-  define: { 'process.env.CLAUDE_METRICS_BUILD': '"binary"' },
+  // The fast hook script rides inside the binary; `install` writes it out (src/install/hook-script.ts).
+  define: { 'process.env.CLAUDE_METRICS_BUILD': '"binary"', __HOOK_SCRIPT__: JSON.stringify(readFileSync(join(root, 'bin', 'claude-metrics-hook'), 'utf8')) },
 });
 
 // The same bundle serves the bun comparison in bench/binary.mjs.

@@ -5,7 +5,7 @@
  * (a clear error without better-sqlite3; works with a node_modules beside it).
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -84,12 +84,27 @@ describe('single binary', () => {
     }
   });
 
-  it('install writes the binary itself as the hook command', async () => {
+  it('install writes the fast hook with the binary as its drainer, and the hook delivers; --hook emit writes the binary itself', async () => {
     const settings = join(t.home, 'bin-settings.json');
     const r = await run(['install', '--settings', settings]);
     expect(r.code).toBe(0);
+    const script = join(t.home, '.local', 'share', 'claude-metrics', 'claude-metrics-hook');
     const cmds = findOurHooks(readFileSync(settings, 'utf8'), settings).commands;
-    expect(new Set(cmds.map((c) => c.command))).toEqual(new Set([`${exe} emit`]));
+    expect(new Set(cmds.map((c) => c.command))).toEqual(new Set([`/bin/sh ${script} ${exe}`]));
+    expect(readFileSync(script, 'utf8')).toBe(readFileSync(join(ROOT, 'bin', 'claude-metrics-hook'), 'utf8'));
+    expect(statSync(script).mode & 0o777).toBe(0o700);
+    // The command as Claude Code runs it: sh -c, the hook JSON on stdin.
+    const capture = await startCaptureServer();
+    try {
+      const hook = spawnSync('/bin/sh', ['-c', cmds[0]!.command], { input: HOOK('PostToolUse'), env: { ...t.env, CLAUDE_METRICS_ENDPOINT: capture.endpoint }, encoding: 'utf8' });
+      expect([hook.status, hook.stdout]).toEqual([0, '']);
+      await waitFor(() => capture.events().some((e) => e.event === 'PostToolUse' && e.session_id === 'bin-s1'), { timeoutMs: 15_000 });
+      await waitFor(() => !existsSync(join(t.stateDir, 'inbox', 'drainer.pid')), { timeoutMs: 15_000 });
+    } finally {
+      await capture.close();
+    }
+    expect((await run(['install', '--hook', 'emit', '--settings', settings])).code).toBe(0);
+    expect(new Set(findOurHooks(readFileSync(settings, 'utf8'), settings).commands.map((c) => c.command))).toEqual(new Set([`${exe} emit`]));
   });
 
   it('serve without better-sqlite3 beside it says so; with a node_modules beside it, it serves', async () => {

@@ -9,6 +9,7 @@ import { statePaths } from '../paths';
 import { unifiedDiff } from '../install/diff';
 import { hookCommandFor } from '../install/hook-command';
 import { locateSelf } from '../install/self';
+import { EMBEDDED_HOOK_SCRIPT, writeEmbeddedHookScript } from '../install/hook-script';
 import { DEFAULT_EVENTS, DEFAULT_TIMEOUT_S, KNOWN_EVENTS, planInstall } from '../install/settings-edit';
 import { findOurHooks } from '../install/settings-edit';
 import { backupSettings, InstallRecords, readSettings, realTarget, settingsPathFor, sha256, writeSettings, type Scope } from '../install/settings-file';
@@ -56,7 +57,8 @@ export default async function install(opts: Record<string, unknown>): Promise<nu
   const target = resolveTarget(opts);
   const mode = (opts.hook as string | undefined) ?? 'fast';
   if (mode !== 'fast' && mode !== 'emit') throw new UsageError(`--hook must be fast or emit, got ${JSON.stringify(mode)}`);
-  const command = hookCommandFor(locateSelf(), mode);
+  const self = locateSelf();
+  const command = hookCommandFor(self, mode);
   const before = readSettings(target.path);
   const plan = planInstall(before ?? '', { command, events, timeoutS, async: opts.async === true }, target.display);
   if (opts.async === true) {
@@ -72,6 +74,8 @@ export default async function install(opts: Record<string, unknown>): Promise<nu
     if (!changed) process.stderr.write(`claude-metrics: ${target.display} already has our hooks; nothing to change\n`);
     return 0;
   }
+  // The single binary carries the fast hook's script: put it (back) where the command points.
+  if (self.kind === 'binary' && mode === 'fast' && self.hookScript && EMBEDDED_HOOK_SCRIPT) writeEmbeddedHookScript(self.hookScript, EMBEDDED_HOOK_SCRIPT);
   if (!changed) {
     process.stdout.write(`claude-metrics: hooks already installed in ${target.display} (${plan.unchanged.length} events); nothing changed\n`);
     return 0;

@@ -13,7 +13,7 @@ export function shellQuote(word: string): string {
  * Where the hook runs us from: a checkout/npm install (node + the bin/claude-metrics
  * launcher, and beside it the fast hook script and dist/cli.cjs) or the single binary.
  */
-export type SelfLocation = { kind: 'node'; node: string; bin: string; hookScript?: string; cli?: string } | { kind: 'binary'; path: string };
+export type SelfLocation = { kind: 'node'; node: string; bin: string; hookScript?: string; cli?: string } | { kind: 'binary'; path: string; hookScript?: string };
 
 /**
  * Which hook: `fast`, the POSIX sh script that spools the input and leaves the
@@ -24,10 +24,11 @@ export type HookMode = 'fast' | 'emit';
 
 /**
  * `/bin/sh '/abs/repo/bin/claude-metrics-hook' '/abs/node' '/abs/repo/dist/cli.cjs'` (fast),
- * `'/abs/node' '/abs/repo/bin/claude-metrics' emit`, or `/abs/claude-metrics emit`: absolute, never npx.
+ * `'/abs/node' '/abs/repo/bin/claude-metrics' emit`; from the single binary `/bin/sh '…/claude-metrics-hook'
+ * '/abs/claude-metrics'` or `/abs/claude-metrics emit`: absolute, never npx.
  */
 export function hookCommandFor(self: SelfLocation, mode: HookMode = 'fast'): string {
-  if (self.kind === 'binary') return `${shellQuote(self.path)} emit`;
+  if (self.kind === 'binary') return mode === 'fast' && self.hookScript ? `/bin/sh ${shellQuote(self.hookScript)} ${shellQuote(self.path)}` : `${shellQuote(self.path)} emit`;
   if (mode === 'fast' && self.hookScript && self.cli) return `/bin/sh ${shellQuote(self.hookScript)} ${shellQuote(self.node)} ${shellQuote(self.cli)}`;
   return `${shellQuote(self.node)} ${shellQuote(self.bin)} emit`;
 }

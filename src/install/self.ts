@@ -5,6 +5,7 @@
 import { existsSync, realpathSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { SelfLocation } from './hook-command';
+import { binaryHookScriptPath, EMBEDDED_HOOK_SCRIPT } from './hook-script';
 
 function isSingleBinary(): boolean {
   try {
@@ -17,7 +18,9 @@ function isSingleBinary(): boolean {
 
 /** `distDir` is the directory holding cli.cjs (commands live in dist/commands). */
 export function locateSelf(distDir: string = resolve(__dirname, '..')): SelfLocation {
-  if (isSingleBinary() || process.env.CLAUDE_METRICS_BUILD === 'binary') return { kind: 'binary', path: realpathSync(process.execPath) };
+  if (isSingleBinary() || process.env.CLAUDE_METRICS_BUILD === 'binary') {
+    return { kind: 'binary', path: realpathSync(process.execPath), ...(EMBEDDED_HOOK_SCRIPT ? { hookScript: binaryHookScriptPath() } : {}) };
+  }
   const launcher = join(distDir, '..', 'bin', 'claude-metrics');
   const bin = existsSync(launcher) ? launcher : join(distDir, 'cli.cjs');
   const hookScript = join(distDir, '..', 'bin', 'claude-metrics-hook');
