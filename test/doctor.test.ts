@@ -23,7 +23,7 @@ function facts(over: Partial<DoctorFacts> = {}): DoctorFacts {
     spool: { depth: 0, bytes: 0, claimed: 0, dead: 0, drops: 0, oldestAgeMs: null },
     scopes: [{ scope: 'user', path: '/h/.claude/settings.json', exists: true, commands: [{ command: 'x emit', events: ['PreToolUse', 'PostToolUse', 'PostToolUseFailure', 'Stop', 'SubagentStop', 'SessionStart', 'SessionEnd', 'UserPromptSubmit'], async: false, runs: true, detail: 'runs' }], disableAllHooks: false }],
     claude: { path: '/bin/claude', version: '2.1.331 (Claude Code)' },
-    expectedCommand: 'x emit',
+    expectedCommands: ['x emit'],
     log: { path: '/s/claude-metrics.log' },
     modes: { stateDir: 0o700, configFile: 0o600, tokenInFile: true },
     now: 1_000_000_000,
@@ -64,7 +64,7 @@ describe('assess', () => {
     expect(a.notes.join('\n')).toMatch(/token is not verified[\s\S]*breaker open for 30 s[\s\S]*2 event\(s\) waiting/);
   });
   it('notes a hook command that differs from this installation and the last logged problem', () => {
-    const a = assess(facts({ expectedCommand: '/new/node /new/bin/claude-metrics emit', log: { path: '/s/l.log', lastProblem: { time: '2026-01-01T00:00:00.000Z', name: 'emit', msg: 'spool full' } } }));
+    const a = assess(facts({ expectedCommands: ['/new/node /new/bin/claude-metrics emit'], log: { path: '/s/l.log', lastProblem: { time: '2026-01-01T00:00:00.000Z', name: 'emit', msg: 'spool full' } } }));
     expect(a.healthy).toBe(true);
     expect(a.notes.join('\n')).toMatch(/in user settings differs from this installation's \(\/new\/node[\s\S]*last problem in \/s\/l\.log: 2026-01-01T00:00:00\.000Z emit: spool full/);
   });

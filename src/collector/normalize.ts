@@ -86,5 +86,4 @@ export function sessionKey(e: HarnessEvent): string {
 
 /** Events that end a session or task. */
 export const COMPLETION_EVENTS = new Set(['ralph_task_completed', 'SessionEnd', 'task_completed', 'run_completed']);
-export const START_EVENTS = new Set(['ralph_task_started', 'SessionStart', 'task_started', 'run_started']);
 export const TOOL_EVENTS = new Set(['PostToolUse', 'PostToolUseFailure']);

@@ -13,7 +13,7 @@ import { chmodSync, existsSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { HarnessEvent } from '../event';
 import { bucketIndex, DURATION_BUCKETS_S } from './prometheus';
-import { COMPLETION_EVENTS, sessionKey, START_EVENTS, TOOL_EVENTS } from './normalize';
+import { COMPLETION_EVENTS, sessionKey, TOOL_EVENTS } from './normalize';
 
 const MIGRATIONS: string[] = [
   // 1: events, sessions, counters

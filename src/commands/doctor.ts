@@ -15,7 +15,7 @@ import { locateSelf } from '../install/self';
 export default async function doctor(opts: Record<string, unknown>): Promise<number> {
   const resolved = resolveConfig({ configFile: opts.config as string | undefined, flags: { endpoint: opts.endpoint, token: opts.token } });
   if (resolved.errors.length > 0) throw new ConfigError(resolved.errors.join('; '));
-  const facts = await gatherFacts({ resolved, env: process.env, cwd: process.cwd(), version: VERSION, expectedCommand: [hookCommandFor(locateSelf(), 'fast'), hookCommandFor(locateSelf(), 'emit')].join('\n'), managedSettings: process.env.CLAUDE_METRICS_MANAGED_SETTINGS });
+  const facts = await gatherFacts({ resolved, env: process.env, cwd: process.cwd(), version: VERSION, expectedCommands: [hookCommandFor(locateSelf(), 'fast'), hookCommandFor(locateSelf(), 'emit')], managedSettings: process.env.CLAUDE_METRICS_MANAGED_SETTINGS });
   const verdict = assess(facts);
   if (opts.json === true) process.stdout.write(`${JSON.stringify({ ...verdict, ...facts }, null, 2)}\n`);
   else process.stdout.write(renderText(facts, verdict));

@@ -20,7 +20,6 @@ import { createLogger, type Logger } from '../log';
 import { statePaths } from '../paths';
 import { flushSpool } from '../spool/flush';
 import { Spool } from '../spool/spool';
-import { breakerAllows, readBreaker } from '../transport/breaker';
 import { sessionUsageReader, strongerHook } from './transcript-worker';
 import { processAlive } from '../proc';
 
@@ -38,7 +37,7 @@ export default async function drain(opts: Record<string, unknown>): Promise<numb
   const pidFile = join(inbox, 'drainer.pid');
   if (!acquire(pidFile)) return 0; // another drainer has it
 
-  const sessions = new Map<string, { running: Promise<void>; again: string | null }>();
+  const sessions = new Map<string, { again: string | null }>();
   let lastActivity = Date.now();
   try {
     for (;;) {
@@ -87,7 +86,9 @@ async function deliver(items: InboxItem[], log: Logger): Promise<void> {
   const groups = new Map<string, InboxItem[]>();
   for (const it of items) {
     const key = `${it.config.endpoint}\u0000${it.config.token ?? ''}\u0000${it.config.stateDir}`;
-    groups.set(key, [...(groups.get(key) ?? []), it]);
+    const group = groups.get(key);
+    if (group) group.push(it);
+    else groups.set(key, [it]);
   }
   for (const group of groups.values()) {
     const { config, paths } = group[0]!;
@@ -99,14 +100,14 @@ async function deliver(items: InboxItem[], log: Logger): Promise<void> {
     for (const it of group) remove(it.file);
     log.debug('drained', { n: group.length, ...r });
     // A collector that answers again gets what an outage left behind.
-    if (r.outcome === 'ok' && new Spool(paths).hasWaiting() && breakerAllows(readBreaker(paths.breaker, config.endpoint), Date.now())) {
+    if (r.outcome === 'ok' && new Spool(paths).hasWaiting()) {
       await flushSpool({ config, paths, log, deadline: Date.now() + config.flushTimeoutMs });
     }
   }
 }
 
 /** Stop / SubagentStop / SessionEnd: read the session's transcript, one read at a time per session. */
-function startTranscriptWork(it: InboxItem, sessions: Map<string, { running: Promise<void>; again: string | null }>, settleMs: number, log: Logger): void {
+function startTranscriptWork(it: InboxItem, sessions: Map<string, { again: string | null }>, settleMs: number, log: Logger): void {
   const { hook, event } = it;
   if (!TRANSCRIPT_EVENTS.has(event.event) || !hook.transcript_path || !hook.session_id) return;
   const sessionId = hook.session_id;
@@ -118,9 +119,9 @@ function startTranscriptWork(it: InboxItem, sessions: Map<string, { running: Pro
   const env = { ...it.env, CLAUDE_METRICS_PROJECT: it.env.CLAUDE_METRICS_PROJECT || event.project || undefined, CLAUDE_METRICS_SOURCE: it.env.CLAUDE_METRICS_SOURCE || event.source };
   const { config } = resolveConfig({ env });
   const read = sessionUsageReader({ sessionId, transcript: hook.transcript_path, cwd: hook.cwd ?? it.env.PWD ?? process.cwd(), env, config, paths: it.paths, log, settleMs });
-  const slot = { running: Promise.resolve(), again: null as string | null };
+  const slot = { again: null as string | null };
   sessions.set(sessionId, slot);
-  slot.running = (async () => {
+  void (async () => {
     let forHook: string | null = event.event;
     while (forHook) {
       try {

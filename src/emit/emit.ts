@@ -34,8 +34,7 @@ export interface EmitIo {
   stdinFd: number;
   stderr: NodeJS.WritableStream;
   now: () => number;
-  /** Start background work (transcript worker, flush). Tests may replace it. */
-  /** Starts a detached background process; its pid when it started. */
+  /** Starts background work (transcript worker, flush) detached; its pid when it started. Tests may replace it. */
   spawn: (args: string[], env: NodeJS.ProcessEnv) => number | undefined;
 }
 

@@ -68,8 +68,8 @@ export interface DoctorFacts {
   inbox?: { dir: string; waiting: number; oldestAgeMs: number | null; drainer: number | null };
   scopes: ScopeFacts[];
   claude: { path?: string; version?: string; error?: string };
-  /** The hook commands this installation would write (fast, then emit), one per line, to spot stale hooks. */
-  expectedCommand?: string;
+  /** The hook commands this installation would write (fast, then emit), to spot stale hooks. */
+  expectedCommands?: string[];
   log: { path: string; lastProblem?: { time: string; msg: string; name?: string } };
   /** Modes of what holds secrets or events (undefined when missing). */
   modes: { stateDir?: number; configFile?: number; tokenInFile: boolean };
@@ -246,7 +246,7 @@ function modeOf(path: string): number | undefined {
 }
 
 export interface GatherOptions {
-  expectedCommand?: string;
+  expectedCommands?: string[];
   resolved: ResolvedConfig;
   env: Env;
   cwd: string;
@@ -284,7 +284,7 @@ export async function gatherFacts(o: GatherOptions): Promise<DoctorFacts> {
     inbox: inboxFacts(hookInbox(o.env), now),
     scopes,
     claude: claudeFacts(o.env),
-    expectedCommand: o.expectedCommand,
+    expectedCommands: o.expectedCommands,
     log: { path: paths.log, lastProblem: lastLogProblem(paths.log) },
     modes: { stateDir: modeOf(paths.root), configFile: modeOf(o.resolved.configFile), tokenInFile: o.resolved.origins.token === 'file' },
     now,
@@ -358,8 +358,8 @@ export function assess(f: DoctorFacts): Assessment {
   const hooked = new Set(withHooks.flatMap((sc) => sc.commands.flatMap((c) => c.events)));
   const missing = DEFAULT_EVENTS.filter((ev) => !hooked.has(ev));
   if (withHooks.length > 0 && missing.length > 0) notes.push(`not hooked: ${missing.join(', ')}${missing.includes('PreToolUse') ? ' (tool durations need PreToolUse)' : ''}`);
-  const current = (f.expectedCommand ?? '').split('\n');
-  const stale = f.expectedCommand ? withHooks.flatMap((sc) => sc.commands.filter((c) => !current.includes(c.command)).map(() => sc.scope)) : [];
+  const current = f.expectedCommands ?? [];
+  const stale = current.length > 0 ? withHooks.flatMap((sc) => sc.commands.filter((c) => !current.includes(c.command)).map(() => sc.scope)) : [];
   if (stale.length > 0) notes.push(`the hook command in ${[...new Set(stale)].join(', ')} settings differs from this installation's (${current[0]}): \`claude-metrics install\` updates it if this is the one you use`);
   if (f.log.lastProblem) notes.push(`last problem in ${f.log.path}: ${f.log.lastProblem.time} ${f.log.lastProblem.name ? `${f.log.lastProblem.name}: ` : ''}${f.log.lastProblem.msg}`);
   if (!f.claude.path) notes.push('claude is not on PATH: could not check the Claude Code version');

@@ -48,7 +48,7 @@ export function handOffToRunningWorker(files: WorkerFiles, hook: string): boolea
   try {
     write(files.again, hook);
     const pid = Number(readFileSync(files.active, 'utf8'));
-    return Number.isInteger(pid) && pid > 0 && processAlive(pid);
+    return processAlive(pid);
   } catch {
     return false;
   }

@@ -37,8 +37,6 @@ export interface ReportOptions {
   session?: string;
 }
 
-export { localDate };
-
 export function lineCost(line: UsageLine, prices: PriceTable, mode: CostMode): number {
   if (mode === 'display') return line.costUSD ?? 0;
   if (mode === 'auto' && line.costUSD !== null) return line.costUSD;
