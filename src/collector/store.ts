@@ -60,6 +60,15 @@ const MIGRATIONS: string[] = [
     PRIMARY KEY (metric, labels)
   ) WITHOUT ROWID;
   `,
+  // 2: the plan's harness_sessions timestamps, ISO-8601 UTC with milliseconds (what toISOString
+  // gives), generated from the millisecond columns so they can never disagree. VIRTUAL: computed
+  // on read, so ALTER TABLE adds them without rewriting a row, and ingest writes nothing more.
+  `
+  ALTER TABLE harness_sessions ADD COLUMN started_at TEXT GENERATED ALWAYS AS
+    (strftime('%Y-%m-%dT%H:%M:%S', started_ms / 1000, 'unixepoch') || printf('.%03dZ', started_ms % 1000)) VIRTUAL;
+  ALTER TABLE harness_sessions ADD COLUMN completed_at TEXT GENERATED ALWAYS AS
+    (strftime('%Y-%m-%dT%H:%M:%S', completed_ms / 1000, 'unixepoch') || printf('.%03dZ', completed_ms % 1000)) VIRTUAL;
+  `,
 ];
 
 export interface IngestOutcome {

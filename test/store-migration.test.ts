@@ -1,0 +1,138 @@
+/**
+ * harness_sessions carries the plan's `started_at` / `completed_at` (ISO-8601 UTC, in step with
+ * started_ms / completed_ms), and a database written by the previous schema (v1, frozen in
+ * test/fixtures/db/schema-v1.sql) is carried over without losing a value, then keeps folding.
+ */
+import Database from 'better-sqlite3';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { Store } from '../src/collector/store';
+import { uuidv7 } from '../src/ids';
+import { getJson, postJson, ROOT, startServe, tempHome, type TempHome } from './helpers/cli';
+
+const V1 = readFileSync(join(ROOT, 'test', 'fixtures', 'db', 'schema-v1.sql'), 'utf8');
+/** The query a router team writes against the table the plan describes. */
+const PLAN_QUERY = 'select id, source, project, label, task_id, started_at, completed_at, duration_ms, success, tool_calls_count, error from harness_sessions';
+const TABLES = { harness_events: 'event_id', harness_sessions: 'id', counters: 'metric, labels' } as const;
+
+let t: TempHome;
+beforeEach(() => {
+  t = tempHome('cm-migrate-');
+});
+afterEach(() => t.cleanup());
+
+/** A collector database as the v1 collector left it: a finished task, a running session, a run. */
+function writeV1(path: string): void {
+  const db = new Database(path);
+  db.exec(V1);
+  db.pragma('user_version = 1');
+  const session = db.prepare(`INSERT INTO harness_sessions (id, claude_session_id, run_id, source, project, label, task_id, started_ms, last_seen_ms, completed_ms, completion_event_id,
+      duration_ms, success, exit_code, error, error_ms, tool_calls_count, tool_failures, model, model_ms, num_turns, events_count, usage_events, input_tokens, output_tokens,
+      cache_creation_input_tokens, cache_read_input_tokens, cost_usd, result_input_tokens, result_output_tokens, result_cache_creation_input_tokens, result_cache_read_input_tokens, result_cost_usd)
+    VALUES (@id, @claude_session_id, @run_id, @source, @project, @label, @task_id, @started_ms, @last_seen_ms, @completed_ms, @completion_event_id,
+      @duration_ms, @success, @exit_code, @error, @error_ms, @tool_calls_count, @tool_failures, @model, @model_ms, @num_turns, @events_count, @usage_events, @input_tokens, @output_tokens,
+      @cache_creation_input_tokens, @cache_read_input_tokens, @cost_usd, @result_input_tokens, @result_output_tokens, @result_cache_creation_input_tokens, @result_cache_read_input_tokens, @result_cost_usd)`);
+  const base = { claude_session_id: null, run_id: null, project: null, label: null, task_id: null, completed_ms: null, completion_event_id: null, duration_ms: null, success: null, exit_code: null, error: null, error_ms: null, tool_calls_count: 0, tool_failures: 0, model: null, model_ms: null, num_turns: null, events_count: 1, usage_events: 0, input_tokens: 0, output_tokens: 0, cache_creation_input_tokens: 0, cache_read_input_tokens: 0, cost_usd: 0, result_input_tokens: null, result_output_tokens: null, result_cache_creation_input_tokens: null, result_cache_read_input_tokens: null, result_cost_usd: null };
+  session.run({ ...base, id: 'task:ralph:nightly:T1', source: 'ralph', project: 'web', label: 'nightly', task_id: 'T1', started_ms: 1764640800123, last_seen_ms: 1764640805678, completed_ms: 1764640805678, completion_event_id: 'e-done', duration_ms: 5555, success: 1, exit_code: 0, tool_calls_count: 3, events_count: 2, num_turns: 4, result_input_tokens: 10, result_output_tokens: 20, result_cost_usd: 0.0123 });
+  session.run({ ...base, id: 'session:S-running', claude_session_id: 'S-running', source: 'interactive', project: 'api', started_ms: 1764640000000, last_seen_ms: 1764640099001, error: 'Bash: exit 1', error_ms: 1764640099001, tool_calls_count: 7, tool_failures: 1, model: 'claude-opus-4-5', model_ms: 1764640050000, events_count: 9, usage_events: 2, input_tokens: 1200, output_tokens: 340, cache_read_input_tokens: 9000, cost_usd: 0.0456 });
+  session.run({ ...base, id: 'run:run-0', run_id: 'run-0', source: 'api', started_ms: 999, last_seen_ms: 1000, completed_ms: 1000, duration_ms: 1, success: 0, exit_code: 2, error: 'timeout' });
+  const event = db.prepare(`INSERT INTO harness_events (event_id, event, source, ts, ts_ms, received_ms, session_key, session_id, task_id, label, project, success, duration_ms, body)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`);
+  event.run('e-start', 'ralph_task_started', 'ralph', new Date(1764640800123).toISOString(), 1764640800123, 1764640800200, 'task:ralph:nightly:T1', null, 'T1', 'nightly', 'web', null, null, '{"event":"ralph_task_started"}');
+  event.run('e-done', 'ralph_task_completed', 'ralph', new Date(1764640805678).toISOString(), 1764640805678, 1764640805700, 'task:ralph:nightly:T1', null, 'T1', 'nightly', 'web', 1, 5555, '{"event":"ralph_task_completed"}');
+  event.run('e-tool', 'PostToolUse', 'interactive', new Date(1764640099001).toISOString(), 1764640099001, 1764640099100, 'session:S-running', 'S-running', null, null, 'api', 0, 12, '{"event":"PostToolUse"}');
+  db.prepare('INSERT INTO counters (metric, labels, value) VALUES (?, ?, ?)').run('events_total', '{"source":"ralph","project":"web","label":"nightly","event":"ralph_task_completed"}', 1);
+  db.prepare('INSERT INTO counters (metric, labels, value) VALUES (?, ?, ?)').run('sessions_completed_total', '{"source":"ralph","project":"web","label":"nightly","outcome":"success"}', 1);
+  db.close();
+}
+
+function snapshot(path: string, columnsOf?: Record<string, string[]>): Record<string, Array<Record<string, unknown>>> {
+  const db = new Database(path, { readonly: true });
+  try {
+    const out: Record<string, Array<Record<string, unknown>>> = {};
+    for (const [table, key] of Object.entries(TABLES)) {
+      const cols = columnsOf?.[table]?.join(', ') ?? '*';
+      out[table] = db.prepare(`SELECT ${cols} FROM ${table} ORDER BY ${key}`).all() as Array<Record<string, unknown>>;
+    }
+    return out;
+  } finally {
+    db.close();
+  }
+}
+
+const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
+
+describe('harness_sessions migration from schema v1', () => {
+  it('keeps every stored value, adds started_at / completed_at equal to the ms columns, and the plan query works', () => {
+    const path = join(t.home, 'collector.db');
+    writeV1(path);
+    const before = snapshot(path);
+    const v1Columns = Object.fromEntries(Object.entries(before).map(([table, rows]) => [table, Object.keys(rows[0]!)]));
+
+    const store = new Store(path);
+    store.close();
+    // Opening again migrates nothing twice.
+    new Store(path).close();
+
+    const db = new Database(path, { readonly: true });
+    try {
+      expect(db.pragma('user_version', { simple: true })).toBeGreaterThan(1);
+      const rows = db.prepare(`${PLAN_QUERY} ORDER BY id`).all() as Array<Record<string, unknown>>;
+      const ms = db.prepare('SELECT id, started_ms, completed_ms FROM harness_sessions ORDER BY id').all() as Array<{ id: string; started_ms: number; completed_ms: number | null }>;
+      expect(rows.map((r) => [r.id, r.started_at, r.completed_at])).toEqual(ms.map((m) => [m.id, iso(m.started_ms), iso(m.completed_ms)]));
+      expect(rows).toEqual([
+        { id: 'run:run-0', source: 'api', project: null, label: null, task_id: null, started_at: '1970-01-01T00:00:00.999Z', completed_at: '1970-01-01T00:00:01.000Z', duration_ms: 1, success: 0, tool_calls_count: 0, error: 'timeout' },
+        { id: 'session:S-running', source: 'interactive', project: 'api', label: null, task_id: null, started_at: '2025-12-02T01:46:40.000Z', completed_at: null, duration_ms: null, success: null, tool_calls_count: 7, error: 'Bash: exit 1' },
+        { id: 'task:ralph:nightly:T1', source: 'ralph', project: 'web', label: 'nightly', task_id: 'T1', started_at: '2025-12-02T02:00:00.123Z', completed_at: '2025-12-02T02:00:05.678Z', duration_ms: 5555, success: 1, tool_calls_count: 3, error: null },
+      ]);
+      // The plan's columns read like the router's: ISO text, ordered as time.
+      expect(db.prepare("SELECT count(*) AS n FROM harness_sessions WHERE started_at >= '2025-12-02T02:00:00.000Z'").get()).toEqual({ n: 1 });
+    } finally {
+      db.close();
+    }
+    expect(snapshot(path, v1Columns)).toEqual(before);
+  });
+
+  it('a migrated database keeps folding: a completion sets completed_at in step, the API agrees', async () => {
+    const path = join(t.home, 'collector.db');
+    writeV1(path);
+    // Retention would sweep rows this old at start; this test is about the migration.
+    const serve = await startServe(t.env, ['--db', path, '--retention-days', '36500']);
+    try {
+      const ended = '2025-12-02T03:00:00.250Z';
+      const r = await postJson(serve.endpoint, { event_id: uuidv7(), event: 'SessionEnd', source: 'interactive', timestamp: ended, session_id: 'S-running', project: 'api' });
+      expect(r).toEqual({ status: 200, body: { accepted: 1, duplicates: 0, rejected: [] } });
+      const api = (await getJson(`${serve.url}/api/sessions?limit=10`)).body.sessions as Array<Record<string, unknown>>;
+      expect(api.find((s) => s.id === 'session:S-running')).toMatchObject({ started_at: '2025-12-02T01:46:40.000Z', completed_at: ended, tool_calls_count: 7, events_count: 10, input_tokens: 1200 });
+      expect(api.find((s) => s.id === 'task:ralph:nightly:T1')).toMatchObject({ completed_at: '2025-12-02T02:00:05.678Z', success: true, cost_usd: 0.0123 });
+    } finally {
+      await serve.stop();
+    }
+    const db = new Database(path, { readonly: true });
+    try {
+      const row = db.prepare('SELECT started_at, completed_at, completed_ms, events_count FROM harness_sessions WHERE id = ?').get('session:S-running');
+      expect(row).toEqual({ started_at: '2025-12-02T01:46:40.000Z', completed_at: '2025-12-02T03:00:00.250Z', completed_ms: Date.parse('2025-12-02T03:00:00.250Z'), events_count: 10 });
+      expect((db.prepare("SELECT value FROM counters WHERE metric = 'events_total' AND labels LIKE '%ralph_task_completed%'").get() as { value: number }).value).toBe(1);
+    } finally {
+      db.close();
+    }
+  });
+
+  it('a new database has the same columns, and the reference router schema keeps the plan’s shape', () => {
+    const store = new Store(join(t.home, 'fresh.db'));
+    try {
+      store.ingest([{ event_id: uuidv7(), event: 'ralph_task_completed', source: 'ralph', timestamp: '2026-01-02T03:04:05.006Z', task_id: 'T', label: 'L', success: true, duration_ms: 10 } as never]);
+      expect(store.db.prepare(PLAN_QUERY).all()).toEqual([{ id: 'task:ralph:L:T', source: 'ralph', project: null, label: 'L', task_id: 'T', started_at: '2026-01-02T03:04:05.006Z', completed_at: '2026-01-02T03:04:05.006Z', duration_ms: 10, success: 1, tool_calls_count: 0, error: null }]);
+    } finally {
+      store.close();
+    }
+    const router = new Database(':memory:');
+    try {
+      router.exec(readFileSync(join(ROOT, 'hooks-templates', 'router', 'schema.sql'), 'utf8'));
+      expect(router.prepare(PLAN_QUERY).all()).toEqual([]);
+    } finally {
+      router.close();
+    }
+  });
+});
