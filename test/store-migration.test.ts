@@ -7,13 +7,14 @@ import Database from 'better-sqlite3';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { Store } from '../src/collector/store';
 import { uuidv7 } from '../src/ids';
 import { getJson, postJson, ROOT, startServe, tempHome, type TempHome } from './helpers/cli';
 
 const V1 = readFileSync(join(ROOT, 'test', 'fixtures', 'db', 'schema-v1.sql'), 'utf8');
 /** The query a router team writes against the table the plan describes. */
 const PLAN_QUERY = 'select id, source, project, label, task_id, started_at, completed_at, duration_ms, success, tool_calls_count, error from harness_sessions';
+/** Retention would sweep rows this old at start; these tests are about the migration. */
+const KEEP_OLD_ROWS = ['--retention-days', '36500'];
 const TABLES = { harness_events: 'event_id', harness_sessions: 'id', counters: 'metric, labels' } as const;
 
 let t: TempHome;
@@ -64,16 +65,14 @@ function snapshot(path: string, columnsOf?: Record<string, string[]>): Record<st
 const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
 
 describe('harness_sessions migration from schema v1', () => {
-  it('keeps every stored value, adds started_at / completed_at equal to the ms columns, and the plan query works', () => {
+  it('keeps every stored value, adds started_at / completed_at equal to the ms columns, and the plan query works', async () => {
     const path = join(t.home, 'collector.db');
     writeV1(path);
     const before = snapshot(path);
     const v1Columns = Object.fromEntries(Object.entries(before).map(([table, rows]) => [table, Object.keys(rows[0]!)]));
 
-    const store = new Store(path);
-    store.close();
-    // Opening again migrates nothing twice.
-    new Store(path).close();
+    // The collector migrates at start; a second start finds nothing left to do.
+    for (let i = 0; i < 2; i++) await (await startServe(t.env, ['--db', path, ...KEEP_OLD_ROWS])).stop();
 
     const db = new Database(path, { readonly: true });
     try {
@@ -97,8 +96,7 @@ describe('harness_sessions migration from schema v1', () => {
   it('a migrated database keeps folding: a completion sets completed_at in step, the API agrees', async () => {
     const path = join(t.home, 'collector.db');
     writeV1(path);
-    // Retention would sweep rows this old at start; this test is about the migration.
-    const serve = await startServe(t.env, ['--db', path, '--retention-days', '36500']);
+    const serve = await startServe(t.env, ['--db', path, ...KEEP_OLD_ROWS]);
     try {
       const ended = '2025-12-02T03:00:00.250Z';
       const r = await postJson(serve.endpoint, { event_id: uuidv7(), event: 'SessionEnd', source: 'interactive', timestamp: ended, session_id: 'S-running', project: 'api' });
@@ -119,13 +117,21 @@ describe('harness_sessions migration from schema v1', () => {
     }
   });
 
-  it('a new database has the same columns, and the reference router schema keeps the plan’s shape', () => {
-    const store = new Store(join(t.home, 'fresh.db'));
+  it('a new database has the same columns, and the reference router schema keeps the plan’s shape', async () => {
+    const path = join(t.home, 'fresh.db');
+    const serve = await startServe(t.env, ['--db', path]);
     try {
-      store.ingest([{ event_id: uuidv7(), event: 'ralph_task_completed', source: 'ralph', timestamp: '2026-01-02T03:04:05.006Z', task_id: 'T', label: 'L', success: true, duration_ms: 10 } as never]);
-      expect(store.db.prepare(PLAN_QUERY).all()).toEqual([{ id: 'task:ralph:L:T', source: 'ralph', project: null, label: 'L', task_id: 'T', started_at: '2026-01-02T03:04:05.006Z', completed_at: '2026-01-02T03:04:05.006Z', duration_ms: 10, success: 1, tool_calls_count: 0, error: null }]);
+      const done = { event_id: uuidv7(), event: 'ralph_task_completed', source: 'ralph', timestamp: new Date(Date.now() - 5000).toISOString(), task_id: 'T', label: 'L', success: true, duration_ms: 10 };
+      expect((await postJson(serve.endpoint, done)).status).toBe(200);
+      await serve.stop();
+      const db = new Database(path, { readonly: true });
+      try {
+        expect(db.prepare(PLAN_QUERY).all()).toEqual([{ id: 'task:ralph:L:T', source: 'ralph', project: null, label: 'L', task_id: 'T', started_at: done.timestamp, completed_at: done.timestamp, duration_ms: 10, success: 1, tool_calls_count: 0, error: null }]);
+      } finally {
+        db.close();
+      }
     } finally {
-      store.close();
+      await serve.stop();
     }
     const router = new Database(':memory:');
     try {
