@@ -66,6 +66,8 @@ export function buildProgram(): Command {
     .option('--batch-size <n>', 'events per request (1 = bare single events)', int('--batch-size'))
     .option('--timeout-ms <ms>', 'deadline for this run', int('--timeout-ms'))
     .option('--lease-ms <ms>', 'reclaim files claimed longer ago than this', int('--lease-ms'))
+    // How hooks start it: no waiting for another flusher, nothing while the breaker is open.
+    .addOption(new Option('--background').hideHelp())
     .action(lazy('flush'));
 
   program

@@ -47,6 +47,13 @@ export interface StatePaths {
   offsets: string;
   log: string;
   flushStamp: string;
+  /** Pid file of the one process flushing the spool (src/spool/flush.ts). */
+  flushLock: string;
+}
+
+/** A flush lock older than this is stale whatever its pid says: no flush runs past its deadline. */
+export function flushLockStaleMs(flushTimeoutMs: number): number {
+  return 2 * flushTimeoutMs + 60_000;
 }
 
 export function statePaths(root: string): StatePaths {
@@ -60,5 +67,6 @@ export function statePaths(root: string): StatePaths {
     offsets: join(root, 'transcripts'),
     log: join(root, 'claude-metrics.log'),
     flushStamp: join(root, 'flush.stamp'),
+    flushLock: join(root, 'flush.pid'),
   };
 }

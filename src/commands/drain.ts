@@ -10,7 +10,6 @@
  * looks for a live drainer; the drainer, leaving, removes its pid file and then
  * looks at the inbox once more. So a file is never left without a drainer.
  */
-import { closeSync, openSync, readFileSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { resolveConfig } from '../config';
 import { deliverEvents } from '../emit/deliver';
@@ -21,7 +20,7 @@ import { statePaths } from '../paths';
 import { flushSpool } from '../spool/flush';
 import { Spool } from '../spool/spool';
 import { sessionUsageReader, strongerHook } from './transcript-worker';
-import { processAlive } from '../proc';
+import { acquirePidFile, releasePidFile } from '../proc';
 
 const TRANSCRIPT_EVENTS = new Set(['Stop', 'SubagentStop', 'SessionEnd']);
 const POLL_MS = 50;
@@ -35,7 +34,7 @@ export default async function drain(opts: Record<string, unknown>): Promise<numb
   const idleMs = Number(opts.idleMs ?? process.env.CLAUDE_METRICS_DRAIN_IDLE_MS ?? 30_000);
   const settleMs = Number(process.env.CLAUDE_METRICS_SETTLE_MS ?? 1000);
   const pidFile = join(inbox, 'drainer.pid');
-  if (!acquire(pidFile)) return 0; // another drainer has it
+  if (!acquirePidFile(pidFile)) return 0; // another drainer has it
 
   const sessions = new Map<string, { again: string | null }>();
   let lastActivity = Date.now();
@@ -60,12 +59,12 @@ export default async function drain(opts: Record<string, unknown>): Promise<numb
         continue;
       }
       // Leaving: give up the pid file first, then look once more (see the header).
-      release(pidFile);
-      if (!hasFinished(inbox) || !acquire(pidFile)) break;
+      releasePidFile(pidFile);
+      if (!hasFinished(inbox) || !acquirePidFile(pidFile)) break;
       lastActivity = Date.now();
     }
   } finally {
-    release(pidFile);
+    releasePidFile(pidFile);
   }
   return 0;
 }
@@ -101,7 +100,7 @@ async function deliver(items: InboxItem[], log: Logger): Promise<void> {
     log.debug('drained', { n: group.length, ...r });
     // A collector that answers again gets what an outage left behind.
     if (r.outcome === 'ok' && new Spool(paths).hasWaiting()) {
-      await flushSpool({ config, paths, log, deadline: Date.now() + config.flushTimeoutMs });
+      await flushSpool({ config, paths, log, deadline: Date.now() + config.flushTimeoutMs, background: true });
     }
   }
 }
@@ -134,51 +133,6 @@ function startTranscriptWork(it: InboxItem, sessions: Map<string, { again: strin
     }
     sessions.delete(sessionId);
   })();
-}
-
-/** The pid file as a lock: created exclusively; one left by a dead drainer is taken over. */
-function acquire(pidFile: string): boolean {
-  for (let attempt = 0; attempt < 3; attempt++) {
-    try {
-      const fd = openSync(pidFile, 'wx', 0o600);
-      writeSync(fd, String(process.pid));
-      closeSync(fd);
-      return true;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') return false;
-      let pid = 0;
-      try {
-        pid = Number(readFileSync(pidFile, 'utf8'));
-      } catch {
-        continue; // removed meanwhile
-      }
-      if (pid > 0 && pid !== process.pid && processAlive(pid)) return false;
-      // Empty: a drainer between creating and writing it, unless that was long ago (it died there).
-      if (!(pid > 0) && Date.now() - mtimeMs(pidFile) < 5_000) return false;
-      try {
-        unlinkSync(pidFile);
-      } catch {
-        /* someone else took it over */
-      }
-    }
-  }
-  return false;
-}
-
-function mtimeMs(path: string): number {
-  try {
-    return statSync(path).mtimeMs;
-  } catch {
-    return 0;
-  }
-}
-
-function release(pidFile: string): void {
-  try {
-    if (Number(readFileSync(pidFile, 'utf8')) === process.pid) unlinkSync(pidFile);
-  } catch {
-    /* not ours or gone */
-  }
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

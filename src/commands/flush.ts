@@ -1,7 +1,8 @@
 /**
  * `claude-metrics flush`: deliver the spool. Quiet for cron; a summary on stderr
  * with --verbose. Exit 0 when the spool is drained (or was empty), 75 (EX_TEMPFAIL)
- * when events remain because the collector is unavailable.
+ * when events remain because the collector is unavailable, or because another flush
+ * held the spool until this one's deadline (it waits its turn: one flusher at a time).
  */
 import { ConfigError, EXIT_TEMPFAIL } from '../errors';
 import { resolveConfig } from '../config';
@@ -28,11 +29,19 @@ export default async function flush(opts: Record<string, unknown>): Promise<numb
     const { default: drain } = await import('./drain');
     await drain({ inbox, idleMs: 0, config: opts.config });
   }
-  const r = await flushSpool({ config, paths, log, deadline: started + config.flushTimeoutMs });
-  if (verbose) {
+  const background = opts.background === true;
+  const r = await flushSpool({ config, paths, log, deadline: started + config.flushTimeoutMs, background });
+  if (verbose && r.skipped) {
+    process.stderr.write(
+      r.skipped.reason === 'locked'
+        ? `flush: another flush (${r.skipped.holder === 'starting' ? 'starting' : `pid ${r.skipped.holder}`}) is delivering the spool; ${r.remaining} waiting\n`
+        : `flush: the collector failed recently; next try after ${new Date(r.skipped.openUntil).toISOString()}; ${r.remaining} waiting\n`,
+    );
+  } else if (verbose) {
     process.stderr.write(
       `flush: delivered ${r.delivered}, dead-lettered ${r.deadLettered}, reclaimed ${r.reclaimed}, remaining ${r.remaining}, ${r.attempts} request(s) in ${Date.now() - started} ms${r.lastError ? ` (last error: ${r.lastError})` : ''}\n`,
     );
   }
-  return r.drained ? 0 : EXIT_TEMPFAIL;
+  // Started by a hook, nobody reads the status; the spool keeps what is left.
+  return r.drained || background ? 0 : EXIT_TEMPFAIL;
 }

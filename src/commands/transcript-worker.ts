@@ -121,7 +121,7 @@ export default async function transcriptWorker(opts: Record<string, unknown>): P
   // closed): a dead collector would keep a background process retrying for the whole flush deadline.
   const healthy = events !== undefined && (events.sent ? events.outcome === 'ok' : breakerAllows(readBreaker(paths.breaker, config.endpoint), Date.now()));
   if (healthy && new Spool(paths).hasWaiting()) {
-    const r = await flushSpool({ config, paths, log, deadline: Date.now() + config.flushTimeoutMs });
+    const r = await flushSpool({ config, paths, log, deadline: Date.now() + config.flushTimeoutMs, background: true });
     log.debug('flush after transcript', { ...r });
   }
   return 0;

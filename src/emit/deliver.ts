@@ -102,7 +102,9 @@ export async function deliverEvents(events: HarnessEvent[], opts: DeliverOptions
     }
     // Retryable (or a whole batch refused: flush bisects it later): keep spooled, open the breaker.
     log?.warn('delivery failed; events stay in the spool', { kind: res.kind, message: res.message, code: res.kind === 'retryable' ? res.code : undefined });
-    if (res.kind === 'retryable') {
+    // Our own deadline spent before sending (a slow start on a loaded machine) says nothing about
+    // the collector: it must not keep every other hook off the network.
+    if (res.kind === 'retryable' && res.code !== 'EDEADLINE') {
       state = afterFailure(state, Date.now(), { maxBackoffMs: config.breakerMaxBackoffMs, retryAfterMs: res.retryAfterMs, error: res.message, endpoint: config.endpoint });
       safeWriteBreaker(paths.breaker, state, log);
     }

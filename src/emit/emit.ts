@@ -10,7 +10,9 @@ import { resolveConfig, type Config } from '../config';
 import type { HarnessEvent } from '../event';
 import { SCHEMA_VERSION, uuidv7 } from '../ids';
 import { createLogger, type Logger } from '../log';
-import { statePaths, type StatePaths } from '../paths';
+import { flushLockStaleMs, statePaths, type StatePaths } from '../paths';
+import { acquirePidFileFor, pidFileHolder } from '../proc';
+import { breakerAllows, readBreaker } from '../transport/breaker';
 import { Spool } from '../spool/spool';
 import { VERSION } from '../version';
 import { parseEmitArgs, type EmitArgs } from './args';
@@ -98,7 +100,7 @@ export async function runEmit(argv: readonly string[], env: Env, io: EmitIo, sta
   const delivery = await deliverEvents([event], { config, paths, log, deadline });
   log.debug('emitted', { event: event.event, event_id: event.event_id, ...delivery, ms: io.now() - started });
 
-  startBackgroundWork(event, hookFields, delivery, { env, paths, io, log });
+  startBackgroundWork(event, hookFields, delivery, { env, config, paths, io, log });
   return { event, delivery };
 }
 
@@ -215,7 +217,7 @@ function safeCwd(): string {
  * also flushes); otherwise a Stop, or the first success after an outage, starts
  * a detached flush when events are waiting.
  */
-function startBackgroundWork(event: HarnessEvent, hook: HookFields | undefined, delivery: DeliverResult, ctx: { env: Env; paths: StatePaths; io: EmitIo; log: Logger }): void {
+function startBackgroundWork(event: HarnessEvent, hook: HookFields | undefined, delivery: DeliverResult, ctx: { env: Env; config: Config; paths: StatePaths; io: EmitIo; log: Logger }): void {
   try {
     const name = event.event;
     if (hook && TRANSCRIPT_EVENTS.has(name) && hook.transcript_path && hook.session_id) {
@@ -230,9 +232,17 @@ function startBackgroundWork(event: HarnessEvent, hook: HookFields | undefined, 
       return;
     }
     const atStop = FLUSH_EVENTS.has(name);
-    // After a success, events left by an outage are waiting: one flush per 10 s at most.
-    if ((atStop || delivery.outcome === 'ok') && new Spool(ctx.paths).hasWaiting() && (atStop || claimFlushSlot(ctx.paths.flushStamp, 10_000))) {
-      ctx.io.spawn(['flush'], childEnv(ctx.env, event));
+    // After a success, events left by an outage are waiting: one flush per 10 s at most. Never
+    // while the breaker says the collector is down (the first hook after its probe time, or cron,
+    // delivers them), and one flusher per state directory: this hook takes the lock for the child.
+    if (
+      (atStop || delivery.outcome === 'ok') &&
+      breakerAllows(readBreaker(ctx.paths.breaker, ctx.config.endpoint), Date.now()) &&
+      new Spool(ctx.paths).hasWaiting() &&
+      pidFileHolder(ctx.paths.flushLock, flushLockStaleMs(ctx.config.flushTimeoutMs)) === null &&
+      (atStop || claimFlushSlot(ctx.paths.flushStamp, 10_000))
+    ) {
+      acquirePidFileFor(ctx.paths.flushLock, () => ctx.io.spawn(['flush', '--background'], childEnv(ctx.env, event)), flushLockStaleMs(ctx.config.flushTimeoutMs));
     }
     if (name === 'SessionEnd') sweepStale(ctx.paths.pending, 3_600_000, Date.now());
   } catch (err) {

@@ -4,13 +4,20 @@
  * give claims back and back off on anything retryable. Concurrent flushers never
  * send the same file twice (only one rename wins); a flusher killed mid-batch
  * leaves its claims in cur/, returned to new/ by the next flush after the lease.
+ *
+ * One flusher per state directory: a run holds the pid-file lock `flush.pid` (src/proc.ts) while
+ * it sends. Claims already keep two flushers from sending a file twice; the lock keeps a burst of
+ * hooks from leaving a process each, all retrying against the same dead collector.
  */
 import { Agent } from 'node:http';
 import type { Config } from '../config';
 import { rejectedIndexes } from '../emit/deliver';
 import type { Logger } from '../log';
-import type { StatePaths } from '../paths';
-import { afterFailure, CLOSED, readBreaker, writeBreaker } from '../transport/breaker';
+import { flushLockStaleMs, type StatePaths } from '../paths';
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { acquirePidFile, pidFileHolder, releasePidFile } from '../proc';
+import { afterFailure, breakerAllows, CLOSED, readBreaker, writeBreaker } from '../transport/breaker';
 import { postJson } from '../transport/http';
 import { backoffMs, type SendResult } from '../transport/retry';
 import { VERSION } from '../version';
@@ -23,6 +30,13 @@ export interface FlushOptions {
   /** Absolute epoch ms by which the run ends. */
   deadline: number;
   sleep?: (ms: number) => Promise<void>;
+  /**
+   * Started in the background (by a hook, the drainer, the transcript worker): skip the run while
+   * another flusher holds the lock or the breaker is open, and stop at the first retryable failure
+   * (the breaker then says when the next try is). Otherwise (`flush` from a person or cron): wait
+   * for the lock until the deadline, try whatever the breaker says, back off and retry.
+   */
+  background?: boolean;
 }
 
 export interface FlushResult {
@@ -36,6 +50,8 @@ export interface FlushResult {
   /** The spool was empty at the end. */
   drained: boolean;
   lastError?: string;
+  /** The run did not start: another flusher (this pid) held the lock, or the breaker was open. */
+  skipped?: { reason: 'locked'; holder: number | 'starting' } | { reason: 'breaker'; openUntil: number };
 }
 
 interface Claimed {
@@ -47,6 +63,66 @@ interface Claimed {
 export async function flushSpool(opts: FlushOptions): Promise<FlushResult> {
   const { config, paths, log } = opts;
   const sleep = opts.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
+  const empty = (): FlushResult => {
+    const remaining = new Spool(paths).listNew().length;
+    return { delivered: 0, deadLettered: 0, reclaimed: 0, recovered: 0, attempts: 0, remaining, drained: remaining === 0 };
+  };
+  if (opts.background) {
+    const breaker = readBreaker(paths.breaker, config.endpoint);
+    if (!breakerAllows(breaker, Date.now())) {
+      log?.debug('flush: breaker open, not trying', { openUntil: breaker.openUntil });
+      return { ...empty(), skipped: { reason: 'breaker', openUntil: breaker.openUntil } };
+    }
+  }
+  const lock = await takeFlushLock(paths.flushLock, flushLockStaleMs(config.flushTimeoutMs), opts.background ? 0 : opts.deadline, sleep, log);
+  if (lock !== 'held' && lock !== 'unavailable') {
+    log?.debug('flush: another flusher holds the spool', { holder: lock });
+    return { ...empty(), skipped: { reason: 'locked', holder: lock } };
+  }
+  // A state directory the lock cannot be written in (read-only, full): delivering matters more.
+  if (lock === 'unavailable') log?.warn('flush: cannot take the flush lock; flushing without it', { path: paths.flushLock });
+  log?.debug('flush started', { background: opts.background === true });
+  try {
+    return await flushLocked(opts, sleep);
+  } finally {
+    log?.debug('flush finished');
+    if (lock === 'held') releasePidFile(paths.flushLock);
+  }
+}
+
+/**
+ * 'held', the holder when another process has the lock past `waitUntil`, or 'unavailable' when the
+ * lock file cannot be made. A young empty file is a hook handing the lock to the process it just
+ * started: that may be us, so it is worth a short wait even in the background.
+ */
+async function takeFlushLock(path: string, staleMs: number, waitUntil: number, sleep: (ms: number) => Promise<void>, log?: Logger): Promise<'held' | 'unavailable' | number | 'starting'> {
+  const handoffUntil = Date.now() + 1000;
+  let said = false;
+  for (let refused = 0; ; ) {
+    if (acquirePidFile(path, staleMs)) return 'held';
+    const holder = pidFileHolder(path, staleMs);
+    if (holder === null) {
+      // Free, yet not ours: no state directory yet, or one that refuses the file.
+      if (refused++ === 0) {
+        try {
+          mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+        } catch {
+          /* reported as unavailable below */
+        }
+      } else if (refused > 3) return 'unavailable';
+      continue;
+    }
+    if (Date.now() >= Math.max(waitUntil, holder === 'starting' ? handoffUntil : 0)) return holder;
+    if (!said && waitUntil > 0) {
+      said = true;
+      log?.info('flush: waiting for the flush in progress', { holder });
+    }
+    await sleep(50);
+  }
+}
+
+async function flushLocked(opts: FlushOptions, sleep: (ms: number) => Promise<void>): Promise<FlushResult> {
+  const { config, paths, log } = opts;
   const spool = new Spool(paths);
   const result: FlushResult = { delivered: 0, deadLettered: 0, reclaimed: 0, recovered: 0, attempts: 0, remaining: 0, drained: false };
   result.reclaimed = spool.reclaimExpired(config.leaseMs);
@@ -91,7 +167,7 @@ export async function flushSpool(opts: FlushOptions): Promise<FlushResult> {
             const wait = backoffMs(failures - 1, { baseMs: 250, maxMs: 30_000, retryAfterMs: outcome.retryAfterMs });
             log?.warn('flush: delivery failed', { message: outcome.message, waitMs: wait, failures });
             safeWriteBreaker(paths.breaker, afterFailure(readBreaker(paths.breaker, config.endpoint), Date.now(), { maxBackoffMs: config.breakerMaxBackoffMs, retryAfterMs: outcome.retryAfterMs, error: outcome.message, endpoint: config.endpoint }));
-            if (Date.now() + wait >= opts.deadline) break outer;
+            if (opts.background || Date.now() + wait >= opts.deadline) break outer;
             await sleep(wait);
             continue outer;
           }
