@@ -10,5 +10,7 @@ export default defineConfig({
     pool: 'forks',
     maxWorkers: 2,
     env: { TZ: 'UTC' },
+    // No test reaches a real collector, HOME or ~/.claude: see the file.
+    globalSetup: ['test/helpers/leak-guard.ts'],
   },
 });

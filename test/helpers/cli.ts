@@ -3,11 +3,11 @@
  * HOME (never the real ~/.claude), and a capture server on 127.0.0.1:0.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, realpathSync, rmSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join, resolve, sep } from 'node:path';
 
 export const ROOT = resolve(__dirname, '..', '..');
 export const BIN = join(ROOT, 'bin', 'claude-metrics');
@@ -32,6 +32,11 @@ export function tempHome(prefix = 'cm-test-'): TempHome {
     XDG_STATE_HOME: join(home, '.local', 'state'),
     XDG_CONFIG_HOME: join(home, '.config'),
     CLAUDE_CONFIG_DIR: join(home, '.claude'),
+    // Never the default 127.0.0.1:8013: a test that wants a collector points at its own. This one is
+    // the leak guard's sentinel (test/helpers/leak-guard.ts): reaching it fails the run.
+    CLAUDE_METRICS_ENDPOINT: process.env.CM_GUARD_ENDPOINT ?? 'http://127.0.0.1:1/metrics/harness',
+    // Marks this run's processes for the sentinel on 8013 (other runs on the machine have their own).
+    ...(process.env.CM_LEAK_RUN ? { CM_LEAK_RUN: process.env.CM_LEAK_RUN } : {}),
     // A drainer the fast hook starts leaves soon after its last file, not 30 s later.
     CLAUDE_METRICS_DRAIN_IDLE_MS: '300',
   };
@@ -63,7 +68,51 @@ export function runCli(args: string[], opts: RunOptions = {}): Promise<RunResult
   return runProcess(process.execPath, [BIN, ...args], opts);
 }
 
+const TMP = realpathSync(tmpdir());
+const FIXTURES = join(ROOT, 'test', 'fixtures');
+const within = (p: string, dir: string) => {
+  let r = resolve(p);
+  try {
+    r = realpathSync(r);
+  } catch {
+    /* not there yet */
+  }
+  return r === dir || r.startsWith(dir + sep);
+};
+const isDefaultCollector = (url: string) => {
+  try {
+    const u = new URL(url);
+    return ['127.0.0.1', 'localhost', '[::1]', '0.0.0.0'].includes(u.hostname) && u.port === '8013';
+  } catch {
+    return false;
+  }
+};
+
+/**
+ * Every process a test starts runs in a temp HOME, with Claude Code's and our directories inside
+ * it (or in test/fixtures, read only), and an endpoint that is not the default collector. A test
+ * that would leak the developer's environment, real files or real collector fails here, loudly.
+ */
+export function assertHermeticEnv(env: Record<string, string | undefined> | undefined, what: string, isOurCli = true): void {
+  if (!env) throw new Error(`leak guard: ${what} was started without an env, so it would inherit the ambient one; pass tempHome().env`);
+  const problems: string[] = [];
+  if (!env.HOME || !within(env.HOME, TMP)) problems.push(`HOME=${env.HOME ?? '(unset)'} is not under ${TMP}`);
+  for (const k of ['CLAUDE_CONFIG_DIR', 'XDG_STATE_HOME', 'XDG_CONFIG_HOME', 'XDG_DATA_HOME', 'CLAUDE_METRICS_STATE_DIR', 'CLAUDE_METRICS_CONFIG']) {
+    const v = env[k];
+    if (v && !within(v, TMP) && !within(v, FIXTURES)) problems.push(`${k}=${v} is outside the temp dir`);
+  }
+  for (const k of ['CLAUDE_METRICS_ENDPOINT', 'METRICS_ENDPOINT']) {
+    const v = env[k];
+    if (v && isDefaultCollector(v)) problems.push(`${k}=${v} is the default collector`);
+  }
+  // Our CLI with no endpoint goes to the default; another program (install.sh, claude) may be given
+  // its endpoint in a config file of the temp HOME, and the sentinels watch the network anyway.
+  if (isOurCli && !env.CLAUDE_METRICS_ENDPOINT && !env.METRICS_ENDPOINT) problems.push('no CLAUDE_METRICS_ENDPOINT: the CLI would use the default 127.0.0.1:8013');
+  if (problems.length > 0) throw new Error(`leak guard: ${what}: ${problems.join('; ')}`);
+}
+
 export function runProcess(cmd: string, args: string[], opts: RunOptions = {}): Promise<RunResult> {
+  assertHermeticEnv(opts.env, [cmd, ...args.slice(0, 2)].join(' '), cmd === process.execPath && args[0] === BIN);
   const started = Date.now();
   return new Promise((resolvePromise, reject) => {
     const child = spawn(cmd, args, { env: opts.env as NodeJS.ProcessEnv, cwd: opts.cwd, stdio: ['pipe', 'pipe', 'pipe'] });
@@ -88,6 +137,7 @@ export function runProcess(cmd: string, args: string[], opts: RunOptions = {}): 
 
 /** Spawns a long-running CLI process (e.g. `serve`) and returns the child. */
 export function spawnCli(args: string[], opts: { env?: Record<string, string | undefined>; cwd?: string } = {}): ChildProcess {
+  assertHermeticEnv(opts.env, `claude-metrics ${args.slice(0, 2).join(' ')}`);
   return spawn(process.execPath, [BIN, ...args], { env: opts.env as NodeJS.ProcessEnv, cwd: opts.cwd, stdio: ['ignore', 'pipe', 'pipe'] });
 }
 
