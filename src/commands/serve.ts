@@ -7,7 +7,7 @@
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { createCollector } from '../collector/http';
-import { Store } from '../collector/store';
+import { openStore, type Store } from '../collector/store';
 import { resolveConfig } from '../config';
 import { CliError, ConfigError, UsageError } from '../errors';
 import { createLogger } from '../log';
@@ -32,20 +32,20 @@ export default async function serve(opts: Record<string, unknown>): Promise<numb
 
   let store: Store;
   try {
-    store = new Store(dbPath);
+    store = await openStore(dbPath);
   } catch (err) {
     throw new CliError(`cannot open the database ${dbPath}: ${(err as Error).message}`, 'E_DB', 1);
   }
-  const swept = store.sweep(retentionDays);
-  if (swept.events + swept.sessions > 0) log.info('retention sweep', { ...swept, retentionDays });
-  const sweeper = setInterval(() => {
+  const sweep = async () => {
     try {
-      const r = store.sweep(retentionDays);
+      const r = await store.sweep(retentionDays);
       if (r.events + r.sessions > 0) log.info('retention sweep', { ...r, retentionDays });
     } catch (err) {
       log.error('retention sweep failed', { error: (err as Error).message });
     }
-  }, 3_600_000);
+  };
+  await sweep();
+  const sweeper = setInterval(() => void sweep(), 3_600_000);
   sweeper.unref();
 
   const server = createCollector({ store, token: config.token, log, dashboardDir: join(__dirname, '..', 'dashboard'), routerMetricsUrl });
@@ -69,9 +69,13 @@ export default async function serve(opts: Record<string, unknown>): Promise<numb
       clearInterval(sweeper);
       // Stop accepting; idle keep-alive sockets close now, requests in flight finish.
       server.close(() => {
-        store.close();
-        process.stderr.write('claude-metrics serve: stopped\n');
-        resolvePromise(0);
+        void store
+          .close()
+          .catch((err: unknown) => log.warn('closing the database', { error: (err as Error).message }))
+          .then(() => {
+            process.stderr.write('claude-metrics serve: stopped\n');
+            resolvePromise(0);
+          });
       });
       server.closeIdleConnections();
       setTimeout(() => server.closeAllConnections(), 10_000).unref();

@@ -1,0 +1,51 @@
+/**
+ * SQLite schema, versioned: migration i brings `PRAGMA user_version` from i to
+ * i + 1. Append only; never edit one that has shipped. The PostgreSQL schema
+ * (`postgres.ts`) keeps the same tables and columns.
+ */
+export const SQLITE_MIGRATIONS: string[] = [
+  // 1: events, sessions, counters
+  `
+  CREATE TABLE harness_events (
+    event_id TEXT PRIMARY KEY,
+    event TEXT NOT NULL,
+    source TEXT NOT NULL,
+    ts TEXT NOT NULL,
+    ts_ms INTEGER NOT NULL,
+    received_ms INTEGER NOT NULL,
+    session_key TEXT NOT NULL,
+    session_id TEXT, run_id TEXT, task_id TEXT, label TEXT, project TEXT,
+    tool_name TEXT, tool_use_id TEXT, success INTEGER, duration_ms REAL, exit_code INTEGER, error TEXT,
+    model TEXT, input_tokens INTEGER, output_tokens INTEGER, cache_creation_input_tokens INTEGER, cache_read_input_tokens INTEGER,
+    cost_usd REAL, num_turns INTEGER,
+    body TEXT NOT NULL
+  );
+  CREATE INDEX harness_events_ts ON harness_events(ts_ms);
+
+  CREATE TABLE harness_sessions (
+    id TEXT PRIMARY KEY,
+    claude_session_id TEXT, run_id TEXT,
+    source TEXT, project TEXT, label TEXT, task_id TEXT,
+    started_ms INTEGER, last_seen_ms INTEGER, completed_ms INTEGER,
+    completion_event_id TEXT,
+    duration_ms REAL, success INTEGER, exit_code INTEGER, error TEXT, error_ms INTEGER,
+    tool_calls_count INTEGER NOT NULL DEFAULT 0, tool_failures INTEGER NOT NULL DEFAULT 0,
+    model TEXT, model_ms INTEGER, num_turns INTEGER, events_count INTEGER NOT NULL DEFAULT 0,
+    usage_events INTEGER NOT NULL DEFAULT 0,
+    input_tokens INTEGER NOT NULL DEFAULT 0, output_tokens INTEGER NOT NULL DEFAULT 0,
+    cache_creation_input_tokens INTEGER NOT NULL DEFAULT 0, cache_read_input_tokens INTEGER NOT NULL DEFAULT 0,
+    cost_usd REAL NOT NULL DEFAULT 0,
+    result_input_tokens INTEGER, result_output_tokens INTEGER,
+    result_cache_creation_input_tokens INTEGER, result_cache_read_input_tokens INTEGER, result_cost_usd REAL
+  );
+  CREATE INDEX harness_sessions_started ON harness_sessions(started_ms);
+  CREATE INDEX harness_sessions_last_seen ON harness_sessions(last_seen_ms);
+
+  CREATE TABLE counters (
+    metric TEXT NOT NULL,
+    labels TEXT NOT NULL,
+    value REAL NOT NULL,
+    PRIMARY KEY (metric, labels)
+  ) WITHOUT ROWID;
+  `,
+];

@@ -1,0 +1,124 @@
+/**
+ * What both stores share below the rules: the event row's columns, the session
+ * row → API shape, and the session filter as SQL (the two dialects differ only
+ * in their placeholders).
+ */
+import type { HarnessEvent } from '../../event';
+import { sessionKey } from '../normalize';
+import type { SessionFilter, SessionRow } from './index';
+
+/** A session with no event for this long is no longer "active". */
+export const ACTIVE_WINDOW_MS = 30 * 60_000;
+
+/** harness_events columns in insert order. */
+export const EVENT_COLUMNS = ['event_id', 'event', 'source', 'ts', 'ts_ms', 'received_ms', 'session_key', 'session_id', 'run_id', 'task_id', 'label', 'project', 'tool_name', 'tool_use_id', 'success', 'duration_ms', 'exit_code', 'error', 'model', 'input_tokens', 'output_tokens', 'cache_creation_input_tokens', 'cache_read_input_tokens', 'cost_usd', 'num_turns', 'body'] as const;
+
+/** An event's harness_events row, in EVENT_COLUMNS order (positional binding is the cheapest per row). */
+export function eventValues(e: HarnessEvent, receivedMs: number): unknown[] {
+  const tsMs = Date.parse(e.timestamp);
+  const u = e.usage ?? {};
+  return [
+    e.event_id,
+    e.event,
+    e.source,
+    new Date(tsMs).toISOString(),
+    tsMs,
+    receivedMs,
+    sessionKey(e),
+    e.session_id ?? null,
+    e.run_id ?? null,
+    e.task_id ?? null,
+    e.label ?? null,
+    e.project ?? null,
+    e.tool_name ?? null,
+    e.tool_use_id ?? null,
+    e.success === undefined || e.success === null ? null : e.success ? 1 : 0,
+    e.duration_ms ?? null,
+    e.exit_code ?? null,
+    e.error ?? null,
+    e.model ?? null,
+    u.input_tokens ?? null,
+    u.output_tokens ?? null,
+    u.cache_creation_input_tokens ?? null,
+    u.cache_read_input_tokens ?? null,
+    e.cost_usd ?? null,
+    e.num_turns ?? null,
+    JSON.stringify(e),
+  ];
+}
+
+const num = (v: unknown): number | null => (v === null || v === undefined ? null : Number(v));
+
+/** A harness_sessions row (either database; numbers may arrive as strings from PostgreSQL) → the API's session. */
+export function toSession(r: Record<string, unknown>, now: number): SessionRow {
+  const iso = (v: unknown) => (v === null || v === undefined ? null : new Date(Number(v)).toISOString());
+  const usageEvents = Number(r.usage_events);
+  const useResult = usageEvents === 0 && r.result_input_tokens !== null && r.result_input_tokens !== undefined;
+  const started = num(r.started_ms);
+  const completed = num(r.completed_ms);
+  const lastSeen = Number(r.last_seen_ms);
+  // A completion without a reported duration lasts from the first event to it,
+  // computed here so that it does not depend on which events had arrived first.
+  const duration = num(r.duration_ms) ?? (completed !== null && started !== null ? Math.max(0, completed - started) : null);
+  return {
+    id: r.id as string,
+    claude_session_id: (r.claude_session_id as string) ?? null,
+    run_id: (r.run_id as string) ?? null,
+    source: (r.source as string) ?? null,
+    project: (r.project as string) ?? null,
+    label: (r.label as string) ?? null,
+    task_id: (r.task_id as string) ?? null,
+    started_at: iso(started),
+    completed_at: iso(completed),
+    last_seen_at: iso(lastSeen),
+    duration_ms: duration,
+    success: r.success === null || r.success === undefined ? null : Number(r.success) === 1,
+    active: completed === null && now - lastSeen < ACTIVE_WINDOW_MS,
+    exit_code: num(r.exit_code),
+    tool_calls_count: Number(r.tool_calls_count),
+    tool_failures: Number(r.tool_failures),
+    error: (r.error as string) ?? null,
+    model: (r.model as string) ?? null,
+    num_turns: num(r.num_turns),
+    events_count: Number(r.events_count),
+    input_tokens: useResult ? Number(r.result_input_tokens) : Number(r.input_tokens),
+    output_tokens: useResult ? (num(r.result_output_tokens) ?? 0) : Number(r.output_tokens),
+    cache_creation_input_tokens: useResult ? (num(r.result_cache_creation_input_tokens) ?? 0) : Number(r.cache_creation_input_tokens),
+    cache_read_input_tokens: useResult ? (num(r.result_cache_read_input_tokens) ?? 0) : Number(r.cache_read_input_tokens),
+    cost_usd: Math.round((usageEvents === 0 && r.result_cost_usd !== null && r.result_cost_usd !== undefined ? Number(r.result_cost_usd) : Number(r.cost_usd)) * 1e9) / 1e9,
+  };
+}
+
+/** The session filter as a WHERE clause; `ph(i)` writes the i-th placeholder (`?` or `$i`). */
+export function sessionWhere(f: SessionFilter, ph: (i: number) => string): { sql: string; params: unknown[] } {
+  const parts: string[] = [];
+  const params: unknown[] = [];
+  const add = (cond: (p: string) => string, v: unknown) => {
+    params.push(v);
+    parts.push(cond(ph(params.length)));
+  };
+  if (f.source) add((p) => `source = ${p}`, f.source);
+  if (f.project) add((p) => `project = ${p}`, f.project);
+  if (f.label) add((p) => `label = ${p}`, f.label);
+  if (f.sinceMs !== undefined) add((p) => `last_seen_ms >= ${p}`, f.sinceMs);
+  if (f.untilMs !== undefined) add((p) => `started_ms <= ${p}`, f.untilMs);
+  return { sql: parts.length ? `WHERE ${parts.join(' AND ')}` : '', params };
+}
+
+/** The top-tools filter (over events): tool calls in the window. */
+export function toolWhere(f: SessionFilter, ph: (i: number) => string): { sql: string; params: unknown[] } {
+  const parts = ["event IN ('PostToolUse','PostToolUseFailure')", 'tool_name IS NOT NULL'];
+  const params: unknown[] = [];
+  const add = (cond: (p: string) => string, v: unknown) => {
+    params.push(v);
+    parts.push(cond(ph(params.length)));
+  };
+  if (f.source) add((p) => `source = ${p}`, f.source);
+  if (f.project) add((p) => `project = ${p}`, f.project);
+  if (f.label) add((p) => `label = ${p}`, f.label);
+  if (f.sinceMs !== undefined) add((p) => `ts_ms >= ${p}`, f.sinceMs);
+  return { sql: `WHERE ${parts.join(' AND ')}`, params };
+}
+
+/** The page size the API allows. */
+export const pageOf = (f: SessionFilter) => ({ limit: Math.min(1000, f.limit ?? 50), offset: f.offset ?? 0 });
