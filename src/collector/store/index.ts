@@ -133,6 +133,22 @@ export interface StoreOptions {
   poolSize?: number;
   /** SQLite: `full` fsyncs every commit (survives power loss), `normal` survives a killed process. */
   sync?: 'normal' | 'full';
+  /** Where a store reports trouble it recovers from by itself (a dropped connection). */
+  log?: (msg: string, fields?: Record<string, unknown>) => void;
+}
+
+/** How often `serve` sweeps retention; with several replicas, one of them per period does. */
+export const SWEEP_PERIOD_MS = 3_600_000;
+
+/** A postgres:// URL with its password masked, for logs and messages. */
+export function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = '***';
+    return u.toString();
+  } catch {
+    return url.replace(/^([a-z]+:\/\/[^:@/]*):[^@/]*@/i, '$1:***@');
+  }
 }
 
 /** True when the --db value names a PostgreSQL database rather than a SQLite file. */
@@ -141,7 +157,8 @@ export const isPostgresUrl = (db: string): boolean => /^postgres(ql)?:\/\//i.tes
 /** Opens the store a --db value names: `postgres://…` or a SQLite file path. Drivers load lazily. */
 export async function openStore(db: string, opts: StoreOptions = {}): Promise<Store> {
   if (isPostgresUrl(db)) {
-    throw new Error('PostgreSQL is not supported by this build yet');
+    const { PostgresStore } = await import('./postgres');
+    return PostgresStore.open(db, opts);
   }
   const { SqliteStore } = await import('./sqlite');
   return new SqliteStore(db, opts.sync);

@@ -122,3 +122,42 @@ export function toolWhere(f: SessionFilter, ph: (i: number) => string): { sql: s
 
 /** The page size the API allows. */
 export const pageOf = (f: SessionFilter) => ({ limit: Math.min(1000, f.limit ?? 50), offset: f.offset ?? 0 });
+
+/** harness_sessions columns an upsert writes, each with the SessionDelta field it takes. */
+export const SESSION_DELTA_COLUMNS = [
+  ['id', 'id'], ['claude_session_id', 'session_id'], ['run_id', 'run_id'], ['source', 'source'], ['project', 'project'], ['label', 'label'], ['task_id', 'task_id'],
+  ['started_ms', 'started_ms'], ['last_seen_ms', 'last_seen_ms'], ['events_count', 'events_count'], ['tool_calls_count', 'tool_call'], ['tool_failures', 'tool_failure'],
+  ['usage_events', 'usage_event'], ['input_tokens', 'input_tokens'], ['output_tokens', 'output_tokens'], ['cache_creation_input_tokens', 'cache_creation_input_tokens'],
+  ['cache_read_input_tokens', 'cache_read_input_tokens'], ['cost_usd', 'cost_usd'], ['error', 'error'], ['error_ms', 'error_ms'], ['model', 'model'], ['model_ms', 'model_ms'],
+] as const;
+
+/**
+ * fold.ts's `mergeDelta` as the SET list of an upsert, for either database:
+ * `t` qualifies the stored row, `least`/`greatest` are the dialect's two-argument
+ * min and max. Every column is a min/max/sum, "first non-null" or "latest by
+ * timestamp", so concurrent upserts of one session commute.
+ */
+export function sessionMergeSet(t: string, least: string, greatest: string): string {
+  const first = (c: string) => `${c} = coalesce(${t}.${c}, excluded.${c})`;
+  const sum = (c: string) => `${c} = ${t}.${c} + excluded.${c}`;
+  const latest = (c: string, at: string) =>
+    [c, at].map((x) => `${x} = CASE WHEN excluded.${c} IS NOT NULL AND (${t}.${at} IS NULL OR excluded.${at} >= ${t}.${at}) THEN excluded.${x} ELSE ${t}.${x} END`).join(',\n  ');
+  return [
+    ...['claude_session_id', 'run_id'].map(first),
+    `source = CASE WHEN excluded.source IN ('ralph','api') AND ${t}.source NOT IN ('ralph','api') THEN excluded.source ELSE coalesce(${t}.source, excluded.source) END`,
+    ...['project', 'label', 'task_id'].map(first),
+    `started_ms = ${least}(${t}.started_ms, excluded.started_ms)`,
+    `last_seen_ms = ${greatest}(${t}.last_seen_ms, excluded.last_seen_ms)`,
+    ...['events_count', 'tool_calls_count', 'tool_failures', 'usage_events', 'input_tokens', 'output_tokens', 'cache_creation_input_tokens', 'cache_read_input_tokens', 'cost_usd'].map(sum),
+    latest('error', 'error_ms'),
+    latest('model', 'model_ms'),
+  ].join(',\n  ');
+}
+
+/** What a completion writes to its session (`v(name)` reads the completion's value). */
+export function completionSet(t: string, v: (name: string) => string): string {
+  return `completed_ms = ${v('ts_ms')}, completion_event_id = ${v('event_id')}, success = ${v('success')}, exit_code = ${v('exit_code')},
+  duration_ms = ${v('duration_ms')}, num_turns = coalesce(${v('num_turns')}, ${t}.num_turns),
+  result_input_tokens = ${v('input_tokens')}, result_output_tokens = ${v('output_tokens')}, result_cache_creation_input_tokens = ${v('cache_creation_input_tokens')},
+  result_cache_read_input_tokens = ${v('cache_read_input_tokens')}, result_cost_usd = ${v('cost_usd')}`;
+}

@@ -10,7 +10,7 @@ import type { HarnessEvent } from '../../event';
 import { applyCompletions, CounterSet, foldEvents, labelsText, type CompletionState } from '../fold';
 import type { CounterTotal, Filters, IngestOutcome, SessionFilter, SessionRow, Store, SweepResult, ToolRow } from './index';
 import { SQLITE_MIGRATIONS } from './migrations/sqlite';
-import { EVENT_COLUMNS, eventValues, pageOf, sessionWhere, toolWhere, toSession } from './rows';
+import { completionSet, EVENT_COLUMNS, eventValues, pageOf, SESSION_DELTA_COLUMNS, sessionMergeSet, sessionWhere, toolWhere, toSession } from './rows';
 
 const q = () => '?';
 
@@ -55,39 +55,11 @@ export class SqliteStore implements Store {
     const db = this.db;
     return {
       insertEvent: db.prepare(`INSERT OR IGNORE INTO harness_events (${EVENT_COLUMNS.join(', ')}) VALUES (${EVENT_COLUMNS.map(q).join(', ')})`),
-      // fold.ts's mergeDelta as SQL: every column a min/max/sum, "first non-null" or "latest by timestamp".
-      upsertSession: db.prepare(`INSERT INTO harness_sessions (id, claude_session_id, run_id, source, project, label, task_id, started_ms, last_seen_ms, events_count,
-          tool_calls_count, tool_failures, usage_events, input_tokens, output_tokens, cache_creation_input_tokens, cache_read_input_tokens, cost_usd, error, error_ms, model, model_ms)
-        VALUES (@id, @session_id, @run_id, @source, @project, @label, @task_id, @started_ms, @last_seen_ms, @events_count,
-          @tool_call, @tool_failure, @usage_event, @input_tokens, @output_tokens, @cache_creation_input_tokens, @cache_read_input_tokens, @cost_usd, @error, @error_ms, @model, @model_ms)
-        ON CONFLICT(id) DO UPDATE SET
-          claude_session_id = coalesce(claude_session_id, excluded.claude_session_id),
-          run_id = coalesce(run_id, excluded.run_id),
-          source = CASE WHEN excluded.source IN ('ralph','api') AND source NOT IN ('ralph','api') THEN excluded.source ELSE coalesce(source, excluded.source) END,
-          project = coalesce(project, excluded.project),
-          label = coalesce(label, excluded.label),
-          task_id = coalesce(task_id, excluded.task_id),
-          started_ms = min(started_ms, excluded.started_ms),
-          last_seen_ms = max(last_seen_ms, excluded.last_seen_ms),
-          events_count = events_count + excluded.events_count,
-          tool_calls_count = tool_calls_count + excluded.tool_calls_count,
-          tool_failures = tool_failures + excluded.tool_failures,
-          usage_events = usage_events + excluded.usage_events,
-          input_tokens = input_tokens + excluded.input_tokens,
-          output_tokens = output_tokens + excluded.output_tokens,
-          cache_creation_input_tokens = cache_creation_input_tokens + excluded.cache_creation_input_tokens,
-          cache_read_input_tokens = cache_read_input_tokens + excluded.cache_read_input_tokens,
-          cost_usd = cost_usd + excluded.cost_usd,
-          error = CASE WHEN excluded.error IS NOT NULL AND (error_ms IS NULL OR excluded.error_ms >= error_ms) THEN excluded.error ELSE error END,
-          error_ms = CASE WHEN excluded.error IS NOT NULL AND (error_ms IS NULL OR excluded.error_ms >= error_ms) THEN excluded.error_ms ELSE error_ms END,
-          model = CASE WHEN excluded.model IS NOT NULL AND (model_ms IS NULL OR excluded.model_ms >= model_ms) THEN excluded.model ELSE model END,
-          model_ms = CASE WHEN excluded.model IS NOT NULL AND (model_ms IS NULL OR excluded.model_ms >= model_ms) THEN excluded.model_ms ELSE model_ms END`),
+      upsertSession: db.prepare(`INSERT INTO harness_sessions (${SESSION_DELTA_COLUMNS.map(([c]) => c).join(', ')})
+        VALUES (${SESSION_DELTA_COLUMNS.map(([, f]) => `@${f}`).join(', ')})
+        ON CONFLICT(id) DO UPDATE SET ${sessionMergeSet('harness_sessions', 'min', 'max')}`),
       completionState: db.prepare('SELECT started_ms, completed_ms, completion_event_id FROM harness_sessions WHERE id = ?'),
-      setCompletion: db.prepare(`UPDATE harness_sessions SET completed_ms = @ts_ms, completion_event_id = @event_id, success = @success, exit_code = @exit_code,
-          duration_ms = @duration_ms, num_turns = coalesce(@num_turns, num_turns),
-          result_input_tokens = @input_tokens, result_output_tokens = @output_tokens, result_cache_creation_input_tokens = @cache_creation_input_tokens,
-          result_cache_read_input_tokens = @cache_read_input_tokens, result_cost_usd = @cost_usd
-        WHERE id = @id`),
+      setCompletion: db.prepare(`UPDATE harness_sessions SET ${completionSet('harness_sessions', (n) => `@${n}`)} WHERE id = @id`),
       bump: db.prepare('INSERT INTO counters (metric, labels, value) VALUES (?, ?, ?) ON CONFLICT(metric, labels) DO UPDATE SET value = value + excluded.value'),
       counters: db.prepare('SELECT metric, labels, value FROM counters'),
       eventCount: db.prepare('SELECT count(*) AS n FROM harness_events'),
