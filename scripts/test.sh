@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite from a fresh clone: installs what the tests need
-# (Debian's chromium, prometheus/promtool, python3 FastAPI; npm deps incl. the
+# (Debian's chromium, prometheus/promtool, PostgreSQL 15, python3 FastAPI; npm deps incl. the
 # native better-sqlite3 build and the pinned Claude Code CLI), builds, type-checks
 # and runs every test. CI (.ci/run) calls exactly this.
 set -euo pipefail
