@@ -7,7 +7,7 @@
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { uuidv7 } from '../src/ids';
-import { getJson, postJson, runCli, startServe, tempHome, type ServeHandle, type TempHome } from './helpers/cli';
+import { getJson, postJson, runCli, startServe, tempHome, waitFor, type ServeHandle, type TempHome } from './helpers/cli';
 import { startPostgres, type PgCluster } from './helpers/postgres';
 
 describe.each(['sqlite', 'postgres'] as const)('collector on %s', (backend) => {
@@ -129,7 +129,9 @@ describe.each(['sqlite', 'postgres'] as const)('collector on %s', (backend) => {
       expect(shuffled).toEqual(inOrder);
       expect(inOrder).toMatchObject({
         id: 'run:run-42', source: 'ralph', label: 'loop', task_id: 'T-42', claude_session_id: 'cc-1', success: false, exit_code: 2, duration_ms: 60_000,
-        num_turns: 3, tool_calls_count: 1, input_tokens: 11, output_tokens: 22, cache_creation_input_tokens: 33, cache_read_input_tokens: 44, cost_usd: 0.75,
+        num_turns: 3, tool_calls_count: 1, input_tokens: 11, output_tokens: 22, cache_creation_input_tokens: 33, cache_read_input_tokens: 44,
+        // The run result's total_cost_usd is Claude Code's own figure: it wins over the usage events' estimates.
+        cost_usd: 0.8, cost_source: 'claude_code',
         started_at: '2026-11-25T01:00:00.000Z', completed_at: '2026-11-25T01:01:00.000Z', model: 'claude-sonnet-4-5', error: 'error_max_turns',
       });
       expect(await metric(serve.url, /^claude_harness_sessions_completed_total\{.*outcome="failure"/)).toBe(1);
@@ -195,7 +197,9 @@ describe.each(['sqlite', 'postgres'] as const)('collector on %s', (backend) => {
           }
         }
       });
-      await new Promise((r) => setTimeout(r, 700));
+      // Mid-storm: once some batches are acknowledged (a loaded machine may take a while), with more in flight.
+      await waitFor(() => acked.size >= 200, { timeoutMs: 30_000 });
+      await new Promise((r) => setTimeout(r, 200));
       serve.child.kill('SIGKILL');
       stop = true;
       await Promise.all(senders);

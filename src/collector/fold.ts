@@ -10,6 +10,7 @@
  * row is `mergeDelta` written in SQL; `test/unit/fold.test.ts` checks the two agree.)
  */
 import type { HarnessEvent } from '../event';
+import { foldMetric, foldTool, foldUsage, factCost, metricDelta, toolDelta, usageDelta, usageFactKey, type UsageFact } from './facts';
 import { COMPLETION_EVENTS, sessionKey, TOOL_EVENTS } from './normalize';
 import { bucketIndex, DURATION_BUCKETS_S } from './prometheus';
 
@@ -37,11 +38,22 @@ export interface SessionDelta {
   cache_creation_input_tokens: number;
   cache_read_input_tokens: number;
   cost_usd: number;
+  claude_cost_requests: number;
+  estimate_cost_requests: number;
+  unpriced_requests: number;
+  lines_added: number;
+  lines_removed: number;
+  commits: number;
+  pull_requests: number;
+  active_time_s: number;
   error: string | null;
   error_ms: number | null;
   model: string | null;
   model_ms: number | null;
 }
+
+/** Summed columns of a session delta (everything but identity, times, error and model). */
+export const SUMMED = ['events_count', 'tool_call', 'tool_failure', 'usage_event', 'input_tokens', 'output_tokens', 'cache_creation_input_tokens', 'cache_read_input_tokens', 'cost_usd', 'claude_cost_requests', 'estimate_cost_requests', 'unpriced_requests', 'lines_added', 'lines_removed', 'commits', 'pull_requests', 'active_time_s'] as const;
 
 /** The later of two "latest by timestamp" values; ties go to b (the stores' SQL uses `>=`, the same). */
 const later = (aMs: number | null, b: unknown, bMs: number | null) => b !== null && (aMs === null || (bMs ?? 0) >= aMs);
@@ -50,8 +62,8 @@ const later = (aMs: number | null, b: unknown, bMs: number | null) => b !== null
 export function mergeDelta(a: SessionDelta, b: SessionDelta): SessionDelta {
   const laterError = later(a.error_ms, b.error, b.error_ms);
   const laterModel = later(a.model_ms, b.model, b.model_ms);
-  return {
-    id: a.id,
+  const out: SessionDelta = {
+    ...a,
     session_id: a.session_id ?? b.session_id,
     run_id: a.run_id ?? b.run_id,
     source: rank(b.source) > rank(a.source) ? b.source : a.source,
@@ -60,50 +72,22 @@ export function mergeDelta(a: SessionDelta, b: SessionDelta): SessionDelta {
     task_id: a.task_id ?? b.task_id,
     started_ms: Math.min(a.started_ms, b.started_ms),
     last_seen_ms: Math.max(a.last_seen_ms, b.last_seen_ms),
-    events_count: a.events_count + b.events_count,
-    tool_call: a.tool_call + b.tool_call,
-    tool_failure: a.tool_failure + b.tool_failure,
-    usage_event: a.usage_event + b.usage_event,
-    input_tokens: a.input_tokens + b.input_tokens,
-    output_tokens: a.output_tokens + b.output_tokens,
-    cache_creation_input_tokens: a.cache_creation_input_tokens + b.cache_creation_input_tokens,
-    cache_read_input_tokens: a.cache_read_input_tokens + b.cache_read_input_tokens,
-    cost_usd: a.cost_usd + b.cost_usd,
     error: laterError ? b.error : a.error,
     error_ms: laterError ? b.error_ms : a.error_ms,
     model: laterModel ? b.model : a.model,
     model_ms: laterModel ? b.model_ms : a.model_ms,
   };
+  for (const k of SUMMED) out[k] = a[k] + b[k];
+  return out;
 }
 
-/** What one event adds to its session. */
-export function sessionDelta(e: HarnessEvent, tsMs = Date.parse(e.timestamp)): SessionDelta {
-  const u = e.usage ?? {};
-  const isUsage = e.event === 'usage';
-  const isTool = TOOL_EVENTS.has(e.event);
+/** A delta that only places the event in time and identity; the counts are added by the rules. */
+function emptyDelta(id: string, e: HarnessEvent, tsMs: number): SessionDelta {
   return {
-    id: sessionKey(e),
-    session_id: e.session_id ?? null,
-    run_id: e.run_id ?? null,
-    source: e.source,
-    project: e.project ?? null,
-    label: e.label ?? null,
-    task_id: e.task_id ?? null,
-    started_ms: tsMs,
-    last_seen_ms: tsMs,
-    events_count: 1,
-    tool_call: isTool ? 1 : 0,
-    tool_failure: isTool && e.success === false ? 1 : 0,
-    usage_event: isUsage ? 1 : 0,
-    input_tokens: isUsage ? (u.input_tokens ?? 0) : 0,
-    output_tokens: isUsage ? (u.output_tokens ?? 0) : 0,
-    cache_creation_input_tokens: isUsage ? (u.cache_creation_input_tokens ?? 0) : 0,
-    cache_read_input_tokens: isUsage ? (u.cache_read_input_tokens ?? 0) : 0,
-    cost_usd: isUsage ? (e.cost_usd ?? 0) : 0,
-    error: e.error ?? null,
-    error_ms: e.error ? tsMs : null,
-    model: e.model ?? null,
-    model_ms: e.model ? tsMs : null,
+    id, session_id: e.session_id ?? null, run_id: e.run_id ?? null, source: e.source, project: e.project ?? null, label: e.label ?? null, task_id: e.task_id ?? null,
+    started_ms: tsMs, last_seen_ms: tsMs, events_count: 0, tool_call: 0, tool_failure: 0, usage_event: 0, input_tokens: 0, output_tokens: 0, cache_creation_input_tokens: 0,
+    cache_read_input_tokens: 0, cost_usd: 0, claude_cost_requests: 0, estimate_cost_requests: 0, unpriced_requests: 0, lines_added: 0, lines_removed: 0, commits: 0,
+    pull_requests: 0, active_time_s: 0, error: null, error_ms: null, model: null, model_ms: null,
   };
 }
 
@@ -154,23 +138,6 @@ export const labelsText = (labels: Record<string, string>): string => JSON.strin
 /** Label values are bounded in length (a label is a dimension, not a payload). */
 export const LABEL_MAX = 128;
 const lab = (v: string | null | undefined): string => (v ?? '').slice(0, LABEL_MAX);
-
-/** The counters one stored event increments (its completion's are added by `applyCompletions`). */
-export function countEvent(e: HarnessEvent, c: CounterSet): void {
-  const project = lab(e.project);
-  const label = lab(e.label);
-  c.bump('events_total', { source: e.source, project, label, event: lab(e.event) });
-  if (TOOL_EVENTS.has(e.event)) c.bump('tool_calls_total', { source: e.source, project, tool: lab(e.tool_name), outcome: e.success === false ? 'failure' : 'success' });
-  if (e.event === 'usage') {
-    const u = e.usage ?? {};
-    const model = lab(e.model) || 'unknown';
-    c.bump('tokens_total', { source: e.source, project, model, kind: 'input' }, u.input_tokens ?? 0);
-    c.bump('tokens_total', { source: e.source, project, model, kind: 'output' }, u.output_tokens ?? 0);
-    c.bump('tokens_total', { source: e.source, project, model, kind: 'cache_creation' }, u.cache_creation_input_tokens ?? 0);
-    c.bump('tokens_total', { source: e.source, project, model, kind: 'cache_read' }, u.cache_read_input_tokens ?? 0);
-    c.bump('cost_usd_total', { source: e.source, project, model }, e.cost_usd ?? 0);
-  }
-}
 
 // ---- completions ----------------------------------------------------------------
 
@@ -258,6 +225,67 @@ export function applyCompletions(states: Map<string, CompletionState>, completio
   return [...writes.values()];
 }
 
+// ---- facts ------------------------------------------------------------------------
+
+/**
+ * A fact (facts.ts): one API request, tool call or OTel metric series, counted
+ * once by its session however many paths report it. Its id…
+ */
+export interface FactId {
+  session_id: string;
+  kind: 'usage' | 'tool' | 'metric';
+  key: string;
+}
+
+/** …and what is stored of it: the session row it counts in (its first report's) and its folded state. */
+export interface FactRow {
+  session_key: string;
+  model: string | null;
+  ts_ms: number;
+  unpriced: number;
+  state: unknown;
+}
+
+export const factIdText = (f: FactId): string => `${f.session_id}\u0000${f.kind}\u0000${f.key}`;
+
+/** What an OTel metric adds to a session row (see ingest/otlp-metrics.ts). */
+const METRIC_COLUMNS: Record<string, 'lines_added' | 'lines_removed' | 'commits' | 'pull_requests' | 'active_time_s'> = { lines_added: 'lines_added', lines_removed: 'lines_removed', commits: 'commits', pull_requests: 'pull_requests', active_time_s: 'active_time_s' };
+
+/** The Prometheus counter each OTel metric column feeds (labels bounded: source, project, type). */
+const METRIC_COUNTERS: Record<string, [string, Record<string, string>]> = {
+  lines_added: ['lines_of_code_total', { type: 'added' }],
+  lines_removed: ['lines_of_code_total', { type: 'removed' }],
+  commits: ['commits_total', {}],
+  pull_requests: ['pull_requests_total', {}],
+  active_time_s: ['active_time_seconds_total', {}],
+};
+
+function metricOf(e: HarnessEvent): { column: (typeof METRIC_COLUMNS)[string]; value: number } | null {
+  if (e.event !== 'otel_metric' || !e.attrs) return null;
+  const column = METRIC_COLUMNS[String(e.attrs.metric)];
+  const value = Number(e.attrs.value);
+  return column && Number.isFinite(value) ? { column, value } : null;
+}
+
+/** The fact an event reports, if any. */
+export function factOf(e: HarnessEvent): FactId | null {
+  const session_id = e.session_id ?? sessionKey(e);
+  if (e.event === 'usage') return { session_id, kind: 'usage', key: usageFactKey(e) };
+  if (TOOL_EVENTS.has(e.event)) return { session_id, kind: 'tool', key: e.tool_use_id ? `tool:${e.tool_use_id}` : `event:${e.event_id}` };
+  if (metricOf(e)) return { session_id, kind: 'metric', key: String(e.attrs!.series ?? e.event_id) };
+  return null;
+}
+
+/** The facts some events report, once each, sorted: a store loads them (and where it can, locks them, in this order) before folding. */
+export function factsOf(events: Iterable<HarnessEvent>): FactId[] {
+  const m = new Map<string, FactId>();
+  for (const e of events) {
+    const f = factOf(e);
+    if (f) m.set(factIdText(f), f);
+  }
+  return [...m.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, f]) => f);
+}
+
 // ---- one transaction ------------------------------------------------------------
 
 export interface Fold {
@@ -265,22 +293,103 @@ export interface Fold {
   sessions: SessionDelta[];
   completions: Completion[];
   counters: CounterSet;
+  /** Facts to save (each with its new row), sorted by id. */
+  facts: Array<FactId & FactRow>;
 }
 
-/** Folds newly stored events (duplicates already removed by the store) into per-session deltas and counters. */
-export function foldEvents(events: Iterable<HarnessEvent>, duplicates = 0): Fold {
+/**
+ * Folds newly stored events (duplicates already removed by the store) into
+ * per-session deltas, counters and facts. `facts` holds the stored row of every
+ * fact in `factsOf(events)` that exists (read inside the transaction); it is
+ * updated in place as the events are folded, in order.
+ */
+export function foldEvents(events: Iterable<HarnessEvent>, facts: Map<string, FactRow> = new Map(), duplicates = 0): Fold {
   const sessions = new Map<string, SessionDelta>();
   const completions: Completion[] = [];
   const counters = new CounterSet();
+  const touched = new Map<string, FactId>();
+  const add = (d: SessionDelta) => {
+    const cur = sessions.get(d.id);
+    sessions.set(d.id, cur ? mergeDelta(cur, d) : d);
+  };
   for (const e of events) {
     const tsMs = Date.parse(e.timestamp);
-    const d = sessionDelta(e, tsMs);
-    const prev = sessions.get(d.id);
-    sessions.set(d.id, prev ? mergeDelta(prev, d) : d);
-    countEvent(e, counters);
+    const key = sessionKey(e);
+    const u = e.usage ?? {};
+    const project = lab(e.project);
+    const own = emptyDelta(key, e, tsMs);
+    own.events_count = 1;
+    own.error = e.error ?? null;
+    own.error_ms = e.error ? tsMs : null;
+    own.model = e.model ?? null;
+    own.model_ms = e.model ? tsMs : null;
+
+    const fid = factOf(e);
+    if (fid) {
+      // A fact counts in the row its first report landed in; another row gets only the counts, not this event's identity.
+      const idText = factIdText(fid);
+      const row = facts.get(idText);
+      const target = row?.session_key ?? key;
+      const d = target === key ? own : { ...emptyDelta(target, e, tsMs), run_id: null, task_id: null, label: null, project: null };
+      const save = (state: unknown, model: string | null = null, unpriced = false) => {
+        facts.set(idText, { session_key: target, model, ts_ms: Math.max(row?.ts_ms ?? tsMs, tsMs), unpriced: unpriced ? 1 : 0, state });
+        touched.set(idText, fid);
+      };
+      if (fid.kind === 'usage') {
+        const prev = row?.state as UsageFact | undefined;
+        const claude = e.cost_source === 'claude_code';
+        const next = foldUsage(prev, {
+          model: e.model ?? null,
+          input_tokens: u.input_tokens ?? 0,
+          output_tokens: u.output_tokens ?? 0,
+          cache_creation_input_tokens: u.cache_creation_input_tokens ?? 0,
+          cache_read_input_tokens: u.cache_read_input_tokens ?? 0,
+          claude_cost: claude ? (e.cost_usd ?? null) : null,
+          estimate: claude ? null : (e.cost_usd ?? null),
+        });
+        save(next, next.model, factCost(next).source === 'none');
+        const delta = usageDelta(prev, next);
+        for (const k of ['usage_event', 'input_tokens', 'output_tokens', 'cache_creation_input_tokens', 'cache_read_input_tokens', 'cost_usd', 'claude_cost_requests', 'estimate_cost_requests', 'unpriced_requests'] as const) d[k] += delta[k];
+        // Counters only grow: a correction downwards (an estimate above Claude Code's own figure) stays in the counter.
+        const model = lab(next.model) || 'unknown';
+        counters.bump('tokens_total', { source: e.source, project, model, kind: 'input' }, delta.input_tokens);
+        counters.bump('tokens_total', { source: e.source, project, model, kind: 'output' }, delta.output_tokens);
+        counters.bump('tokens_total', { source: e.source, project, model, kind: 'cache_creation' }, delta.cache_creation_input_tokens);
+        counters.bump('tokens_total', { source: e.source, project, model, kind: 'cache_read' }, delta.cache_read_input_tokens);
+        if (delta.cost_usd > 0) counters.bump('cost_usd_total', { source: e.source, project, model }, delta.cost_usd);
+      } else if (fid.kind === 'tool') {
+        const prev = row?.state as { failed: boolean } | undefined;
+        const failed = e.success === false;
+        const next = foldTool(prev, { failed });
+        save(next);
+        const delta = toolDelta(prev, next);
+        d.tool_call += delta.tool_call;
+        d.tool_failure += delta.tool_failure;
+        if (delta.tool_call) counters.bump('tool_calls_total', { source: e.source, project, tool: lab(e.tool_name), outcome: failed ? 'failure' : 'success' });
+      } else {
+        const { column, value } = metricOf(e)!;
+        const prev = row?.state as { value: number } | undefined;
+        // A delta point is its own series (its key includes its window); a cumulative one keeps its largest value.
+        const next = e.attrs!.cumulative === true ? foldMetric(prev, { value }) : { value: (prev?.value ?? 0) + value };
+        save(next);
+        const by = metricDelta(prev, next);
+        d[column] += by;
+        const [metric, labels] = METRIC_COUNTERS[column]!;
+        if (by > 0) counters.bump(metric, { source: e.source, project, ...labels, ...(column === 'active_time_s' ? { type: lab(String(e.attrs!.kind ?? '')) } : {}) }, by);
+      }
+      if (d !== own) add(d);
+    }
+    add(own);
+    counters.bump('events_total', { source: e.source, project, label: lab(e.label), event: lab(e.event) });
     const c = completionOf(e, tsMs);
     if (c) completions.push(c);
   }
   if (duplicates > 0) counters.bump('duplicates_total', {}, duplicates);
-  return { sessions: [...sessions.values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)), completions, counters };
+  const byId = <T extends { id: string }>(a: T, b: T) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
+  return {
+    sessions: [...sessions.values()].sort(byId),
+    completions,
+    counters,
+    facts: [...touched.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([idText, f]) => ({ ...f, ...facts.get(idText)! })),
+  };
 }

@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { HarnessEvent } from '../../src/event';
-import { applyCompletions, CounterSet, foldEvents, mergeDelta, type CompletionState, type SessionDelta } from '../../src/collector/fold';
+import { applyCompletions, CounterSet, foldEvents, mergeDelta, type CompletionState, type FactRow, type SessionDelta } from '../../src/collector/fold';
 
 /** A small deterministic PRNG so a failure names a seed that reproduces it. */
 function rng(seed: number) {
@@ -40,6 +40,11 @@ const EVENTS: HarnessEvent[] = [
   E(8, { event: 'ralph_task_completed', source: 'ralph', run_id: 'r1', task_id: 'T', success: true, exit_code: 0, duration_ms: 9000 }),
   E(9, { event: 'SessionStart', session_id: 'other', project: 'q', label: 'x' }),
   E(10, { session_id: 'other', tool_name: 'Edit', success: true }),
+  // One API request reported twice (the transcript's usage with our estimate, OTel's with Claude Code's cost), one tool call twice.
+  E(11, { event: 'usage', session_id: 'other', request_id: 'req-1', model: 'claude-a', usage: { input_tokens: 100, output_tokens: 10 }, cost_usd: 0.02 }),
+  E(12, { event: 'usage', session_id: 'other', request_id: 'req-1', model: 'claude-a', usage: { input_tokens: 100, output_tokens: 12 }, cost_usd: 0.03, cost_source: 'claude_code' }),
+  E(13, { session_id: 'other', tool_name: 'Bash', tool_use_id: 'tu-1', success: true }),
+  E(14, { event: 'tool_result', session_id: 'other', tool_name: 'Bash', tool_use_id: 'tu-1', success: false }),
 ];
 
 const sorted = (ds: SessionDelta[]) => [...ds].sort((a, b) => (a.id < b.id ? -1 : 1));
@@ -47,13 +52,14 @@ const sorted = (ds: SessionDelta[]) => [...ds].sort((a, b) => (a.id < b.id ? -1 
 /** Folds events split into transactions, the way a store applies them: each transaction's deltas merged into the row. */
 function foldInParts(events: HarnessEvent[], parts: number, r: () => number) {
   const rows = new Map<string, SessionDelta>();
+  const facts = new Map<string, FactRow>();
   const states = new Map<string, CompletionState>();
   const counters = new CounterSet();
   const writes = new Map<string, { ts_ms: number; event_id: string; success: number }>();
   let rest = events;
   for (let p = 0; p < parts && rest.length > 0; p++) {
     const n = p === parts - 1 ? rest.length : 1 + Math.floor(r() * rest.length);
-    const f = foldEvents(rest.slice(0, n));
+    const f = foldEvents(rest.slice(0, n), facts);
     rest = rest.slice(n);
     for (const d of f.sessions) rows.set(d.id, rows.has(d.id) ? mergeDelta(rows.get(d.id)!, d) : d);
     for (const c of f.completions) if (!states.has(c.id)) states.set(c.id, { started_ms: 0, completed_ms: null, completion_event_id: null });
@@ -76,6 +82,8 @@ describe('session fold', () => {
     });
     // the latest completion decides the result
     expect(reference.writes.get('run:r1')).toMatchObject({ event_id: 'e-008', success: 1 });
+    // a request reported twice counts once, at Claude Code's cost and the larger token counts; a tool call reported twice is one failed call
+    expect(reference.rows.find((d) => d.id === 'session:other')).toMatchObject({ usage_event: 1, input_tokens: 100, output_tokens: 12, cost_usd: 0.03, claude_cost_requests: 1, estimate_cost_requests: 0, tool_call: 2, tool_failure: 1 });
   });
 
   it('gives the same rows, the same latest completion and the same totals in any order and any split into transactions', () => {
@@ -85,7 +93,10 @@ describe('session fold', () => {
       expect(got.rows, `seed ${seed}`).toEqual(reference.rows);
       expect(got.writes.get('run:r1')?.event_id, `seed ${seed}`).toBe('e-008');
       // Counters: the same series and totals, except which outcome the first completion had.
-      const strip = (rows: typeof got.counters) => rows.filter((c) => !/^(sessions_completed_total|task_duration_seconds|run_reported)/.test(c.metric));
+      // (and a tool call counts under its first report's outcome: a counter cannot move between series)
+      const strip = (rows: typeof got.counters) => rows.filter((c) => !/^(sessions_completed_total|task_duration_seconds|run_reported|tool_calls_total)/.test(c.metric)).map((c) => ({ ...c, by: Math.round(c.by * 1e9) }));
+      const tools = (rows: typeof got.counters) => rows.filter((c) => c.metric === 'tool_calls_total').reduce((a, c) => a + c.by, 0);
+      expect(tools(got.counters), `seed ${seed}`).toBe(tools(reference.counters));
       expect(strip(got.counters), `seed ${seed}`).toEqual(strip(reference.counters));
       const completed = got.counters.filter((c) => c.metric === 'sessions_completed_total').reduce((a, c) => a + c.by, 0);
       expect(completed, `seed ${seed}`).toBe(1); // two completion events, one session completed
@@ -93,7 +104,7 @@ describe('session fold', () => {
   });
 
   it('merging is associative and commutative on every field', () => {
-    const ds = foldEvents(EVENTS.slice(0, 9)).sessions;
+    const ds = foldEvents(EVENTS.slice(0, 9)).sessions;  // no fact reported twice among these
     expect(ds).toHaveLength(1);
     const one = EVENTS.slice(0, 9).map((e) => foldEvents([e]).sessions[0]!);
     const r = rng(7);
@@ -112,7 +123,7 @@ describe('session fold', () => {
   });
 
   it('counts a duplicate, and a completion already stored counts nothing again', () => {
-    const f = foldEvents([EVENTS[7]!], 3);
+    const f = foldEvents([EVENTS[7]!], new Map(), 3);
     expect(f.counters.rows().find((c) => c.metric === 'duplicates_total')?.by).toBe(3);
     const states = new Map<string, CompletionState>([['run:r1', { started_ms: 0, completed_ms: Date.parse(at(8)), completion_event_id: 'e-008' }]]);
     const counters = new CounterSet();

@@ -15,6 +15,7 @@
  *   Retry-After and the emitters spool.
  */
 import type { HarnessEvent } from '../../event';
+import type { CostSource } from '../facts';
 
 export interface IngestOutcome {
   accepted: number;
@@ -48,6 +49,15 @@ export interface SessionRow {
   cache_creation_input_tokens: number;
   cache_read_input_tokens: number;
   cost_usd: number;
+  /** Where cost_usd came from: Claude Code's own figure, our estimate, or nothing priced. */
+  cost_source: CostSource;
+  /** Requests whose model has no price and no Claude Code cost: tokens counted, cost not. */
+  unpriced_requests: number;
+  lines_added: number;
+  lines_removed: number;
+  commits: number;
+  pull_requests: number;
+  active_time_s: number;
 }
 
 export interface SessionFilter {
@@ -83,6 +93,7 @@ export interface Filters {
 export interface SweepResult {
   events: number;
   sessions: number;
+  facts: number;
   skipped?: boolean;
 }
 
@@ -96,6 +107,8 @@ export interface Store {
   ingestMany(groups: HarnessEvent[][], receivedMs?: number): Promise<IngestOutcome[]>;
   /** Counts rejected input by reason (a fixed set of reason codes). */
   countRejects(reason: string, n?: number): Promise<void>;
+  /** Adds to a counter outside ingest (bounded labels), e.g. OTLP items read and not kept. */
+  bump(metric: string, labels: Record<string, string>, by?: number): Promise<void>;
 
   /** Every counter series with its total (monotonic: kept across restarts and retention). */
   counters(): Promise<CounterTotal[]>;
@@ -105,6 +118,8 @@ export interface Store {
   allSessions(f: SessionFilter, now?: number): Promise<SessionRow[]>;
   topTools(f: SessionFilter, limit?: number): Promise<ToolRow[]>;
   filters(): Promise<Filters>;
+  /** Models seen with tokens but no price and no Claude Code cost (their cost is unknown, not zero). */
+  unpricedModels(limit?: number): Promise<Array<{ model: string; requests: number }>>;
   /** Events stored (for health). */
   eventCount(): Promise<number>;
 

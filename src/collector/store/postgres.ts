@@ -20,10 +20,10 @@
  */
 import { Pool, types as pgTypes, type PoolClient, type PoolConfig } from 'pg';
 import type { HarnessEvent } from '../../event';
-import { applyCompletions, foldEvents, labelsText, type CompletionState, type CounterSet } from '../fold';
+import { applyCompletions, factIdText, factsOf, foldEvents, labelsText, type CompletionState, type CounterSet, type FactRow } from '../fold';
 import { redactUrl, StoreUnavailableError, SWEEP_PERIOD_MS, type CounterTotal, type Filters, type IngestOutcome, type SessionFilter, type SessionRow, type Store, type StoreOptions, type SweepResult, type ToolRow } from './index';
 import { POSTGRES_MIGRATIONS } from './migrations/postgres';
-import { completionSet, EVENT_COLUMNS, eventValues, pageOf, SESSION_DELTA_COLUMNS, sessionMergeSet, sessionWhere, toolWhere, toSession } from './rows';
+import { completionSet, EVENT_COLUMNS, eventValues, pageOf, SESSION_DELTA_COLUMNS, sessionMergeSet, sessionWhere, toolWhere, topToolsSql, toSession } from './rows';
 
 /** pg_advisory_xact_lock key held while migrating ("cm-migr" as digits, any constant works). */
 const MIGRATION_LOCK = 6_373_609_105;
@@ -220,7 +220,16 @@ export class PostgresStore implements Store {
         duplicates += o.duplicates;
         return o;
       });
-      const fold = foldEvents(stored, duplicates);
+      const facts = await this.lockFacts(c, stored);
+      const fold = foldEvents(stored, facts, duplicates);
+      if (fold.facts.length > 0) {
+        await c.query(
+          `UPDATE harness_facts AS f SET session_key = w.session_key, model = w.model, ts_ms = w.ts_ms, unpriced = w.unpriced, state = w.state
+           FROM json_to_recordset($1::json) AS w(session_id text, kind text, key text, session_key text, model text, ts_ms bigint, unpriced smallint, state text)
+           WHERE f.session_id = w.session_id AND f.kind = w.kind AND f.key = w.key`,
+          [JSON.stringify(fold.facts.map((f) => ({ ...f, state: JSON.stringify(f.state) })))],
+        );
+      }
       if (fold.sessions.length > 0) {
         const sessionCols = SESSION_DELTA_COLUMNS.map(([col]) => col).join(', ');
         const rows = fold.sessions.map((d) => {
@@ -257,6 +266,32 @@ export class PostgresStore implements Store {
     });
   }
 
+  /**
+   * Loads, and locks for this transaction, the facts these events report. A
+   * fact two replicas see at once is a row neither has written yet, which a
+   * plain SELECT … FOR UPDATE cannot lock; so every fact is upserted first (a
+   * new one as a placeholder with an empty state, an existing one with a no-op
+   * update that waits for, then returns, the latest committed state), in sorted
+   * order. The fold then writes each one's real state in the same transaction.
+   */
+  private async lockFacts(c: PoolClient, events: HarnessEvent[]): Promise<Map<string, FactRow>> {
+    const ids = factsOf(events);
+    const facts = new Map<string, FactRow>();
+    if (ids.length === 0) return facts;
+    const rows = await c.query<{ session_id: string; kind: 'usage' | 'tool' | 'metric'; key: string; session_key: string; model: string | null; ts_ms: number; unpriced: number; state: string }>(
+      `INSERT INTO harness_facts AS f (session_id, kind, key, session_key, ts_ms, state)
+       SELECT session_id, kind, key, '', 0, '' FROM json_to_recordset($1::json) AS w(session_id text, kind text, key text) ORDER BY session_id, kind, key
+       ON CONFLICT (session_id, kind, key) DO UPDATE SET state = f.state
+       RETURNING f.session_id, f.kind, f.key, f.session_key, f.model, f.ts_ms, f.unpriced, f.state`,
+      [JSON.stringify(ids)],
+    );
+    for (const r of rows.rows) {
+      if (r.state === '') continue; // new: no report stored yet
+      facts.set(factIdText(r), { session_key: r.session_key, model: r.model, ts_ms: r.ts_ms, unpriced: r.unpriced, state: JSON.parse(r.state) as unknown });
+    }
+    return facts;
+  }
+
   private async writeCounters(c: PoolClient, counters: CounterSet): Promise<void> {
     if (counters.size === 0) return;
     const rows = counters.rows();
@@ -269,11 +304,15 @@ export class PostgresStore implements Store {
   }
 
   async countRejects(reason: string, n = 1): Promise<void> {
-    if (n <= 0) return;
+    if (n > 0) await this.bump('rejects_total', { reason }, n);
+  }
+
+  async bump(metric: string, labels: Record<string, string>, by = 1): Promise<void> {
+    if (by === 0) return;
     await this.query(
-      `INSERT INTO counters (metric, labels, shard, value) VALUES ('rejects_total', $1, (pg_backend_pid() % ${COUNTER_SHARDS})::smallint, $2)
+      `INSERT INTO counters (metric, labels, shard, value) VALUES ($1, $2, (pg_backend_pid() % ${COUNTER_SHARDS})::smallint, $3)
        ON CONFLICT (metric, labels, shard) DO UPDATE SET value = counters.value + excluded.value`,
-      [labelsText({ reason }), n],
+      [metric, labelsText(labels), by],
     );
   }
 
@@ -300,12 +339,16 @@ export class PostgresStore implements Store {
 
   async topTools(f: SessionFilter, limit = 10): Promise<ToolRow[]> {
     const w = toolWhere(f, ph);
-    const rows = await this.query<{ tool: string; calls: number; failures: number; avg_duration_ms: number | null }>(
-      `SELECT tool_name AS tool, count(*) AS calls, sum(CASE WHEN success = 0 THEN 1 ELSE 0 END) AS failures, avg(duration_ms) AS avg_duration_ms
-       FROM harness_events ${w.sql} GROUP BY tool_name ORDER BY calls DESC, tool LIMIT $${w.params.length + 1}`,
-      [...w.params, limit],
-    );
+    const rows = await this.query<{ tool: string; calls: number; failures: number; avg_duration_ms: number | null }>(topToolsSql(w.sql, `$${w.params.length + 1}`), [...w.params, limit]);
     return rows.map((r) => ({ tool: r.tool, calls: Number(r.calls), failures: Number(r.failures), avg_duration_ms: r.avg_duration_ms === null ? null : Math.round(Number(r.avg_duration_ms)) }));
+  }
+
+  async unpricedModels(limit = 20): Promise<Array<{ model: string; requests: number }>> {
+    const rows = await this.query<{ model: string; requests: number }>(
+      `SELECT coalesce(model, 'unknown') COLLATE "C" AS model, count(*) AS requests FROM harness_facts WHERE unpriced = 1 GROUP BY 1 ORDER BY requests DESC, model LIMIT $1`,
+      [limit],
+    );
+    return rows.map((r) => ({ model: r.model, requests: Number(r.requests) }));
   }
 
   async filters(): Promise<Filters> {
@@ -335,10 +378,11 @@ export class PostgresStore implements Store {
         // A minute of slack: replicas' hourly timers drift.
         [now, String(retentionDays), now - SWEEP_PERIOD_MS + 60_000],
       );
-      if (claim.rowCount === 0) return { events: 0, sessions: 0, skipped: true };
+      if (claim.rowCount === 0) return { events: 0, sessions: 0, facts: 0, skipped: true };
       const events = (await c.query('DELETE FROM harness_events WHERE ts_ms < $1', [cutoff])).rowCount ?? 0;
       const sessions = (await c.query('DELETE FROM harness_sessions WHERE last_seen_ms < $1', [cutoff])).rowCount ?? 0;
-      return { events, sessions };
+      const facts = (await c.query('DELETE FROM harness_facts WHERE ts_ms < $1', [cutoff])).rowCount ?? 0;
+      return { events, sessions, facts };
     });
   }
 

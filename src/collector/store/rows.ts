@@ -4,6 +4,8 @@
  * in their placeholders).
  */
 import type { HarnessEvent } from '../../event';
+import { sessionCost } from '../facts';
+import { SUMMED } from '../fold';
 import { sessionKey } from '../normalize';
 import type { SessionFilter, SessionRow } from './index';
 
@@ -59,6 +61,14 @@ export function toSession(r: Record<string, unknown>, now: number): SessionRow {
   const lastSeen = Number(r.last_seen_ms);
   // A completion without a reported duration lasts from the first event to it,
   // computed here so that it does not depend on which events had arrived first.
+  const cost = sessionCost({
+    usage_events: usageEvents,
+    cost_usd: Number(r.cost_usd),
+    claude_cost_requests: Number(r.claude_cost_requests ?? 0),
+    estimate_cost_requests: Number(r.estimate_cost_requests ?? 0),
+    unpriced_requests: Number(r.unpriced_requests ?? 0),
+    result_cost_usd: num(r.result_cost_usd),
+  });
   const duration = num(r.duration_ms) ?? (completed !== null && started !== null ? Math.max(0, completed - started) : null);
   return {
     id: r.id as string,
@@ -85,7 +95,14 @@ export function toSession(r: Record<string, unknown>, now: number): SessionRow {
     output_tokens: useResult ? (num(r.result_output_tokens) ?? 0) : Number(r.output_tokens),
     cache_creation_input_tokens: useResult ? (num(r.result_cache_creation_input_tokens) ?? 0) : Number(r.cache_creation_input_tokens),
     cache_read_input_tokens: useResult ? (num(r.result_cache_read_input_tokens) ?? 0) : Number(r.cache_read_input_tokens),
-    cost_usd: Math.round((usageEvents === 0 && r.result_cost_usd !== null && r.result_cost_usd !== undefined ? Number(r.result_cost_usd) : Number(r.cost_usd)) * 1e9) / 1e9,
+    cost_usd: Math.round(cost.cost_usd * 1e9) / 1e9,
+    cost_source: cost.cost_source,
+    unpriced_requests: Number(r.unpriced_requests ?? 0),
+    lines_added: Number(r.lines_added ?? 0),
+    lines_removed: Number(r.lines_removed ?? 0),
+    commits: Number(r.commits ?? 0),
+    pull_requests: Number(r.pull_requests ?? 0),
+    active_time_s: Math.round(Number(r.active_time_s ?? 0) * 1000) / 1000,
   };
 }
 
@@ -107,7 +124,7 @@ export function sessionWhere(f: SessionFilter, ph: (i: number) => string): { sql
 
 /** The top-tools filter (over events): tool calls in the window. */
 export function toolWhere(f: SessionFilter, ph: (i: number) => string): { sql: string; params: unknown[] } {
-  const parts = ["event IN ('PostToolUse','PostToolUseFailure')", 'tool_name IS NOT NULL'];
+  const parts = ["event IN ('PostToolUse','PostToolUseFailure','tool_result')", 'tool_name IS NOT NULL'];
   const params: unknown[] = [];
   const add = (cond: (p: string) => string, v: unknown) => {
     params.push(v);
@@ -120,6 +137,17 @@ export function toolWhere(f: SessionFilter, ph: (i: number) => string): { sql: s
   return { sql: `WHERE ${parts.join(' AND ')}`, params };
 }
 
+/**
+ * Top tools over events, in SQL both databases run. One call reported by the
+ * hook and by OTel's tool_result is one call (same session and tool_use_id).
+ */
+export function topToolsSql(where: string, limitPh: string): string {
+  return `SELECT tool, count(*) AS calls, sum(failed) AS failures, avg(duration_ms) AS avg_duration_ms FROM (
+      SELECT min(tool_name) AS tool, max(CASE WHEN success = 0 THEN 1 ELSE 0 END) AS failed, max(duration_ms) AS duration_ms
+      FROM harness_events ${where} GROUP BY coalesce(session_id, ''), coalesce(tool_use_id, event_id)) AS calls_by_id
+    GROUP BY tool ORDER BY calls DESC, tool LIMIT ${limitPh}`;
+}
+
 /** The page size the API allows. */
 export const pageOf = (f: SessionFilter) => ({ limit: Math.min(1000, f.limit ?? 50), offset: f.offset ?? 0 });
 
@@ -129,6 +157,8 @@ export const SESSION_DELTA_COLUMNS = [
   ['started_ms', 'started_ms'], ['last_seen_ms', 'last_seen_ms'], ['events_count', 'events_count'], ['tool_calls_count', 'tool_call'], ['tool_failures', 'tool_failure'],
   ['usage_events', 'usage_event'], ['input_tokens', 'input_tokens'], ['output_tokens', 'output_tokens'], ['cache_creation_input_tokens', 'cache_creation_input_tokens'],
   ['cache_read_input_tokens', 'cache_read_input_tokens'], ['cost_usd', 'cost_usd'], ['error', 'error'], ['error_ms', 'error_ms'], ['model', 'model'], ['model_ms', 'model_ms'],
+  ['claude_cost_requests', 'claude_cost_requests'], ['estimate_cost_requests', 'estimate_cost_requests'], ['unpriced_requests', 'unpriced_requests'],
+  ['lines_added', 'lines_added'], ['lines_removed', 'lines_removed'], ['commits', 'commits'], ['pull_requests', 'pull_requests'], ['active_time_s', 'active_time_s'],
 ] as const;
 
 /**
@@ -148,7 +178,7 @@ export function sessionMergeSet(t: string, least: string, greatest: string): str
     ...['project', 'label', 'task_id'].map(first),
     `started_ms = ${least}(${t}.started_ms, excluded.started_ms)`,
     `last_seen_ms = ${greatest}(${t}.last_seen_ms, excluded.last_seen_ms)`,
-    ...['events_count', 'tool_calls_count', 'tool_failures', 'usage_events', 'input_tokens', 'output_tokens', 'cache_creation_input_tokens', 'cache_read_input_tokens', 'cost_usd'].map(sum),
+    ...SESSION_DELTA_COLUMNS.filter(([, f]) => (SUMMED as readonly string[]).includes(f)).map(([c]) => sum(c)),
     latest('error', 'error_ms'),
     latest('model', 'model_ms'),
   ].join(',\n  ');

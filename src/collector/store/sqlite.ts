@@ -7,10 +7,10 @@ import Database from 'better-sqlite3';
 import { chmodSync, existsSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { HarnessEvent } from '../../event';
-import { applyCompletions, CounterSet, foldEvents, labelsText, type CompletionState } from '../fold';
+import { applyCompletions, CounterSet, factIdText, factsOf, foldEvents, labelsText, type CompletionState, type FactRow } from '../fold';
 import type { CounterTotal, Filters, IngestOutcome, SessionFilter, SessionRow, Store, SweepResult, ToolRow } from './index';
 import { SQLITE_MIGRATIONS } from './migrations/sqlite';
-import { completionSet, EVENT_COLUMNS, eventValues, pageOf, SESSION_DELTA_COLUMNS, sessionMergeSet, sessionWhere, toolWhere, toSession } from './rows';
+import { completionSet, EVENT_COLUMNS, eventValues, pageOf, SESSION_DELTA_COLUMNS, sessionMergeSet, sessionWhere, toolWhere, topToolsSql, toSession } from './rows';
 
 const q = () => '?';
 
@@ -60,6 +60,9 @@ export class SqliteStore implements Store {
         ON CONFLICT(id) DO UPDATE SET ${sessionMergeSet('harness_sessions', 'min', 'max')}`),
       completionState: db.prepare('SELECT started_ms, completed_ms, completion_event_id FROM harness_sessions WHERE id = ?'),
       setCompletion: db.prepare(`UPDATE harness_sessions SET ${completionSet('harness_sessions', (n) => `@${n}`)} WHERE id = @id`),
+      getFact: db.prepare('SELECT session_key, model, ts_ms, unpriced, state FROM harness_facts WHERE session_id = ? AND kind = ? AND key = ?'),
+      putFact: db.prepare(`INSERT INTO harness_facts (session_id, kind, key, session_key, model, ts_ms, unpriced, state) VALUES (@session_id, @kind, @key, @session_key, @model, @ts_ms, @unpriced, @state)
+        ON CONFLICT(session_id, kind, key) DO UPDATE SET model = excluded.model, ts_ms = excluded.ts_ms, unpriced = excluded.unpriced, state = excluded.state`),
       bump: db.prepare('INSERT INTO counters (metric, labels, value) VALUES (?, ?, ?) ON CONFLICT(metric, labels) DO UPDATE SET value = value + excluded.value'),
       counters: db.prepare('SELECT metric, labels, value FROM counters'),
       eventCount: db.prepare('SELECT count(*) AS n FROM harness_events'),
@@ -83,7 +86,13 @@ export class SqliteStore implements Store {
       duplicates += o.duplicates;
       return o;
     });
-    const fold = foldEvents(stored, duplicates);
+    const facts = new Map<string, FactRow>();
+    for (const f of factsOf(stored)) {
+      const row = this.stmts.getFact.get(f.session_id, f.kind, f.key) as (FactRow & { state: string }) | undefined;
+      if (row) facts.set(factIdText(f), { ...row, state: JSON.parse(row.state) as unknown });
+    }
+    const fold = foldEvents(stored, facts, duplicates);
+    for (const f of fold.facts) this.stmts.putFact.run({ ...f, state: JSON.stringify(f.state) });
     for (const d of fold.sessions) this.stmts.upsertSession.run(d);
     if (fold.completions.length > 0) {
       const states = new Map<string, CompletionState>();
@@ -100,6 +109,10 @@ export class SqliteStore implements Store {
 
   async countRejects(reason: string, n = 1): Promise<void> {
     if (n > 0) this.stmts.bump.run('rejects_total', labelsText({ reason }), n);
+  }
+
+  async bump(metric: string, labels: Record<string, string>, by = 1): Promise<void> {
+    if (by !== 0) this.stmts.bump.run(metric, labelsText(labels), by);
   }
 
   async counters(): Promise<CounterTotal[]> {
@@ -121,11 +134,15 @@ export class SqliteStore implements Store {
 
   async topTools(f: SessionFilter, limit = 10): Promise<ToolRow[]> {
     const w = toolWhere(f, q);
-    const rows = this.db
-      .prepare(`SELECT tool_name AS tool, count(*) AS calls, sum(CASE WHEN success = 0 THEN 1 ELSE 0 END) AS failures, avg(duration_ms) AS avg_duration_ms
-         FROM harness_events ${w.sql} GROUP BY tool_name ORDER BY calls DESC, tool LIMIT ?`)
-      .all(...w.params, limit) as ToolRow[];
+    const rows = this.db.prepare(topToolsSql(w.sql, '?')).all(...w.params, limit) as ToolRow[];
     return rows.map((r) => ({ ...r, avg_duration_ms: r.avg_duration_ms === null ? null : Math.round(r.avg_duration_ms) }));
+  }
+
+  async unpricedModels(limit = 20): Promise<Array<{ model: string; requests: number }>> {
+    return this.db
+      .prepare(`SELECT coalesce(model, 'unknown') AS model, count(*) AS requests FROM harness_facts INDEXED BY harness_facts_unpriced
+        WHERE unpriced = 1 GROUP BY model ORDER BY requests DESC, model LIMIT ?`)
+      .all(limit) as Array<{ model: string; requests: number }>;
   }
 
   async filters(): Promise<Filters> {
@@ -142,6 +159,7 @@ export class SqliteStore implements Store {
     return this.db.transaction(() => ({
       events: this.db.prepare('DELETE FROM harness_events WHERE ts_ms < ?').run(cutoff).changes,
       sessions: this.db.prepare('DELETE FROM harness_sessions WHERE last_seen_ms < ?').run(cutoff).changes,
+      facts: this.db.prepare('DELETE FROM harness_facts WHERE ts_ms < ?').run(cutoff).changes,
     }))();
   }
 

@@ -7,7 +7,7 @@
  */
 export const POSTGRES_MIGRATIONS: Array<{ name: string; sql: string }> = [
   {
-    name: 'events, sessions, counters',
+    name: 'events, sessions, facts, counters, jobs',
     sql: `
     CREATE TABLE harness_events (
       event_id TEXT PRIMARY KEY,
@@ -39,10 +39,28 @@ export const POSTGRES_MIGRATIONS: Array<{ name: string; sql: string }> = [
       cache_creation_input_tokens BIGINT NOT NULL DEFAULT 0, cache_read_input_tokens BIGINT NOT NULL DEFAULT 0,
       cost_usd DOUBLE PRECISION NOT NULL DEFAULT 0,
       result_input_tokens BIGINT, result_output_tokens BIGINT,
-      result_cache_creation_input_tokens BIGINT, result_cache_read_input_tokens BIGINT, result_cost_usd DOUBLE PRECISION
+      result_cache_creation_input_tokens BIGINT, result_cache_read_input_tokens BIGINT, result_cost_usd DOUBLE PRECISION,
+      claude_cost_requests BIGINT NOT NULL DEFAULT 0, estimate_cost_requests BIGINT NOT NULL DEFAULT 0, unpriced_requests BIGINT NOT NULL DEFAULT 0,
+      lines_added BIGINT NOT NULL DEFAULT 0, lines_removed BIGINT NOT NULL DEFAULT 0, commits BIGINT NOT NULL DEFAULT 0, pull_requests BIGINT NOT NULL DEFAULT 0,
+      active_time_s DOUBLE PRECISION NOT NULL DEFAULT 0
     );
     CREATE INDEX harness_sessions_started ON harness_sessions(started_ms);
     CREATE INDEX harness_sessions_last_seen ON harness_sessions(last_seen_ms);
+
+    -- Facts (facts.ts): one API request, tool call or OTel metric series, whichever paths reported it.
+    CREATE TABLE harness_facts (
+      session_id TEXT NOT NULL,
+      kind TEXT NOT NULL,
+      key TEXT NOT NULL,
+      session_key TEXT NOT NULL,
+      model TEXT,
+      ts_ms BIGINT NOT NULL,
+      unpriced SMALLINT NOT NULL DEFAULT 0,
+      state TEXT NOT NULL,
+      PRIMARY KEY (session_id, kind, key)
+    );
+    CREATE INDEX harness_facts_ts ON harness_facts(ts_ms);
+    CREATE INDEX harness_facts_unpriced ON harness_facts(model) WHERE unpriced = 1;
 
     -- A series is spread over a few shards (by backend) so that concurrent
     -- transactions of several replicas do not queue on one hot row; reads sum them.

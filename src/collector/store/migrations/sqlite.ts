@@ -48,4 +48,44 @@ export const SQLITE_MIGRATIONS: string[] = [
     PRIMARY KEY (metric, labels)
   ) WITHOUT ROWID;
   `,
+  // 2: facts (one API request, tool call or OTel metric series, whichever paths reported it; see facts.ts),
+  // where each session's cost came from, and what Claude Code's OTel metrics add to a session.
+  `
+  CREATE TABLE harness_facts (
+    session_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    key TEXT NOT NULL,
+    session_key TEXT NOT NULL,
+    model TEXT,
+    ts_ms INTEGER NOT NULL,
+    unpriced INTEGER NOT NULL DEFAULT 0,
+    state TEXT NOT NULL,
+    PRIMARY KEY (session_id, kind, key)
+  ) WITHOUT ROWID;
+  CREATE INDEX harness_facts_ts ON harness_facts(ts_ms);
+  CREATE INDEX harness_facts_unpriced ON harness_facts(model) WHERE unpriced = 1;
+  ALTER TABLE harness_sessions ADD COLUMN claude_cost_requests INTEGER NOT NULL DEFAULT 0;
+  ALTER TABLE harness_sessions ADD COLUMN estimate_cost_requests INTEGER NOT NULL DEFAULT 0;
+  ALTER TABLE harness_sessions ADD COLUMN unpriced_requests INTEGER NOT NULL DEFAULT 0;
+  ALTER TABLE harness_sessions ADD COLUMN lines_added INTEGER NOT NULL DEFAULT 0;
+  ALTER TABLE harness_sessions ADD COLUMN lines_removed INTEGER NOT NULL DEFAULT 0;
+  ALTER TABLE harness_sessions ADD COLUMN commits INTEGER NOT NULL DEFAULT 0;
+  ALTER TABLE harness_sessions ADD COLUMN pull_requests INTEGER NOT NULL DEFAULT 0;
+  ALTER TABLE harness_sessions ADD COLUMN active_time_s REAL NOT NULL DEFAULT 0;
+  INSERT OR IGNORE INTO harness_facts (session_id, kind, key, session_key, model, ts_ms, unpriced, state)
+    SELECT coalesce(session_id, session_key), 'usage',
+      CASE WHEN json_extract(body, '$.request_id') IS NOT NULL THEN 'req:' || json_extract(body, '$.request_id')
+           WHEN json_extract(body, '$.message_id') IS NOT NULL THEN 'msg:' || json_extract(body, '$.message_id')
+           ELSE 'event:' || event_id END,
+      session_key, model, ts_ms, CASE WHEN cost_usd IS NULL THEN 1 ELSE 0 END,
+      json_object('model', model, 'input_tokens', coalesce(input_tokens, 0), 'output_tokens', coalesce(output_tokens, 0),
+        'cache_creation_input_tokens', coalesce(cache_creation_input_tokens, 0), 'cache_read_input_tokens', coalesce(cache_read_input_tokens, 0),
+        'claude_cost', NULL, 'estimate', cost_usd)
+    FROM harness_events WHERE event = 'usage' ORDER BY ts_ms;
+  UPDATE harness_sessions SET estimate_cost_requests = usage_events WHERE usage_events > 0;
+  INSERT OR IGNORE INTO harness_facts (session_id, kind, key, session_key, model, ts_ms, state)
+    SELECT coalesce(session_id, session_key), 'tool', coalesce('tool:' || tool_use_id, 'event:' || event_id), session_key, NULL, ts_ms,
+      CASE WHEN success = 0 THEN '{"failed":true}' ELSE '{"failed":false}' END
+    FROM harness_events WHERE event IN ('PostToolUse', 'PostToolUseFailure');
+  `,
 ];
