@@ -4,7 +4,7 @@
  * results into statements, so a rule is written once.
  *
  * Every rule commutes and is idempotent given the store's unique event_id:
- * a session row is a min/max/sum/"first non-null"/"latest by timestamp" of its
+ * a session row is a min/max/sum/"smallest known"/"latest by timestamp" of its
  * events, so events folded in any order, in one transaction or several
  * concurrent ones, give the same row. (The statement that applies a delta to a
  * row is `mergeDelta` written in SQL; `test/unit/fold.test.ts` checks the two agree.)
@@ -14,9 +14,22 @@ import { foldMetric, foldTool, foldUsage, factCost, metricDelta, toolDelta, usag
 import { COMPLETION_EVENTS, sessionKey, TOOL_EVENTS } from './normalize';
 import { bucketIndex, DURATION_BUCKETS_S } from './prometheus';
 
-/** Sources that outrank a hook's `interactive` when both describe one session (a run wraps a session). */
-const RANKED_SOURCES = new Set(['ralph', 'api']);
-const rank = (s: string) => (RANKED_SOURCES.has(s) ? 1 : 0);
+/**
+ * When events of one session name different sources, the more specific wins: a
+ * ralph run wraps a headless (`api`) Claude session, a loop outranks a person's
+ * session, a live session outranks its backfill. A total order (ties: the
+ * smaller name), so the result does not depend on arrival.
+ */
+export const SOURCE_RANK: Record<string, number> = { ralph: 5, api: 4, cron: 3, interactive: 2, backfill: 1 };
+const rank = (s: string) => SOURCE_RANK[s] ?? 0;
+const ranksAbove = (b: string, a: string) => rank(b) > rank(a) || (rank(b) === rank(a) && b < a);
+
+/**
+ * Of two descriptions of a session (project, label, ids), the one kept: either
+ * when only one is known, else the smaller, so that the row does not depend on
+ * which event arrived first, in one transaction or in concurrent ones.
+ */
+export const pick = (a: string | null, b: string | null): string | null => (a === null ? b : b === null ? a : b < a ? b : a);
 
 /** One event's (or several events') contribution to a session row. */
 export interface SessionDelta {
@@ -64,12 +77,12 @@ export function mergeDelta(a: SessionDelta, b: SessionDelta): SessionDelta {
   const laterModel = later(a.model_ms, b.model, b.model_ms);
   const out: SessionDelta = {
     ...a,
-    session_id: a.session_id ?? b.session_id,
-    run_id: a.run_id ?? b.run_id,
-    source: rank(b.source) > rank(a.source) ? b.source : a.source,
-    project: a.project ?? b.project,
-    label: a.label ?? b.label,
-    task_id: a.task_id ?? b.task_id,
+    session_id: pick(a.session_id, b.session_id),
+    run_id: pick(a.run_id, b.run_id),
+    source: ranksAbove(b.source, a.source) ? b.source : a.source,
+    project: pick(a.project, b.project),
+    label: pick(a.label, b.label),
+    task_id: pick(a.task_id, b.task_id),
     started_ms: Math.min(a.started_ms, b.started_ms),
     last_seen_ms: Math.max(a.last_seen_ms, b.last_seen_ms),
     error: laterError ? b.error : a.error,

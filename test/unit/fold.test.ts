@@ -45,6 +45,8 @@ const EVENTS: HarnessEvent[] = [
   E(12, { event: 'usage', session_id: 'other', request_id: 'req-1', model: 'claude-a', usage: { input_tokens: 100, output_tokens: 12 }, cost_usd: 0.03, cost_source: 'claude_code' }),
   E(13, { session_id: 'other', tool_name: 'Bash', tool_use_id: 'tu-1', success: true }),
   E(14, { event: 'tool_result', session_id: 'other', tool_name: 'Bash', tool_use_id: 'tu-1', success: false }),
+  // OTel names the headless session inside the ralph run `api`, with a project of its own: ralph wins, the smaller project wins
+  E(15, { event: 'tool_result', source: 'api', run_id: 'r1', session_id: 'cc-1', project: 'a-project', tool_name: 'Bash', tool_use_id: 'tu-9', success: true }),
 ];
 
 const sorted = (ds: SessionDelta[]) => [...ds].sort((a, b) => (a.id < b.id ? -1 : 1));
@@ -76,8 +78,8 @@ describe('session fold', () => {
   it('folds the example into the row a person would write down', () => {
     const run = reference.rows.find((d) => d.id === 'run:r1')!;
     expect(run).toMatchObject({
-      source: 'ralph', session_id: 'cc-1', task_id: 'T', label: 'loop', project: 'p', started_ms: Date.parse(at(0)), last_seen_ms: Date.parse(at(8)),
-      events_count: 9, tool_call: 3, tool_failure: 1, usage_event: 2, input_tokens: 11, output_tokens: 5, cache_read_input_tokens: 7, cost_usd: 0.75,
+      source: 'ralph', session_id: 'cc-1', task_id: 'T', label: 'loop', project: 'a-project', started_ms: Date.parse(at(0)), last_seen_ms: Date.parse(at(15)),
+      events_count: 10, tool_call: 4, tool_failure: 1, usage_event: 2, input_tokens: 11, output_tokens: 5, cache_read_input_tokens: 7, cost_usd: 0.75,
       error: 'later error', model: 'claude-b',
     });
     // the latest completion decides the result

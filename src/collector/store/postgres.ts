@@ -239,7 +239,7 @@ export class PostgresStore implements Store {
         });
         await c.query(
           `INSERT INTO harness_sessions AS s (${sessionCols}) SELECT ${sessionCols} FROM json_populate_recordset(NULL::harness_sessions, $1::json) ORDER BY id
-           ON CONFLICT (id) DO UPDATE SET ${sessionMergeSet('s', 'least', 'greatest')}`,
+           ON CONFLICT (id) DO UPDATE SET ${sessionMergeSet('s', 'least', 'greatest', ' COLLATE "C"')}`,
           [JSON.stringify(rows)],
         );
       }

@@ -5,7 +5,7 @@
  */
 import type { HarnessEvent } from '../../event';
 import { sessionCost } from '../facts';
-import { SUMMED } from '../fold';
+import { SOURCE_RANK, SUMMED } from '../fold';
 import { sessionKey } from '../normalize';
 import type { SessionFilter, SessionRow } from './index';
 
@@ -164,18 +164,21 @@ export const SESSION_DELTA_COLUMNS = [
 /**
  * fold.ts's `mergeDelta` as the SET list of an upsert, for either database:
  * `t` qualifies the stored row, `least`/`greatest` are the dialect's two-argument
- * min and max. Every column is a min/max/sum, "first non-null" or "latest by
- * timestamp", so concurrent upserts of one session commute.
+ * min and max, `collate` makes text compare bytewise as in SQLite and JS
+ * (PostgreSQL's default collation follows the locale). Every column is a
+ * min/max/sum, "smallest known", ranked or "latest by timestamp", so
+ * concurrent upserts of one session commute.
  */
-export function sessionMergeSet(t: string, least: string, greatest: string): string {
-  const first = (c: string) => `${c} = coalesce(${t}.${c}, excluded.${c})`;
+export function sessionMergeSet(t: string, least: string, greatest: string, collate = ''): string {
+  const pick = (c: string) => `${c} = CASE WHEN ${t}.${c} IS NULL OR (excluded.${c} IS NOT NULL AND excluded.${c}${collate} < ${t}.${c}${collate}) THEN excluded.${c} ELSE ${t}.${c} END`;
   const sum = (c: string) => `${c} = ${t}.${c} + excluded.${c}`;
   const latest = (c: string, at: string) =>
     [c, at].map((x) => `${x} = CASE WHEN excluded.${c} IS NOT NULL AND (${t}.${at} IS NULL OR excluded.${at} >= ${t}.${at}) THEN excluded.${x} ELSE ${t}.${x} END`).join(',\n  ');
+  const rank = (x: string) => `CASE ${x} ${Object.entries(SOURCE_RANK).map(([k, v]) => `WHEN '${k}' THEN ${v}`).join(' ')} ELSE 0 END`;
   return [
-    ...['claude_session_id', 'run_id'].map(first),
-    `source = CASE WHEN excluded.source IN ('ralph','api') AND ${t}.source NOT IN ('ralph','api') THEN excluded.source ELSE coalesce(${t}.source, excluded.source) END`,
-    ...['project', 'label', 'task_id'].map(first),
+    ...['claude_session_id', 'run_id'].map(pick),
+    `source = CASE WHEN ${rank('excluded.source')} > ${rank(`${t}.source`)} OR (${rank('excluded.source')} = ${rank(`${t}.source`)} AND excluded.source${collate} < ${t}.source${collate}) THEN excluded.source ELSE ${t}.source END`,
+    ...['project', 'label', 'task_id'].map(pick),
     `started_ms = ${least}(${t}.started_ms, excluded.started_ms)`,
     `last_seen_ms = ${greatest}(${t}.last_seen_ms, excluded.last_seen_ms)`,
     ...SESSION_DELTA_COLUMNS.filter(([, f]) => (SUMMED as readonly string[]).includes(f)).map(([c]) => sum(c)),
