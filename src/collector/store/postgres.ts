@@ -317,7 +317,9 @@ export class PostgresStore implements Store {
   }
 
   async counters(): Promise<CounterTotal[]> {
-    const rows = await this.query<{ metric: string; labels: string; value: number }>('SELECT metric, labels, sum(value) AS value FROM counters GROUP BY metric, labels');
+    // numeric: an exact sum, the same whatever order the shards are read in, so a
+    // counter never appears to step back between two scrapes (Prometheus would see a reset).
+    const rows = await this.query<{ metric: string; labels: string; value: number }>('SELECT metric, labels, sum(value::numeric) AS value FROM counters GROUP BY metric, labels');
     return rows.map((r) => ({ metric: r.metric, labels: JSON.parse(r.labels) as Record<string, string>, value: Number(r.value) }));
   }
 
