@@ -69,12 +69,14 @@ function peerProcess(remotePort: number, localPort: number): { pid: number; env:
   return null;
 }
 
-function sentinel(name: string, hits: Hit[], foreign: Hit[], runId: string): Server {
+function sentinel(name: string, hits: Hit[], foreign: Hit[], runId: string, privatePort: boolean): Server {
   return createServer((socket: Socket) => {
-    // Another test run on this machine (another checkout) may reach 127.0.0.1:8013 too: only a
-    // process of this run (its environment carries the run's mark) fails this run.
-    const peer = socket.remotePort && socket.localPort ? peerProcess(socket.remotePort, socket.localPort) : null;
-    const ours = !peer || peer.env.split('\0').includes(`CM_LEAK_RUN=${runId}`) || peer.cmdline.includes(`${ROOT}/`);
+    // Only this run knows the guard endpoint's port: whatever reaches it is ours. Another test run
+    // on this machine (another checkout) may reach 127.0.0.1:8013 too: there only a process shown
+    // to be of this run (its environment carries the run's mark, or it runs this checkout's code)
+    // fails this run; one gone before it could be looked up (a client past its deadline) is listed.
+    const peer = privatePort || !socket.remotePort || !socket.localPort ? null : peerProcess(socket.remotePort, socket.localPort);
+    const ours = privatePort || (peer !== null && (peer.env.split('\0').includes(`CM_LEAK_RUN=${runId}`) || peer.cmdline.includes(`${ROOT}/`)));
     const into = ours ? hits : foreign;
     const who = peer ? ` [pid ${peer.pid}: ${peer.cmdline.slice(0, 160)}]` : '';
     const chunks: Buffer[] = [];
@@ -123,9 +125,9 @@ export default async function setup(): Promise<() => Promise<void>> {
   const foreign: Hit[] = [];
   const runId = randomUUID();
   const defaultPort = Number(process.env.CM_LEAK_SENTINEL_PORT || 8013);
-  const onDefault = sentinel(`127.0.0.1:${defaultPort}`, hits, foreign, runId);
+  const onDefault = sentinel(`127.0.0.1:${defaultPort}`, hits, foreign, runId, false);
   const bound = await listen(onDefault, defaultPort);
-  const guard = sentinel('guard endpoint', hits, foreign, runId);
+  const guard = sentinel('guard endpoint', hits, foreign, runId, true);
   const guardPort = await listen(guard, 0);
   if (typeof guardPort !== 'number') throw new Error(`leak guard: cannot listen on 127.0.0.1: ${guardPort.message}`);
   if (typeof bound !== 'number') {
@@ -162,7 +164,7 @@ export default async function setup(): Promise<() => Promise<void>> {
     } catch {
       /* the messages below say it all */
     }
-    if (foreign.length > 0) process.stderr.write(`leak guard: ${foreign.length} connection(s) from processes of other test runs on this machine reached ${defaultPort} (not this run's; listed in .test-output/leaks.json)\n`);
+    if (foreign.length > 0) process.stderr.write(`leak guard: ${foreign.length} connection(s) to ${defaultPort} not from this run (other test runs on this machine, or gone before they could be looked up; listed in ${report})\n`);
     if (hits.length === 0) return;
     // vitest only logs an error thrown here ("error during close"): the exit status is ours to set.
     process.exitCode = 1;
