@@ -1,7 +1,7 @@
 /**
  * Offline prices for Claude models, USD per million tokens. Source: Anthropic's
  * published API prices as mirrored in LiteLLM's model_prices_and_context_window.json
- * (what ccusage 20 uses), checked 2026-11 against the shared fixtures' ccusage
+ * (what ccusage 20 uses), checked 2026-11 against the fixtures' (test/fixtures/transcripts) ccusage
  * output to the cent. Long-context rates apply per line and per token kind to
  * the tokens above 200k, for the models that have them (Sonnet 4 / 4.5), as
  * ccusage does. Override with `--pricing FILE` (same shape, merged over these).
