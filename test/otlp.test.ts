@@ -184,6 +184,27 @@ describe('OTLP/HTTP ingest of Claude Code’s own telemetry', () => {
     expect((await fetch(`${serve!.url}/v1/logs`)).status).toBe(405);
   });
 
+  it('an api_error record puts the error on the session; a user_prompt keeps only its length', async () => {
+    const logs = JSON.parse(logs197.body) as any;
+    const recs = logs.resourceLogs[0].scopeLogs[0].logRecords as Array<{ body: { stringValue: string }; attributes: Array<{ key: string; value: Record<string, unknown> }> }>;
+    const err = structuredClone(recs[2]!);
+    err.body.stringValue = 'claude_code.api_error';
+    err.attributes = err.attributes.filter((a) => ['session.id', 'event.sequence', 'prompt.id', 'model'].includes(a.key));
+    err.attributes.push({ key: 'error', value: { stringValue: 'Overloaded' } }, { key: 'status_code', value: { stringValue: '529' } }, { key: 'attempt', value: { intValue: 1 } });
+    const prompt = recs[0]!;
+    prompt.attributes.push({ key: 'prompt_text', value: { stringValue: 'the secret plan' } });
+    prompt.attributes.find((a) => a.key === 'prompt')!.value = { stringValue: 'the secret plan' }; // as with OTEL_LOG_USER_PROMPTS=1
+    logs.resourceLogs[0].scopeLogs[0].logRecords = [prompt, err];
+    expect((await post('/v1/logs', JSON.stringify(logs), { 'content-type': 'application/json' })).status).toBe(200);
+    expect(await session()).toMatchObject({ error: '529 Overloaded', model: 'claude-opus-4-8', input_tokens: 0 });
+    const db = join(home.home, 'c.db');
+    await serve!.stop();
+    serve = undefined;
+    const dump = readFileSync(db).toString('latin1') + (() => { try { return readFileSync(`${db}-wal`).toString('latin1'); } catch { return ''; } })();
+    expect(dump).toContain('prompt_length');
+    expect(dump).not.toContain('the secret plan');
+  });
+
   it('needs the collector token when one is set (Claude Code sends it through OTEL_EXPORTER_OTLP_HEADERS)', async () => {
     await serve!.stop();
     serve = await startServe(home.env, ['--db', join(home.home, 't.db'), '--token', 'tok-1']);
