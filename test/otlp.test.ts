@@ -85,6 +85,15 @@ describe('OTLP/HTTP ingest of Claude Code’s own telemetry', () => {
     expect(tools).toEqual([{ tool: 'Bash', calls: 1, failures: 0, avg_duration_ms: 136 }]);
   });
 
+  it('the real 2.1.331 protobuf export: tokens = served, cost = its total_cost_usd 0.043', async () => {
+    const posts = readFileSync(join(FIX, 'claude-2.1.331-otlp-protobuf.sample.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { url: string; ct: string; body_base64: string });
+    for (const p of posts) expect((await post(p.url, Buffer.from(p.body_base64, 'base64'), { 'content-type': p.ct })).status).toBe(200);
+    const s = (await getJson(`${serve!.url}/api/sessions`)).body.sessions;
+    expect(s).toHaveLength(1);
+    expect(s[0]).toMatchObject({ ...SERVED, model: 'claude-opus-5-5', cost_source: 'claude_code', tool_calls_count: 1, source: 'api' });
+    expect(s[0].cost_usd).toBeCloseTo(0.043, 9);
+  });
+
   it('protobuf and gzip bodies give the same session as JSON; the answer is protobuf for a protobuf request', async () => {
     const pb = toProtobuf(LogsReq, logs197.body);
     const r = await post('/v1/logs', gzipSync(pb), { 'content-type': 'application/x-protobuf', 'content-encoding': 'gzip' });
