@@ -13,7 +13,7 @@ import * as protobuf from 'protobufjs/light';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { OTLP_DESCRIPTOR } from '../src/collector/ingest/otlp-proto';
 import { usageEventId } from '../src/ids';
-import { getJson, postJson, ROOT, startServe, tempHome, type ServeHandle, type TempHome } from './helpers/cli';
+import { getJson, postJson, ROOT, startServe, tempHome, waitFor, type ServeHandle, type TempHome } from './helpers/cli';
 
 const FIX = join(ROOT, 'test', 'fixtures', 'otlp');
 const exports197 = readFileSync(join(FIX, 'claude-2.1.197-otlp-json.sample.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { url: string; ct: string; body: string });
@@ -187,8 +187,9 @@ describe('OTLP/HTTP ingest of Claude Code’s own telemetry', () => {
     const pp = await post('/v1/logs', toProtobuf(LogsReq, JSON.stringify(odd)), { 'content-type': 'application/x-protobuf' });
     expect(LogsResp.toObject(LogsResp.decode(pp.buf), { longs: Number })).toMatchObject({ partialSuccess: { rejectedLogRecords: 1 } });
     expect(await session()).toEqual(before);
-    expect(await metric(/^claude_harness_otlp_ignored_total\{signal="logs"\}/)).toBeGreaterThanOrEqual(2);
-    expect(await metric(/^claude_harness_rejects_total\{reason="otlp_logs"\}/)).toBe(2);
+    // Those counters are written beside the request, not before its answer: wait for them.
+    await waitFor(async () => (await metric(/^claude_harness_otlp_ignored_total\{signal="logs"\}/)) >= 2 || undefined);
+    await waitFor(async () => (await metric(/^claude_harness_rejects_total\{reason="otlp_logs"\}/)) === 2 || undefined);
     // GET is not an export.
     expect((await fetch(`${serve!.url}/v1/logs`)).status).toBe(405);
   });
