@@ -13,7 +13,7 @@ import { chmodSync, existsSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { HarnessEvent } from '../event';
 import { bucketIndex, DURATION_BUCKETS_S } from './prometheus';
-import { COMPLETION_EVENTS, sessionKey, TOOL_EVENTS } from './normalize';
+import { completesSession, sessionKey, TOOL_EVENTS } from './normalize';
 
 const MIGRATIONS: string[] = [
   // 1: events, sessions, counters
@@ -393,7 +393,7 @@ export class Store {
       this.bump('tokens_total', { source: e.source, project, model, kind: 'cache_read' }, u.cache_read_input_tokens ?? 0);
       this.bump('cost_usd_total', { source: e.source, project, model }, e.cost_usd ?? 0);
     }
-    if (COMPLETION_EVENTS.has(e.event)) {
+    if (completesSession(e)) {
       const row = { success, exit_code: e.exit_code ?? null, input_tokens: u.input_tokens ?? null, output_tokens: u.output_tokens ?? null, cache_creation_input_tokens: u.cache_creation_input_tokens ?? null, cache_read_input_tokens: u.cache_read_input_tokens ?? null, cost_usd: e.cost_usd ?? null, num_turns: e.num_turns ?? null };
       completions.push(() => this.complete(key, e, row, tsMs, base));
     }
