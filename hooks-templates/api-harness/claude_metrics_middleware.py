@@ -71,6 +71,7 @@ __all__ = [
     "atrack_session_end",
     "track_session",
     "set_model",
+    "bind_request_to_job",
     "job_env",
     "job_run_id",
     "flush",
@@ -542,6 +543,14 @@ def _model_in(peek, whole_json=False):
             pass
     m = _MODEL_RE.search(peek)
     return _text(m.group(1).decode("utf-8", "replace")) if m else None
+
+
+def bind_request_to_job(job_id):
+    """Inside a recorded request: fold it into a job's session without starting or ending the job
+    (a status poll, a cancel), so it is not counted as a task of its own."""
+    r = _current.get()
+    if r is not None and not r.sealed:
+        r.run_id, r.task_id = job_run_id(job_id), str(job_id)[:MAX_TEXT]
 
 
 def set_model(model):
