@@ -331,13 +331,8 @@ describe.skipIf(!hasFastapi)('ClaudeMetricsMiddleware in a harness app (uvicorn,
       },
       { timeoutMs: 60_000, intervalMs: 1000 },
     );
-    const all = await until(
-      () => {
-        const e = stored(t);
-        return readdirSync(join(t.stateDir, 'spool', 'new')).length === 0 && e.length >= total + 1 ? e : null;
-      },
-      { timeoutMs: 30_000, intervalMs: 200 },
-    );
+    await until(async () => readdirSync(join(t.stateDir, 'spool', 'new')).length === 0 && (await getJson(`${app.url}/stats`)).body.queued === 0, { timeoutMs: 30_000, intervalMs: 200 });
+    const all = stored(t);
     const down = all.filter((e) => /^down-/.test(e.session_id ?? ''));
     expect(down).toHaveLength(n);
     expect(new Set(down.map((e) => e.session_id)).size).toBe(n);
