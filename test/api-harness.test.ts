@@ -348,6 +348,21 @@ describe.skipIf(!hasFastapi)('ClaudeMetricsMiddleware in a harness app (uvicorn,
     expect(st.flushes_started).toBeGreaterThanOrEqual(1);
   });
 
+  it('SIGTERM: what is still queued is delivered on the way out', async () => {
+    const t = home('cm-mw-term-');
+    const s = await serve(t);
+    // The sender would wait 60 s before its first batch: only the exit flush can deliver these.
+    const app = await harness(t, s.endpoint, { HARNESS_LINGER_S: '60' });
+    for (let i = 0; i < 3; i++) expect((await postJson(`${app.url}/v1/chat/completions`, { model: 'm' }, { 'x-session-id': `term-${i}` })).status).toBe(200);
+    expect((await postJson(`${app.url}/v1/jobs`, { job_id: 'JT' })).status).toBe(202);
+    expect(stored(t)).toHaveLength(0);
+    const exited = new Promise<number | null>((r) => app.child.once('exit', (code) => r(code)));
+    app.child.kill('SIGTERM');
+    expect(await exited).toBe(0);
+    // three requests in their sessions, the job's start and the request that started it
+    expect(stored(t).map((e) => e.session_id ?? e.event).sort()).toEqual(['api_request', 'ralph_task_started', 'term-0', 'term-1', 'term-2']);
+  });
+
   it('a full queue drops and counts instead of blocking; no claude-metrics binary: dropped and counted, never raised', () => {
     const script = `
 import sys, json; sys.path.insert(0, ${JSON.stringify(MIDDLEWARE_DIR)})
