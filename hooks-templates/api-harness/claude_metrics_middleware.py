@@ -53,6 +53,7 @@ import http.client
 import json
 import logging
 import os
+import random
 import re
 import shutil
 import socket
@@ -91,6 +92,7 @@ RESPONSE_PEEK_BYTES = 4096  # of the first response chunk, for its "model"
 MAX_TEXT = 256
 
 log = logging.getLogger("claude_metrics")
+_rand = random.getrandbits
 _MODEL_RE = re.compile(rb'"model"\s*:\s*"([^"\\]{1,256})"')
 _HOST = socket.gethostname()[:256]
 _EMITTER = f"claude-metrics-middleware/{VERSION}"
@@ -98,13 +100,14 @@ _CONTEXT_JSON = json.dumps({"host": _HOST, "emitter_version": _EMITTER}, separat
 
 
 def uuidv7(ms=None):
-    """A time-ordered UUIDv7 (RFC 9562), as the CLI makes them: the spool sorts by birth."""
+    """A time-ordered UUIDv7 (RFC 9562), as the CLI makes them: the spool sorts by birth.
+
+    The random bits come from `random` (no syscall): ids need uniqueness, not secrecy, and
+    `random` reseeds itself in a forked child, so forked workers never share a sequence."""
     ms = int(time.time() * 1000) if ms is None else int(ms)
-    b = bytearray(ms.to_bytes(6, "big") + os.urandom(10))
-    b[6] = (b[6] & 0x0F) | 0x70
-    b[8] = (b[8] & 0x3F) | 0x80
-    h = b.hex()
-    return f"{h[0:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:32]}"
+    r = _rand(74)
+    x = "%032x" % ((ms & 0xFFFFFFFFFFFF) << 80 | 0x7 << 76 | (r >> 62) << 64 | 0x2 << 62 | (r & 0x3FFFFFFFFFFFFFFF))
+    return f"{x[0:8]}-{x[8:12]}-{x[12:16]}-{x[16:20]}-{x[20:32]}"
 
 
 _iso_cache = [None, ""]
@@ -871,9 +874,10 @@ class ClaudeMetricsMiddleware:
             if not req.sealed:
                 # No response yet: the server answers 500 (Starlette's ServerErrorMiddleware).
                 # Mid-stream: the client got a broken response. Either way the request failed.
-                req.error = type(err).__name__ if not isinstance(err, asyncio.CancelledError) else "cancelled (client gone)"
+                gone = isinstance(err, asyncio.CancelledError)
+                req.error = "cancelled: client disconnected or server stopping" if gone else type(err).__name__
                 if req.status is None:
-                    req.status = 500
+                    req.status = 499 if gone else 500  # 499: nginx's "client closed request"
             raise
         finally:
             _current.reset(token)
