@@ -286,7 +286,7 @@ describe.skipIf(!hasFastapi)('ClaudeMetricsMiddleware in a harness app (uvicorn,
       const r = await sessions(s);
       const j1 = r.find((x) => x.id === 'run:job:J1');
       const j2 = r.find((x) => x.id === 'run:job:J2');
-      return j1?.events_count === 4 && j2?.completed_at && r.some((x) => x.id === 'run:job:J4') ? r : null;
+      return j1?.events_count === 4 && j2?.completed_at && r.some((x) => x.id === 'run:job:J3') && r.some((x) => x.id === 'run:job:J4') ? r : null;
     });
     // Every request here belongs to a job: no session of its own.
     expect(rows.map((r) => r.id).sort()).toEqual(['run:job:J1', 'run:job:J2', 'run:job:J3', 'run:job:J4']);

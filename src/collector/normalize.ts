@@ -95,4 +95,5 @@ export const COMPLETION_EVENTS = new Set(['ralph_task_completed', 'SessionEnd', 
 export function completesSession(e: HarnessEvent): boolean {
   return COMPLETION_EVENTS.has(e.event) || (e.event === 'api_request' && !e.run_id && !e.session_id && !e.task_id);
 }
-export const TOOL_EVENTS = new Set(['PostToolUse', 'PostToolUseFailure']);
+/** Tool calls: the hooks' PostToolUse(Failure) and OTel's tool_result (one call counted once, see facts.ts). */
+export const TOOL_EVENTS = new Set(['PostToolUse', 'PostToolUseFailure', 'tool_result']);
