@@ -61,9 +61,9 @@ interface App {
 }
 
 /** Starts a uvicorn app with Debian's python3; resolves once it answers. */
-async function uvicorn(appDir: string, target: string, env: Record<string, string>): Promise<App> {
+async function uvicorn(appDir: string, target: string, env: Record<string, string>, factory = false): Promise<App> {
   const port = await deadPort();
-  const child = spawn(PY, ['-m', 'uvicorn', target, '--app-dir', appDir, '--host', '127.0.0.1', '--port', String(port), '--log-level', 'warning'], {
+  const child = spawn(PY, ['-m', 'uvicorn', ...(factory ? ['--factory'] : []), target, '--app-dir', appDir, '--host', '127.0.0.1', '--port', String(port), '--log-level', 'warning'], {
     env: { PYTHONDONTWRITEBYTECODE: '1', ...env } as NodeJS.ProcessEnv,
     stdio: ['ignore', 'ignore', 'pipe'],
   });
@@ -361,6 +361,26 @@ describe.skipIf(!hasFastapi)('ClaudeMetricsMiddleware in a harness app (uvicorn,
     expect(await exited).toBe(0);
     // three requests in their sessions, the job's start and the request that started it
     expect(stored(t).map((e) => e.session_id ?? e.event).sort()).toEqual(['api_request', 'ralph_task_started', 'term-0', 'term-1', 'term-2']);
+  });
+
+  it('against the reference router (router/harness_router.py) as the collector: lone requests are tasks of their own, a job one session', async () => {
+    const t = home('cm-mw-router-');
+    const db = join(t.home, 'router.db');
+    const router = await uvicorn(join(ROOT, 'hooks-templates', 'router'), 'harness_router:create_app', { PATH: '/usr/bin:/bin', HOME: t.home, HARNESS_DB: db, HARNESS_TOKEN: 'tok', PYTHONDONTWRITEBYTECODE: '1' }, true);
+    const app = await harness(t, `${router.url}/metrics/harness`);
+    for (const fail of [undefined, '500']) await postJson(`${app.url}/v1/chat/completions`, { model: 'm', fail }, { 'x-project': 'p' });
+    await postJson(`${app.url}/v1/jobs`, { job_id: 'JR' }, { 'x-project': 'p' });
+    await postJson(`${app.url}/v1/jobs/JR/end`, { success: true }, { 'x-project': 'p' });
+    const rows = await until(() => {
+      const sql = new Database(db, { readonly: true });
+      try {
+        const r = sql.prepare('SELECT id, success, completed_at, duration_ms FROM harness_sessions ORDER BY id').all() as Array<Record<string, any>>;
+        return r.length === 3 && r.every((x) => x.completed_at) ? r : null;
+      } finally {
+        sql.close();
+      }
+    });
+    expect(rows.map((r) => `${r.id.replace(/^event:.*/, 'event')} ${r.success}`).sort()).toEqual(['event 0', 'event 1', 'job:JR 1']);
   });
 
   it('a full queue drops and counts instead of blocking; no claude-metrics binary: dropped and counted, never raised', () => {
