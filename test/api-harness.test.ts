@@ -16,6 +16,8 @@ import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import { HarnessEventSchema } from '../src/event';
 import { parseWireEvents } from '../src/emit/wire';
+import { completionOf } from '../src/collector/fold';
+import { completesSession } from '../src/collector/normalize';
 import { BIN, deadPort, getJson, postJson, ROOT, runCli, runProcess, startServe, tempHome, waitFor, type ServeHandle, type TempHome } from './helpers/cli';
 
 const PY = '/usr/bin/python3';
@@ -178,6 +180,17 @@ describe('emit --wire', () => {
     const r = parseWireEvents(JSON.stringify({ events: [e, { ...e, source: 'web' }, { ...e, timestamp: 'soon' }] }));
     expect(r.events).toEqual([e]);
     expect(r.problems).toEqual([expect.stringMatching(/^event 1: source/), expect.stringMatching(/^event 2: timestamp/)]);
+  });
+});
+
+describe('the collector and api_request events', () => {
+  const req = { event_id: 'e1', event: 'api_request', source: 'api' as const, timestamp: '2026-01-01T00:00:00.000Z', duration_ms: 42, success: false };
+  it('a request in no job, session or run completes its own row, with its outcome and duration; one inside them does not', () => {
+    expect(completesSession(req)).toBe(true);
+    expect(completionOf(req)).toMatchObject({ id: 'event:e1', success: 0 });
+    for (const tie of [{ run_id: 'job:J' }, { session_id: 's' }, { task_id: 't' }]) expect(completesSession({ ...req, ...tie })).toBe(false);
+    expect(completesSession({ ...req, event: 'PostToolUse' })).toBe(false);
+    expect(completesSession({ ...req, event: 'ralph_task_completed', run_id: 'job:J' })).toBe(true);
   });
 });
 
