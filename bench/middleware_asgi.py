@@ -3,7 +3,7 @@
 A bare ASGI app answering a chat completion, called directly N times, with and
 without ClaudeMetricsMiddleware (its events going to the live collector given as
 argv[1]): the request path's added wall time, and the added CPU of the whole
-process per request, the sender thread's batching, JSON and HTTP included.
+process per request, the sender's batching, JSON and HTTP included.
 Alternating repetitions, medians.
 """
 
@@ -49,7 +49,7 @@ def main():
     wrapped = cm.ClaudeMetricsMiddleware(app, recorder=rec)
     loop = asyncio.new_event_loop()
     loop.run_until_complete(drive(wrapped, 1000))  # warm-up, starts the sender
-    rec.flush(30)
+    loop.run_until_complete(rec.aflush(30))
     wall = {"base": [], "mw": []}
     cpu = {"base": [], "mw": []}
     for r in range(REPS):
@@ -58,14 +58,18 @@ def main():
             loop.run_until_complete(drive(app if k == "base" else wrapped, N))
             w1 = time.perf_counter()
             if k == "mw":
-                rec.flush(60)  # the sender's work is part of the cost
+                loop.run_until_complete(rec.aflush(60))  # the sender's work is part of the cost
             c1 = time.process_time()
             wall[k].append((w1 - w0) / N * 1e6)
             cpu[k].append((c1 - c0) / N * 1e6)
     s = rec.stats()
+    for t in asyncio.all_tasks(loop):
+        t.cancel()
+    loop.run_until_complete(asyncio.gather(*asyncio.all_tasks(loop), return_exceptions=True))
+    loop.close()
     med = statistics.median
     print(f"in-process, {N} requests x {REPS} (medians): request path +{med(wall['mw']) - med(wall['base']):.1f} us/request "
-          f"(bare app {med(wall['base']):.1f} us); CPU incl. sender thread +{med(cpu['mw']) - med(cpu['base']):.1f} us/request; "
+          f"(bare app {med(wall['base']):.1f} us); CPU incl. the sender +{med(cpu['mw']) - med(cpu['base']):.1f} us/request; "
           f"{s['sent']} events sent, {s['dropped_queue_full']} dropped")
 
 
