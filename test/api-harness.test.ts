@@ -11,6 +11,7 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { chmodSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
+import { createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -359,6 +360,34 @@ describe.skipIf(!hasFastapi)('ClaudeMetricsMiddleware in a harness app (uvicorn,
     expect(st).toMatchObject({ dropped_queue_full: 0, dropped_undeliverable: 0, rejected: 0 });
     expect(st.spooled).toBeGreaterThanOrEqual(total); // an 'after' request may have met the breaker still open
     expect(st.flushes_started).toBeGreaterThanOrEqual(1);
+  });
+
+  it('a collector that accepts connections and never answers: requests are answered as usual; after the timeout the events go to the spool', async () => {
+    const t = home('cm-mw-hole-');
+    const held: Socket[] = [];
+    const hole = createNetServer((sock) => {
+      held.push(sock);
+      sock.on('error', () => undefined);
+    });
+    await new Promise<void>((r) => hole.listen(0, '127.0.0.1', () => r()));
+    cleanups.push(() => new Promise<void>((r) => {
+      for (const c of held) c.destroy();
+      hole.close(() => r());
+    }));
+    const app = await harness(t, `http://127.0.0.1:${(hole.address() as AddressInfo).port}/metrics/harness`);
+    for (let i = 0; i < 5; i++) {
+      const r = await postJson(`${app.url}/v1/chat/completions`, { model: 'm' }, { 'x-session-id': `hole-${i}` });
+      expect(r.status).toBe(200);
+    }
+    expect((await getJson(`${app.url}/healthz`)).status).toBe(200); // the event loop is not stuck behind the POST
+    const st = await until(async () => {
+      const b = (await getJson(`${app.url}/stats`)).body;
+      return b.spooled === 5 ? b : null;
+    }, { timeoutMs: 30_000, intervalMs: 200 });
+    expect(st).toMatchObject({ sent: 0, dropped_undeliverable: 0 });
+    expect(st.post_failures).toBeGreaterThanOrEqual(1); // each a 2 s timeout, then the breaker's pause
+    expect(readdirSync(join(t.stateDir, 'spool', 'new'))).toHaveLength(5);
+    expect(held.length).toBeGreaterThanOrEqual(1);
   });
 
   it('SIGTERM: what is still queued is delivered on the way out', async () => {
