@@ -16,10 +16,11 @@ counts as failed when the handler raised or answered 5xx.
 Recording never adds latency or failure to a request: it is a pure ASGI middleware
 (a streamed response streams as before, chunk by chunk), the event goes into a
 bounded in-memory queue (full: dropped and counted, never waited for), and a
-background thread sends batches to the collector (POST {"events": [...]} with the
-bearer token). When the collector is down or refuses, the batch is handed, ids and
-timestamps unchanged, to `claude-metrics emit --wire`, which keeps it in the spool;
-once the collector answers again the thread starts `claude-metrics flush`. Each
+sender (a task on the server's event loop; a thread outside one) posts batches to
+the collector (POST {"events": [...]} with the bearer token). When the collector is
+down or refuses, the batch is handed, ids and timestamps unchanged, to
+`claude-metrics emit --wire`, which keeps it in the spool; once the collector
+answers again the sender starts `claude-metrics flush`. Each
 event's id is a UUIDv7 born once, so a retried or re-spooled event counts once.
 Events still in memory when the process is killed with SIGKILL are lost (a normal
 exit or SIGTERM flushes them, for up to `shutdown_timeout_s`).
