@@ -21,6 +21,7 @@ import { markToolStart, sweepStale, takeToolDuration } from './pending';
 import { spawnDetached } from './spawn';
 import { handOffToRunningWorker, markWorkerActive, workerFiles } from '../transcript/handoff';
 import { readStdin, salvageHookFields, stdinIsTerminal } from './stdin';
+import { parseWireEvents } from './wire';
 
 type Env = Record<string, string | undefined>;
 
@@ -60,6 +61,7 @@ export async function runEmit(argv: readonly string[], env: Env, io: EmitIo, sta
   const log = createLogger({ file: paths.log, level: config.logLevel, maxBytes: config.maxLogBytes, verbose: args.verbose, name: 'emit' });
   for (const w of [...args.warnings, ...resolved.warnings, ...resolved.errors]) log.warn(w);
   const deadline = started + config.timeoutMs;
+  if (args.wire) return emitWire(io, config, paths, log, deadline, env);
 
   let hookFields: HookFields | undefined;
   let inputNote: Record<string, unknown> | undefined;
@@ -100,6 +102,22 @@ export async function runEmit(argv: readonly string[], env: Env, io: EmitIo, sta
 
   startBackgroundWork(event, hookFields, delivery, { env, paths, io, log });
   return { event, delivery };
+}
+
+/** `emit --wire`: whole events from another producer, ids and timestamps kept (src/emit/wire.ts). */
+async function emitWire(io: EmitIo, config: Config, paths: StatePaths, log: Logger, deadline: number, env: Env): Promise<EmitOutcome> {
+  const input = await readStdin(io.stdinFd, { timeoutMs: Math.max(10, Math.floor(config.timeoutMs / 2)), maxBytes: MAX_STDIN_BYTES });
+  if (input.truncated || input.timedOut) {
+    log.warn('emit --wire: stdin incomplete; nothing emitted', { bytes: input.bytes, truncated: input.truncated, timedOut: input.timedOut });
+    return { skipped: 'invalid input' };
+  }
+  const { events, problems } = parseWireEvents(input.text);
+  for (const p of problems.slice(0, 20)) log.warn(`emit --wire: ${p}`);
+  if (events.length === 0) return { skipped: 'invalid input' };
+  const delivery = await deliverEvents(events, { config, paths, log, deadline });
+  log.debug('emitted wire events', { n: events.length, ...delivery, ms: io.now() - deadline + config.timeoutMs });
+  startBackgroundWork(events[0]!, undefined, delivery, { env, paths, io, log });
+  return { event: events[0], delivery };
 }
 
 export function parseHookJson(text: string): Json | undefined {
