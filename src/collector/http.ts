@@ -13,6 +13,8 @@ import { parseBody } from './normalize';
 import { serialize } from './prometheus';
 import type { HarnessEvent } from '../event';
 import type { IngestOutcome, SessionFilter, Store } from './store';
+import { RETRY_AFTER_S, StorageHealth } from './storage-health';
+import { unavailableBody, type StorageUnavailable } from './storage-errors';
 
 export const MAX_BODY_BYTES = 1024 * 1024;
 /** Events waiting for the next group commit; past this, ingest answers 503 with Retry-After. */
@@ -61,6 +63,10 @@ export interface CollectorOptions {
   log: Logger;
   dashboardDir: string;
   routerMetricsUrl?: string;
+  /** The database file's directory: a (nearly) full disk there is reported before a write fails. */
+  dataDir?: string;
+  /** Storage health (tests may pass their own); by default probed with store.probeWrite(). */
+  health?: StorageHealth;
 }
 
 const CSP = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
@@ -154,22 +160,51 @@ function filterFrom(q: URLSearchParams, now: number): SessionFilter | string {
   };
 }
 
+/** The store's health on /metrics: failed writes by reason (kept in memory) and whether writes work now. */
+export function healthFamilies(health: StorageHealth): ReturnType<typeof metricFamilies> {
+  return [
+    {
+      name: 'claude_harness_store_write_failures_total',
+      help: 'Store writes that failed for a storage reason (no_space, read_only, io_error, busy, unavailable, corrupt); counted in memory since the collector started.',
+      type: 'counter',
+      samples: health.failureCounts().map((c) => ({ labels: { reason: c.reason }, value: c.value })),
+    },
+    { name: 'claude_harness_store_available', help: 'Whether the store takes writes (1) or ingest is answered 503 (0).', type: 'gauge', samples: [{ labels: {}, value: health.unavailable ? 0 : 1 }] },
+  ];
+}
+
 export function createCollector(opts: CollectorOptions): Server {
   const { store, log } = opts;
   const dashboardRoot = resolve(opts.dashboardDir);
   const commits = new GroupCommit(store);
+  const health =
+    opts.health ??
+    new StorageHealth({
+      probeWrite: () => store.probeWrite(),
+      dataDir: opts.dataDir,
+      onChange: (ok, u) => (ok ? log.info('storage available again: writes work') : log.error(`storage unavailable: ${u?.message}; answering 503 until a write works`, { reason: u?.reason })),
+    });
+  // A full disk must not turn a client's bad request into a 5xx: the reject counter is best effort.
+  const countRejects = (reason: string, n?: number) => {
+    try {
+      store.countRejects(reason, n);
+    } catch (err) {
+      if (!health.failed(err)) throw err;
+    }
+  };
+  const unavailable = (res: ServerResponse, u: StorageUnavailable) => send(res, 503, unavailableBody(u), { 'retry-after': String(RETRY_AFTER_S) });
 
   async function ingest(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
     if (type !== 'application/json') {
-      store.countRejects('content_type');
+      countRejects('content_type');
       req.resume();
       return error(res, 415, `expected Content-Type: application/json, got ${type || 'none'}`);
     }
     const read = await readBody(req, MAX_BODY_BYTES);
     if (!read.ok) {
       if (!read.tooLarge) return;
-      store.countRejects('too_large');
+      countRejects('too_large');
       res.setHeader('connection', 'close');
       return error(res, 413, `body larger than ${MAX_BODY_BYTES} bytes; send smaller batches`);
     }
@@ -177,23 +212,34 @@ export function createCollector(opts: CollectorOptions): Server {
     try {
       json = JSON.parse(read.body.toString('utf8'));
     } catch (err) {
-      store.countRejects('invalid_json');
+      countRejects('invalid_json');
       return error(res, 400, `invalid JSON: ${(err as Error).message}`);
     }
     const parsed = parseBody(json);
     if (parsed.kind === 'invalid') {
-      store.countRejects('schema', parsed.rejected?.length ?? 1);
+      countRejects('schema', parsed.rejected?.length ?? 1);
       return error(res, parsed.status, parsed.reason, parsed.rejected ? { rejected: parsed.rejected } : {});
     }
     const events = parsed.kind === 'single' ? [parsed.event] : parsed.events.map((e) => e.event);
     const rejected = parsed.kind === 'batch' ? parsed.rejected : [];
-    if (rejected.length > 0) store.countRejects('schema', rejected.length);
+    if (rejected.length > 0) countRejects('schema', rejected.length);
+    if (!(await health.check())) {
+      health.refused();
+      return unavailable(res, health.unavailable!);
+    }
     const pending = commits.submit(events);
     if (!pending) {
-      store.countRejects('overloaded');
+      countRejects('overloaded');
       return send(res, 503, { error: 'collector busy; retry shortly' }, { 'retry-after': '1' });
     }
-    const outcome = await pending; // committed before we answer
+    let outcome: IngestOutcome;
+    try {
+      outcome = await pending; // committed before we answer
+    } catch (err) {
+      const u = health.failed(err);
+      if (!u) throw err;
+      return unavailable(res, u); // nothing of this request was committed: the client retries it
+    }
     send(res, 200, { accepted: outcome.accepted, duplicates: outcome.duplicates, rejected });
   }
 
@@ -224,7 +270,13 @@ export function createCollector(opts: CollectorOptions): Server {
     const method = req.method ?? 'GET';
     const now = Date.now();
 
-    if (path === '/healthz') return send(res, 200, { ok: true, events: store.eventCount() });
+    if (path === '/healthz') {
+      if (!(await health.check())) {
+        const u = health.unavailable!;
+        return send(res, 503, { ok: false, ...unavailableBody(u), since: new Date(u.sinceMs).toISOString() }, { 'retry-after': String(RETRY_AFTER_S) });
+      }
+      return send(res, 200, { ok: true, events: store.eventCount() });
+    }
 
     if (opts.token) {
       // The browser opens the page once with ?token=…; an HttpOnly cookie carries it from then on.
@@ -232,7 +284,7 @@ export function createCollector(opts: CollectorOptions): Server {
       if (fromQuery !== undefined && tokenMatches(fromQuery, opts.token) && method === 'GET' && (path === '/' || path.startsWith('/dashboard'))) {
         res.setHeader('set-cookie', `cm_token=${encodeURIComponent(fromQuery)}; HttpOnly; SameSite=Strict; Path=/`);
       } else if (!tokenMatches(bearer(req), opts.token)) {
-        if (path === '/metrics/harness' && method === 'POST') store.countRejects('unauthorized');
+        if (path === '/metrics/harness' && method === 'POST') countRejects('unauthorized');
         req.resume();
         return error(res, 401, 'unauthorized: send Authorization: Bearer <token> (or open the dashboard with ?token=<token>)', {});
       }
@@ -249,7 +301,13 @@ export function createCollector(opts: CollectorOptions): Server {
     if (method !== 'GET' && method !== 'HEAD') return error(res, 405, `${method} not allowed on ${path}`);
 
     if (path === '/metrics') {
-      const text = serialize(metricFamilies(store, now));
+      let families: ReturnType<typeof metricFamilies> = [];
+      try {
+        families = metricFamilies(store, now);
+      } catch (err) {
+        if (!health.failed(err)) throw err; // the store cannot be read either: its health is still worth scraping
+      }
+      const text = serialize([...families, ...healthFamilies(health)]);
       res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' });
       return void res.end(text);
     }
@@ -280,6 +338,12 @@ export function createCollector(opts: CollectorOptions): Server {
 
   const server = createServer((req, res) => {
     route(req, res).catch((err: unknown) => {
+      const u = health.failed(err);
+      if (u) {
+        log.warn('request failed: storage unavailable', { url: req.url, reason: u.reason, error: (err as Error).message });
+        if (!res.headersSent) return unavailable(res, u);
+        return res.destroy();
+      }
       log.error('request failed', { url: req.url, error: (err as Error).message, stack: (err as Error).stack });
       if (!res.headersSent) error(res, 500, 'internal error (logged)');
       else res.destroy();

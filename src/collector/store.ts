@@ -310,6 +310,11 @@ export class Store {
     })(events);
   }
 
+  /** A tiny real write (one counter row, not exposed) for the health probe after a storage failure. */
+  probeWrite(): void {
+    this.stmts.bump.run('store_write_probes_total', '{}', 1);
+  }
+
   /** Counts rejected input by reason (bounded: a fixed set of reason codes). */
   countRejects(reason: string, n = 1): void {
     this.bump('rejects_total', { reason }, n);

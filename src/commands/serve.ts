@@ -4,7 +4,7 @@
  * start and hourly, and on SIGTERM/SIGINT stops accepting, lets in-flight
  * requests finish and closes the database cleanly.
  */
-import { join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { createCollector } from '../collector/http';
 import { Store } from '../collector/store';
@@ -14,7 +14,8 @@ import { createLogger } from '../log';
 import { statePaths } from '../paths';
 
 export default async function serve(opts: Record<string, unknown>): Promise<number> {
-  const resolved = resolveConfig({ configFile: opts.config as string | undefined, flags: { token: opts.token } });
+  // No temp-dir fallback for the database: an unwritable state dir is an error here (--db or CLAUDE_METRICS_STATE_DIR).
+  const resolved = resolveConfig({ configFile: opts.config as string | undefined, flags: { token: opts.token }, checkStateDir: false });
   if (resolved.errors.length > 0) throw new ConfigError(resolved.errors.join('; '));
   const { config } = resolved;
   const env = process.env;
@@ -36,19 +37,20 @@ export default async function serve(opts: Record<string, unknown>): Promise<numb
   } catch (err) {
     throw new CliError(`cannot open the database ${dbPath}: ${(err as Error).message}`, 'E_DB', 1);
   }
-  const swept = store.sweep(retentionDays);
-  if (swept.events + swept.sessions > 0) log.info('retention sweep', { ...swept, retentionDays });
-  const sweeper = setInterval(() => {
+  // A sweep that cannot write (a full disk) must not keep the collector from starting: /healthz says why.
+  const sweep = () => {
     try {
       const r = store.sweep(retentionDays);
       if (r.events + r.sessions > 0) log.info('retention sweep', { ...r, retentionDays });
     } catch (err) {
       log.error('retention sweep failed', { error: (err as Error).message });
     }
-  }, 3_600_000);
+  };
+  sweep();
+  const sweeper = setInterval(sweep, 3_600_000);
   sweeper.unref();
 
-  const server = createCollector({ store, token: config.token, log, dashboardDir: join(__dirname, '..', 'dashboard'), routerMetricsUrl });
+  const server = createCollector({ store, token: config.token, log, dashboardDir: join(__dirname, '..', 'dashboard'), routerMetricsUrl, dataDir: dbPath === ':memory:' ? undefined : dirname(resolve(dbPath)) });
   await new Promise<void>((resolvePromise, reject) => {
     server.once('error', (err: NodeJS.ErrnoException) =>
       reject(new CliError(err.code === 'EADDRINUSE' ? `port ${port} on ${host} is in use (another collector?); pick one with --port` : `cannot listen on ${host}:${port}: ${err.message}`, 'E_LISTEN', 1)),
