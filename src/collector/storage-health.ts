@@ -79,7 +79,7 @@ export class StorageHealth {
     if (this.probing) return this.probing;
     if (this.now() - this.lastProbeMs < PROBE_INTERVAL_MS) return false;
     this.lastProbeMs = this.now();
-    this.probing = (async () => {
+    const p = (async () => {
       try {
         await this.opts.probeWrite();
         const was = this.current;
@@ -91,11 +91,15 @@ export class StorageHealth {
         if (u) this.failures.set(u.reason, (this.failures.get(u.reason) ?? 0) + 1);
         this.markUnavailable(u ?? this.current ?? storageUnavailable('unavailable'));
         return false;
-      } finally {
-        this.probing = null;
       }
     })();
-    return this.probing;
+    // Cleared after the assignment: a probe that throws synchronously settles before it.
+    this.probing = p;
+    try {
+      return await p;
+    } finally {
+      if (this.probing === p) this.probing = null;
+    }
   }
 
   /** A write refused without being tried (the store is known to be unavailable): counted like a failed one. */
