@@ -179,6 +179,23 @@ describe.skipIf(cannotMount !== null)('on real read-only and full file systems',
     });
   });
 
+  describe('a disk that fills while the hook writes', () => {
+    it('emit gets what reached the file plus the rest of the input: the event arrives, marked truncated, and no file stays', async () => {
+      const disk = mount(1024);
+      const state = join(disk.dir, 'state');
+      mkdirSync(join(state, 'inbox'), { recursive: true, mode: 0o700 });
+      writeFileSync(join(disk.dir, 'room'), Buffer.alloc(4096)); // one page to give back
+      disk.fill();
+      rmSync(join(disk.dir, 'room')); // the file's head fits, a 64 KiB input does not
+      const input = JSON.stringify({ session_id: 's-torn', cwd: '/', hook_event_name: 'PostToolUse', tool_name: 'Read', tool_use_id: 'toolu_torn', tool_response: { content: 'y'.repeat(64 * 1024) } });
+      const r = await runProcess('/bin/sh', [HOOK, process.execPath, DIST_CLI], { input, env: envFor(disk.dir, join(disk.dir, 'tmp'), { CLAUDE_METRICS_STATE_DIR: state }), cwd: '/', killAfterMs: 20_000 });
+      expect([r.code, r.stdout, r.stderr]).toEqual([0, '', '']);
+      const [e] = capture.events().filter((x) => x.session_id === 's-torn');
+      expect(e).toMatchObject({ event: 'PostToolUse', tool_name: 'Read', tool_use_id: 'toolu_torn', hook: { input_truncated: true } });
+      expect(walk(state).filter((f) => f.endsWith('.hook') || f.endsWith('.tmp'))).toEqual([]);
+    });
+  });
+
   describe('the collector on a disk that fills up', () => {
     let disk: Tmpfs;
     let serve: ServeHandle;
