@@ -294,6 +294,7 @@ describe.skipIf(cannotMount === null || IN_NS)('on real file systems, without ro
       timeout: 300_000,
     });
     expect(r.status, `${r.stdout}\n${r.stderr}`).toBe(0);
-    expect(r.stdout).not.toMatch(/skipped/);
+    expect(r.stdout).toMatch(/Tests\s+\d+ passed/);
+    expect(r.stdout).not.toMatch(/\d+ failed/);
   });
 });
