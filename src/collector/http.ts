@@ -9,7 +9,10 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { extname, join, normalize, resolve, sep } from 'node:path';
 import type { Logger } from '../log';
 import { daily, metricFamilies, parseTime, summary } from './api';
-import { parseBody } from './normalize';
+import { parseBody, validateEvent } from './normalize';
+import { decodeOtlp, errorBody, MAX_OTLP_BYTES, successBody, encodingOf, type Signal } from './ingest/otlp';
+import { logsToEvents } from './ingest/otlp-logs';
+import { metricsToEvents } from './ingest/otlp-metrics';
 import { serialize } from './prometheus';
 import type { HarnessEvent } from '../event';
 import type { IngestOutcome, SessionFilter, Store } from './store';
@@ -21,38 +24,53 @@ export const MAX_BODY_BYTES = 1024 * 1024;
 export const MAX_QUEUED_EVENTS = 50_000;
 
 /**
- * Group commit: requests that arrive in the same event-loop turn share one
- * transaction (one WAL commit), each still answered with its own outcome and
- * only after the commit. The queue is bounded.
+ * Group commit: requests that arrive while a commit is in flight (or in the
+ * same event-loop turn) share the next transaction, each still answered with
+ * its own outcome and only after the commit. The queue is bounded.
  */
 export class GroupCommit {
   private queue: Array<{ events: HarnessEvent[]; resolve: (o: IngestOutcome) => void; reject: (e: unknown) => void }> = [];
   private queued = 0;
+  private inFlight = 0;
   private scheduled = false;
 
-  constructor(private readonly store: Store) {}
+  /** `maxInFlight`: transactions at once (1 for SQLite, whose writer is one anyway). */
+  constructor(
+    private readonly store: Store,
+    private readonly maxInFlight = 1,
+  ) {}
 
   submit(events: HarnessEvent[]): Promise<IngestOutcome> | null {
     if (this.queued + events.length > MAX_QUEUED_EVENTS) return null;
     this.queued += events.length;
     return new Promise((resolve, reject) => {
       this.queue.push({ events, resolve, reject });
-      if (!this.scheduled) {
-        this.scheduled = true;
-        setImmediate(() => this.commit());
-      }
+      this.schedule();
     });
   }
 
-  private commit(): void {
-    this.scheduled = false;
+  private schedule(): void {
+    if (this.scheduled || this.inFlight >= this.maxInFlight || this.queue.length === 0) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      void this.commit();
+    });
+  }
+
+  private async commit(): Promise<void> {
+    if (this.inFlight >= this.maxInFlight || this.queue.length === 0) return;
     const q = this.queue.splice(0);
-    this.queued = 0;
+    this.queued -= q.reduce((n, x) => n + x.events.length, 0);
+    this.inFlight++;
     try {
-      const outcomes = this.store.ingestMany(q.map((x) => x.events));
+      const outcomes = await this.store.ingestMany(q.map((x) => x.events));
       q.forEach((x, i) => x.resolve(outcomes[i]!));
     } catch (err) {
       for (const x of q) x.reject(err);
+    } finally {
+      this.inFlight--;
+      this.schedule();
     }
   }
 }
@@ -63,9 +81,11 @@ export interface CollectorOptions {
   log: Logger;
   dashboardDir: string;
   routerMetricsUrl?: string;
+  /** Group-commit transactions at once (PostgreSQL can overlap them; SQLite has one writer). */
+  maxCommitsInFlight?: number;
   /** The database file's directory: a (nearly) full disk there is reported before a write fails. */
   dataDir?: string;
-  /** Storage health (tests may pass their own); by default probed with store.probeWrite(). */
+  /** Storage health (tests may pass their own); by default probed with a one-row counter write. */
   health?: StorageHealth;
 }
 
@@ -90,6 +110,29 @@ function send(res: ServerResponse, status: number, body: unknown, headers: Recor
     ...headers,
   });
   res.end(text);
+}
+
+/**
+ * The store cannot take writes right now (src/collector/storage-errors.ts): 503, never a bare 500,
+ * with the reason and how long to wait; the emitters spool and retry after that long.
+ */
+function unavailable(res: ServerResponse, u: StorageUnavailable, err?: unknown): void {
+  res.setHeader('connection', 'close');
+  const retryAfterS = (err as { retryAfterS?: unknown } | undefined)?.retryAfterS;
+  send(res, 503, unavailableBody(u), { 'retry-after': String(typeof retryAfterS === 'number' ? retryAfterS : RETRY_AFTER_S) });
+}
+
+/** The store's health on /metrics: failed writes by reason (kept in memory) and whether writes work now. */
+export function healthFamilies(health: StorageHealth): Awaited<ReturnType<typeof metricFamilies>> {
+  return [
+    {
+      name: 'claude_harness_store_write_failures_total',
+      help: 'Store writes that failed or were refused for a storage reason (no_space, read_only, io_error, busy, unavailable, corrupt); counted in memory since the collector started.',
+      type: 'counter',
+      samples: health.failureCounts().map((c) => ({ labels: { reason: c.reason }, value: c.value })),
+    },
+    { name: 'claude_harness_store_available', help: 'Whether the store takes writes (1) or ingest is answered 503 (0).', type: 'gauge', samples: [{ labels: {}, value: health.unavailable ? 0 : 1 }] },
+  ];
 }
 
 const error = (res: ServerResponse, status: number, message: string, extra: Record<string, unknown> = {}) => send(res, status, { error: message, ...extra });
@@ -160,39 +203,29 @@ function filterFrom(q: URLSearchParams, now: number): SessionFilter | string {
   };
 }
 
-/** The store's health on /metrics: failed writes by reason (kept in memory) and whether writes work now. */
-export function healthFamilies(health: StorageHealth): ReturnType<typeof metricFamilies> {
-  return [
-    {
-      name: 'claude_harness_store_write_failures_total',
-      help: 'Store writes that failed for a storage reason (no_space, read_only, io_error, busy, unavailable, corrupt); counted in memory since the collector started.',
-      type: 'counter',
-      samples: health.failureCounts().map((c) => ({ labels: { reason: c.reason }, value: c.value })),
-    },
-    { name: 'claude_harness_store_available', help: 'Whether the store takes writes (1) or ingest is answered 503 (0).', type: 'gauge', samples: [{ labels: {}, value: health.unavailable ? 0 : 1 }] },
-  ];
-}
-
 export function createCollector(opts: CollectorOptions): Server {
   const { store, log } = opts;
   const dashboardRoot = resolve(opts.dashboardDir);
-  const commits = new GroupCommit(store);
+  const commits = new GroupCommit(store, opts.maxCommitsInFlight ?? 1);
   const health =
     opts.health ??
     new StorageHealth({
-      probeWrite: () => store.probeWrite(),
+      probeWrite: () => store.bump('store_write_probes_total', {}, 1), // not exposed: only its success matters
       dataDir: opts.dataDir,
       onChange: (ok, u) => (ok ? log.info('storage available again: writes work') : log.error(`storage unavailable: ${u?.message}; answering 503 until a write works`, { reason: u?.reason })),
     });
-  // A full disk must not turn a client's bad request into a 5xx: the reject counter is best effort.
-  const countRejects = (reason: string, n?: number) => {
-    try {
-      store.countRejects(reason, n);
-    } catch (err) {
-      if (!health.failed(err)) throw err;
-    }
+  // Counting a reject must never fail the answer to a bad request (a full disk included).
+  const countRejects = (reason: string, n = 1) =>
+    void store.countRejects(reason, n).catch((err: unknown) => {
+      health.failed(err);
+      log.warn('cannot count a reject', { reason, error: (err as Error).message });
+    });
+  /** Before a write: false (and counted) while the store is known to be unavailable and no probe has shown otherwise. */
+  const writable = async (): Promise<boolean> => {
+    if (await health.check()) return true;
+    health.refused();
+    return false;
   };
-  const unavailable = (res: ServerResponse, u: StorageUnavailable) => send(res, 503, unavailableBody(u), { 'retry-after': String(RETRY_AFTER_S) });
 
   async function ingest(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
@@ -223,10 +256,7 @@ export function createCollector(opts: CollectorOptions): Server {
     const events = parsed.kind === 'single' ? [parsed.event] : parsed.events.map((e) => e.event);
     const rejected = parsed.kind === 'batch' ? parsed.rejected : [];
     if (rejected.length > 0) countRejects('schema', rejected.length);
-    if (!(await health.check())) {
-      health.refused();
-      return unavailable(res, health.unavailable!);
-    }
+    if (!(await writable())) return unavailable(res, health.unavailable!);
     const pending = commits.submit(events);
     if (!pending) {
       countRejects('overloaded');
@@ -238,9 +268,67 @@ export function createCollector(opts: CollectorOptions): Server {
     } catch (err) {
       const u = health.failed(err);
       if (!u) throw err;
-      return unavailable(res, u); // nothing of this request was committed: the client retries it
+      return unavailable(res, u, err); // nothing of this request was committed: the client retries it
     }
     send(res, 200, { accepted: outcome.accepted, duplicates: outcome.duplicates, rejected });
+  }
+
+  /** OTLP/HTTP export (Claude Code's own telemetry): 200 with partial success, 4xx for a bad body, in the request's encoding. */
+  async function otlp(signal: Signal, req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const reply = (status: number, r: { type: string; body: Buffer }, headers: Record<string, string> = {}) => {
+      res.writeHead(status, { 'content-type': r.type, 'content-length': r.body.length, 'cache-control': 'no-store', ...headers });
+      res.end(r.body);
+    };
+    const encoding = encodingOf(req.headers['content-type']) ?? 'json';
+    const fail = (status: number, reason: string, code: string) => {
+      countRejects(code);
+      reply(status, errorBody(encoding, status, reason), status === 503 ? { 'retry-after': '1' } : {});
+    };
+    if (!encodingOf(req.headers['content-type'])) {
+      req.resume();
+      return fail(415, `expected Content-Type application/json or application/x-protobuf, got ${(req.headers['content-type'] ?? 'none').split(';')[0]}`, 'content_type');
+    }
+    const read = await readBody(req, MAX_OTLP_BYTES);
+    if (!read.ok) {
+      if (!read.tooLarge) return;
+      res.setHeader('connection', 'close');
+      return fail(413, `body larger than ${MAX_OTLP_BYTES} bytes; export smaller batches`, 'too_large');
+    }
+    const d = decodeOtlp(signal, req.headers['content-type'], req.headers['content-encoding'] as string | undefined, read.body);
+    if (!d.ok) return fail(d.status, d.reason, d.status === 413 ? 'too_large' : d.status === 415 ? 'content_type' : `otlp_invalid_${d.encoding}`);
+    const receivedMs = Date.now();
+    const mapped = signal === 'logs' ? logsToEvents(d.request, receivedMs) : metricsToEvents(d.request, receivedMs);
+    const events: HarnessEvent[] = [];
+    let rejected = mapped.rejected;
+    const reasons = [...mapped.reasons];
+    for (const raw of mapped.events) {
+      const v = validateEvent(raw, new Date(receivedMs));
+      if (v.ok) events.push(v.event);
+      else {
+        rejected++;
+        if (reasons.length < 3) reasons.push(v.reason);
+      }
+    }
+    if (rejected > 0) countRejects(`otlp_${signal}`, rejected);
+    if (mapped.ignored > 0) void store.bump('otlp_ignored_total', { signal }, mapped.ignored).catch((err: unknown) => log.warn('cannot count ignored OTLP items', { error: (err as Error).message }));
+    if (events.length > 0) {
+      const refuse = (u: StorageUnavailable, err?: unknown) => {
+        res.setHeader('connection', 'close');
+        const retryAfterS = (err as { retryAfterS?: unknown } | undefined)?.retryAfterS;
+        return reply(503, errorBody(encoding, 503, unavailableBody(u).error), { 'retry-after': String(typeof retryAfterS === 'number' ? retryAfterS : RETRY_AFTER_S) });
+      };
+      if (!(await writable())) return refuse(health.unavailable!);
+      const pending = commits.submit(events);
+      if (!pending) return fail(503, 'collector busy; retry shortly', 'overloaded');
+      try {
+        await pending; // committed before we answer
+      } catch (err) {
+        const u = health.failed(err);
+        if (!u) throw err;
+        return refuse(u, err);
+      }
+    }
+    reply(200, successBody(signal, d.encoding, rejected, rejected > 0 ? `${rejected} rejected: ${reasons.join('; ')}` : ''));
   }
 
   function serveStatic(res: ServerResponse, path: string): void {
@@ -271,11 +359,12 @@ export function createCollector(opts: CollectorOptions): Server {
     const now = Date.now();
 
     if (path === '/healthz') {
+      // Not ok while writes fail (a load balancer stops sending here); a probe write clears it by itself.
       if (!(await health.check())) {
         const u = health.unavailable!;
         return send(res, 503, { ok: false, ...unavailableBody(u), since: new Date(u.sinceMs).toISOString() }, { 'retry-after': String(RETRY_AFTER_S) });
       }
-      return send(res, 200, { ok: true, events: store.eventCount() });
+      return send(res, 200, { ok: true, events: await store.eventCount() });
     }
 
     if (opts.token) {
@@ -284,7 +373,7 @@ export function createCollector(opts: CollectorOptions): Server {
       if (fromQuery !== undefined && tokenMatches(fromQuery, opts.token) && method === 'GET' && (path === '/' || path.startsWith('/dashboard'))) {
         res.setHeader('set-cookie', `cm_token=${encodeURIComponent(fromQuery)}; HttpOnly; SameSite=Strict; Path=/`);
       } else if (!tokenMatches(bearer(req), opts.token)) {
-        if (path === '/metrics/harness' && method === 'POST') countRejects('unauthorized');
+        if ((path === '/metrics/harness' || path === '/v1/logs' || path === '/v1/metrics') && method === 'POST') countRejects('unauthorized');
         req.resume();
         return error(res, 401, 'unauthorized: send Authorization: Bearer <token> (or open the dashboard with ?token=<token>)', {});
       }
@@ -298,12 +387,16 @@ export function createCollector(opts: CollectorOptions): Server {
       }
       return error(res, 405, 'use POST', {});
     }
+    if (path === '/v1/logs' || path === '/v1/metrics') {
+      if (method === 'POST') return otlp(path === '/v1/logs' ? 'logs' : 'metrics', req, res);
+      return error(res, 405, 'use POST (OTLP/HTTP export)', {});
+    }
     if (method !== 'GET' && method !== 'HEAD') return error(res, 405, `${method} not allowed on ${path}`);
 
     if (path === '/metrics') {
-      let families: ReturnType<typeof metricFamilies> = [];
+      let families: Awaited<ReturnType<typeof metricFamilies>> = [];
       try {
-        families = metricFamilies(store, now);
+        families = await metricFamilies(store, now);
       } catch (err) {
         if (!health.failed(err)) throw err; // the store cannot be read either: its health is still worth scraping
       }
@@ -316,16 +409,16 @@ export function createCollector(opts: CollectorOptions): Server {
       if (typeof f === 'string') return error(res, 400, f);
       switch (path) {
         case '/api/summary':
-          return send(res, 200, summary(store, f, now));
+          return send(res, 200, await summary(store, f, now));
         case '/api/sessions':
-          return send(res, 200, store.sessions(f, now));
+          return send(res, 200, await store.sessions(f, now));
         case '/api/daily': {
           const days = url.searchParams.get('days') ?? '30';
           if (!/^\d+$/.test(days) || Number(days) < 1 || Number(days) > 366) return error(res, 400, `days: expected 1 to 366, got ${days}`);
-          return send(res, 200, daily(store, f, Number(days), now));
+          return send(res, 200, await daily(store, f, Number(days), now));
         }
         case '/api/filters':
-          return send(res, 200, store.filters());
+          return send(res, 200, await store.filters());
         case '/api/config':
           return send(res, 200, { router_metrics_url: opts.routerMetricsUrl ?? null, auth: Boolean(opts.token) });
         default:
@@ -340,9 +433,9 @@ export function createCollector(opts: CollectorOptions): Server {
     route(req, res).catch((err: unknown) => {
       const u = health.failed(err);
       if (u) {
-        log.warn('request failed: storage unavailable', { url: req.url, reason: u.reason, error: (err as Error).message });
-        if (!res.headersSent) return unavailable(res, u);
-        return res.destroy();
+        log.warn('storage unavailable', { url: req.url, reason: u.reason, error: (err as Error).message });
+        if (!res.headersSent) return unavailable(res, u, err);
+        return void res.destroy();
       }
       log.error('request failed', { url: req.url, error: (err as Error).message, stack: (err as Error).stack });
       if (!res.headersSent) error(res, 500, 'internal error (logged)');

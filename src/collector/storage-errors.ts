@@ -22,7 +22,7 @@ const MESSAGES: Record<StorageReason, string> = {
   read_only: 'the database is read-only',
   io_error: 'disk I/O error',
   busy: 'the database is locked',
-  unavailable: 'the database cannot be reached',
+  unavailable: 'database unavailable (cannot be reached)',
   corrupt: 'the database file is damaged',
 };
 
@@ -74,6 +74,17 @@ function errnoReason(code: string): StorageReason | null {
 
 /** The storage-unavailable reading of an error, or null when it is something else (a bug: 500). */
 export function classifyStorageError(err: unknown): StorageUnavailable | null {
+  // A store's own StoreUnavailableError (src/collector/store): the reason it carries, its cause's, or
+  // the SQLSTATE its message ends with; else the database cannot be reached.
+  if ((err as { code?: unknown } | null)?.code === 'E_STORE_UNAVAILABLE') {
+    const e = err as { reason?: unknown; cause?: unknown; message?: unknown };
+    if (typeof e.reason === 'string' && e.reason in MESSAGES) return storageUnavailable(e.reason as StorageReason);
+    const fromCause = e.cause ? classifyStorageError(e.cause) : null;
+    if (fromCause) return fromCause;
+    const state = /\(([0-9A-Z]{5})\)\s*$/.exec(typeof e.message === 'string' ? e.message : '');
+    const reason = state ? sqlstateReason(state[1]!) : null;
+    return storageUnavailable(reason ?? 'unavailable');
+  }
   const code = err && typeof err === 'object' && typeof (err as { code?: unknown }).code === 'string' ? (err as { code: string }).code : undefined;
   if (!code) return null;
   const reason = code.startsWith('SQLITE_') ? sqliteReason(code) : /^[0-9A-Z]{5}$/.test(code) && !code.startsWith('E') ? sqlstateReason(code) : errnoReason(code);
