@@ -21,6 +21,8 @@ import { uuidv7 } from '../src/ids';
 import { StorageHealth } from '../src/collector/storage-health';
 import { DIST_CLI, getJson, postJson, ROOT, runCli, runProcess, startCaptureServer, startServe, waitFor, type CaptureServer, type ServeHandle } from './helpers/cli';
 import { mountTmpfs, mountUnavailable, tempDir, userNamespaceUnavailable, type Tmpfs } from './helpers/mount';
+import { startPostgres, type PgCluster } from './helpers/postgres';
+import { Client } from 'pg';
 
 const HOOK = join(ROOT, 'bin', 'claude-metrics-hook');
 const cannotMount = mountUnavailable();
@@ -297,4 +299,73 @@ describe.skipIf(cannotMount === null || IN_NS)('on real file systems, without ro
     expect(r.stdout).toMatch(/Tests\s+\d+ passed/);
     expect(r.stdout).not.toMatch(/\d+ failed/);
   });
+});
+
+// PostgreSQL turned read-only (default_transaction_read_only, as a failover to a standby or an
+// operator does): the same 503, /healthz and counter, recovering once it takes writes again.
+describe('the collector on a PostgreSQL that turns read-only', () => {
+  let pg: PgCluster;
+  let serve: ServeHandle;
+  let db: string;
+  let state: string;
+  beforeAll(async () => {
+    pg = await startPostgres();
+    db = await pg.createDb();
+    state = tempDir('cm-pg-ro-');
+    serve = await startServe({ PATH: process.env.PATH, HOME: state, CLAUDE_METRICS_STATE_DIR: state }, ['--db', db]);
+  }, 120_000);
+  afterAll(async () => {
+    await serve?.stop();
+    await pg?.stop();
+    rmSync(state, { recursive: true, force: true });
+  });
+  /** ALTER SYSTEM + reload reaches the pooled sessions too; run from a session that stays writable. */
+  const setReadOnly = async (on: boolean) => {
+    const c = new Client({ connectionString: pg.url('postgres'), options: '-c default_transaction_read_only=off' });
+    await c.connect();
+    try {
+      await c.query(on ? 'ALTER SYSTEM SET default_transaction_read_only = on' : 'ALTER SYSTEM RESET default_transaction_read_only');
+      await c.query('SELECT pg_reload_conf()');
+    } finally {
+      await c.end();
+    }
+  };
+  const ev = () => ({ event_id: uuidv7(), event: 'PostToolUse', source: 'api', session_id: 'pg-ro', tool_name: 'Bash', success: true, timestamp: new Date().toISOString() });
+
+  it('answers 503 read_only with Retry-After, /healthz not ok, counted; recovers by itself with every acknowledged event stored', async () => {
+    const acked: string[] = [];
+    const first = ev();
+    expect((await postJson(serve.endpoint, first)).status).toBe(200);
+    acked.push(first.event_id);
+    await setReadOnly(true);
+    let refused: { status: number; body: unknown; retryAfter: string | null } | null = null;
+    const refusedEvents: Array<ReturnType<typeof ev>> = [];
+    for (let i = 0; i < 50 && !refused; i++) {
+      const e = ev();
+      const res = await fetch(serve.endpoint, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(e) });
+      const body = await res.json();
+      if (res.status === 200) acked.push(e.event_id);
+      else {
+        refusedEvents.push(e);
+        refused = { status: res.status, body, retryAfter: res.headers.get('retry-after') };
+      }
+      if (!refused) await new Promise((r) => setTimeout(r, 100)); // the reload reaches each session at its next statement
+    }
+    expect(refused).toMatchObject({ status: 503, body: { error: 'storage unavailable: the database is read-only', reason: 'read_only' } });
+    expect(refused!.retryAfter).toMatch(/^\d+$/);
+    expect((await getJson(`${serve.url}/healthz`)).status).toBe(503);
+    const metrics = (await getJson(`${serve.url}/metrics`)).body as string;
+    expect(metrics).toMatch(/^claude_harness_store_available 0$/m);
+    expect(Number(/^claude_harness_store_write_failures_total\{reason="read_only"\} (\d+)$/m.exec(metrics)?.[1])).toBeGreaterThanOrEqual(1);
+
+    await setReadOnly(false);
+    await waitFor(async () => (await getJson(`${serve.url}/healthz`)).status === 200, { timeoutMs: 20_000, intervalMs: 250 });
+    for (const e of refusedEvents) {
+      expect((await postJson(serve.endpoint, e)).status).toBe(200);
+      acked.push(e.event_id);
+    }
+    const rows = await pg.query<{ event_id: string }>(db.slice(db.lastIndexOf('/') + 1), 'SELECT event_id FROM harness_events');
+    const stored = new Set(rows.map((r) => r.event_id));
+    expect(acked.filter((id) => !stored.has(id))).toEqual([]);
+  }, 120_000);
 });
