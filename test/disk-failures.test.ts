@@ -303,7 +303,7 @@ describe.skipIf(cannotMount === null || IN_NS)('on real file systems, without ro
 
 // PostgreSQL turned read-only (default_transaction_read_only, as a failover to a standby or an
 // operator does): the same 503, /healthz and counter, recovering once it takes writes again.
-describe('the collector on a PostgreSQL that turns read-only', () => {
+describe.skipIf(IN_NS)('the collector on a PostgreSQL that turns read-only', () => {
   let pg: PgCluster;
   let serve: ServeHandle;
   let db: string;

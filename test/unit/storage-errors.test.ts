@@ -10,6 +10,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { classifyStorageError, unavailableBody } from '../../src/collector/storage-errors';
 import { StorageHealth } from '../../src/collector/storage-health';
 import { chooseStateDir, dirProblem, fallbackStateDirPath, prepareFallback } from '../../src/statedir';
+import { inputOfPartial, RAW_END, RAW_HEADER } from '../../src/inbox/raw';
 
 const err = (code: string, message = code) => Object.assign(new Error(message), { code });
 
@@ -119,5 +120,15 @@ describe('the state dir fallback', () => {
     mkdirSync(tmp);
     const choice = chooseStateDir('/proc/1/nope/claude-metrics', { TMPDIR: tmp });
     expect(choice).toEqual({ dir: join(tmp, `claude-metrics-${process.getuid!()}`), fallbackFrom: '/proc/1/nope/claude-metrics', reason: expect.any(String) });
+  });
+});
+
+describe('inputOfPartial (an inbox file the disk cut short, handed to emit)', () => {
+  const head = `${RAW_HEADER}PWD=/x\0USER=u\0\n`;
+  it('keeps the input after the environment, without the end mark if it got that far', () => {
+    expect(inputOfPartial(`${head}{"hook_event_name":"Stop","session_id":"s"`)).toBe('{"hook_event_name":"Stop","session_id":"s"');
+    expect(inputOfPartial(`${head}{"a":1}${RAW_END}`)).toBe('{"a":1}');
+    expect(inputOfPartial(`${RAW_HEADER}PWD=/x`)).toBe(''); // cut inside the environment
+    expect(inputOfPartial('{"not":"a hook file"}')).toBe('{"not":"a hook file"}');
   });
 });
