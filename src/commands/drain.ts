@@ -49,7 +49,12 @@ export default async function drain(opts: Record<string, unknown>): Promise<numb
       if (items.length > 0) {
         lastActivity = Date.now();
         try {
-          await deliver(items, log);
+          if (!(await deliver(items, log))) {
+            // Delivered (or spooled) but the files cannot be removed (a read-only inbox): reading
+            // them again would only send duplicates, so stop; `flush` retries once it is writable.
+            log.error('drain: the inbox files cannot be removed; stopping', { inbox, n: items.length });
+            break;
+          }
         } catch (err) {
           // Not even the spool takes them (a full or read-only disk): the files stay in the
           // inbox for the next drainer or `flush`, and this one stops instead of spinning.
@@ -85,8 +90,9 @@ function takeBatch(inbox: string, log: Logger): InboxItem[] {
   return out;
 }
 
-/** Delivers (or spools) each group of events that share an endpoint, then removes their files. */
-async function deliver(items: InboxItem[], log: Logger): Promise<void> {
+/** Delivers (or spools) each group of events that share an endpoint, then removes their files; false when none could be removed. */
+async function deliver(items: InboxItem[], log: Logger): Promise<boolean> {
+  let removed = 0;
   const groups = new Map<string, InboxItem[]>();
   for (const it of items) {
     const key = `${it.config.endpoint}\u0000${it.config.token ?? ''}\u0000${it.config.stateDir}`;
@@ -101,7 +107,7 @@ async function deliver(items: InboxItem[], log: Logger): Promise<void> {
       { config, paths, log, deadline: Date.now() + Math.max(config.timeoutMs, 2000) },
     );
     // In the spool or delivered: the inbox file has done its job.
-    for (const it of group) remove(it.file);
+    for (const it of group) if (remove(it.file)) removed++;
     log.debug('drained', { n: group.length, ...r });
     // A collector that answers again gets what an outage left behind.
     if (r.outcome === 'ok' && new Spool(paths).hasWaiting()) {
@@ -113,6 +119,7 @@ async function deliver(items: InboxItem[], log: Logger): Promise<void> {
       await flushSpool({ config, paths: statePaths(other), log, deadline: Date.now() + config.flushTimeoutMs });
     }
   }
+  return removed > 0;
 }
 
 /** Stop / SubagentStop / SessionEnd: read the session's transcript, one read at a time per session. */
@@ -161,6 +168,8 @@ function acquire(pidFile: string, log: Logger): 'locked' | 'unlocked' | false {
       writeFileSync(tmp, String(process.pid), { mode: 0o600 });
     } catch (err) {
       remove(tmp);
+      const holder = readPid(pidFile);
+      if (holder && holder !== process.pid && processAlive(holder)) return false; // a live drainer has it
       log.warn('drain: cannot write the drainer lock; running without it', { error: (err as Error).message });
       return 'unlocked';
     }
