@@ -22,6 +22,7 @@ import { spawnDetached } from './spawn';
 import { handOffToRunningWorker, markWorkerActive, workerFiles } from '../transcript/handoff';
 import { readStdin, salvageHookFields, stdinIsTerminal } from './stdin';
 import { parseWireEvents } from './wire';
+import { inputOfPartial } from '../inbox/raw';
 
 type Env = Record<string, string | undefined>;
 
@@ -73,13 +74,17 @@ export async function runEmit(argv: readonly string[], env: Env, io: EmitIo, sta
     }
     // Half the budget for input; the rest is for the network.
     const input = await readStdin(io.stdinFd, { timeoutMs: Math.max(10, Math.floor(config.timeoutMs / 2)), maxBytes: MAX_STDIN_BYTES });
+    // The fast hook could not write its inbox file (bin/claude-metrics-hook): it hands over what it holds.
+    const fromHook = env.CLAUDE_METRICS_HOOK_FALLBACK;
+    if (fromHook) log.warn(fromHook === 'partial' ? 'fast hook: the disk filled while writing the inbox file; sending what reached it' : 'fast hook: the inbox cannot be written; sending directly');
+    if (fromHook === 'partial') input.text = inputOfPartial(input.text);
     const parsed = parseHookJson(input.text);
     if (parsed) hookFields = mapHook(parsed, { includeContent: config.includeContent, maxContentBytes: config.maxContentBytes });
-    else if (input.truncated || input.timedOut) {
+    else if (input.truncated || input.timedOut || fromHook === 'partial') {
       const salvaged = salvageHookFields(input.text.slice(0, 64 * 1024));
       if (salvaged.hook_event_name || args.event) {
         hookFields = mapHook(salvaged, { includeContent: false, maxContentBytes: config.maxContentBytes });
-        inputNote = { input_truncated: input.truncated, input_timed_out: input.timedOut, input_bytes: input.bytes };
+        inputNote = { input_truncated: input.truncated || fromHook === 'partial', input_timed_out: input.timedOut, input_bytes: input.bytes };
       }
     }
     if (!hookFields && args.event === undefined) {

@@ -17,6 +17,7 @@ import { DEFAULT_EVENTS, findOurHooks } from './settings-edit';
 import { otelFacts, unpricedModels, type OtelFacts } from './doctor-otel';
 import { collectorBase } from './otel-env';
 import { realTarget, settingsPathFor, type Scope } from './settings-file';
+import { storageProblems, writeCheck, formatBytes, type StorageFacts } from './storage-check';
 
 type Env = Record<string, string | undefined>;
 
@@ -73,6 +74,8 @@ export interface DoctorFacts {
   /** The hook commands this installation would write (fast, then emit), to spot stale hooks. */
   expectedCommands?: string[];
   log: { path: string; lastProblem?: { time: string; msg: string; name?: string } };
+  /** Can the state dir, the inbox and the spool be written (a real write), and their free space. */
+  storage?: StorageFacts;
   /** Modes of what holds secrets or events (undefined when missing). */
   modes: { stateDir?: number; configFile?: number; tokenInFile: boolean };
   /** Claude Code's own OTel export, per settings scope that turns it on (install --otel). */
@@ -299,7 +302,12 @@ export async function gatherFacts(o: GatherOptions): Promise<DoctorFacts> {
     breaker: readBreaker(paths.breaker, config.endpoint),
     spoolDir: join(paths.root, 'spool'),
     spool: new Spool(paths).stats(now),
-    inbox: inboxFacts(hookInbox(o.env), now),
+    inbox: inboxFacts(o.resolved.stateDirFallbackFrom ? join(paths.root, 'inbox') : hookInbox(o.env), now),
+    storage: {
+      checks: [writeCheck('state dir', paths.root), writeCheck('hook inbox', o.resolved.stateDirFallbackFrom ? join(paths.root, 'inbox') : hookInbox(o.env)), writeCheck('spool', paths.spool.new)],
+      fallbackFrom: o.resolved.stateDirFallbackFrom,
+      configuredProblem: o.resolved.stateDirProblem,
+    },
     scopes,
     claude: claudeFacts(o.env),
     expectedCommands: o.expectedCommands,
@@ -338,7 +346,13 @@ export const MIN_CLEANUP_DAYS = 30;
 export function assess(f: DoctorFacts): Assessment {
   const problems: string[] = [];
   const notes: string[] = [];
-  for (const w of f.configWarnings) problems.push(`configuration: ${w}`);
+  // The state dir's own warning is told below, with the storage checks.
+  for (const w of f.configWarnings) if (!w.startsWith('state dir ')) problems.push(`configuration: ${w}`);
+  if (f.storage) {
+    const st = storageProblems(f.storage);
+    problems.push(...st.problems);
+    notes.push(...st.notes);
+  }
 
   const e = f.endpoint;
   if (!e.reachable) problems.push(`collector ${e.url} is not reachable (${e.error}); events are spooled until it is: start it (claude-metrics serve) or set CLAUDE_METRICS_ENDPOINT`);
@@ -419,6 +433,8 @@ export function renderText(f: DoctorFacts, a: Assessment): string {
   out.push(`  waiting ${s.depth} event(s), ${s.bytes} bytes; oldest ${s.oldestAgeMs === null ? '-' : formatAge(s.oldestAgeMs)}; claimed ${s.claimed}; dead letters ${s.dead}; drops ${s.drops}`);
   if (f.inbox) out.push(`  hook inbox (${f.inbox.dir}): ${f.inbox.waiting} file(s) waiting; drainer ${f.inbox.drainer === null ? 'not running' : `running (pid ${f.inbox.drainer})`}`);
   out.push(`  log: ${f.log.path}`);
+  for (const c of f.storage?.checks ?? []) out.push(`  ${pad(`${c.role}:`, 12)}${c.dir}: ${c.ok ? 'writable' : `NOT writable (${c.error})`}${c.freeBytes !== null ? `, ${formatBytes(c.freeBytes)} free` : ''}`);
+  if (f.storage?.fallbackFrom) out.push(`  (the configured state dir ${f.storage.fallbackFrom} cannot be written: ${f.storage.configuredProblem})`);
   out.push('', 'hooks');
   for (const sc of f.scopes) {
     const head = `  ${pad(sc.scope, 9)}${sc.path}: `;
