@@ -73,7 +73,8 @@ h3 { margin: 0 0 6px; font-size: .85rem; font-weight: 600; color: var(--_muted);
 .tile .label { font-size: .8rem; color: var(--_muted); }
 .tile .value { font-size: 1.6rem; font-weight: 650; margin-top: 2px; font-variant-numeric: tabular-nums; }
 .tile .sub { font-size: .8rem; color: var(--_muted); margin-top: 2px; }
-.grid { display: grid; grid-template-columns: repeat(auto-fit, minmax(280px, 1fr)); gap: var(--_gap); }
+.body { display: flex; flex-direction: column; gap: var(--_gap); }
+.grid { display: grid; grid-template-columns: repeat(auto-fit, minmax(300px, 1fr)); gap: var(--_gap); }
 .card { background: var(--_surface); border: 1px solid var(--_border); border-radius: var(--_radius); padding: 10px 12px; min-width: 0; overflow-x: auto; }
 .card.wide { grid-column: 1 / -1; }
 table { width: 100%; border-collapse: collapse; font-size: .85rem; font-variant-numeric: tabular-nums; }
@@ -88,7 +89,8 @@ tr:last-child td { border-bottom: 0; }
 svg { display: block; width: 100%; height: 140px; }
 svg .bar-ok { fill: var(--_ok); }
 svg .bar-fail { fill: var(--_fail); }
-svg .axis { fill: var(--_muted); font-size: 10px; }
+.axis { display: flex; font-size: 10px; color: var(--_muted); }
+.axis span { flex: 1; text-align: center; overflow: hidden; }
 .legend { font-size: .8rem; color: var(--_muted); margin-top: 4px; }
 `;
 
@@ -99,7 +101,7 @@ function compact(n: number): string {
   if (n >= 1e4) return `${(n / 1e3).toFixed(1)}k`;
   return nf(n);
 }
-const usd = (n: number) => (n >= 100 ? `$${n.toFixed(0)}` : n >= 1 ? `$${n.toFixed(2)}` : `$${n.toFixed(n === 0 ? 2 : 4)}`);
+const usd = (n: number) => (n >= 100 ? `$${n.toFixed(0)}` : n >= 0.01 || n === 0 ? `$${n.toFixed(2)}` : `$${n.toFixed(4)}`);
 const pct = (r: number | null) => (r === null ? '–' : `${(r * 100).toFixed(r === 1 || r === 0 ? 0 : 1)}%`);
 function duration(ms: number | null): string {
   if (ms === null) return '–';
@@ -162,7 +164,6 @@ export class HarnessActivityElement extends Base {
     const style = document.createElement('style');
     style.textContent = STYLE;
     this.root.append(style, el('section', { class: 'panel', part: 'panel' }));
-    this.setAttribute('data-state', 'loading');
   }
 
   /** The token as a property keeps it out of the DOM; it wins over the attribute. */
@@ -175,6 +176,8 @@ export class HarnessActivityElement extends Base {
   }
 
   connectedCallback(): void {
+    // Not in the constructor: an element created by createElement may not get attributes there.
+    if (!this.hasAttribute('data-state')) this.setAttribute('data-state', 'loading');
     this.renderSkeleton();
     this.schedule();
   }
@@ -189,8 +192,11 @@ export class HarnessActivityElement extends Base {
     if (old !== value && this.isConnected) this.schedule();
   }
 
-  /** Loads now; resolves when the panel shows the result (data or error). */
-  async refresh(): Promise<void> {
+  /**
+   * Loads now; resolves when the panel shows the result (data or error). Not named
+   * `refresh`: React sets props that match a property name as properties.
+   */
+  async reload(): Promise<void> {
     this.inflight?.abort();
     const ctl = new AbortController();
     this.inflight = ctl;
@@ -233,8 +239,8 @@ export class HarnessActivityElement extends Base {
       if (!this.isConnected) return;
       if (this.timer) clearInterval(this.timer);
       const every = this.intAttr('refresh', 30, 0, 86_400);
-      this.timer = every > 0 ? setInterval(() => void this.refresh(), every * 1000) : undefined;
-      void this.refresh();
+      this.timer = every > 0 ? setInterval(() => void this.reload(), every * 1000) : undefined;
+      void this.reload();
     });
   }
 
@@ -301,13 +307,13 @@ export class HarnessActivityElement extends Base {
     const body = this.root.querySelector('.body') as HTMLElement;
     body.replaceChildren(
       tiles,
+      card(`Daily usage (${this.intAttr('days', 14, 1, 90)} days)`, this.chart(d.daily, now), 'card', 'daily'),
+      card('Recent sessions', recent, 'card', 'recent'),
       el(
         'div',
         { class: 'grid' },
-        card(`Daily usage (${this.intAttr('days', 14, 1, 90)} days)`, this.chart(d.daily, now), 'card wide', 'daily'),
-        card('Recent sessions', recent, 'card wide', 'recent'),
-        card('By project', breakdown(s.by_project, (r: { project: string }) => r.project, 'Project'), 'card', 'by-project'),
-        card('By label', breakdown(s.by_label, (r: { label: string }) => r.label, 'Label'), 'card', 'by-label'),
+        card('By project (7 days)', breakdown(s.by_project, (r: { project: string }) => r.project, 'Project'), 'card', 'by-project'),
+        card('By label (7 days)', breakdown(s.by_label, (r: { label: string }) => r.label, 'Label'), 'card', 'by-label'),
       ),
     );
   }
@@ -328,7 +334,7 @@ export class HarnessActivityElement extends Base {
     }
     const W = 600;
     const H = 140;
-    const pad = 16;
+    const pad = 2;
     const max = Math.max(1, ...[...byDate.values()].map((b) => b.ok + b.fail));
     const bw = W / days;
     const root = svg('svg', { viewBox: `0 0 ${W} ${H}`, role: 'img', part: 'chart', preserveAspectRatio: 'none' });
@@ -349,14 +355,12 @@ export class HarnessActivityElement extends Base {
       const hFail = b.fail * scale;
       g.append(svg('rect', { class: 'bar-ok', x: i * bw + 2, y: H - pad - hOk, width: Math.max(1, bw - 4), height: hOk }));
       g.append(svg('rect', { class: 'bar-fail', x: i * bw + 2, y: H - pad - hOk - hFail, width: Math.max(1, bw - 4), height: hFail }));
-      if (i === 0 || i === days - 1 || days <= 14) {
-        const label = svg('text', { class: 'axis', x: i * bw + bw / 2, y: H - 3, 'text-anchor': 'middle' });
-        label.textContent = date.slice(5);
-        g.append(label);
-      }
       root.append(g);
     });
-    return el('div', {}, root, el('div', { class: 'legend' }, `${compact(totalTokens)} tokens, ${usd(totalCost)} over ${days} days; bars: tasks succeeded (below) and failed (above)`));
+    // Dates as HTML under the bars: SVG text would stretch with the chart.
+    const dates = [...byDate.keys()];
+    const axis = el('div', { class: 'axis' }, ...dates.map((date, i) => el('span', {}, days <= 14 || i === 0 || i === days - 1 || i % 7 === 0 ? date.slice(5) : '')));
+    return el('div', {}, root, axis, el('div', { class: 'legend' }, `${compact(totalTokens)} tokens, ${usd(totalCost)} over ${days} days; bars: tasks succeeded (below) and failed (above)`));
   }
 }
 
