@@ -52,6 +52,7 @@ beforeAll(async () => {
   // The React page, built the way its own project would build it, with claude-metrics "installed".
   site = mkdtempSync(join(tmpdir(), 'cm-panel-site-'));
   cpSync(join(ROOT, 'test', 'fixtures', 'panel-react'), site, { recursive: true });
+  cpSync(join(ROOT, 'hooks-templates', 'router', 'dashboard', 'HarnessActivity.tsx'), join(site, 'HarnessActivity.tsx'));
   mkdirSync(join(site, 'node_modules'));
   for (const [name, target] of [['claude-metrics', ROOT], ['react', join(ROOT, 'node_modules', 'react')], ['react-dom', join(ROOT, 'node_modules', 'react-dom')]] as const) symlinkSync(target, join(site, 'node_modules', name));
   const vite = await import('vite');
@@ -73,7 +74,7 @@ beforeAll(async () => {
   page.on('pageerror', (e) => pageErrors.push(e.message));
   await page.goto(pageUrl);
   try {
-    for (const sel of ['#with-token[data-state=ready]', '#no-token[data-state=error]', '#dead[data-state=error]']) await page.waitForSelector(sel, { state: 'attached', timeout: 30_000 });
+    for (const sel of ['#with-token[data-state=ready]', '#no-token[data-state=error]', '#dead[data-state=error]', '#component[data-state=ready]']) await page.waitForSelector(sel, { state: 'attached', timeout: 30_000 });
   } catch (err) {
     const states = await page.evaluate(() => Array.from(document.querySelectorAll('claude-harness-activity')).map((e) => `${e.id}=${e.getAttribute('data-state')}: ${e.shadowRoot?.textContent?.slice(-300)}`));
     throw new Error(`${(err as Error).message}\npanels: ${states.join('\n')}\npage errors: ${pageErrors.join('; ')}\nbody: ${(await page.content()).slice(0, 500)}`);
@@ -156,6 +157,13 @@ describe('the panel in a Vite + React page', () => {
     const dead = await page.evaluate(() => (document.getElementById('dead')!.shadowRoot!.querySelector('.error') as HTMLElement).dataset.kind);
     expect(dead).toBe('network');
     expect(pageErrors).toEqual([]);
+  });
+
+  it("the router template's React component (HarnessActivity.tsx): token as a property, filter and heading as props, no error on the way", async () => {
+    expect(await page.evaluate(() => document.getElementById('component')!.hasAttribute('token'))).toBe(false);
+    expect(await inPanel('component', 'h2')).toEqual(['Claude Code (nightly)']);
+    expect(await inPanel('component', '[data-card=by-label] tbody td:first-child')).toEqual(['nightly']);
+    expect(await page.evaluate(() => (window as unknown as { __componentError?: unknown }).__componentError)).toBeUndefined();
   });
 
   it('reload() after new events shows them; changing the filter attribute reloads', async () => {
