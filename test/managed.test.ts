@@ -6,7 +6,7 @@
  * the pinned client reads no other path; the file is backed up and restored).
  */
 import { spawnSync } from 'node:child_process';
-import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -15,6 +15,7 @@ import { parse as parseJsonc } from '../src/install/jsonc';
 import { DEFAULT_EVENTS, findOurHooks } from '../src/install/settings-edit';
 import { BIN, getJson, ROOT, runCli, runProcess, startServe, tempHome, waitFor, type TempHome } from './helpers/cli';
 
+const CLAUDE = join(ROOT, 'node_modules', '.bin', 'claude');
 let t: TempHome;
 let managed: string;
 let env: Record<string, string>;
@@ -164,6 +165,35 @@ describe('doctor and managed settings', () => {
   });
 });
 
+describe('the rollout recipe: the endpoint in a settings file\'s "env" block', () => {
+  it('reaches the hooks of a real claude -p session and wins over the environment it was started with', async () => {
+    // Measured in user settings (a temp HOME); Claude Code applies every scope's "env" the same way,
+    // managed included, and doing it in /etc here would redirect other processes' hooks meanwhile.
+    const serve = await startServe(t.env, ['--db', join(t.home, 'c.db')]);
+    const fake = await startFakeAnthropic({ model: 'claude-sonnet-4-5-20250929', main: [{ kind: 'text', text: 'done' }] });
+    try {
+      const settings = join(t.home, '.claude', 'settings.json');
+      mkdirSync(dirname(settings), { recursive: true });
+      writeFileSync(settings, JSON.stringify({ env: { CLAUDE_METRICS_ENDPOINT: serve.endpoint } }, null, 2));
+      expect((await runCli(['install'], { env: t.env, cwd: t.home })).code).toBe(0);
+      const project = join(t.home, 'work', 'env-app');
+      mkdirSync(project, { recursive: true });
+      const run = await runProcess(CLAUDE, ['-p', 'hi', '--output-format', 'json', '--model', 'claude-sonnet-4-5-20250929'], {
+        env: { ...t.env, ANTHROPIC_API_KEY: 'sk-ant-dummy-env', ANTHROPIC_BASE_URL: fake.url, CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: '1', DISABLE_AUTOUPDATER: '1', CLAUDE_METRICS_ENDPOINT: 'http://127.0.0.1:9/metrics/harness', CLAUDE_METRICS_SETTLE_MS: '300' },
+        cwd: project,
+        killAfterMs: 90_000,
+      });
+      expect(run.code, run.stderr).toBe(0);
+      const id = `session:${(JSON.parse(run.stdout) as { session_id: string }).session_id}`;
+      const row = await waitFor(async () => (await getJson(`${serve.url}/api/sessions`)).body.sessions?.find((x: { id: string; completed_at: string | null }) => x.id === id && x.completed_at), { timeoutMs: 45_000, intervalMs: 250 });
+      expect(row.project).toBe('env-app');
+    } finally {
+      await fake.close();
+      await serve.stop();
+    }
+  });
+});
+
 /**
  * The pinned Claude Code (2.1.331) reads policy settings only from
  * /etc/claude-code/managed-settings.json (no override is compiled in; measured:
@@ -172,9 +202,66 @@ describe('doctor and managed settings', () => {
  * each of our commands there only acts when this test's nonce is in its env.
  */
 const ETC = '/etc/claude-code/managed-settings.json';
-const CLAUDE = join(ROOT, 'node_modules', '.bin', 'claude');
 const canWriteEtc = process.getuid?.() === 0;
 if (!canWriteEtc) console.log('managed.test: skipping the real Claude Code test: writing /etc/claude-code/managed-settings.json needs root');
+
+
+/** Writes the policy file for the duration of fn, restoring what was there (or nothing). */
+async function withPolicy<T>(policy: unknown, fn: () => Promise<T>): Promise<T> {
+  const backup = existsSync(ETC) ? `${ETC}.cm-test-${process.pid}` : null;
+  const hadDir = existsSync(dirname(ETC));
+  if (backup) copyFileSync(ETC, backup);
+  try {
+    mkdirSync(dirname(ETC), { recursive: true, mode: 0o755 });
+    writeFileSync(`${ETC}.tmp`, JSON.stringify(policy, null, 2), { mode: 0o644 });
+    renameSync(`${ETC}.tmp`, ETC);
+    return await fn();
+  } finally {
+    if (backup) renameSync(backup, ETC);
+    else rmSync(ETC, { force: true });
+    if (!hadDir) rmSync(dirname(ETC), { recursive: true, force: true });
+  }
+}
+
+describe.skipIf(!canWriteEtc)('what a developer can and cannot turn off (the real Claude Code, /etc policy)', () => {
+  it('their own "disableAllHooks": true does not stop managed hooks; "allowManagedHooksOnly" stops theirs', async () => {
+    const fake = await startFakeAnthropic({ model: 'claude-sonnet-4-5-20250929', main: [{ kind: 'text', text: 'ok' }] });
+    const nonce = `n${process.pid}${Date.now()}`;
+    const marks = join(t.home, 'marks');
+    mkdirSync(marks);
+    const hook = (name: string) => [{ hooks: [{ type: 'command', command: `[ "\${CM_MANAGED_E2E-}" = ${nonce} ] || exit 0; touch ${marks}/${name}` }] }];
+    const userSettings = join(t.home, '.claude', 'settings.json');
+    mkdirSync(dirname(userSettings), { recursive: true });
+    const claudeRun = () =>
+      runProcess(CLAUDE, ['-p', 'hi', '--output-format', 'json', '--model', 'claude-sonnet-4-5-20250929'], {
+        env: { ...t.env, CM_MANAGED_E2E: nonce, ANTHROPIC_API_KEY: 'sk-ant-dummy-policy', ANTHROPIC_BASE_URL: fake.url, CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: '1', DISABLE_AUTOUPDATER: '1' },
+        cwd: t.home,
+        killAfterMs: 90_000,
+      });
+    try {
+      writeFileSync(userSettings, JSON.stringify({ disableAllHooks: true, hooks: { Stop: hook('user-1') } }));
+      const one = await withPolicy({ hooks: { Stop: hook('managed-1') } }, claudeRun);
+      expect(one.code, one.stderr).toBe(0);
+      writeFileSync(userSettings, JSON.stringify({ hooks: { Stop: hook('user-2') } }));
+      const two = await withPolicy({ allowManagedHooksOnly: true, hooks: { Stop: hook('managed-2') } }, claudeRun);
+      expect(two.code, two.stderr).toBe(0);
+      // The control: the same user hook runs when the policy does not forbid it.
+      writeFileSync(userSettings, JSON.stringify({ hooks: { Stop: hook('user-3') } }));
+      const three = await withPolicy({ hooks: { Stop: hook('managed-3') } }, claudeRun);
+      expect(three.code, three.stderr).toBe(0);
+      const fired = readdirSync(marks).sort();
+      expect(fired).toContain('user-3');
+      expect(fired).toContain('managed-3');
+      console.log(`managed.test: hooks fired: ${fired.join(', ')}`);
+      expect(fired).toContain('managed-2');
+      expect(fired).not.toContain('user-2');
+      expect(fired).not.toContain('user-1');
+      expect(fired).toContain('managed-1');
+    } finally {
+      await fake.close();
+    }
+  });
+});
 
 describe.skipIf(!canWriteEtc)('the real Claude Code with hooks only in /etc/claude-code/managed-settings.json', () => {
   it('records a claude -p session while the user settings are empty', async () => {
