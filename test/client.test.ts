@@ -19,17 +19,19 @@ import { deadPort, getJson, postJson, ROOT, startServe, tempHome, type ServeHand
 // The client's types are the collector's: each assignment fails `tsc` when a field is renamed, retyped or dropped on either side.
 type Exact<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
 const sessionRowIsSession: Exact<SessionRow, Session> = true;
-const sessionsPage: Exact<ReturnType<Store['sessions']>, SessionsPage> = true;
-const filters: Exact<ReturnType<Store['filters']>, Filters> = true;
-type S = ReturnType<typeof summary>;
+const sessionsPage: Exact<Awaited<ReturnType<Store['sessions']>>, SessionsPage> = true;
+const filters: Exact<Awaited<ReturnType<Store['filters']>>, Filters> = true;
+type S = Awaited<ReturnType<typeof summary>>;
 const today: Exact<S['today'], Summary['today']> = true;
 const week: Exact<S['last_7d'], Summary['last_7d']> = true;
 const active: Exact<S['active'], Summary['active']> = true;
 const ingest: Exact<S['ingest'], Summary['ingest']> = true;
 const tools: Exact<S['top_tools'], Summary['top_tools']> = true;
-const dailyRow: Exact<ReturnType<typeof daily>['days'][number], DailyRow> = true;
-const dailyFrom: Exact<ReturnType<typeof daily>['from'], Daily['from']> = true;
-void [sessionRowIsSession, sessionsPage, filters, today, week, active, ingest, tools, dailyRow, dailyFrom];
+type D = Awaited<ReturnType<typeof daily>>;
+const dailyRow: Exact<D['days'][number], DailyRow> = true;
+const dailyFrom: Exact<D['from'], Daily['from']> = true;
+const unpriced: Exact<NonNullable<S['unpriced_models']>, NonNullable<Summary['unpriced_models']>> = true;
+void [sessionRowIsSession, sessionsPage, filters, today, week, active, ingest, tools, dailyRow, dailyFrom, unpriced];
 
 const { createClient } = require(join(ROOT, 'dist', 'client.cjs')) as typeof import('../src/client/index');
 

@@ -34,7 +34,19 @@ export interface Session {
   cache_creation_input_tokens: number;
   cache_read_input_tokens: number;
   cost_usd: number;
+  /** Where cost_usd came from: Claude Code's own figure (OTLP), our estimate from prices, or nothing priced. */
+  cost_source: CostSource;
+  /** Requests whose model has no price and no Claude Code cost: tokens counted, cost not. */
+  unpriced_requests: number;
+  /** From Claude Code's OpenTelemetry metrics, when it sends them (0 otherwise). */
+  lines_added: number;
+  lines_removed: number;
+  commits: number;
+  pull_requests: number;
+  active_time_s: number;
 }
+
+export type CostSource = 'claude_code' | 'estimate' | 'none';
 
 export interface SessionsPage {
   sessions: Session[];
@@ -59,7 +71,6 @@ export interface SessionDetail extends Session {
   prompts?: number;
   requests?: number;
   subagents?: Array<{ agent_id: string; agent_type: string | null; events: number; first_at: string; last_at: string; tokens: number; cost_usd: number }>;
-  cost_source?: string | null;
   [key: string]: unknown;
 }
 
@@ -95,6 +106,8 @@ export interface Summary {
   by_project: Array<Breakdown & { project: string }>;
   by_label: Array<Breakdown & { label: string }>;
   top_tools: Array<{ tool: string; calls: number; failures: number; avg_duration_ms: number | null }>;
+  /** Models with tokens but no price and no Claude Code cost: their cost is unknown, not zero. */
+  unpriced_models?: Array<{ model: string; requests: number }>;
 }
 
 export interface DailyRow extends TokenCounts {
