@@ -120,7 +120,7 @@ export function buildProgram(): Command {
   program
     .command('install')
     .description("add claude-metrics hooks to Claude Code's settings.json (surgical, idempotent, backed up)")
-    .addOption(new Option('--scope <scope>', 'which settings file').choices(['user', 'project', 'local']).default('user'))
+    .addOption(new Option('--scope <scope>', 'which settings file (managed: /etc/claude-code/managed-settings.json, for every user; needs root)').choices(['user', 'project', 'local', 'managed']).default('user'))
     .option('--events <list>', 'comma-separated hook events (default: the ones metrics need)')
     .option('--async', "use Claude Code's async hooks (loses events in claude -p; not recommended)")
     .option('--dry-run', 'print the diff, change nothing')
@@ -135,7 +135,7 @@ export function buildProgram(): Command {
   program
     .command('uninstall')
     .description('remove only our hook entries from settings.json')
-    .addOption(new Option('--scope <scope>', 'which settings file').choices(['user', 'project', 'local']).default('user'))
+    .addOption(new Option('--scope <scope>', 'which settings file (managed: /etc/claude-code/managed-settings.json, for every user; needs root)').choices(['user', 'project', 'local', 'managed']).default('user'))
     .option('--dry-run', 'print the diff, change nothing')
     .option('--settings <path>', 'settings file to edit (overrides --scope)')
     .action(lazy('uninstall'));
