@@ -105,7 +105,7 @@ export interface SessionFilter {
   offset?: number;
 }
 
-/** A session with no event for this long is no longer "active". */
+/** A session with no event for this long is no longer "active" (default of `serve --active-window-ms`). */
 export const ACTIVE_WINDOW_MS = 30 * 60_000;
 
 /** One event's (or several events') contribution to a session row, as the upsert's parameters. */
@@ -174,6 +174,8 @@ const lab = (v: string | null | undefined): string => (v ?? '').slice(0, LABEL_M
 export class Store {
   readonly db: Database.Database;
   private readonly stmts: ReturnType<Store['prepare']>;
+  /** A session not completed and silent this long is stale, not active (a client killed before SessionEnd). */
+  activeWindowMs = ACTIVE_WINDOW_MS;
 
   constructor(path: string, sync: 'normal' | 'full' = process.env.CLAUDE_METRICS_DB_SYNC === 'full' ? 'full' : 'normal') {
     if (path !== ':memory:') {
@@ -451,7 +453,7 @@ export class Store {
 
   // ---- read side ------------------------------------------------------------
 
-  static toSession(r: Record<string, unknown>, now: number): SessionRow {
+  static toSession(r: Record<string, unknown>, now: number, activeWindowMs = ACTIVE_WINDOW_MS): SessionRow {
     const iso = (v: unknown) => (typeof v === 'number' ? new Date(v).toISOString() : null);
     const useResult = (r.usage_events as number) === 0 && r.result_input_tokens !== null && r.result_input_tokens !== undefined;
     const completed = r.completed_ms !== null;
@@ -468,7 +470,7 @@ export class Store {
       last_seen_at: iso(r.last_seen_ms),
       duration_ms: (r.duration_ms as number) ?? null,
       success: r.success === null || r.success === undefined ? null : r.success === 1,
-      active: !completed && now - (r.last_seen_ms as number) < ACTIVE_WINDOW_MS,
+      active: !completed && now - (r.last_seen_ms as number) < activeWindowMs,
       exit_code: (r.exit_code as number) ?? null,
       tool_calls_count: r.tool_calls_count as number,
       tool_failures: r.tool_failures as number,
@@ -501,13 +503,13 @@ export class Store {
     const rows = this.db
       .prepare(`SELECT * FROM harness_sessions ${w.sql} ORDER BY started_ms DESC, id LIMIT ? OFFSET ?`)
       .all(...w.params, Math.min(1000, f.limit ?? 50), f.offset ?? 0) as Array<Record<string, unknown>>;
-    return { sessions: rows.map((r) => Store.toSession(r, now)), total };
+    return { sessions: rows.map((r) => Store.toSession(r, now, this.activeWindowMs)), total };
   }
 
   /** Every session matching the filter (for aggregates); bounded by the time window. */
   allSessions(f: SessionFilter, now = Date.now()): SessionRow[] {
     const w = this.where(f);
-    return (this.db.prepare(`SELECT * FROM harness_sessions ${w.sql}`).all(...w.params) as Array<Record<string, unknown>>).map((r) => Store.toSession(r, now));
+    return (this.db.prepare(`SELECT * FROM harness_sessions ${w.sql}`).all(...w.params) as Array<Record<string, unknown>>).map((r) => Store.toSession(r, now, this.activeWindowMs));
   }
 
   topTools(f: SessionFilter, limit = 10): Array<{ tool: string; calls: number; failures: number; avg_duration_ms: number | null }> {
