@@ -247,6 +247,8 @@ describe.skipIf(!HAVE_TMUX)('interactive Claude Code in a terminal (tmux), throu
         expect(post[0]!.duration_ms).toBe(client.lastToolDuration);
         const waited = post[0]!.ts_ms - events[order('PreToolUse')]!.ts_ms;
         expect(waited).toBeGreaterThan(post[0]!.duration_ms!);
+        const asked = events[order('PermissionRequest')]!.ts_ms;
+        console.log(`interactive e2e: Notification ${notified.ts_ms - asked} ms after PermissionRequest; the tool call waited ${waited} ms in all and ran ${post[0]!.duration_ms} ms`);
         const bash = ((await getJson(`${w.serve.url}/api/summary`)).body.top_tools as Array<{ tool: string; calls: number; avg_duration_ms: number }>).find((t) => t.tool === 'Bash');
         expect(bash).toMatchObject({ calls: 1, avg_duration_ms: client.lastToolDuration });
         // How it ended.
