@@ -5,9 +5,10 @@
  * Timestamps are set in the past instead of waiting.
  */
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { uuidv7 } from '../src/ids';
 import { getJson, postJson, runCli, startServe, tempHome, type ServeHandle, type TempHome } from './helpers/cli';
+import { startPostgres, type PgCluster } from './helpers/postgres';
 
 let home: TempHome;
 let serve: ServeHandle | undefined;
@@ -33,9 +34,17 @@ async function activeState(url: string) {
   };
 }
 
-describe('serve --active-window-ms', () => {
+describe.each(['sqlite', 'postgres'] as const)('serve --active-window-ms on %s', (backend) => {
+  let pg: PgCluster | undefined;
+  beforeAll(async () => {
+    if (backend === 'postgres') pg = await startPostgres();
+  });
+  afterAll(async () => {
+    await pg?.stop();
+  });
+
   it('a silent, unended session is stale after the window; the default window is 30 minutes', async () => {
-    const db = join(home.home, 'collector.db');
+    const db = backend === 'sqlite' ? join(home.home, 'collector.db') : await pg!.createDb();
     serve = await startServe(home.env, ['--db', db]);
     expect((await postJson(serve.endpoint, { events: [start('quiet', 120_000), start('busy', 0)] })).status).toBe(200);
     expect(await activeState(serve.url)).toEqual({ byId: { quiet: true, busy: true }, total: 2, gauge: 2, help: expect.stringContaining('in the last 30 minutes') });
@@ -48,7 +57,9 @@ describe('serve --active-window-ms', () => {
     serve = await startServe({ ...home.env, CLAUDE_METRICS_ACTIVE_WINDOW_MS: '60000' }, ['--db', db]);
     expect((await activeState(serve.url)).byId).toEqual({ quiet: false, busy: true });
   });
+});
 
+describe('serve --active-window-ms, bad values', () => {
   it('a bad flag is a usage error; a bad environment value warns and keeps the default', async () => {
     for (const bad of ['10', 'abc', '-5']) {
       const r = await runCli(['serve', '--port', '0', '--db', join(home.home, 'x.db'), '--active-window-ms', bad], { env: home.env });
