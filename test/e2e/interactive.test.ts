@@ -9,7 +9,7 @@
  * .test-output/interactive/), so a failure shows what the person saw.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -128,6 +128,23 @@ async function exitClaude(w: World, name: string): Promise<string> {
   return m[1]!;
 }
 
+/**
+ * Waits until our side has nothing left to deliver: no hook file in the inbox and no drainer,
+ * an empty spool, no transcript worker. After this, every event that will arrive has arrived.
+ */
+async function delivered(w: World): Promise<void> {
+  const state = w.home.stateDir;
+  const ls = (dir: string) => (existsSync(join(state, dir)) ? readdirSync(join(state, dir)) : []);
+  await waitFor(
+    () =>
+      !ls('inbox').some((f) => f.endsWith('.hook') || f === 'drainer.pid') &&
+      ls('spool/new').length === 0 &&
+      ls('spool/cur').length === 0 &&
+      !ls('transcripts').some((f) => f.endsWith('.lock') || f.endsWith('.worker')),
+    { timeoutMs: 60_000, intervalMs: 200 },
+  );
+}
+
 interface StoredEvent {
   event: string;
   ts_ms: number;
@@ -143,7 +160,7 @@ function stored(w: World, sessionId?: string): StoredEvent[] {
   if (!existsSync(w.db)) return [];
   const db = new Database(w.db, { readonly: true, fileMustExist: true });
   try {
-    const rows = db.prepare(`SELECT event_id, event, ts_ms, session_id, tool_name, duration_ms, body FROM harness_events ${sessionId ? 'WHERE session_id = ?' : ''} ORDER BY ts_ms, event_id`).all(...(sessionId ? [sessionId] : [])) as Array<Omit<StoredEvent, 'body'> & { body: string }>;
+    const rows = db.prepare(`SELECT event_id, event, ts_ms, received_ms, session_id, tool_name, duration_ms, body FROM harness_events ${sessionId ? 'WHERE session_id = ?' : ''} ORDER BY ts_ms, event_id`).all(...(sessionId ? [sessionId] : [])) as Array<Omit<StoredEvent, 'body'> & { body: string }>;
     return rows.map((r) => ({ ...r, body: JSON.parse(r.body) as StoredEvent['body'] }));
   } finally {
     db.close();
@@ -226,6 +243,7 @@ describe.skipIf(!HAVE_TMUX)('interactive Claude Code in a terminal (tmux), throu
         expect(s.cost_usd).toBeCloseTo(client.lastCost, 9);
         expect(Number(shown[1])).toBeCloseTo(s.cost_usd, 4);
 
+        await delivered(w);
         const events = stored(w, id);
         expect(events.every((e) => e.body.source === 'interactive')).toBe(true);
         expect(new Set(events.map((e) => e.event_id)).size).toBe(events.length);
@@ -266,6 +284,52 @@ describe.skipIf(!HAVE_TMUX)('interactive Claude Code in a terminal (tmux), throu
   );
 
   it(
+    "with Claude Code's OpenTelemetry export on as well: the session's cost is Claude Code's own (cost_source claude_code), each request counted once",
+    async () => {
+      const fake = await startFakeAnthropic({
+        model: MODEL,
+        main: [
+          { kind: 'tool', name: 'Bash', input: { command: 'echo with-otel', description: 'say it' }, usage: { input_tokens: 1200, output_tokens: 50, cache_creation_input_tokens: 3000, cache_read_input_tokens: 9000 } },
+          { kind: 'text', text: 'Told you.', usage: { input_tokens: 150, output_tokens: 35, cache_creation_input_tokens: 80, cache_read_input_tokens: 12500 } },
+        ],
+      });
+      try {
+        const w = await world(fake.url);
+        const otel = {
+          CLAUDE_CODE_ENABLE_TELEMETRY: '1',
+          OTEL_LOGS_EXPORTER: 'otlp',
+          OTEL_METRICS_EXPORTER: 'otlp',
+          OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json',
+          OTEL_EXPORTER_OTLP_ENDPOINT: w.serve.url,
+          OTEL_LOGS_EXPORT_INTERVAL: '1000',
+          OTEL_METRIC_EXPORT_INTERVAL: '1000',
+        };
+        await openClaude(w, 'otel', ['--permission-mode', 'default', '--allowedTools', 'Bash'], otel);
+        await say(w, 'otel', 'say it with otel');
+        await w.tmux.waitForScreen('otel', /Told you\.[\s\S]*\? for shortcuts/);
+        const id = await exitClaude(w, 'otel');
+        const served = fake.totals();
+        const client = clientTotals(w);
+        expect(client.lastSessionId).toBe(id);
+        const s = await until(
+          async () => {
+            const row = (await sessions(w)).find((x) => x.claude_session_id === id);
+            return row && row.completed_at && row.cost_source === 'claude_code' && sum(row as unknown as Usage) >= sum(served) ? row : undefined;
+          },
+          { timeoutMs: 60_000, intervalMs: 250 },
+        );
+        expect(s).toMatchObject({ source: 'interactive', cost_source: 'claude_code', tool_calls_count: 1, ...tokensOf(served) });
+        expect(s.cost_usd).toBeCloseTo(client.lastCost, 9);
+        await delivered(w);
+        expect(count(stored(w, id), 'usage')).toBeGreaterThan(0);
+      } finally {
+        await fake.close();
+      }
+    },
+    CASE_MS,
+  );
+
+  it(
     'the terminal is closed (tmux kill-session) mid-turn: everything hooked is kept and the session ends',
     async () => {
       const fake = await startFakeAnthropic({
@@ -295,6 +359,7 @@ describe.skipIf(!HAVE_TMUX)('interactive Claude Code in a terminal (tmux), throu
           },
           { timeoutMs: 60_000, intervalMs: 250 },
         );
+        await delivered(w);
         const events = stored(w, s.claude_session_id);
         expect(events.map((e) => e.event_id)).toEqual(expect.arrayContaining(before));
         for (const name of ['SessionStart', 'UserPromptSubmit', 'PreToolUse', 'PostToolUse']) expect(count(events, name), name).toBe(1);
@@ -340,6 +405,7 @@ describe.skipIf(!HAVE_TMUX)('interactive Claude Code in a terminal (tmux), throu
         // Stale, never "running" forever: once the window has passed without an event.
         const stale = await until(async () => ((await sessions(w))[0]!.active === false ? (await sessions(w))[0]! : undefined), { timeoutMs: windowMs + 60_000, intervalMs: 500 });
         expect(stale).toMatchObject({ id: running.id, completed_at: null, success: null });
+        await delivered(w);
         const events = stored(w, stale.claude_session_id);
         expect(events.map((e) => e.event_id)).toEqual(expect.arrayContaining(before));
         expect(count(events, 'SessionEnd')).toBe(0);
@@ -405,6 +471,7 @@ describe.skipIf(!HAVE_TMUX)('interactive Claude Code in a terminal (tmux), throu
           },
           { timeoutMs: 60_000, intervalMs: 250 },
         );
+        await delivered(w);
         expect(rows.all).toHaveLength(2);
         for (const [row, fake, client, tag] of [
           [rows.a, fakeA, costA, 'alice'],
