@@ -178,11 +178,13 @@ describe('one flusher per state directory', () => {
     } finally {
       sampler.stop();
     }
-    // Exactly once: 3 tasks + 12 Stops in the outage + 9 after it.
+    // Every event arrives: 3 tasks + 12 Stops in the outage + 9 after it. (Delivery is at least once:
+    // on a starved machine a hook can give up on an answer that then arrives, and its spooled copy
+    // goes again; the collector's event_id makes that count once. So ids are counted, not requests.)
     const ids = collector.received.map((e) => e.event_id as string);
-    expect(ids).toHaveLength(24);
     expect(new Set(ids).size).toBe(24);
-    expect(collector.received.filter((e) => e.event === 'Stop')).toHaveLength(21);
+    expect(ids.length - 24, 'resent copies').toBeLessThanOrEqual(2);
+    expect(new Set(collector.received.filter((e) => e.event === 'Stop').map((e) => e.event_id)).size).toBe(21);
     // Never two flushers, never two flush runs at once (in any process: flush, drainer). Hooks
     // racing to start a drainer may start a few that find one running and leave at once: the
     // drainer's pid file lets one work (test/fast-hook.test.ts), so they are not counted here.
