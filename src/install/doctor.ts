@@ -16,7 +16,8 @@ import { fastHookScript, splitHookCommand } from './hook-command';
 import { DEFAULT_EVENTS, findOurHooks } from './settings-edit';
 import { otelFacts, unpricedModels, type OtelFacts } from './doctor-otel';
 import { collectorBase } from './otel-env';
-import { realTarget, settingsPathFor, type Scope } from './settings-file';
+import { storageProblems, writeCheck, formatBytes, type StorageFacts } from './storage-check';
+import { managedSettingsPath, realTarget, settingsPathFor, type Scope } from './settings-file';
 
 type Env = Record<string, string | undefined>;
 
@@ -54,6 +55,10 @@ export interface ScopeFacts {
   commands: HookCommandFacts[];
   disableAllHooks: boolean;
   cleanupPeriodDays?: unknown;
+  /** Managed settings only: user, project and local hooks are ignored when true. */
+  allowManagedHooksOnly?: boolean;
+  /** Managed settings only: permission bits (every user's Claude Code must read the file). */
+  mode?: number;
 }
 
 export interface DoctorFacts {
@@ -73,6 +78,8 @@ export interface DoctorFacts {
   /** The hook commands this installation would write (fast, then emit), to spot stale hooks. */
   expectedCommands?: string[];
   log: { path: string; lastProblem?: { time: string; msg: string; name?: string } };
+  /** Can the state dir, the inbox and the spool be written (a real write), and their free space. */
+  storage?: StorageFacts;
   /** Modes of what holds secrets or events (undefined when missing). */
   modes: { stateDir?: number; configFile?: number; tokenInFile: boolean };
   /** Claude Code's own OTel export, per settings scope that turns it on (install --otel). */
@@ -203,6 +210,10 @@ export function scopeFacts(scope: ScopeFacts['scope'], path: string, env: Env): 
   }
   const facts: ScopeFacts = { scope, path, exists: true, commands: [...byCommand.values()], disableAllHooks: found.disableAllHooks === true, cleanupPeriodDays: found.cleanupPeriodDays };
   if (found.error) facts.error = found.error;
+  if (scope === 'managed') {
+    facts.allowManagedHooksOnly = found.allowManagedHooksOnly === true;
+    facts.mode = modeOf(path);
+  }
   return facts;
 }
 
@@ -276,7 +287,7 @@ export async function gatherFacts(o: GatherOptions): Promise<DoctorFacts> {
     seen.add(realTarget(path));
     scopes.push(scopeFacts(s, path, o.env));
   }
-  const managed = o.managedSettings ?? '/etc/claude-code/managed-settings.json';
+  const managed = o.managedSettings || managedSettingsPath(o.env);
   if (existsSync(managed)) scopes.push(scopeFacts('managed', managed, o.env));
   const otel = await otelFacts(scopes.filter((sc) => sc.exists).map((sc) => ({ scope: sc.scope, path: sc.path })), o.probeTimeoutMs ?? 3000);
   let base: string | undefined;
@@ -299,7 +310,12 @@ export async function gatherFacts(o: GatherOptions): Promise<DoctorFacts> {
     breaker: readBreaker(paths.breaker, config.endpoint),
     spoolDir: join(paths.root, 'spool'),
     spool: new Spool(paths).stats(now),
-    inbox: inboxFacts(hookInbox(o.env), now),
+    inbox: inboxFacts(o.resolved.stateDirFallbackFrom ? join(paths.root, 'inbox') : hookInbox(o.env), now),
+    storage: {
+      checks: [writeCheck('state dir', paths.root), writeCheck('hook inbox', o.resolved.stateDirFallbackFrom ? join(paths.root, 'inbox') : hookInbox(o.env)), writeCheck('spool', paths.spool.new)],
+      fallbackFrom: o.resolved.stateDirFallbackFrom,
+      configuredProblem: o.resolved.stateDirProblem,
+    },
     scopes,
     claude: claudeFacts(o.env),
     expectedCommands: o.expectedCommands,
@@ -338,7 +354,13 @@ export const MIN_CLEANUP_DAYS = 30;
 export function assess(f: DoctorFacts): Assessment {
   const problems: string[] = [];
   const notes: string[] = [];
-  for (const w of f.configWarnings) problems.push(`configuration: ${w}`);
+  // The state dir's own warning is told below, with the storage checks.
+  for (const w of f.configWarnings) if (!w.startsWith('state dir ')) problems.push(`configuration: ${w}`);
+  if (f.storage) {
+    const st = storageProblems(f.storage);
+    problems.push(...st.problems);
+    notes.push(...st.notes);
+  }
 
   const e = f.endpoint;
   if (!e.reachable) problems.push(`collector ${e.url} is not reachable (${e.error}); events are spooled until it is: start it (claude-metrics serve) or set CLAUDE_METRICS_ENDPOINT`);
@@ -382,7 +404,14 @@ export function assess(f: DoctorFacts): Assessment {
     const days = sc.cleanupPeriodDays;
     if (typeof days === 'number' && days < MIN_CLEANUP_DAYS) problems.push(`${sc.scope} settings ${sc.path}: "cleanupPeriodDays": ${days} deletes transcripts (token usage) after ${days} day(s); use ${MIN_CLEANUP_DAYS} or more`);
   }
-  if (withHooks.length > 1) problems.push(`claude-metrics hooks are installed in ${withHooks.length} scopes (${withHooks.map((x) => x.scope).join(', ')}): Claude Code runs all of them, so every hook event is counted more than once; keep one (claude-metrics uninstall --scope …)`);
+  const managed = withHooks.find((sc) => sc.scope === 'managed');
+  const personal = withHooks.filter((sc) => sc.scope !== 'managed');
+  if (managed?.mode !== undefined && (managed.mode & 0o004) === 0) problems.push(`managed settings ${managed.path} are 0${managed.mode.toString(8)}: Claude Code running as other users cannot read them, so their sessions are not recorded (chmod 644 ${managed.path})`);
+  if (managed && personal.length > 0) {
+    const where = personal.map((x) => `${x.scope} (${x.path})`).join(', ');
+    if (managed.allowManagedHooksOnly) notes.push(`our hooks are also in ${where}, which Claude Code ignores ("allowManagedHooksOnly": true in ${managed.path}); remove them with claude-metrics uninstall --scope ${personal[0]!.scope}`);
+    else problems.push(`claude-metrics hooks are in the managed settings (${managed.path}) and also in ${where}: Claude Code runs both, so every hook event is counted twice; the managed ones cover every user: claude-metrics uninstall --scope ${personal[0]!.scope}`);
+  } else if (withHooks.length > 1) problems.push(`claude-metrics hooks are installed in ${withHooks.length} scopes (${withHooks.map((x) => x.scope).join(', ')}): Claude Code runs all of them, so every hook event is counted more than once; keep one (claude-metrics uninstall --scope …)`);
   const hooked = new Set(withHooks.flatMap((sc) => sc.commands.flatMap((c) => c.events)));
   const missing = DEFAULT_EVENTS.filter((ev) => !hooked.has(ev));
   if (withHooks.length > 0 && missing.length > 0) notes.push(`not hooked: ${missing.join(', ')}${missing.includes('PreToolUse') ? ' (tool durations need PreToolUse)' : ''}`);
@@ -419,6 +448,8 @@ export function renderText(f: DoctorFacts, a: Assessment): string {
   out.push(`  waiting ${s.depth} event(s), ${s.bytes} bytes; oldest ${s.oldestAgeMs === null ? '-' : formatAge(s.oldestAgeMs)}; claimed ${s.claimed}; dead letters ${s.dead}; drops ${s.drops}`);
   if (f.inbox) out.push(`  hook inbox (${f.inbox.dir}): ${f.inbox.waiting} file(s) waiting; drainer ${f.inbox.drainer === null ? 'not running' : `running (pid ${f.inbox.drainer})`}`);
   out.push(`  log: ${f.log.path}`);
+  for (const c of f.storage?.checks ?? []) out.push(`  ${pad(`${c.role}:`, 12)}${c.dir}: ${c.ok ? 'writable' : `NOT writable (${c.error})`}${c.freeBytes !== null ? `, ${formatBytes(c.freeBytes)} free` : ''}`);
+  if (f.storage?.fallbackFrom) out.push(`  (the configured state dir ${f.storage.fallbackFrom} cannot be written: ${f.storage.configuredProblem})`);
   out.push('', 'hooks');
   for (const sc of f.scopes) {
     const head = `  ${pad(sc.scope, 9)}${sc.path}: `;
