@@ -13,6 +13,7 @@ import { parseBody } from './normalize';
 import { serialize } from './prometheus';
 import type { HarnessEvent } from '../event';
 import type { IngestOutcome, SessionFilter, Store } from './store';
+import { SessionRoutes } from './session-routes';
 
 export const MAX_BODY_BYTES = 1024 * 1024;
 /** Events waiting for the next group commit; past this, ingest answers 503 with Retry-After. */
@@ -28,7 +29,11 @@ export class GroupCommit {
   private queued = 0;
   private scheduled = false;
 
-  constructor(private readonly store: Store) {}
+  constructor(
+    private readonly store: Store,
+    /** Told after each commit (the live stream); must not throw or block. */
+    private readonly onCommit?: (groups: HarnessEvent[][], outcomes: IngestOutcome[]) => void,
+  ) {}
 
   submit(events: HarnessEvent[]): Promise<IngestOutcome> | null {
     if (this.queued + events.length > MAX_QUEUED_EVENTS) return null;
@@ -49,6 +54,7 @@ export class GroupCommit {
     try {
       const outcomes = this.store.ingestMany(q.map((x) => x.events));
       q.forEach((x, i) => x.resolve(outcomes[i]!));
+      this.onCommit?.(q.map((x) => x.events), outcomes);
     } catch (err) {
       for (const x of q) x.reject(err);
     }
@@ -157,7 +163,14 @@ function filterFrom(q: URLSearchParams, now: number): SessionFilter | string {
 export function createCollector(opts: CollectorOptions): Server {
   const { store, log } = opts;
   const dashboardRoot = resolve(opts.dashboardDir);
-  const commits = new GroupCommit(store);
+  const sessions = new SessionRoutes(store);
+  const commits = new GroupCommit(store, (groups, outcomes) => {
+    try {
+      sessions.committed(groups, outcomes);
+    } catch (err) {
+      log.error('stream publish failed', { error: (err as Error).message });
+    }
+  });
 
   async function ingest(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
@@ -229,7 +242,7 @@ export function createCollector(opts: CollectorOptions): Server {
     if (opts.token) {
       // The browser opens the page once with ?token=…; an HttpOnly cookie carries it from then on.
       const fromQuery = url.searchParams.get('token') ?? undefined;
-      if (fromQuery !== undefined && tokenMatches(fromQuery, opts.token) && method === 'GET' && (path === '/' || path.startsWith('/dashboard'))) {
+      if (fromQuery !== undefined && tokenMatches(fromQuery, opts.token) && method === 'GET' && (path === '/' || path.startsWith('/dashboard') || path.startsWith('/sessions/'))) {
         res.setHeader('set-cookie', `cm_token=${encodeURIComponent(fromQuery)}; HttpOnly; SameSite=Strict; Path=/`);
       } else if (!tokenMatches(bearer(req), opts.token)) {
         if (path === '/metrics/harness' && method === 'POST') store.countRejects('unauthorized');
@@ -254,6 +267,7 @@ export function createCollector(opts: CollectorOptions): Server {
       return void res.end(text);
     }
     if (path.startsWith('/api/')) {
+      if (sessions.handle(req, res, url, now)) return;
       const f = filterFrom(url.searchParams, now);
       if (typeof f === 'string') return error(res, 400, f);
       switch (path) {
@@ -275,6 +289,8 @@ export function createCollector(opts: CollectorOptions): Server {
       }
     }
     if (path === '/' || path.startsWith('/dashboard/')) return serveStatic(res, path);
+    // A session's page has its own URL; the page reads the id from it.
+    if (/^\/sessions\/[^/]+$/.test(path)) return serveStatic(res, '/dashboard/session.html');
     return error(res, 404, `not found: ${path}`);
   }
 
@@ -285,6 +301,12 @@ export function createCollector(opts: CollectorOptions): Server {
       else res.destroy();
     });
   });
+  // Live streams never end by themselves: end them when the server closes, so in-flight requests can drain.
+  const close = server.close.bind(server);
+  server.close = ((cb?: (err?: Error) => void) => {
+    sessions.hub.closeAll();
+    return close(cb);
+  }) as typeof server.close;
   server.keepAliveTimeout = 65_000;
   server.headersTimeout = 66_000;
   server.requestTimeout = 120_000;
