@@ -142,7 +142,7 @@ describe('GET /api/sessions/{id}/events', () => {
       'start:SessionStart', 'prompt:UserPromptSubmit', 'tool:Bash', 'tool:Read', 'tool:Agent', 'tool:Grep', 'request:usage', 'subagent_stop:SubagentStop', 'tool:Bash', 'wait:PermissionRequest', 'wait:Notification', 'request:usage', 'end:SessionEnd',
     ]);
     const byId = new Map(steps.map((s: any) => [s.id, s]));
-    expect(byId.get('tool:tu-1')).toMatchObject({ status: 'ok', duration_ms: 2900, at: at(2), end_ms: T0 + 2000 + 2900, event_ids: [events[2]!.event_id, events[3]!.event_id] });
+    expect(byId.get('tool:tu-1')).toMatchObject({ status: 'ok', duration_ms: 2900, at: at(2), end_ms: T0 + 5000, wait_ms: 0, event_ids: [events[2]!.event_id, events[3]!.event_id] });
     expect(byId.get('tool:tu-2')).toMatchObject({ status: 'failed', success: false, error: 'File does not exist.', duration_ms: 500 });
     expect(byId.get('tool:tu-3')).toMatchObject({ status: 'ok', subagent_type: 'Explore', duration_ms: 3900 });
     expect(byId.get('tool:tu-4')).toMatchObject({ agent_id: 'ag-1', agent_type: 'Explore' });

@@ -51,7 +51,12 @@ export interface Step {
   notification_type: string | null;
   message: string | null;
   reason: string | null;
+  /** Of a tool call: time between its PreToolUse and the start of its run (a permission prompt), from hook times. */
+  wait_ms: number;
 }
+
+/** Pre → Post minus the tool's own duration below this is hook latency, not waiting. */
+const WAIT_MIN_MS = 1000;
 
 type Cursor = { s: number; t: number; e: string } | { a: number };
 
@@ -143,6 +148,7 @@ function single(r: EventRow): Step {
     notification_type: strOf(h.notification_type) ?? (r.event === 'PermissionRequest' ? 'permission_request' : null),
     message: strOf(h.message) ?? strOf(content.message),
     reason: strOf(h.reason) ?? strOf(b.result_subtype),
+    wait_ms: 0,
   };
 }
 
@@ -168,8 +174,12 @@ function toolStep(rows: EventRow[], sessionDone: boolean): Step {
     step.duration_ms = post.duration_ms ?? (pre ? Math.max(0, post.ts_ms - pre.ts_ms) : null);
     step.agent_id ??= p.agent_id;
     step.subagent_type ??= p.subagent_type;
-    if (pre) step.end_ms = pre.ts_ms + (step.duration_ms ?? 0);
-    else {
+    if (pre) {
+      step.end_ms = Math.max(pre.ts_ms, post.ts_ms);
+      // Pre → Post took longer than the tool ran: the rest was spent waiting (for a permission answer).
+      const gap = step.end_ms - pre.ts_ms - (post.duration_ms ?? step.end_ms - pre.ts_ms);
+      step.wait_ms = gap >= WAIT_MIN_MS ? gap : 0;
+    } else {
       // Only the Post: it ended at its own time and began duration_ms before.
       step.end_ms = post.ts_ms;
       if (post.duration_ms !== null) {

@@ -118,7 +118,14 @@
 
   function renderBreakdowns(s) {
     const cols = (name) => [{ label: name }, { label: 'Tasks', num: true }, { label: 'Success', num: true }, { label: 'Tokens', num: true }, { label: 'Cost', num: true }];
-    const row = (key) => (r) => [r[key], fmtInt(r.tasks), fmtPct(r.success_rate), fmtTokens(r.tokens), fmtCost(r.cost_usd)];
+    // A project or label opens this page filtered by it (its sessions below, each linked).
+    const filtered = (key, v) => {
+      if (v === '(none)') return v;
+      const q = new URLSearchParams(location.search);
+      q.set(key, v);
+      return h('a', { class: 'filter-link', href: `/?${q}`, 'data-filter': key, 'data-value': v }, v);
+    };
+    const row = (key) => (r) => [filtered(key, r[key]), fmtInt(r.tasks), fmtPct(r.success_rate), fmtTokens(r.tokens), fmtCost(r.cost_usd)];
     table($('by-project'), cols('Project'), s.by_project.map(row('project')), 'No projects in this range.');
     table($('by-label'), cols('Label'), s.by_label.map(row('label')), 'No labels in this range.');
     table(
@@ -138,7 +145,8 @@
         s.source || '–',
         s.project || '–',
         s.label || '–',
-        s.task_id || (s.claude_session_id ? s.claude_session_id.slice(0, 8) : '–'),
+        // Each row opens its session's page (its own URL: shareable, Back returns here).
+        h('a', { class: 'session-link', href: `/sessions/${encodeURIComponent(s.id)}`, title: `open session ${s.id}` }, s.task_id || (s.claude_session_id ? s.claude_session_id.slice(0, 8) : s.id.replace(/^[a-z]+:/, '').slice(0, 12))),
         fmtTime(s.started_at),
         fmtDur(s.duration_ms),
         fmtInt(s.tool_calls_count),
