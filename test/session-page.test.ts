@@ -206,6 +206,51 @@ describe('session page', () => {
     expect([...problems, ...phoneProblems]).toEqual([]);
   }, 120_000);
 
+  it('the dashboard updates live from the stream (no polling), and lists who is waiting on a person until answered', async () => {
+    home = tempHome();
+    serve = await startServe(home.env, ['--db', join(home.home, 'c.db')]);
+    const t0 = Date.now() - 5 * 60_000;
+    await postJson(serve.endpoint, { events: seedSession(t0, { run: 'r-1' }) });
+    const { page, problems } = await openPage(`${serve.url}/`);
+    await page.waitForFunction(() => /live/.test(document.getElementById('updated')!.textContent!));
+    const summaries: number[] = [];
+    page.on('request', (r) => {
+      if (r.url().includes('/api/summary')) summaries.push(Date.now());
+    });
+    const tasks = Number(await page.textContent('#t-tasks'));
+    expect(await page.isHidden('#waiting-panel')).toBe(true);
+
+    // A task completes elsewhere: the tile and the table follow, well before the 15 s poll would.
+    const done = (run: string, task: string) => [
+      { event_id: uuidv7(), source: 'ralph', run_id: run, task_id: task, label: 'nightly', project: 'billing-api', event: 'ralph_task_started', timestamp: new Date(Date.now() - 1000).toISOString() },
+      { event_id: uuidv7(), source: 'ralph', run_id: run, task_id: task, label: 'nightly', project: 'billing-api', event: 'ralph_task_completed', success: true, duration_ms: 900, timestamp: new Date().toISOString() },
+    ];
+    await postJson(serve.endpoint, { events: done('r-2', 'T-77') });
+    await page.waitForFunction((n) => Number(document.getElementById('t-tasks')!.textContent) === n + 1, tasks, { timeout: 5000 });
+    await page.waitForFunction(() => [...document.querySelectorAll('#sessions a.session-link')].some((a) => a.textContent === 'T-77'), undefined, { timeout: 5000 });
+
+    // An interactive session on another machine asks for permission: it shows under "Waiting on you"…
+    const sid = 'cc-waiting-1';
+    const w = (o: Record<string, unknown>) => ({ event_id: uuidv7(), source: 'interactive', session_id: sid, project: 'web-app', context: { host: 'laptop-9', user: 'ana' }, timestamp: new Date().toISOString(), ...o });
+    await postJson(serve.endpoint, { events: [w({ event: 'PreToolUse', tool_name: 'Bash', tool_use_id: 'tw' }), w({ event: 'PermissionRequest', tool_name: 'Bash' }), w({ event: 'Notification', hook: { notification_type: 'permission_prompt' } })] });
+    await page.waitForSelector('#waiting-panel:not([hidden])', { timeout: 5000 });
+    const item = await page.textContent('#waiting-list li');
+    expect(item).toContain('permission (Bash)');
+    expect(item).toContain('ana@laptop-9');
+    expect(await page.getAttribute('#waiting-list a', 'href')).toBe(`/sessions/${encodeURIComponent(`session:${sid}`)}`);
+    // …its page says so too…
+    const { page: sp } = await openPage(`${serve.url}/sessions/${encodeURIComponent(`session:${sid}`)}`);
+    expect(await sp.textContent('#waiting')).toContain('Waiting on you');
+    // …until the person answers.
+    await postJson(serve.endpoint, w({ event: 'PostToolUse', tool_name: 'Bash', tool_use_id: 'tw', success: true, duration_ms: 20 }));
+    await page.waitForSelector('#waiting-panel[hidden]', { state: 'attached', timeout: 5000 });
+    await sp.waitForSelector('#waiting[hidden]', { state: 'attached', timeout: 5000 });
+    // Three changes, three refreshes: the stream drove them (a poll would be 15 s apart).
+    expect(summaries.length).toBeGreaterThanOrEqual(3);
+    expect(summaries.length).toBeLessThanOrEqual(6);
+    expect([...problems]).toEqual([]);
+  }, 120_000);
+
   it('an unknown session says so', async () => {
     home = tempHome();
     serve = await startServe(home.env, ['--db', join(home.home, 'c.db')]);

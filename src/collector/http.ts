@@ -262,7 +262,7 @@ export function createCollector(opts: CollectorOptions): Server {
     if (method !== 'GET' && method !== 'HEAD') return error(res, 405, `${method} not allowed on ${path}`);
 
     if (path === '/metrics') {
-      const text = serialize(metricFamilies(store, now));
+      const text = serialize([...metricFamilies(store, now), ...sessions.hub.metricFamilies()]);
       res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' });
       return void res.end(text);
     }

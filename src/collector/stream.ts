@@ -11,6 +11,7 @@
  * the cap a clear 503.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { MetricFamily } from './prometheus';
 import type { SessionReads } from './session-reads';
 
 export interface StreamFilter {
@@ -147,6 +148,15 @@ export class StreamHub {
       for (const c of this.clients) this.write(c, beat);
     }, this.opts.heartbeatMs);
     this.heartbeat.unref();
+  }
+
+  /** The stream's own health for /metrics (per process: streams live in this process). */
+  metricFamilies(): MetricFamily[] {
+    return [
+      { name: 'claude_harness_streams_open', help: 'Live /api/stream viewers connected now.', type: 'gauge', samples: [{ labels: {}, value: this.clients.size }] },
+      { name: 'claude_harness_stream_dropped_total', help: 'Stream viewers dropped for reading too slowly (they resume with Last-Event-ID).', type: 'counter', samples: [{ labels: {}, value: this.stats.dropped }] },
+      { name: 'claude_harness_stream_refused_total', help: 'Stream requests refused with 503 at the cap on concurrent streams.', type: 'counter', samples: [{ labels: {}, value: this.stats.refused }] },
+    ];
   }
 
   /** Ends every stream (the collector is stopping). */

@@ -253,11 +253,10 @@
   function currentWait(steps) {
     if (state.header.completed_at) return null;
     let wait = null;
-    for (const s of steps) {
-      if (s.kind === 'wait') wait = s;
-      else if (wait && (s.kind === 'tool' || s.kind === 'prompt' || s.kind === 'end') && s.at_ms > wait.at_ms) wait = null;
-    }
-    return wait;
+    for (const s of steps) if (s.kind === 'wait') wait = s;
+    if (!wait) return null;
+    const answered = steps.some((n) => n.kind !== 'wait' && n.kind !== 'request' && (n.at_ms > wait.at_ms || (isTool(n) && n.end_ms !== null && n.end_ms >= wait.at_ms && (n.status === 'ok' || n.status === 'failed'))));
+    return answered ? null : wait;
   }
 
   function renderWaiting(steps) {
