@@ -14,7 +14,7 @@ const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const mb = Number(process.argv[process.argv.indexOf('--mb') + 1]) || 100;
 const work = mkdtempSync(join(tmpdir(), 'cm-bench-incr-'));
 // One big session file from generated transcripts.
-execFileSync(process.execPath, [resolve(root, '..', 'shared', 'fixtures', 'tools', 'make-large.mjs'), '--out', join(work, 'gen'), '--mb', String(mb), '--seed', '2', '--projects', '1'], { stdio: 'ignore' });
+execFileSync(process.execPath, [join(root, 'scripts', 'gen-transcripts.mjs'), '--out', join(work, 'gen'), '--mb', String(mb), '--seed', '2', '--projects', '1'], { stdio: 'ignore' });
 const big = join(work, 'session.jsonl');
 const fd = openSync(big, 'w');
 const walk = (d) => readdirSync(d, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? walk(join(d, e.name)) : e.name.endsWith('.jsonl') ? [join(d, e.name)] : []));

@@ -3,20 +3,23 @@
 // in one run: wall time and peak RSS (GNU time), and a check that the token totals agree.
 // Usage: node bench/usage.mjs [--mb 500]   (the tree is generated once into bench/.data)
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const mb = Number(process.argv[process.argv.indexOf('--mb') + 1]) || 500;
-const tree = join(root, 'bench', '.data', `tree-${mb}mb`);
-const gen = resolve(root, '..', 'shared', 'fixtures', 'tools', 'make-large.mjs');
-if (!existsSync(join(tree, 'projects'))) {
+const tree = join(root, 'bench', '.data', `gen-${mb}mb-seed1`);
+const gen = join(root, 'scripts', 'gen-transcripts.mjs');
+if (!existsSync(join(tree, 'expected.json'))) {
+  rmSync(tree, { recursive: true, force: true });
   mkdirSync(tree, { recursive: true });
   process.stderr.write(`generating a ${mb} MB tree in ${tree} …\n`);
-  execFileSync(process.execPath, [gen, '--out', join(tree, 'projects'), '--mb', String(mb), '--seed', '1'], { stdio: ['ignore', 'ignore', 'inherit'] });
+  const printed = execFileSync(process.execPath, [gen, '--out', join(tree, 'projects'), '--mb', String(mb), '--seed', '1'], { stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 1 << 28 });
+  writeFileSync(join(tree, 'expected.json'), printed);
 }
+const expected = JSON.parse(readFileSync(join(tree, 'expected.json'), 'utf8')).expected.ccusage20.totals;
 const home = mkdtempSync(join(tmpdir(), 'cm-bench-usage-'));
 const env = { PATH: process.env.PATH, HOME: home, TZ: 'UTC', CLAUDE_CONFIG_DIR: tree };
 execFileSync('bash', [join(root, 'scripts/ccusage.sh'), '--version'], { env: { ...process.env, HOME: home }, stdio: ['ignore', 'ignore', 'inherit'] });
@@ -36,9 +39,10 @@ for (let i = 0; i < 2; i++) {
 const t = results.ours.out.totals;
 const c = results.ccusage.out.totals;
 const same = t.input_tokens === c.inputTokens && t.output_tokens === c.outputTokens && t.cache_creation_input_tokens === c.cacheCreationTokens && t.cache_read_input_tokens === c.cacheReadTokens;
+const asGenerated = t.input_tokens === expected.input_tokens && t.output_tokens === expected.output_tokens && t.cache_creation_input_tokens === expected.cache_creation_input_tokens && t.cache_read_input_tokens === expected.cache_read_input_tokens;
 rows.push({ tool: 'ccusage 20.0.24 (native)', 'wall s': results.ccusage.secs.toFixed(2), 'peak RSS MB': results.ccusage.rssMb.toFixed(0), 'cost $': c.totalCost.toFixed(2) });
 rows.push({ tool: 'claude-metrics usage', 'wall s': results.ours.secs.toFixed(2), 'peak RSS MB': results.ours.rssMb.toFixed(0), 'cost $': t.cost_usd.toFixed(2) });
 console.log(`usage over a ${mb} MB generated tree (second of two runs each, warm page cache)`);
 console.table(rows);
-console.log(`token totals equal: ${same}; speed ratio (ccusage / ours): ${(results.ccusage.secs / results.ours.secs).toFixed(2)}x; targets: at least as fast, RSS under 300 MB`);
+console.log(`token totals equal: ${same} (and equal to the generator's expectation: ${asGenerated}); speed ratio (ccusage / ours): ${(results.ccusage.secs / results.ours.secs).toFixed(2)}x; targets: at least as fast, RSS under 300 MB`);
 rmSync(home, { recursive: true, force: true });

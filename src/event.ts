@@ -76,6 +76,8 @@ export const HarnessEventSchema = z.looseObject({
   request_id: optText(256),
   usage: TokenUsageSchema.nullable().optional(),
   cost_usd: nonNegative.nullable().optional(),
+  /** Whose figure cost_usd is: Claude Code's own (OTel, a result, a transcript costUSD) or our price table's. */
+  cost_source: z.enum(['claude_code', 'estimate']).nullable().optional(),
   num_turns: count.nullable().optional(),
   duration_api_ms: nonNegative.nullable().optional(),
   result_subtype: optText(64),

@@ -1,10 +1,10 @@
 /** backfill into a real collector: equals ccusage per session, idempotent, and agrees with the hooks' ids. */
 import { cpSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { deadPort, getJson, ROOT, runCli, startServe, tempHome, type ServeHandle, type TempHome } from './helpers/cli';
 
-const FIXTURE = resolve(ROOT, '..', 'shared', 'fixtures', 'sniffly');
+const FIXTURE = join(ROOT, 'test', 'fixtures', 'transcripts', 'sniffly');
 let home: TempHome;
 // A copy, so every transcript has a fresh mtime the way a clean checkout gives it.
 let SNIFFLY: string;

@@ -117,7 +117,9 @@ describe('ingest', () => {
     expect(shuffled).toEqual(inOrder);
     expect(inOrder).toMatchObject({
       id: 'run:run-42', source: 'ralph', label: 'loop', task_id: 'T-42', claude_session_id: 'cc-1', success: false, exit_code: 2, duration_ms: 60_000,
-      num_turns: 3, tool_calls_count: 1, input_tokens: 11, output_tokens: 22, cache_creation_input_tokens: 33, cache_read_input_tokens: 44, cost_usd: 0.75,
+      num_turns: 3, tool_calls_count: 1, input_tokens: 11, output_tokens: 22, cache_creation_input_tokens: 33, cache_read_input_tokens: 44,
+      // The run result's total_cost_usd is Claude Code's own figure: it wins over the usage events' estimates.
+      cost_usd: 0.8, cost_source: 'claude_code',
       started_at: '2026-11-25T01:00:00.000Z', completed_at: '2026-11-25T01:01:00.000Z', model: 'claude-sonnet-4-5', error: 'error_max_turns',
     });
     expect(await metric(serve.url, /^claude_harness_sessions_completed_total\{.*outcome="failure"/)).toBe(1);

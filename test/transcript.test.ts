@@ -1,19 +1,21 @@
 /**
- * Transcript usage equals ccusage 20: the shared fixtures (with ccusage's own
+ * Transcript usage equals ccusage 20: the committed fixtures (with ccusage's own
  * output), a generated tree (with the generator's exact expectation), and the
  * reader's edge cases: malformed and torn lines, growth while reading, offsets.
  */
 import { execFileSync } from 'node:child_process';
-import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join, relative } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { PriceTable } from '../src/transcript/pricing';
 import { scanTranscript } from '../src/transcript/reader';
 import { buildReport } from '../src/transcript/report';
 import { ROOT, runCli, tempHome } from './helpers/cli';
 
-const FIXTURES = resolve(ROOT, '..', 'shared', 'fixtures');
+const FIXTURES = join(ROOT, 'test', 'fixtures', 'transcripts');
+const GENERATOR = join(ROOT, 'scripts', 'gen-transcripts.mjs');
 const scratch = mkdtempSync(join(tmpdir(), 'cm-transcript-'));
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
 
@@ -48,15 +50,58 @@ describe.each(['sniffly', 'claude-code-log'])('the %s fixtures equal ccusage 20.
   });
 });
 
-describe('a generated tree (make-large.mjs) equals the generator’s ccusage-20 expectation', () => {
-  it('tokens per model and in total', () => {
-    const out = join(scratch, 'large', 'projects');
-    const printed = execFileSync(process.execPath, [join(FIXTURES, 'tools', 'make-large.mjs'), '--out', out, '--mb', '2', '--seed', '11', '--projects', '4'], { encoding: 'utf8' });
-    const expected = (JSON.parse(printed) as { expected: { ccusage20: { totals: Record<string, number>; models: Record<string, Record<string, number>> } } }).expected.ccusage20;
+interface Generated {
+  stats: Record<string, number>;
+  expected: { ccusage20: { totals: Record<string, number>; models: Record<string, Record<string, number>>; session_count: number; sessions: Record<string, Record<string, number> & { models: string[] }> } };
+}
+const generate = (out: string, seed: number, mb = 2) => JSON.parse(execFileSync(process.execPath, [GENERATOR, '--out', out, '--mb', String(mb), '--seed', String(seed), '--projects', '4'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] })) as Generated;
+const TOKEN_KINDS = ['input_tokens', 'output_tokens', 'cache_creation_input_tokens', 'cache_read_input_tokens'] as const;
+
+describe('a generated tree (scripts/gen-transcripts.mjs) equals the generator’s ccusage-20 expectation', () => {
+  const out = join(scratch, 'large', 'projects');
+  let gen: Generated;
+  it('covers every case the reader must get right', () => {
+    gen = generate(out, 12);
+    for (const k of ['repeat_lines', 'subagent_files', 'meta_files', 'no_request_id_responses', 'no_message_id_lines', 'no_timestamp_lines', 'spaced_lines', 'synthetic_lines']) expect(gen.stats[k], k).toBeGreaterThan(0);
+    expect(gen.stats.models).toBeGreaterThanOrEqual(4);
+  });
+
+  it('tokens per session and in total, in process and through `usage --json`', async () => {
+    const expected = gen.expected.ccusage20;
     const report = buildReport(out, { prices: new PriceTable() });
     const { cost_usd: _cost, ...tokens } = report.totals;
     expect(tokens).toEqual(expected.totals);
     expect(report.unknown_models).toEqual([]);
+    const home = tempHome();
+    const r = await runCli(['usage', '--projects-dir', out, '--json'], { env: home.env });
+    home.cleanup();
+    expect(r.code).toBe(0);
+    const cli = JSON.parse(r.stdout) as { sessions: Array<Record<string, number> & { session_id: string; models: string[] }> };
+    expect(cli.sessions).toHaveLength(expected.session_count);
+    for (const s of cli.sessions) {
+      const e = expected.sessions[s.session_id]!;
+      expect(TOKEN_KINDS.map((k) => s[k]), s.session_id).toEqual(TOKEN_KINDS.map((k) => e[k]));
+      expect(s.models).toEqual(e.models);
+    }
+  });
+
+  it('is the same tree for the same seed, and another for another seed', () => {
+    const again = generate(join(scratch, 'again', 'projects'), 12);
+    expect(again).toEqual(gen);
+    const digest = (dir: string) => {
+      const h = createHash('sha256');
+      const walk = (d: string): void => {
+        for (const e of readdirSync(d, { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : 1))) {
+          const p = join(d, e.name);
+          if (e.isDirectory()) walk(p);
+          else h.update(relative(dir, p)).update(readFileSync(p));
+        }
+      };
+      walk(dir);
+      return h.digest('hex');
+    };
+    expect(digest(join(scratch, 'again', 'projects'))).toBe(digest(out));
+    expect(generate(join(scratch, 'other', 'projects'), 13, 0.5).expected.ccusage20.totals).not.toEqual(gen.expected.ccusage20.totals);
   });
 });
 
@@ -155,6 +200,6 @@ describe('usage command errors', () => {
   });
 });
 
-it('fixtures are where CI expects them', () => {
-  expect(existsSync(join(FIXTURES, 'sniffly', 'expected-ccusage.json'))).toBe(true);
+it('the fixtures are in the checkout, with their licence and source note', () => {
+  for (const set of ['sniffly', 'claude-code-log']) for (const f of ['LICENSE', 'SOURCE.md', 'expected-ccusage.json', 'projects']) expect(existsSync(join(FIXTURES, set, f)), `${set}/${f}`).toBe(true);
 });

@@ -95,6 +95,8 @@ export function summary(store: Store, f: SessionFilter, now = Date.now()) {
     by_project: breakdown((r) => r.project, 'project'),
     by_label: breakdown((r) => r.label, 'label'),
     top_tools: store.topTools({ ...f, sinceMs: f.sinceMs ?? week }),
+    /** Models with tokens but no price and no Claude Code cost: their cost is unknown, not zero. */
+    unpriced_models: store.unpricedModels(),
   };
 }
 
@@ -123,8 +125,13 @@ const HELP: Record<string, [string, 'counter' | 'gauge']> = {
   events_total: ['Events accepted by the collector (duplicates excluded).', 'counter'],
   sessions_completed_total: ['Sessions and tasks completed, by outcome.', 'counter'],
   tool_calls_total: ['Tool calls (PostToolUse / PostToolUseFailure), by outcome.', 'counter'],
-  tokens_total: ['Tokens from transcript usage events, by model and kind.', 'counter'],
-  cost_usd_total: ['Estimated cost in USD from transcript usage events.', 'counter'],
+  tokens_total: ['Tokens of API requests (transcript usage and OTel api_request, each request once), by model and kind.', 'counter'],
+  cost_usd_total: ['Cost in USD of API requests: Claude Code\'s own figure (OTel, transcript costUSD) where known, else the price table\'s estimate; unpriced models add nothing.', 'counter'],
+  lines_of_code_total: ['Lines of code added and removed, from Claude Code\'s OTel metrics.', 'counter'],
+  commits_total: ['Git commits made by Claude Code, from its OTel metrics.', 'counter'],
+  pull_requests_total: ['Pull requests created by Claude Code, from its OTel metrics.', 'counter'],
+  active_time_seconds_total: ['Active time in seconds (type user or cli), from Claude Code\'s OTel metrics.', 'counter'],
+  otlp_ignored_total: ['OTLP log records and data points read and deliberately not kept (names not mapped), by signal.', 'counter'],
   run_reported_cost_usd_total: ['Cost in USD reported by Claude Code results of claude-metrics run tasks.', 'counter'],
   duplicates_total: ['Events received again and ignored (same event_id).', 'counter'],
   rejects_total: ['Events or requests rejected, by reason.', 'counter'],

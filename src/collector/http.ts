@@ -9,7 +9,10 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { extname, join, normalize, resolve, sep } from 'node:path';
 import type { Logger } from '../log';
 import { daily, metricFamilies, parseTime, summary } from './api';
-import { parseBody } from './normalize';
+import { parseBody, validateEvent } from './normalize';
+import { decodeOtlp, errorBody, MAX_OTLP_BYTES, successBody, encodingOf, type Signal } from './ingest/otlp';
+import { logsToEvents } from './ingest/otlp-logs';
+import { metricsToEvents } from './ingest/otlp-metrics';
 import { serialize } from './prometheus';
 import type { HarnessEvent } from '../event';
 import type { IngestOutcome, SessionFilter, Store } from './store';
@@ -210,6 +213,52 @@ export function createCollector(opts: CollectorOptions): Server {
     send(res, 200, { accepted: outcome.accepted, duplicates: outcome.duplicates, rejected });
   }
 
+  /** OTLP/HTTP export (Claude Code's own telemetry): 200 with partial success, 4xx for a bad body, in the request's encoding. */
+  async function otlp(signal: Signal, req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const reply = (status: number, r: { type: string; body: Buffer }, headers: Record<string, string> = {}) => {
+      res.writeHead(status, { 'content-type': r.type, 'content-length': r.body.length, 'cache-control': 'no-store', ...headers });
+      res.end(r.body);
+    };
+    const encoding = encodingOf(req.headers['content-type']) ?? 'json';
+    const fail = (status: number, reason: string, code: string) => {
+      store.countRejects(code);
+      reply(status, errorBody(encoding, status, reason), status === 503 ? { 'retry-after': '1' } : {});
+    };
+    if (!encodingOf(req.headers['content-type'])) {
+      req.resume();
+      return fail(415, `expected Content-Type application/json or application/x-protobuf, got ${(req.headers['content-type'] ?? 'none').split(';')[0]}`, 'content_type');
+    }
+    const read = await readBody(req, MAX_OTLP_BYTES);
+    if (!read.ok) {
+      if (!read.tooLarge) return;
+      res.setHeader('connection', 'close');
+      return fail(413, `body larger than ${MAX_OTLP_BYTES} bytes; export smaller batches`, 'too_large');
+    }
+    const d = decodeOtlp(signal, req.headers['content-type'], req.headers['content-encoding'] as string | undefined, read.body);
+    if (!d.ok) return fail(d.status, d.reason, d.status === 413 ? 'too_large' : d.status === 415 ? 'content_type' : `otlp_invalid_${d.encoding}`);
+    const receivedMs = Date.now();
+    const mapped = signal === 'logs' ? logsToEvents(d.request, receivedMs) : metricsToEvents(d.request, receivedMs);
+    const events: HarnessEvent[] = [];
+    let rejected = mapped.rejected;
+    const reasons = [...mapped.reasons];
+    for (const raw of mapped.events) {
+      const v = validateEvent(raw, new Date(receivedMs));
+      if (v.ok) events.push(v.event);
+      else {
+        rejected++;
+        if (reasons.length < 3) reasons.push(v.reason);
+      }
+    }
+    if (rejected > 0) store.countRejects(`otlp_${signal}`, rejected);
+    if (mapped.ignored > 0) store.bump('otlp_ignored_total', { signal }, mapped.ignored);
+    if (events.length > 0) {
+      const pending = commits.submit(events);
+      if (!pending) return fail(503, 'collector busy; retry shortly', 'overloaded');
+      await pending; // committed before we answer
+    }
+    reply(200, successBody(signal, d.encoding, rejected, rejected > 0 ? `${rejected} rejected: ${reasons.join('; ')}` : ''));
+  }
+
   function serveStatic(res: ServerResponse, path: string): void {
     const rel = path === '/' ? 'index.html' : path.replace(/^\/dashboard\//, '');
     const file = normalize(join(dashboardRoot, rel));
@@ -245,7 +294,7 @@ export function createCollector(opts: CollectorOptions): Server {
       if (fromQuery !== undefined && tokenMatches(fromQuery, opts.token) && method === 'GET' && (path === '/' || path.startsWith('/dashboard') || path.startsWith('/sessions/'))) {
         res.setHeader('set-cookie', `cm_token=${encodeURIComponent(fromQuery)}; HttpOnly; SameSite=Strict; Path=/`);
       } else if (!tokenMatches(bearer(req), opts.token)) {
-        if (path === '/metrics/harness' && method === 'POST') store.countRejects('unauthorized');
+        if ((path === '/metrics/harness' || path === '/v1/logs' || path === '/v1/metrics') && method === 'POST') store.countRejects('unauthorized');
         req.resume();
         return error(res, 401, 'unauthorized: send Authorization: Bearer <token> (or open the dashboard with ?token=<token>)', {});
       }
@@ -258,6 +307,10 @@ export function createCollector(opts: CollectorOptions): Server {
         return void res.end();
       }
       return error(res, 405, 'use POST', {});
+    }
+    if (path === '/v1/logs' || path === '/v1/metrics') {
+      if (method === 'POST') return otlp(path === '/v1/logs' ? 'logs' : 'metrics', req, res);
+      return error(res, 405, 'use POST (OTLP/HTTP export)', {});
     }
     if (method !== 'GET' && method !== 'HEAD') return error(res, 405, `${method} not allowed on ${path}`);
 

@@ -86,4 +86,5 @@ export function sessionKey(e: HarnessEvent): string {
 
 /** Events that end a session or task. */
 export const COMPLETION_EVENTS = new Set(['ralph_task_completed', 'SessionEnd', 'task_completed', 'run_completed']);
-export const TOOL_EVENTS = new Set(['PostToolUse', 'PostToolUseFailure']);
+/** Tool calls: the hooks' PostToolUse(Failure) and OTel's tool_result (one call counted once, see facts.ts). */
+export const TOOL_EVENTS = new Set(['PostToolUse', 'PostToolUseFailure', 'tool_result']);

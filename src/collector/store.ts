@@ -14,6 +14,7 @@ import { dirname } from 'node:path';
 import type { HarnessEvent } from '../event';
 import { bucketIndex, DURATION_BUCKETS_S } from './prometheus';
 import { COMPLETION_EVENTS, sessionKey, TOOL_EVENTS } from './normalize';
+import { factCost, foldMetric, foldTool, foldUsage, metricDelta, sessionCost, toolDelta, usageDelta, usageFactKey, type CostSource, type UsageFact } from './facts';
 
 const MIGRATIONS: string[] = [
   // 1: events, sessions, counters
@@ -60,6 +61,46 @@ const MIGRATIONS: string[] = [
     PRIMARY KEY (metric, labels)
   ) WITHOUT ROWID;
   `,
+  // 2: facts (one API request, tool call or OTel metric series, whichever paths reported it; see facts.ts),
+  // where each session's cost came from, and what Claude Code's OTel metrics add to a session.
+  `
+  CREATE TABLE harness_facts (
+    session_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    key TEXT NOT NULL,
+    session_key TEXT NOT NULL,
+    model TEXT,
+    ts_ms INTEGER NOT NULL,
+    unpriced INTEGER NOT NULL DEFAULT 0,
+    state TEXT NOT NULL,
+    PRIMARY KEY (session_id, kind, key)
+  ) WITHOUT ROWID;
+  CREATE INDEX harness_facts_ts ON harness_facts(ts_ms);
+  CREATE INDEX harness_facts_unpriced ON harness_facts(model) WHERE unpriced = 1;
+  ALTER TABLE harness_sessions ADD COLUMN claude_cost_requests INTEGER NOT NULL DEFAULT 0;
+  ALTER TABLE harness_sessions ADD COLUMN estimate_cost_requests INTEGER NOT NULL DEFAULT 0;
+  ALTER TABLE harness_sessions ADD COLUMN unpriced_requests INTEGER NOT NULL DEFAULT 0;
+  ALTER TABLE harness_sessions ADD COLUMN lines_added INTEGER NOT NULL DEFAULT 0;
+  ALTER TABLE harness_sessions ADD COLUMN lines_removed INTEGER NOT NULL DEFAULT 0;
+  ALTER TABLE harness_sessions ADD COLUMN commits INTEGER NOT NULL DEFAULT 0;
+  ALTER TABLE harness_sessions ADD COLUMN pull_requests INTEGER NOT NULL DEFAULT 0;
+  ALTER TABLE harness_sessions ADD COLUMN active_time_s REAL NOT NULL DEFAULT 0;
+  INSERT OR IGNORE INTO harness_facts (session_id, kind, key, session_key, model, ts_ms, unpriced, state)
+    SELECT coalesce(session_id, session_key), 'usage',
+      CASE WHEN json_extract(body, '$.request_id') IS NOT NULL THEN 'req:' || json_extract(body, '$.request_id')
+           WHEN json_extract(body, '$.message_id') IS NOT NULL THEN 'msg:' || json_extract(body, '$.message_id')
+           ELSE 'event:' || event_id END,
+      session_key, model, ts_ms, CASE WHEN cost_usd IS NULL THEN 1 ELSE 0 END,
+      json_object('model', model, 'input_tokens', coalesce(input_tokens, 0), 'output_tokens', coalesce(output_tokens, 0),
+        'cache_creation_input_tokens', coalesce(cache_creation_input_tokens, 0), 'cache_read_input_tokens', coalesce(cache_read_input_tokens, 0),
+        'claude_cost', NULL, 'estimate', cost_usd)
+    FROM harness_events WHERE event = 'usage' ORDER BY ts_ms;
+  UPDATE harness_sessions SET estimate_cost_requests = usage_events WHERE usage_events > 0;
+  INSERT OR IGNORE INTO harness_facts (session_id, kind, key, session_key, model, ts_ms, state)
+    SELECT coalesce(session_id, session_key), 'tool', coalesce('tool:' || tool_use_id, 'event:' || event_id), session_key, NULL, ts_ms,
+      CASE WHEN success = 0 THEN '{"failed":true}' ELSE '{"failed":false}' END
+    FROM harness_events WHERE event IN ('PostToolUse', 'PostToolUseFailure');
+  `,
 ];
 
 export interface IngestOutcome {
@@ -93,6 +134,15 @@ export interface SessionRow {
   cache_creation_input_tokens: number;
   cache_read_input_tokens: number;
   cost_usd: number;
+  /** Where cost_usd came from: Claude Code's own figure, our estimate, or nothing priced. */
+  cost_source: CostSource;
+  /** Requests whose model has no price and no Claude Code cost: tokens counted, cost not. */
+  unpriced_requests: number;
+  lines_added: number;
+  lines_removed: number;
+  commits: number;
+  pull_requests: number;
+  active_time_s: number;
 }
 
 export interface SessionFilter {
@@ -128,10 +178,42 @@ interface SessionDelta {
   cache_creation_input_tokens: number;
   cache_read_input_tokens: number;
   cost_usd: number;
+  claude_cost_requests: number;
+  estimate_cost_requests: number;
+  unpriced_requests: number;
+  lines_added: number;
+  lines_removed: number;
+  commits: number;
+  pull_requests: number;
+  active_time_s: number;
   error: string | null;
   error_ms: number | null;
   model: string | null;
   model_ms: number | null;
+}
+
+/** Summed columns of a session delta (everything but identity, times, error and model). */
+const SUMMED = ['events_count', 'tool_call', 'tool_failure', 'usage_event', 'input_tokens', 'output_tokens', 'cache_creation_input_tokens', 'cache_read_input_tokens', 'cost_usd', 'claude_cost_requests', 'estimate_cost_requests', 'unpriced_requests', 'lines_added', 'lines_removed', 'commits', 'pull_requests', 'active_time_s'] as const;
+
+/** What an OTel metric adds to a session row (see ingest/otlp-metrics.ts). */
+const METRIC_COLUMNS: Record<string, (typeof SUMMED)[number]> = { lines_added: 'lines_added', lines_removed: 'lines_removed', commits: 'commits', pull_requests: 'pull_requests', active_time_s: 'active_time_s' };
+
+/** The Prometheus counter each OTel metric column feeds (labels bounded: source, project, type). */
+const METRIC_COUNTERS: Record<string, [string, Record<string, string>]> = {
+  lines_added: ['lines_of_code_total', { type: 'added' }],
+  lines_removed: ['lines_of_code_total', { type: 'removed' }],
+  commits: ['commits_total', {}],
+  pull_requests: ['pull_requests_total', {}],
+  active_time_s: ['active_time_seconds_total', {}],
+};
+
+function emptyDelta(id: string, e: HarnessEvent, tsMs: number): SessionDelta {
+  return {
+    id, session_id: e.session_id ?? null, run_id: e.run_id ?? null, source: e.source, project: e.project ?? null, label: e.label ?? null, task_id: e.task_id ?? null,
+    started_ms: tsMs, last_seen_ms: tsMs, events_count: 0, tool_call: 0, tool_failure: 0, usage_event: 0, input_tokens: 0, output_tokens: 0, cache_creation_input_tokens: 0,
+    cache_read_input_tokens: 0, cost_usd: 0, claude_cost_requests: 0, estimate_cost_requests: 0, unpriced_requests: 0, lines_added: 0, lines_removed: 0, commits: 0,
+    pull_requests: 0, active_time_s: 0, error: null, error_ms: null, model: null, model_ms: null,
+  };
 }
 
 /** Combines two deltas the way the upsert combines a delta with the row: same result in one statement. */
@@ -139,7 +221,8 @@ export function mergeDelta(a: SessionDelta, b: SessionDelta): SessionDelta {
   const ranks = (x: string) => (x === 'ralph' || x === 'api' ? 1 : 0);
   const laterError = b.error !== null && (a.error_ms === null || (b.error_ms ?? 0) >= a.error_ms);
   const laterModel = b.model !== null && (a.model_ms === null || (b.model_ms ?? 0) >= a.model_ms);
-  return {
+  const out: SessionDelta = {
+    ...a,
     id: a.id,
     session_id: a.session_id ?? b.session_id,
     run_id: a.run_id ?? b.run_id,
@@ -149,20 +232,13 @@ export function mergeDelta(a: SessionDelta, b: SessionDelta): SessionDelta {
     task_id: a.task_id ?? b.task_id,
     started_ms: Math.min(a.started_ms, b.started_ms),
     last_seen_ms: Math.max(a.last_seen_ms, b.last_seen_ms),
-    events_count: a.events_count + b.events_count,
-    tool_call: a.tool_call + b.tool_call,
-    tool_failure: a.tool_failure + b.tool_failure,
-    usage_event: a.usage_event + b.usage_event,
-    input_tokens: a.input_tokens + b.input_tokens,
-    output_tokens: a.output_tokens + b.output_tokens,
-    cache_creation_input_tokens: a.cache_creation_input_tokens + b.cache_creation_input_tokens,
-    cache_read_input_tokens: a.cache_read_input_tokens + b.cache_read_input_tokens,
-    cost_usd: a.cost_usd + b.cost_usd,
     error: laterError ? b.error : a.error,
     error_ms: laterError ? b.error_ms : a.error_ms,
     model: laterModel ? b.model : a.model,
     model_ms: laterModel ? b.model_ms : a.model_ms,
   };
+  for (const k of SUMMED) out[k] = a[k] + b[k];
+  return out;
 }
 
 /** harness_events columns in insert order. */
@@ -212,9 +288,11 @@ export class Store {
       insertEvent: db.prepare(`INSERT OR IGNORE INTO harness_events (${EVENT_COLUMNS.join(', ')}) VALUES (${EVENT_COLUMNS.map(() => '?').join(', ')})`),
       // Commutative fold: every column is a min/max/sum or "first non-null", so any order gives the same row.
       upsertSession: db.prepare(`INSERT INTO harness_sessions (id, claude_session_id, run_id, source, project, label, task_id, started_ms, last_seen_ms, events_count,
-          tool_calls_count, tool_failures, usage_events, input_tokens, output_tokens, cache_creation_input_tokens, cache_read_input_tokens, cost_usd, error, error_ms, model, model_ms)
+          tool_calls_count, tool_failures, usage_events, input_tokens, output_tokens, cache_creation_input_tokens, cache_read_input_tokens, cost_usd, error, error_ms, model, model_ms,
+          claude_cost_requests, estimate_cost_requests, unpriced_requests, lines_added, lines_removed, commits, pull_requests, active_time_s)
         VALUES (@id, @session_id, @run_id, @source, @project, @label, @task_id, @started_ms, @last_seen_ms, @events_count,
-          @tool_call, @tool_failure, @usage_event, @input_tokens, @output_tokens, @cache_creation_input_tokens, @cache_read_input_tokens, @cost_usd, @error, @error_ms, @model, @model_ms)
+          @tool_call, @tool_failure, @usage_event, @input_tokens, @output_tokens, @cache_creation_input_tokens, @cache_read_input_tokens, @cost_usd, @error, @error_ms, @model, @model_ms,
+          @claude_cost_requests, @estimate_cost_requests, @unpriced_requests, @lines_added, @lines_removed, @commits, @pull_requests, @active_time_s)
         ON CONFLICT(id) DO UPDATE SET
           claude_session_id = coalesce(claude_session_id, excluded.claude_session_id),
           run_id = coalesce(run_id, excluded.run_id),
@@ -233,6 +311,14 @@ export class Store {
           cache_creation_input_tokens = cache_creation_input_tokens + excluded.cache_creation_input_tokens,
           cache_read_input_tokens = cache_read_input_tokens + excluded.cache_read_input_tokens,
           cost_usd = cost_usd + excluded.cost_usd,
+          claude_cost_requests = claude_cost_requests + excluded.claude_cost_requests,
+          estimate_cost_requests = estimate_cost_requests + excluded.estimate_cost_requests,
+          unpriced_requests = unpriced_requests + excluded.unpriced_requests,
+          lines_added = lines_added + excluded.lines_added,
+          lines_removed = lines_removed + excluded.lines_removed,
+          commits = commits + excluded.commits,
+          pull_requests = pull_requests + excluded.pull_requests,
+          active_time_s = active_time_s + excluded.active_time_s,
           error = CASE WHEN excluded.error IS NOT NULL AND (error_ms IS NULL OR excluded.error_ms >= error_ms) THEN excluded.error ELSE error END,
           error_ms = CASE WHEN excluded.error IS NOT NULL AND (error_ms IS NULL OR excluded.error_ms >= error_ms) THEN excluded.error_ms ELSE error_ms END,
           model = CASE WHEN excluded.model IS NOT NULL AND (model_ms IS NULL OR excluded.model_ms >= model_ms) THEN excluded.model ELSE model END,
@@ -243,6 +329,9 @@ export class Store {
           result_input_tokens = @input_tokens, result_output_tokens = @output_tokens, result_cache_creation_input_tokens = @cache_creation_input_tokens,
           result_cache_read_input_tokens = @cache_read_input_tokens, result_cost_usd = @cost_usd
         WHERE id = @id`),
+      getFact: db.prepare('SELECT session_key, state FROM harness_facts WHERE session_id = ? AND kind = ? AND key = ?'),
+      putFact: db.prepare(`INSERT INTO harness_facts (session_id, kind, key, session_key, model, ts_ms, unpriced, state) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+        ON CONFLICT(session_id, kind, key) DO UPDATE SET model = excluded.model, ts_ms = max(ts_ms, excluded.ts_ms), unpriced = excluded.unpriced, state = excluded.state`),
       bump: db.prepare('INSERT INTO counters (metric, labels, value) VALUES (?, ?, ?) ON CONFLICT(metric, labels) DO UPDATE SET value = value + excluded.value'),
       counters: db.prepare('SELECT metric, labels, value FROM counters'),
     };
@@ -354,45 +443,87 @@ export class Store {
 
     const isTool = TOOL_EVENTS.has(e.event);
     const failedTool = isTool && e.success === false;
-    const d = sessions.get(key);
-    const next: SessionDelta = {
-      id: key,
-      session_id: e.session_id ?? null,
-      run_id: e.run_id ?? null,
-      source: e.source,
-      project: e.project ?? null,
-      label: e.label ?? null,
-      task_id: e.task_id ?? null,
-      started_ms: tsMs,
-      last_seen_ms: tsMs,
-      events_count: 1,
-      tool_call: isTool ? 1 : 0,
-      tool_failure: failedTool ? 1 : 0,
-      usage_event: isUsage ? 1 : 0,
-      input_tokens: isUsage ? (u.input_tokens ?? 0) : 0,
-      output_tokens: isUsage ? (u.output_tokens ?? 0) : 0,
-      cache_creation_input_tokens: isUsage ? (u.cache_creation_input_tokens ?? 0) : 0,
-      cache_read_input_tokens: isUsage ? (u.cache_read_input_tokens ?? 0) : 0,
-      cost_usd: isUsage ? (e.cost_usd ?? 0) : 0,
-      error: e.error ?? null,
-      error_ms: e.error ? tsMs : null,
-      model: e.model ?? null,
-      model_ms: e.model ? tsMs : null,
+    const own = emptyDelta(key, e, tsMs);
+    own.events_count = 1;
+    own.error = e.error ?? null;
+    own.error_ms = e.error ? tsMs : null;
+    own.model = e.model ?? null;
+    own.model_ms = e.model ? tsMs : null;
+    const add = (target: string, d: SessionDelta) => {
+      const cur = sessions.get(target);
+      sessions.set(target, cur ? mergeDelta(cur, d) : d);
     };
-    sessions.set(key, d ? mergeDelta(d, next) : next);
-
+    // A fact counts in the row its first report landed in (see facts.ts for the rules).
+    const fact = <T>(kind: string, factKey: string): { target: string; prev: T | undefined; save: (next: T, model?: string | null, unpriced?: boolean) => void } => {
+      const sid = e.session_id ?? key;
+      const row = this.stmts.getFact.get(sid, kind, factKey) as { session_key: string; state: string } | undefined;
+      return {
+        target: row?.session_key ?? key,
+        prev: row ? (JSON.parse(row.state) as T) : undefined,
+        save: (next, model = null, unpriced = false) => this.stmts.putFact.run(sid, kind, factKey, row?.session_key ?? key, model, tsMs, unpriced ? 1 : 0, JSON.stringify(next)),
+      };
+    };
+    // Another row (the fact's first report landed there) gets only the counts, not this event's identity.
+    const target = (t: string) => (t === key ? own : { ...emptyDelta(t, e, tsMs), run_id: null, task_id: null, label: null, project: null });
     const project = lab(e.project);
     const base = { source: e.source, project, label: lab(e.label) };
-    this.bump('events_total', { source: e.source, project, label: base.label, event: lab(e.event) });
-    if (isTool) this.bump('tool_calls_total', { source: e.source, project, tool: lab(e.tool_name), outcome: failedTool ? 'failure' : 'success' });
+
     if (isUsage) {
-      const model = lab(e.model) || 'unknown';
-      this.bump('tokens_total', { source: e.source, project, model, kind: 'input' }, u.input_tokens ?? 0);
-      this.bump('tokens_total', { source: e.source, project, model, kind: 'output' }, u.output_tokens ?? 0);
-      this.bump('tokens_total', { source: e.source, project, model, kind: 'cache_creation' }, u.cache_creation_input_tokens ?? 0);
-      this.bump('tokens_total', { source: e.source, project, model, kind: 'cache_read' }, u.cache_read_input_tokens ?? 0);
-      this.bump('cost_usd_total', { source: e.source, project, model }, e.cost_usd ?? 0);
+      const f = fact<UsageFact>('usage', usageFactKey(e));
+      const claude = e.cost_source === 'claude_code';
+      const c: UsageFact = {
+        model: e.model ?? null,
+        input_tokens: u.input_tokens ?? 0,
+        output_tokens: u.output_tokens ?? 0,
+        cache_creation_input_tokens: u.cache_creation_input_tokens ?? 0,
+        cache_read_input_tokens: u.cache_read_input_tokens ?? 0,
+        claude_cost: claude ? (e.cost_usd ?? null) : null,
+        estimate: claude ? null : (e.cost_usd ?? null),
+      };
+      const next = foldUsage(f.prev, c);
+      f.save(next, next.model, factCost(next).source === 'none');
+      const delta = usageDelta(f.prev, next);
+      const d = target(f.target);
+      for (const k of ['usage_event', 'input_tokens', 'output_tokens', 'cache_creation_input_tokens', 'cache_read_input_tokens', 'cost_usd', 'claude_cost_requests', 'estimate_cost_requests', 'unpriced_requests'] as const) d[k] += delta[k];
+      if (d !== own) add(f.target, d);
+      // Counters only grow: a correction downwards (an estimate above Claude Code's own figure) stays in the counter.
+      const model = lab(next.model) || 'unknown';
+      this.bump('tokens_total', { source: e.source, project, model, kind: 'input' }, delta.input_tokens);
+      this.bump('tokens_total', { source: e.source, project, model, kind: 'output' }, delta.output_tokens);
+      this.bump('tokens_total', { source: e.source, project, model, kind: 'cache_creation' }, delta.cache_creation_input_tokens);
+      this.bump('tokens_total', { source: e.source, project, model, kind: 'cache_read' }, delta.cache_read_input_tokens);
+      if (delta.cost_usd > 0) this.bump('cost_usd_total', { source: e.source, project, model }, delta.cost_usd);
     }
+    if (isTool) {
+      const f = fact<{ failed: boolean }>('tool', e.tool_use_id ? `tool:${e.tool_use_id}` : `event:${e.event_id}`);
+      const next = foldTool(f.prev, { failed: failedTool });
+      f.save(next);
+      const delta = toolDelta(f.prev, next);
+      const d = target(f.target);
+      d.tool_call += delta.tool_call;
+      d.tool_failure += delta.tool_failure;
+      if (d !== own) add(f.target, d);
+      if (delta.tool_call) this.bump('tool_calls_total', { source: e.source, project, tool: lab(e.tool_name), outcome: failedTool ? 'failure' : 'success' });
+    }
+    if (e.event === 'otel_metric' && e.attrs) {
+      const column = METRIC_COLUMNS[String(e.attrs.metric)];
+      const value = Number(e.attrs.value);
+      if (column && Number.isFinite(value)) {
+        const series = String(e.attrs.series ?? e.event_id);
+        const f = fact<{ value: number }>('metric', series);
+        // A delta point is its own series (its key includes its window); a cumulative one keeps its largest value.
+        const next = e.attrs.cumulative === true ? foldMetric(f.prev, { value }) : { value: (f.prev?.value ?? 0) + value };
+        f.save(next);
+        const by = metricDelta(f.prev, next);
+        const d = target(f.target);
+        d[column] += by;
+        if (d !== own) add(f.target, d);
+        const [metric, labels] = METRIC_COUNTERS[column]!;
+        if (by > 0) this.bump(metric, { source: e.source, project, ...labels, ...(column === 'active_time_s' ? { type: lab(String(e.attrs.kind ?? '')) } : {}) }, by);
+      }
+    }
+    add(key, own);
+    this.bump('events_total', { source: e.source, project, label: base.label, event: lab(e.event) });
     if (COMPLETION_EVENTS.has(e.event)) {
       const row = { success, exit_code: e.exit_code ?? null, input_tokens: u.input_tokens ?? null, output_tokens: u.output_tokens ?? null, cache_creation_input_tokens: u.cache_creation_input_tokens ?? null, cache_read_input_tokens: u.cache_read_input_tokens ?? null, cost_usd: e.cost_usd ?? null, num_turns: e.num_turns ?? null };
       completions.push(() => this.complete(key, e, row, tsMs, base));
@@ -432,11 +563,12 @@ export class Store {
   }
 
   /** Retention: deletes old events and sessions; counters are untouched and stay monotonic. */
-  sweep(retentionDays: number, now = Date.now()): { events: number; sessions: number } {
+  sweep(retentionDays: number, now = Date.now()): { events: number; sessions: number; facts: number } {
     const cutoff = now - retentionDays * 86_400_000;
     return this.db.transaction(() => ({
       events: this.db.prepare('DELETE FROM harness_events WHERE ts_ms < ?').run(cutoff).changes,
       sessions: this.db.prepare('DELETE FROM harness_sessions WHERE last_seen_ms < ?').run(cutoff).changes,
+      facts: this.db.prepare('DELETE FROM harness_facts WHERE ts_ms < ?').run(cutoff).changes,
     }))();
   }
 
@@ -455,6 +587,14 @@ export class Store {
     const iso = (v: unknown) => (typeof v === 'number' ? new Date(v).toISOString() : null);
     const useResult = (r.usage_events as number) === 0 && r.result_input_tokens !== null && r.result_input_tokens !== undefined;
     const completed = r.completed_ms !== null;
+    const cost = sessionCost({
+      usage_events: r.usage_events as number,
+      cost_usd: r.cost_usd as number,
+      claude_cost_requests: (r.claude_cost_requests as number) ?? 0,
+      estimate_cost_requests: (r.estimate_cost_requests as number) ?? 0,
+      unpriced_requests: (r.unpriced_requests as number) ?? 0,
+      result_cost_usd: typeof r.result_cost_usd === 'number' ? r.result_cost_usd : null,
+    });
     return {
       id: r.id as string,
       claude_session_id: (r.claude_session_id as string) ?? null,
@@ -480,7 +620,14 @@ export class Store {
       output_tokens: useResult ? ((r.result_output_tokens as number) ?? 0) : (r.output_tokens as number),
       cache_creation_input_tokens: useResult ? ((r.result_cache_creation_input_tokens as number) ?? 0) : (r.cache_creation_input_tokens as number),
       cache_read_input_tokens: useResult ? ((r.result_cache_read_input_tokens as number) ?? 0) : (r.cache_read_input_tokens as number),
-      cost_usd: Math.round(((r.usage_events as number) === 0 && typeof r.result_cost_usd === 'number' ? (r.result_cost_usd as number) : (r.cost_usd as number)) * 1e9) / 1e9,
+      cost_usd: Math.round(cost.cost_usd * 1e9) / 1e9,
+      cost_source: cost.cost_source,
+      unpriced_requests: (r.unpriced_requests as number) ?? 0,
+      lines_added: (r.lines_added as number) ?? 0,
+      lines_removed: (r.lines_removed as number) ?? 0,
+      commits: (r.commits as number) ?? 0,
+      pull_requests: (r.pull_requests as number) ?? 0,
+      active_time_s: Math.round(((r.active_time_s as number) ?? 0) * 1000) / 1000,
     };
   }
 
@@ -511,20 +658,31 @@ export class Store {
   }
 
   topTools(f: SessionFilter, limit = 10): Array<{ tool: string; calls: number; failures: number; avg_duration_ms: number | null }> {
-    const parts = ["event IN ('PostToolUse','PostToolUseFailure')", 'tool_name IS NOT NULL'];
+    const parts = ["event IN ('PostToolUse','PostToolUseFailure','tool_result')", 'tool_name IS NOT NULL'];
     const params: unknown[] = [];
     if (f.source) (parts.push('source = ?'), params.push(f.source));
     if (f.project) (parts.push('project = ?'), params.push(f.project));
     if (f.label) (parts.push('label = ?'), params.push(f.label));
     if (f.sinceMs !== undefined) (parts.push('ts_ms >= ?'), params.push(f.sinceMs));
+    // One call reported by the hook and by OTel's tool_result is one call (same session and tool_use_id).
     return (
       this.db
         .prepare(
-          `SELECT tool_name AS tool, count(*) AS calls, sum(CASE WHEN success = 0 THEN 1 ELSE 0 END) AS failures, avg(duration_ms) AS avg_duration_ms
-           FROM harness_events WHERE ${parts.join(' AND ')} GROUP BY tool_name ORDER BY calls DESC, tool LIMIT ?`,
+          `SELECT tool, count(*) AS calls, sum(failed) AS failures, avg(duration_ms) AS avg_duration_ms FROM (
+             SELECT tool_name AS tool, max(CASE WHEN success = 0 THEN 1 ELSE 0 END) AS failed, max(duration_ms) AS duration_ms
+             FROM harness_events WHERE ${parts.join(' AND ')} GROUP BY coalesce(session_id, ''), coalesce(tool_use_id, event_id))
+           GROUP BY tool ORDER BY calls DESC, tool LIMIT ?`,
         )
         .all(...params, limit) as Array<{ tool: string; calls: number; failures: number; avg_duration_ms: number | null }>
     ).map((r) => ({ ...r, avg_duration_ms: r.avg_duration_ms === null ? null : Math.round(r.avg_duration_ms) }));
+  }
+
+  /** Models seen with tokens but no price and no Claude Code cost (their cost is unknown, not zero). */
+  unpricedModels(limit = 20): Array<{ model: string; requests: number }> {
+    return this.db
+      .prepare(`SELECT coalesce(model, 'unknown') AS model, count(*) AS requests FROM harness_facts INDEXED BY harness_facts_unpriced
+        WHERE unpriced = 1 GROUP BY model ORDER BY requests DESC, model LIMIT ?`)
+      .all(limit) as Array<{ model: string; requests: number }>;
   }
 
   filters(): { sources: string[]; projects: string[]; labels: string[] } {

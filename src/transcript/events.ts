@@ -26,7 +26,11 @@ export interface UsageContext {
 
 export function usageEvent(line: UsageLine, ctx: UsageContext): HarnessEvent {
   const id = line.messageId ? usageEventId(ctx.sessionId, line.messageId, line.requestId ?? undefined) : deterministicId('usage-noid', ctx.sessionId, ctx.fileKey, String(line.offset));
-  const cost = line.costUSD ?? ctx.prices.cost(line.model, line.tokens);
+  // Claude Code's own figure (older versions wrote costUSD per line) beats our estimate;
+  // a model without a price stays unpriced (null), never charged at a guessed rate.
+  const t = line.tokens;
+  const empty = t.input_tokens + t.output_tokens + t.cache_creation_input_tokens + t.cache_read_input_tokens === 0;
+  const cost = line.costUSD ?? ctx.prices.costOrNull(line.model, line.tokens) ?? (empty ? 0 : null);
   const e: HarnessEvent = {
     schema_version: SCHEMA_VERSION,
     event_id: id,
@@ -37,7 +41,8 @@ export function usageEvent(line: UsageLine, ctx: UsageContext): HarnessEvent {
     project: ctx.project,
     model: line.model,
     usage: { ...line.tokens },
-    cost_usd: Math.round(cost * 1e9) / 1e9,
+    cost_usd: cost === null ? null : Math.round(cost * 1e9) / 1e9,
+    cost_source: line.costUSD !== null ? 'claude_code' : cost === null ? null : 'estimate',
     context: { host: hostname(), cwd: line.cwd ?? undefined, claude_version: ctx.claudeVersion ?? undefined, emitter_version: VERSION },
   };
   if (line.messageId) e.message_id = line.messageId;

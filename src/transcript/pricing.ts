@@ -1,10 +1,16 @@
 /**
  * Offline prices for Claude models, USD per million tokens. Source: Anthropic's
  * published API prices as mirrored in LiteLLM's model_prices_and_context_window.json
- * (what ccusage 20 uses), checked 2026-11 against the shared fixtures' ccusage
+ * (what ccusage 20 uses), checked 2026-11 against the fixtures' (test/fixtures/transcripts) ccusage
  * output to the cent. Long-context rates apply per line and per token kind to
  * the tokens above 200k, for the models that have them (Sonnet 4 / 4.5), as
  * ccusage does. Override with `--pricing FILE` (same shape, merged over these).
+ *
+ * A price is never guessed: a model matches an entry exactly (after
+ * normalization) or as the entry followed by a non-version suffix, so
+ * `claude-opus-4-8` is not `claude-opus-4` and a model released after this
+ * table was written is unpriced (tokens counted, cost left to Claude Code's own
+ * figure when the collector has it), not charged at an older generation's rate.
  */
 import { readFileSync } from 'node:fs';
 
@@ -25,11 +31,14 @@ const SONNET_3: ModelPrice = { input: 3, output: 15, cache_write: 3.75, cache_re
 const OPUS_4: ModelPrice = { input: 15, output: 75, cache_write: 18.75, cache_read: 1.5 };
 const OPUS_45: ModelPrice = { input: 5, output: 25, cache_write: 6.25, cache_read: 0.5 };
 
-/** Longest matching family prefix wins (after normalization). */
+/** Exact entries after normalization; see `lookup` for the only suffixes allowed. */
 export const PRICES: Record<string, ModelPrice> = {
-  // Claude Code 2.1.331's default model; prices measured from its own total_cost_usd (one token
+  // Claude Code 2.1.331/2.1.332's default model; prices measured from its own total_cost_usd (one token
   // kind at a time against a fake API), since it is newer than the published tables we mirror.
   'claude-opus-5-5': { input: 4, output: 20, cache_write: 5, cache_read: 0.2 },
+  // Claude Code 2.1.197's default model; measured the same way: 2400 input, 160 output, 6000
+  // cache-write, 1000 cache-read tokens = total_cost_usd 0.054 (also OTel api_request cost_usd 0.027 per half).
+  'claude-opus-4-8': OPUS_45,
   'claude-opus-4-5': OPUS_45,
   'claude-opus-4-6': OPUS_45,
   'claude-opus-4-1': OPUS_4,
@@ -64,6 +73,7 @@ export function addTokens(into: Tokens, t: Tokens): void {
 export function normalizeModel(model: string): string {
   let m = model.toLowerCase().trim();
   m = m.replace(/^.*?(claude-)/, '$1'); // provider prefixes (anthropic/, bedrock regions, vertex)
+  m = m.replace(/\[[^\]]*\]$/, ''); // Claude Code's context marker: `claude-opus-4-8[1m]`
   m = m.replace(/[@:].*$/, ''); // vertex @version, bedrock :0
   m = m.replace(/-v\d+$/, '');
   m = m.replace(/-\d{8}$/, ''); // date suffix
@@ -96,7 +106,7 @@ export class PriceTable {
     return new PriceTable(models);
   }
 
-  /** The price of a model, or undefined when unknown (its cost is then 0 and reported). */
+  /** The price of a model, or undefined when unknown (unpriced: its cost is reported as unknown, never guessed). */
   priceOf(model: string | undefined): ModelPrice | undefined {
     if (!model) return undefined;
     // A report asks once per line and a tree has a handful of models: normalizing each time was 5% of `usage`.
@@ -109,7 +119,15 @@ export class PriceTable {
   private lookup(m: string): ModelPrice | undefined {
     const exact = this.table[m];
     if (exact) return exact;
-    return this.keys.map((k) => (m.startsWith(k) ? this.table[k] : undefined)).find((p) => p !== undefined);
+    // A suffix may qualify a model (`-thinking`, `-fast`) but never continue its version:
+    // `claude-opus-4` + `-8` is another model, and so is `claude-3-5-haiku` + `-2`.
+    const key = this.keys.find((k) => m.startsWith(k) && /^-[a-z]/.test(m.slice(k.length)));
+    return key ? this.table[key] : undefined;
+  }
+
+  /** Cost of one request's usage, or null when the model has no price (unpriced, not free). */
+  costOrNull(model: string | undefined, t: Tokens): number | null {
+    return this.priceOf(model) ? this.cost(model, t) : null;
   }
 
   /** Cost of one request's usage, per token kind, with the >200k tier where the model has one. */

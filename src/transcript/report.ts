@@ -79,7 +79,8 @@ export function buildReport(projectsDir: string, opts: ReportOptions): UsageRepo
     addTokens(totals, line.tokens);
     s.cost_usd += cost;
     totals.cost_usd += cost;
-    if (!s.models.includes(line.model)) s.models.push(line.model);
+    // ccusage 20 leaves Claude Code's zero-usage API-error lines out of a session's models.
+    if (line.model !== '<synthetic>' && !s.models.includes(line.model)) s.models.push(line.model);
     if (line.timestamp > s.last_activity) s.last_activity = line.timestamp;
   };
   // Winners in first-seen order, then the lines never deduplicated: the order ccusage sums in.
