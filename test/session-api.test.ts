@@ -91,7 +91,7 @@ describe('GET /api/sessions/{id}', () => {
       tool_calls_count: 4,
       tool_failures: 1,
       input_tokens: 2500,
-      cost_source: 'transcript',
+      cost_source: 'estimate',
     });
     expect(r.body.subagents).toEqual([{ agent_id: 'ag-1', agent_type: 'Explore', events: 4, first_at: at(8), last_at: at(10), tokens: 620, cost_usd: 0.001 }]);
     // The bare Claude Code session id resolves to the same session.
@@ -159,6 +159,34 @@ describe('GET /api/sessions/{id}/events', () => {
     // Raw metadata of one step.
     const raw = await getJson(`${serve.url}/api/events/${events[3]!.event_id}`);
     expect(raw.body).toMatchObject({ session_id: 'session:S-1', event: { event: 'PostToolUse', tool_use_id: 'tu-1', duration_ms: 2900 } });
+  });
+
+  it("hooks and Claude Code's OTel logs together: one step per tool call and per API request, metric points left out", async () => {
+    serve = await startServe(home.env, ['--db', join(home.home, 'c.db')]);
+    const o = { session_id: 'S-O' };
+    await postJson(serve.endpoint, {
+      events: [
+        ev({ ...o, event: 'PreToolUse', tool_name: 'Bash', tool_use_id: 'to-1', timestamp: at(1) }),
+        ev({ ...o, event: 'tool_decision', tool_name: 'Bash', tool_use_id: 'to-1', attrs: { decision: 'accept', source: 'config' }, timestamp: at(1.01) }),
+        ev({ ...o, event: 'tool_result', tool_name: 'Bash', tool_use_id: 'to-1', success: true, duration_ms: 900, timestamp: at(2) }),
+        ev({ ...o, event: 'PostToolUse', tool_name: 'Bash', tool_use_id: 'to-1', success: true, duration_ms: 950, timestamp: at(2.01) }),
+        // OTel only (no hooks): its tool_decision rejects the call, no result.
+        ev({ ...o, event: 'tool_decision', tool_name: 'Write', tool_use_id: 'to-2', attrs: { decision: 'reject', source: 'user_reject' }, timestamp: at(3) }),
+        // One request, from the transcript (estimate) and from OTel (Claude Code's cost).
+        ev({ ...o, event: 'usage', request_id: 'req_1', model: 'claude-opus-5-5', usage: { input_tokens: 10, output_tokens: 5, cache_creation_input_tokens: 0, cache_read_input_tokens: 0 }, cost_usd: 0.0002, timestamp: at(4) }),
+        ev({ ...o, event: 'usage', request_id: 'req_1', model: 'claude-opus-5-5', usage: { input_tokens: 10, output_tokens: 7, cache_creation_input_tokens: 0, cache_read_input_tokens: 0 }, cost_usd: 0.0003, cost_source: 'claude_code', timestamp: at(4.2) }),
+        ev({ ...o, event: 'api_error', error: '529 overloaded', model: 'claude-opus-5-5', timestamp: at(5) }),
+        ev({ ...o, event: 'otel_metric', timestamp: at(6), attrs: { name: 'claude_code.lines_of_code.count' } }),
+      ],
+    });
+    const { steps } = await allSteps(serve.url, 'S-O');
+    expect(steps.map((s: any) => s.id)).toEqual(['tool:to-1', 'tool:to-2', 'req:req_1', expect.any(String)]);
+    expect(steps[0]).toMatchObject({ status: 'ok', duration_ms: 950, reason: 'accept' });
+    expect(steps[0].event_ids).toHaveLength(4);
+    expect(steps[1]).toMatchObject({ tool_name: 'Write', status: 'denied', reason: 'reject' });
+    expect(steps[2]).toMatchObject({ kind: 'request', output_tokens: 7, cost_usd: 0.0003, cost_source: 'claude_code' });
+    expect(steps[2].event_ids).toHaveLength(2);
+    expect(steps[3]).toMatchObject({ kind: 'error', error: '529 overloaded' });
   });
 
   it('a Pre without its Post in a running session is unfinished; equal timestamps are ordered by event id, the same every time', async () => {
@@ -244,6 +272,7 @@ describe('query plans', () => {
       context: reads.explain('context', ['k']),
       subagents: reads.explain('subagents', ['k']),
       counts: reads.explain('counts', ['k']),
+      unpriced: reads.explain('unpriced', ['k']),
       endEvent: reads.explain('endEvent', ['k']),
       waiting: reads.explain('waiting', { from: 0, limit: 5 }),
       changedSince: reads.explain('changedSince', [1, 5]),

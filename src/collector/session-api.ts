@@ -16,7 +16,7 @@ import type { EventRow, SessionReads } from './session-reads';
 export const DEFAULT_PAGE = 500;
 export const MAX_PAGE = 5000;
 
-export type StepKind = 'tool' | 'prompt' | 'request' | 'start' | 'end' | 'stop' | 'subagent_stop' | 'wait' | 'task' | 'compact' | 'event';
+export type StepKind = 'tool' | 'prompt' | 'request' | 'start' | 'end' | 'stop' | 'subagent_stop' | 'wait' | 'task' | 'compact' | 'error' | 'event';
 export type StepStatus = 'ok' | 'failed' | 'unfinished' | 'denied' | null;
 
 export interface Step {
@@ -51,6 +51,8 @@ export interface Step {
   notification_type: string | null;
   message: string | null;
   reason: string | null;
+  /** Of a request: claude_code (its own cost) or estimate (our price table). */
+  cost_source: string | null;
   /** Of a tool call: time between its PreToolUse and the start of its run (a permission prompt), from hook times. */
   wait_ms: number;
 }
@@ -79,7 +81,11 @@ const KIND: Record<string, StepKind> = {
   PreToolUse: 'tool',
   PostToolUse: 'tool',
   PostToolUseFailure: 'tool',
+  tool_result: 'tool',
+  tool_decision: 'tool',
   UserPromptSubmit: 'prompt',
+  user_prompt: 'prompt',
+  api_error: 'error',
   usage: 'request',
   SessionStart: 'start',
   SessionEnd: 'end',
@@ -117,8 +123,10 @@ function single(r: EventRow): Step {
   const h = b.hook ?? {};
   const kind = KIND[r.event] ?? 'event';
   const content = b.content ?? {};
+  const requestKey = r.event === 'usage' ? (strOf(b.request_id) ? `req:${b.request_id as string}` : strOf(b.message_id) ? `msg:${b.message_id as string}` : null) : null;
   return {
-    id: r.tool_use_id && KIND[r.event] === 'tool' ? `tool:${r.tool_use_id}` : r.event_id,
+    // One API request reported by the transcript and by OTel is one step (the key the cost facts use).
+    id: r.tool_use_id && KIND[r.event] === 'tool' ? `tool:${r.tool_use_id}` : requestKey ?? r.event_id,
     seq: r.seq,
     kind,
     event: r.event,
@@ -143,12 +151,13 @@ function single(r: EventRow): Step {
     agent_id: strOf(b.agent_id),
     agent_type: strOf(h.agent_type) ?? strOf(b.attrs?.agent_type),
     subagent_type: strOf(b.attrs?.subagent_type),
-    prompt_length: numOf(h.prompt_size),
+    prompt_length: numOf(h.prompt_size) ?? numOf(b.attrs?.prompt_length),
     prompt: strOf(content.prompt),
     notification_type: strOf(h.notification_type) ?? (r.event === 'PermissionRequest' ? 'permission_request' : null),
     message: strOf(h.message) ?? strOf(content.message),
     reason: strOf(h.reason) ?? strOf(b.result_subtype),
     wait_ms: 0,
+    cost_source: r.event === 'usage' ? (strOf(b.cost_source) ?? (r.cost_usd !== null ? 'estimate' : null)) : null,
   };
 }
 
@@ -159,7 +168,9 @@ function single(r: EventRow): Step {
  */
 function toolStep(rows: EventRow[], sessionDone: boolean): Step {
   const pre = rows.find((r) => r.event === 'PreToolUse');
-  const post = rows.find((r) => r.event === 'PostToolUse' || r.event === 'PostToolUseFailure');
+  // The hook's Post first; Claude Code's OTel tool_result when the hooks did not report one.
+  const post = rows.find((r) => r.event === 'PostToolUse' || r.event === 'PostToolUseFailure') ?? rows.find((r) => r.event === 'tool_result');
+  const decision = rows.find((r) => r.event === 'tool_decision');
   const first = pre ?? post ?? rows[0]!;
   const step = single(first);
   step.event_ids = rows.map((r) => r.event_id);
@@ -188,10 +199,13 @@ function toolStep(rows: EventRow[], sessionDone: boolean): Step {
       }
     }
   } else {
-    step.status = sessionDone ? 'denied' : 'unfinished';
+    const rejected = decision && /^(reject|deny|denied)/i.test(String(parse(decision.body).attrs?.decision ?? ''));
+    step.status = rejected || sessionDone ? 'denied' : 'unfinished';
     step.duration_ms = null;
     step.end_ms = null;
   }
+  if (decision) step.reason = strOf(parse(decision.body).attrs?.decision) ?? step.reason;
+  step.tool_name ??= rows.map((r) => r.tool_name).find((t) => t !== null) ?? null;
   return step;
 }
 
@@ -209,9 +223,13 @@ export interface SessionHeader extends SessionRow {
   requests: number;
   waits: number;
   subagents: Array<{ agent_id: string; agent_type: string | null; events: number; first_at: string; last_at: string; tokens: number; cost_usd: number }>;
-  cost_source: string | null;
-  /** Where tokens and cost came from and whether they agree. */
-  sources: { transcript: { tokens: number; cost_usd: number } | null; run_result: { tokens: number; cost_usd: number } | null; disagree: boolean; unpriced_models: string[] };
+  /** Where tokens and cost came from, and whether the sources agree. */
+  sources: {
+    requests: { count: number; claude_code: number; estimate: number; unpriced: number; tokens: number; cost_usd: number };
+    run_result: { tokens: number; cost_usd: number } | null;
+    disagree: boolean;
+    unpriced_models: string[];
+  };
   matches: string[];
 }
 
@@ -227,10 +245,11 @@ export function sessionHeader(store: Store, reads: SessionReads, id: string, now
   const endBody = end ? parse(end.body) : {};
   const c = reads.counts(key);
   const tok = (a: unknown, b: unknown, d: unknown, e: unknown) => [a, b, d, e].reduce<number>((s, x) => s + (typeof x === 'number' ? x : 0), 0);
-  const transcript = (raw.usage_events as number) > 0 ? { tokens: tok(raw.input_tokens, raw.output_tokens, raw.cache_creation_input_tokens, raw.cache_read_input_tokens), cost_usd: raw.cost_usd as number } : null;
+  const n = (v: unknown) => (typeof v === 'number' ? v : 0);
+  const requests = { count: n(raw.usage_events), claude_code: n(raw.claude_cost_requests), estimate: n(raw.estimate_cost_requests), unpriced: n(raw.unpriced_requests), tokens: tok(raw.input_tokens, raw.output_tokens, raw.cache_creation_input_tokens, raw.cache_read_input_tokens), cost_usd: Math.round(n(raw.cost_usd) * 1e9) / 1e9 };
   const runResult = raw.result_cost_usd !== null && raw.result_cost_usd !== undefined ? { tokens: tok(raw.result_input_tokens, raw.result_output_tokens, raw.result_cache_creation_input_tokens, raw.result_cache_read_input_tokens), cost_usd: raw.result_cost_usd as number } : null;
-  // Beyond rounding: a cent and 1%, whichever is larger.
-  const disagree = transcript !== null && runResult !== null && Math.abs(transcript.cost_usd - runResult.cost_usd) > Math.max(0.01, 0.01 * Math.max(transcript.cost_usd, runResult.cost_usd));
+  // Beyond rounding: more than a cent and 1% apart (a run's total also covers requests no transcript line reached).
+  const disagree = requests.count > 0 && runResult !== null && Math.abs(requests.cost_usd - runResult.cost_usd) > Math.max(0.01, 0.01 * Math.max(requests.cost_usd, runResult.cost_usd));
   return {
     ...row,
     claude_version: strOf(ctx.claude_version),
@@ -246,8 +265,7 @@ export function sessionHeader(store: Store, reads: SessionReads, id: string, now
     requests: c.requests,
     waits: c.waits,
     subagents: reads.subagents(key).map((s) => ({ agent_id: s.agent_id, agent_type: s.agent_type, events: s.events, first_at: new Date(s.first_ms).toISOString(), last_at: new Date(s.last_ms).toISOString(), tokens: s.tokens, cost_usd: Math.round(s.cost_usd * 1e9) / 1e9 })),
-    cost_source: typeof raw.cost_source === 'string' ? raw.cost_source : transcript ? 'transcript' : runResult ? 'run_result' : null,
-    sources: { transcript, run_result: runResult, disagree, unpriced_models: [] },
+    sources: { requests, run_result: runResult, disagree, unpriced_models: reads.unpricedModels(key) },
     matches: keys.slice(1),
   };
 }
@@ -278,9 +296,12 @@ export function sessionSteps(reads: SessionReads, key: string, sessionDone: bool
         const id = `tool:${r.tool_use_id}`;
         // As of this page's end: a Post on the next page brings the step again, with that event new.
         if (!bySeq.has(id)) bySeq.set(id, toolStep(reads.toolUse(key, r.tool_use_id, last), sessionDone));
-      } else bySeq.set(r.event_id, single(r));
+      } else {
+        const st = single(r);
+        bySeq.set(`${st.id}\u0000${r.event_id}`, st);
+      }
     }
-    const steps = [...bySeq.values()].sort(byTime);
+    const steps = mergeSame([...bySeq.values()]).sort(byTime);
     const live = encodeCursor({ a: last });
     return { session_id: key, snapshot: last, steps, next: more ? live : null, live };
   }
@@ -288,7 +309,7 @@ export function sessionSteps(reads: SessionReads, key: string, sessionDone: bool
   const rows = reads.page(key, { snapshot: pos.s, ts_ms: pos.t, event_id: pos.e }, limit + 1);
   const more = rows.length > limit;
   const got = more ? rows.slice(0, limit) : rows;
-  const steps = got.map((r) => (r.event === 'PreToolUse' && r.tool_use_id ? toolStep(reads.toolUse(key, r.tool_use_id, pos.s), sessionDone) : KIND[r.event] === 'tool' && r.tool_use_id ? toolStep([r], sessionDone) : single(r)));
+  const steps = mergeSame(got.map((r) => (KIND[r.event] === 'tool' && r.tool_use_id ? toolStep(reads.toolUse(key, r.tool_use_id, pos.s), sessionDone) : single(r))));
   const lastRow = got[got.length - 1];
   return {
     session_id: key,
@@ -297,6 +318,35 @@ export function sessionSteps(reads: SessionReads, key: string, sessionDone: bool
     next: more && lastRow ? encodeCursor({ s: pos.s, t: lastRow.ts_ms, e: lastRow.event_id }) : null,
     live: encodeCursor({ a: pos.s }),
   };
+}
+
+/**
+ * Steps with the same id in one page (an API request from the transcript and
+ * from OTel) become one: the largest count per token kind, Claude Code's cost
+ * over our estimate, as the cost facts fold them. Across pages the client merges the same way.
+ */
+export function mergeSame(steps: Step[]): Step[] {
+  const out: Step[] = [];
+  const at = new Map<string, Step>();
+  for (const s of steps) {
+    const prev = at.get(s.id);
+    if (!prev) {
+      at.set(s.id, s);
+      out.push(s);
+      continue;
+    }
+    if (s.kind !== 'request') continue; // a tool step is already whole
+    for (const k of ['input_tokens', 'output_tokens', 'cache_creation_input_tokens', 'cache_read_input_tokens'] as const) prev[k] = Math.max(prev[k] ?? 0, s[k] ?? 0);
+    prev.event_ids = [...new Set([...prev.event_ids, ...s.event_ids])];
+    prev.seq = Math.max(prev.seq, s.seq);
+    if (s.cost_source === 'claude_code' || prev.cost_usd === null) {
+      prev.cost_usd = s.cost_usd ?? prev.cost_usd;
+      prev.cost_source = s.cost_source ?? prev.cost_source;
+    }
+    prev.duration_ms ??= s.duration_ms;
+    prev.model ??= s.model;
+  }
+  return out;
 }
 
 function byTime(a: Step, b: Step): number {

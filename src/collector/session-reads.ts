@@ -77,7 +77,9 @@ export const WAITING_EVENTS = ['Notification', 'PermissionRequest'] as const;
 export const RESUMING_EVENTS = ['PreToolUse', 'PostToolUse', 'PostToolUseFailure', 'UserPromptSubmit', 'SessionEnd', 'SubagentStop', 'ralph_task_completed', 'task_completed', 'run_completed'] as const;
 
 const COLS = 'rowid AS seq, event_id, event, source, ts_ms, tool_name, tool_use_id, success, duration_ms, exit_code, error, model, input_tokens, output_tokens, cache_creation_input_tokens, cache_read_input_tokens, cost_usd, num_turns, body';
-const POSTS = "('PostToolUse', 'PostToolUseFailure')";
+/** The reports of a tool call besides its PreToolUse (hooks and Claude Code's OTel logs). */
+export const TOOL_REPORTS = ['PostToolUse', 'PostToolUseFailure', 'tool_result', 'tool_decision'] as const;
+const POSTS = `(${TOOL_REPORTS.map((x) => `'${x}'`).join(', ')})`;
 const list = (xs: readonly string[]) => `(${xs.map((x) => `'${x}'`).join(', ')})`;
 
 export class SessionReads {
@@ -90,9 +92,11 @@ export class SessionReads {
 
   private prepare() {
     const db = this.db;
-    // A Post that has its Pre in the same snapshot is folded into the Pre's step, so it is not a row of its own.
-    const notPairedPost = `NOT (e.event IN ${POSTS} AND e.tool_use_id IS NOT NULL AND EXISTS (
-        SELECT 1 FROM harness_events p WHERE p.session_key = e.session_key AND p.tool_use_id = e.tool_use_id AND p.event = 'PreToolUse' AND p.rowid <= @snapshot))`;
+    // One row per tool call: the Pre (else the call's earliest report) anchors the step; the Post, OTel's
+    // tool_result and tool_decision of the same tool_use_id fold into it. OTel metric points are no steps.
+    const notPairedPost = `e.event <> 'otel_metric' AND NOT (e.event IN ${POSTS} AND e.tool_use_id IS NOT NULL AND EXISTS (
+        SELECT 1 FROM harness_events p WHERE p.session_key = e.session_key AND p.tool_use_id = e.tool_use_id AND p.rowid <= @snapshot AND p.event_id <> e.event_id
+          AND (p.event = 'PreToolUse' OR (p.event IN ${POSTS} AND (p.ts_ms, p.event_id) < (e.ts_ms, e.event_id)))))`;
     return {
       session: db.prepare('SELECT * FROM harness_sessions WHERE id = ?'),
       resolve: db.prepare(`SELECT id FROM harness_sessions WHERE id IN (@id, 'session:' || @id, 'run:' || @id) OR claude_session_id = @id OR task_id = @id OR run_id = @id
@@ -101,7 +105,7 @@ export class SessionReads {
       page: db.prepare(`SELECT ${COLS} FROM harness_events e
         WHERE e.session_key = @key AND e.rowid <= @snapshot AND (e.ts_ms, e.event_id) > (@ts_ms, @event_id) AND ${notPairedPost}
         ORDER BY e.ts_ms, e.event_id LIMIT @limit`),
-      since: db.prepare(`SELECT ${COLS} FROM harness_events e WHERE e.session_key = @key AND e.rowid > @after ORDER BY e.rowid LIMIT @limit`),
+      since: db.prepare(`SELECT ${COLS} FROM harness_events e WHERE e.session_key = @key AND e.rowid > @after AND e.event <> 'otel_metric' ORDER BY e.rowid LIMIT @limit`),
       byToolUse: db.prepare(`SELECT ${COLS} FROM harness_events e WHERE e.session_key = @key AND e.tool_use_id = @tool_use_id AND e.rowid <= @snapshot ORDER BY e.ts_ms, e.event_id`),
       one: db.prepare(`SELECT ${COLS}, session_key FROM harness_events e WHERE e.event_id = ?`),
       context: db.prepare(`SELECT body FROM harness_events WHERE session_key = ? AND body LIKE '%"context":{%' ORDER BY ts_ms DESC, event_id DESC LIMIT 1`),
@@ -111,6 +115,7 @@ export class SessionReads {
           sum(CASE WHEN event = 'usage' THEN coalesce(cost_usd, 0) ELSE 0 END) AS cost_usd
         FROM harness_events WHERE session_key = ? AND json_extract(body, '$.agent_id') IS NOT NULL GROUP BY 1 ORDER BY first_ms`),
       endEvent: db.prepare(`SELECT ${COLS} FROM harness_events e WHERE e.session_key = ? AND e.event IN ('SessionEnd', 'ralph_task_completed', 'task_completed', 'run_completed') ORDER BY e.ts_ms DESC, e.event_id DESC LIMIT 1`),
+      unpriced: db.prepare(`SELECT DISTINCT coalesce(model, 'unknown') AS model FROM harness_events WHERE session_key = ? AND event = 'usage' AND cost_usd IS NULL ORDER BY 1 LIMIT 20`),
       counts: db.prepare(`SELECT count(*) AS events, sum(CASE WHEN event = 'UserPromptSubmit' THEN 1 ELSE 0 END) AS prompts, sum(CASE WHEN event = 'usage' THEN 1 ELSE 0 END) AS requests,
           sum(CASE WHEN event IN ${list(WAITING_EVENTS)} THEN 1 ELSE 0 END) AS waits
         FROM harness_events WHERE session_key = ?`),
@@ -175,6 +180,11 @@ export class SessionReads {
     return this.s.endEvent.get(key) as EventRow | undefined;
   }
 
+  /** Models of the session's requests that carry no cost (no price, no Claude Code figure). */
+  unpricedModels(key: string): string[] {
+    return (this.s.unpriced.all(key) as Array<{ model: string }>).map((r) => r.model);
+  }
+
   counts(key: string): { events: number; prompts: number; requests: number; waits: number } {
     const r = this.s.counts.get(key) as { events: number; prompts: number | null; requests: number | null; waits: number | null };
     return { events: r.events, prompts: r.prompts ?? 0, requests: r.requests ?? 0, waits: r.waits ?? 0 };
@@ -193,7 +203,7 @@ export class SessionReads {
   }
 
   /** The query plan of a statement, for tests that show a read does not scan harness_events. */
-  explain(name: 'page' | 'since' | 'byToolUse' | 'context' | 'subagents' | 'counts' | 'endEvent' | 'waiting' | 'changedSince' | 'changedSinceCount', params: unknown): string[] {
+  explain(name: 'page' | 'since' | 'byToolUse' | 'context' | 'subagents' | 'counts' | 'unpriced' | 'endEvent' | 'waiting' | 'changedSince' | 'changedSinceCount', params: unknown): string[] {
     const sql = (this.s[name] as unknown as { source: string }).source;
     const stmt = this.db.prepare(`EXPLAIN QUERY PLAN ${sql}`);
     const rows = (Array.isArray(params) ? stmt.all(...params) : stmt.all(params as Record<string, unknown>)) as Array<{ detail: string }>;

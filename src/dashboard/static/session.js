@@ -102,12 +102,24 @@
     let after = '';
     for (let i = 0; i < 1000; i++) {
       const page = await getJson(api(`/events?limit=5000${after ? `&after=${encodeURIComponent(after)}` : ''}`));
-      for (const s of page.steps) state.steps.set(s.id, s);
+      for (const s of page.steps) upsert(s);
       state.live = page.live;
       if (i === 0) render(); // the first page is on screen while the rest arrive
       if (!page.next) break;
       after = page.next;
     }
+  }
+
+  /** A step in by id; one API request reported twice (transcript, OTel) keeps the largest counts and Claude Code's cost. */
+  function upsert(s) {
+    const prev = state.steps.get(s.id);
+    if (prev && s.kind === 'request' && prev.kind === 'request') {
+      for (const k of ['input_tokens', 'output_tokens', 'cache_creation_input_tokens', 'cache_read_input_tokens']) s[k] = Math.max(prev[k] || 0, s[k] || 0);
+      if (s.cost_source !== 'claude_code' && prev.cost_source === 'claude_code') (s.cost_usd = prev.cost_usd), (s.cost_source = prev.cost_source);
+      s.event_ids = [...new Set([...prev.event_ids, ...s.event_ids])];
+      s.at_ms = Math.min(prev.at_ms, s.at_ms);
+    }
+    state.steps.set(s.id, s);
   }
 
   /** What arrived since the live cursor, upserted by step id. */
@@ -117,7 +129,7 @@
     try {
       for (let i = 0; i < 1000; i++) {
         const page = await getJson(api(`/events?limit=2000&after=${encodeURIComponent(state.live)}`));
-        for (const s of page.steps) state.steps.set(s.id, s);
+        for (const s of page.steps) upsert(s);
         state.live = page.live;
         if (!page.next) break;
       }
@@ -222,10 +234,17 @@
       endErr.hidden = false;
       endErr.replaceChildren(h('strong', {}, s.success === false ? 'Failed: ' : 'Last error: '), s.error || s.end_reason || 'no error text was sent');
     } else endErr.hidden = true;
-    const src = s.sources || {};
-    const parts = [`Tokens and cost from: ${s.cost_source || 'nothing yet'}`];
-    if (src.transcript && src.run_result) parts.push(` · transcript ${fmtCost(src.transcript.cost_usd)}, run result ${fmtCost(src.run_result.cost_usd)}`);
-    $('sources').replaceChildren(...parts, src.disagree ? h('span', { class: 'badge fail', title: 'the sources differ by more than rounding' }, ' sources disagree') : '', (src.unpriced_models || []).length ? h('span', { class: 'badge warn' }, ` no price for ${src.unpriced_models.join(', ')}`) : '');
+    const src = s.sources || { requests: { count: 0 } };
+    const r = src.requests || { count: 0 };
+    const names = { claude_code: "Claude Code's own cost", estimate: 'our price table (estimate)', none: 'nothing priced' };
+    const parts = [`Cost from ${names[s.cost_source] || s.cost_source || 'nothing yet'}`];
+    if (r.count) parts.push(` · ${fmtInt(r.count)} request${r.count === 1 ? '' : 's'}: ${fmtInt(r.claude_code)} at Claude Code's cost, ${fmtInt(r.estimate)} estimated, ${fmtInt(r.unpriced)} unpriced (${fmtCost(r.cost_usd)})`);
+    if (src.run_result) parts.push(` · run result ${fmtCost(src.run_result.cost_usd)}`);
+    $('sources').replaceChildren(
+      ...parts,
+      src.disagree ? h('span', { class: 'badge fail', title: 'the requests and the run result differ by more than rounding' }, ' sources disagree') : '',
+      (src.unpriced_models || []).length ? h('span', { class: 'badge warn', title: 'tokens counted, cost unknown' }, ` no price for ${src.unpriced_models.join(', ')}`) : '',
+    );
     renderWorth(steps);
     renderWaiting(steps);
   }
