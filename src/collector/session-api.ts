@@ -67,6 +67,8 @@ export function encodeCursor(c: Cursor): string {
 }
 
 export function decodeCursor(v: string): Cursor | null {
+  // A stream message's id (its ingest sequence) works too: "what arrived after that message".
+  if (/^\d{1,15}$/.test(v)) return { a: Number(v) };
   try {
     const c = JSON.parse(Buffer.from(v, 'base64url').toString('utf8')) as Record<string, unknown>;
     if (typeof c.a === 'number' && Number.isSafeInteger(c.a) && c.a >= 0) return { a: c.a };
