@@ -293,11 +293,12 @@ export function sessionSteps(reads: SessionReads, key: string, sessionDone: bool
     const got = more ? rows.slice(0, limit) : rows;
     const last = got.length ? got[got.length - 1]!.seq : cursor.a;
     const bySeq = new Map<string, Step>();
+    // As of this page's end: a Post on the next page brings the step again, with that event new.
+    const tools = reads.toolUses(key, [...new Set(got.filter((r) => KIND[r.event] === 'tool' && r.tool_use_id).map((r) => r.tool_use_id!))], last);
     for (const r of got) {
       if (KIND[r.event] === 'tool' && r.tool_use_id) {
         const id = `tool:${r.tool_use_id}`;
-        // As of this page's end: a Post on the next page brings the step again, with that event new.
-        if (!bySeq.has(id)) bySeq.set(id, toolStep(reads.toolUse(key, r.tool_use_id, last), sessionDone));
+        if (!bySeq.has(id)) bySeq.set(id, toolStep(tools.get(r.tool_use_id) ?? [r], sessionDone));
       } else {
         const st = single(r);
         bySeq.set(`${st.id}\u0000${r.event_id}`, st);
@@ -311,7 +312,8 @@ export function sessionSteps(reads: SessionReads, key: string, sessionDone: bool
   const rows = reads.page(key, { snapshot: pos.s, ts_ms: pos.t, event_id: pos.e }, limit + 1);
   const more = rows.length > limit;
   const got = more ? rows.slice(0, limit) : rows;
-  const steps = mergeSame(got.map((r) => (KIND[r.event] === 'tool' && r.tool_use_id ? toolStep(reads.toolUse(key, r.tool_use_id, pos.s), sessionDone) : single(r))));
+  const tools = reads.toolUses(key, [...new Set(got.filter((r) => KIND[r.event] === 'tool' && r.tool_use_id).map((r) => r.tool_use_id!))], pos.s);
+  const steps = mergeSame(got.map((r) => (KIND[r.event] === 'tool' && r.tool_use_id ? toolStep(tools.get(r.tool_use_id) ?? [r], sessionDone) : single(r))));
   const lastRow = got[got.length - 1];
   return {
     session_id: key,

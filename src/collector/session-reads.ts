@@ -107,13 +107,16 @@ export class SessionReads {
         ORDER BY e.ts_ms, e.event_id LIMIT @limit`),
       since: db.prepare(`SELECT ${COLS} FROM harness_events e WHERE e.session_key = @key AND e.rowid > @after AND e.event <> 'otel_metric' ORDER BY e.rowid LIMIT @limit`),
       byToolUse: db.prepare(`SELECT ${COLS} FROM harness_events e WHERE e.session_key = @key AND e.tool_use_id = @tool_use_id AND e.rowid <= @snapshot ORDER BY e.ts_ms, e.event_id`),
+      // Every report of a page's tool calls in one statement (one index probe per id, in SQLite, not in JS).
+      byToolUses: db.prepare(`SELECT ${COLS} FROM harness_events e WHERE e.session_key = @key AND e.tool_use_id IN (SELECT value FROM json_each(@ids)) AND e.rowid <= @snapshot ORDER BY e.ts_ms, e.event_id`),
       one: db.prepare(`SELECT ${COLS}, session_key FROM harness_events e WHERE e.event_id = ?`),
-      context: db.prepare(`SELECT body FROM harness_events WHERE session_key = ? AND body LIKE '%"context":{%' ORDER BY ts_ms DESC, event_id DESC LIMIT 1`),
+      // Hooks send the context with every event: the newest few hundred are enough to find it.
+      context: db.prepare(`SELECT body FROM (SELECT body FROM harness_events WHERE session_key = ? ORDER BY ts_ms DESC, event_id DESC LIMIT 500) WHERE instr(body, '"context":{') > 0 LIMIT 1`),
       subagents: db.prepare(`SELECT json_extract(body, '$.agent_id') AS agent_id, coalesce(max(json_extract(body, '$.hook.agent_type')), max(json_extract(body, '$.attrs.agent_type'))) AS agent_type,
           count(*) AS events, min(ts_ms) AS first_ms, max(ts_ms) AS last_ms,
           sum(CASE WHEN event = 'usage' THEN coalesce(input_tokens, 0) + coalesce(output_tokens, 0) + coalesce(cache_creation_input_tokens, 0) + coalesce(cache_read_input_tokens, 0) ELSE 0 END) AS tokens,
           sum(CASE WHEN event = 'usage' THEN coalesce(cost_usd, 0) ELSE 0 END) AS cost_usd
-        FROM harness_events WHERE session_key = ? AND json_extract(body, '$.agent_id') IS NOT NULL GROUP BY 1 ORDER BY first_ms`),
+        FROM harness_events WHERE session_key = ? AND instr(body, '"agent_id":"') > 0 AND json_extract(body, '$.agent_id') IS NOT NULL GROUP BY 1 ORDER BY first_ms`),
       endEvent: db.prepare(`SELECT ${COLS} FROM harness_events e WHERE e.session_key = ? AND e.event IN ('SessionEnd', 'ralph_task_completed', 'task_completed', 'run_completed') ORDER BY e.ts_ms DESC, e.event_id DESC LIMIT 1`),
       unpriced: db.prepare(`SELECT DISTINCT coalesce(model, 'unknown') AS model FROM harness_events WHERE session_key = ? AND event = 'usage' AND cost_usd IS NULL ORDER BY 1 LIMIT 20`),
       counts: db.prepare(`SELECT count(*) AS events, sum(CASE WHEN event = 'UserPromptSubmit' THEN 1 ELSE 0 END) AS prompts, sum(CASE WHEN event = 'usage' THEN 1 ELSE 0 END) AS requests,
@@ -162,6 +165,18 @@ export class SessionReads {
     return this.s.byToolUse.all({ key, tool_use_id: toolUseId, snapshot }) as EventRow[];
   }
 
+  /** Every report of these tool calls, grouped by tool_use_id (rows in time order). */
+  toolUses(key: string, toolUseIds: string[], snapshot = Number.MAX_SAFE_INTEGER): Map<string, EventRow[]> {
+    const out = new Map<string, EventRow[]>();
+    if (toolUseIds.length === 0) return out;
+    for (const r of this.s.byToolUses.all({ key, ids: JSON.stringify(toolUseIds), snapshot }) as EventRow[]) {
+      const list = out.get(r.tool_use_id!);
+      if (list) list.push(r);
+      else out.set(r.tool_use_id!, [r]);
+    }
+    return out;
+  }
+
   /** One event by id, with the session it belongs to. */
   event(eventId: string): (EventRow & { session_key: string }) | undefined {
     return this.s.one.get(eventId) as (EventRow & { session_key: string }) | undefined;
@@ -203,7 +218,7 @@ export class SessionReads {
   }
 
   /** The query plan of a statement, for tests that show a read does not scan harness_events. */
-  explain(name: 'page' | 'since' | 'byToolUse' | 'context' | 'subagents' | 'counts' | 'unpriced' | 'endEvent' | 'waiting' | 'changedSince' | 'changedSinceCount', params: unknown): string[] {
+  explain(name: 'page' | 'since' | 'byToolUse' | 'byToolUses' | 'context' | 'subagents' | 'counts' | 'unpriced' | 'endEvent' | 'waiting' | 'changedSince' | 'changedSinceCount', params: unknown): string[] {
     const sql = (this.s[name] as unknown as { source: string }).source;
     const stmt = this.db.prepare(`EXPLAIN QUERY PLAN ${sql}`);
     const rows = (Array.isArray(params) ? stmt.all(...params) : stmt.all(params as Record<string, unknown>)) as Array<{ detail: string }>;

@@ -101,7 +101,8 @@
     state.steps = new Map();
     let after = '';
     for (let i = 0; i < 1000; i++) {
-      const page = await getJson(api(`/events?limit=5000${after ? `&after=${encodeURIComponent(after)}` : ''}`));
+      // A small first page is on screen at once; the rest comes in big pages.
+      const page = await getJson(api(`/events?limit=${i === 0 ? 1000 : 5000}${after ? `&after=${encodeURIComponent(after)}` : ''}`));
       for (const s of page.steps) upsert(s);
       state.live = page.live;
       if (i === 0) render(); // the first page is on screen while the rest arrive
