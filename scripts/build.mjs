@@ -53,7 +53,7 @@ await build({
   legalComments: 'none',
   logLevel: 'warning',
   // Native addon and libraries with worker/dynamic requires stay in node_modules.
-  external: ['better-sqlite3', 'pino', 'playwright-core'],
+  external: ['better-sqlite3', 'pino', 'playwright-core', 'pg-native'],
   define: { 'process.env.CLAUDE_METRICS_BUILD': '"dist"' },
 });
 

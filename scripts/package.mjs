@@ -61,7 +61,7 @@ await build({
   minify: true,
   legalComments: 'none',
   logLevel: 'warning',
-  external: ['better-sqlite3', 'pino', 'playwright-core'],
+  external: ['better-sqlite3', 'pino', 'playwright-core', 'pg-native'],
   // The fast hook script rides inside the binary; `install` writes it out (src/install/hook-script.ts).
   define: { 'process.env.CLAUDE_METRICS_BUILD': '"binary"', __HOOK_SCRIPT__: JSON.stringify(readFileSync(join(root, 'bin', 'claude-metrics-hook'), 'utf8')) },
 });

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite from a fresh clone: installs what the tests need
-# (Debian's chromium, prometheus/promtool, python3 FastAPI; npm deps incl. the
+# (Debian's chromium, prometheus/promtool, PostgreSQL 15, python3 FastAPI; npm deps incl. the
 # native better-sqlite3 build and the pinned Claude Code CLI), builds, type-checks
 # and runs every test. CI (.ci/run) calls exactly this.
 set -euo pipefail
@@ -9,6 +9,7 @@ cd "$(dirname "$0")/.."
 need_apt=()
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 command -v promtool >/dev/null 2>&1 || need_apt+=(prometheus)
+[ -x /usr/lib/postgresql/15/bin/initdb ] || need_apt+=(postgresql-15)
 /usr/bin/python3 -c 'import fastapi, uvicorn' >/dev/null 2>&1 || need_apt+=(python3-fastapi python3-uvicorn)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then

@@ -36,6 +36,10 @@ export interface Config {
   project: string | undefined;
   label: string | undefined;
   source: string | undefined;
+  /** serve: a SQLite file or a postgres:// URL. */
+  db: string | undefined;
+  /** serve on PostgreSQL: connections per replica. */
+  dbPoolSize: number;
 }
 
 type Kind = 'url' | 'string' | 'int' | 'bool' | 'level';
@@ -68,6 +72,8 @@ export const CONFIG_SPEC: Record<keyof Config, Spec> = {
   maxLogBytes: { env: ['CLAUDE_METRICS_MAX_LOG_BYTES'], kind: 'int', def: () => 5 * 1024 * 1024, min: 4096, max: 1e10, description: 'log file size before it is rotated' },
   project: { env: ['CLAUDE_METRICS_PROJECT'], kind: 'string', def: () => undefined, description: 'project name (else git top-level or cwd name)' },
   label: { env: ['CLAUDE_METRICS_LABEL'], kind: 'string', def: () => undefined, description: 'label for grouping (e.g. a loop name)' },
+  db: { env: ['CLAUDE_METRICS_DB'], kind: 'string', def: () => undefined, description: 'serve: SQLite file (default <state dir>/collector.db) or postgres://user@host/db' },
+  dbPoolSize: { env: ['CLAUDE_METRICS_DB_POOL_SIZE'], kind: 'int', def: () => 10, min: 1, max: 1000, description: 'serve on PostgreSQL: connections per replica' },
   source: { env: ['CLAUDE_METRICS_SOURCE'], kind: 'string', def: () => undefined, description: 'interactive | ralph | api | cron | backfill (else detected)' },
 };
 

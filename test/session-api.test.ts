@@ -8,8 +8,8 @@
  */
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { SessionReads } from '../src/collector/session-reads';
-import { Store } from '../src/collector/store';
+import { SqliteSessionReads } from '../src/collector/session-reads';
+import { SqliteStore } from '../src/collector/store/sqlite';
 import { uuidv7 } from '../src/ids';
 import { getJson, postJson, startServe, tempHome, type ServeHandle, type TempHome } from './helpers/cli';
 
@@ -262,9 +262,9 @@ describe('GET /api/sessions/{id}/events', () => {
 });
 
 describe('query plans', () => {
-  it('reading one session, its arrivals and the waiting list never scans harness_events', () => {
-    const store = new Store(':memory:');
-    const reads = new SessionReads(store.db);
+  it('reading one session, its arrivals and the waiting list never scans harness_events', async () => {
+    const store = new SqliteStore(':memory:');
+    const reads = new SqliteSessionReads(store.db);
     const plans: Record<string, string[]> = {
       page: reads.explain('page', { key: 'k', snapshot: 9, ts_ms: 0, event_id: '', limit: 5 }),
       since: reads.explain('since', { key: 'k', after: 1, limit: 5 }),
@@ -286,6 +286,6 @@ describe('query plans', () => {
       expect(text, name).toMatch(/SEARCH \w+ USING (INDEX harness_events_|INTEGER PRIMARY KEY)/);
     }
     expect(plans.page!.join('\n')).toMatch(/USING INDEX harness_events_session \(session_key=\? AND \(ts_ms,event_id\)>\(\?,\?\)\)/);
-    store.close();
+    await store.close();
   });
 });

@@ -4,7 +4,7 @@
  */
 import { addTokens } from '../transcript/pricing';
 import { histogramSamples, DURATION_BUCKETS_S, type MetricFamily, type Sample } from './prometheus';
-import { ACTIVE_WINDOW_MS, Store, type SessionFilter, type SessionRow } from './store';
+import { ACTIVE_WINDOW_MS, type SessionFilter, type SessionRow, type Store } from './store';
 
 const DAY_MS = 86_400_000;
 
@@ -63,22 +63,22 @@ function groupBy(rows: SessionRow[], key: (r: SessionRow) => string | null) {
   return [...m.entries()];
 }
 
-export function summary(store: Store, f: SessionFilter, now = Date.now()) {
+export async function summary(store: Store, f: SessionFilter, now = Date.now()) {
   const today = utcDayStart(now);
   const week = today - 6 * DAY_MS;
-  const rows7 = store.allSessions({ ...f, sinceMs: week }, now);
+  const rows7 = await store.allSessions({ ...f, sinceMs: week }, now);
   const rowsToday = rows7.filter((r) => Date.parse(r.last_seen_at ?? '') >= today);
   const completedIn = (rows: SessionRow[], from: number) => rows.filter((r) => !r.completed_at || Date.parse(r.completed_at) >= from);
   const t = tally(completedIn(rowsToday, today));
   const w = tally(completedIn(rows7, week));
-  const active = store.allSessions({ ...f, sinceMs: now - ACTIVE_WINDOW_MS }, now).filter((r) => r.active);
+  const active = (await store.allSessions({ ...f, sinceMs: now - ACTIVE_WINDOW_MS }, now)).filter((r) => r.active);
   const bySource: Record<string, number> = {};
   for (const r of active) bySource[r.source ?? 'unknown'] = (bySource[r.source ?? 'unknown'] ?? 0) + 1;
-  const counters = store.counters();
+  const counters = await store.counters();
   const sum = (metric: string) => counters.filter((c) => c.metric === metric).reduce((a, c) => a + c.value, 0);
   const rejectsByReason: Record<string, number> = {};
   for (const c of counters.filter((c) => c.metric === 'rejects_total')) rejectsByReason[c.labels.reason ?? 'unknown'] = c.value;
-  const window = f.sinceMs !== undefined ? store.allSessions(f, now) : rows7;
+  const window = f.sinceMs !== undefined ? await store.allSessions(f, now) : rows7;
   const breakdown = (key: (r: SessionRow) => string | null, name: string) =>
     groupBy(window, key)
       .map(([k, rs]) => {
@@ -94,15 +94,15 @@ export function summary(store: Store, f: SessionFilter, now = Date.now()) {
     ingest: { events: sum('events_total'), duplicates: sum('duplicates_total'), rejects: sum('rejects_total'), rejects_by_reason: rejectsByReason },
     by_project: breakdown((r) => r.project, 'project'),
     by_label: breakdown((r) => r.label, 'label'),
-    top_tools: store.topTools({ ...f, sinceMs: f.sinceMs ?? week }),
+    top_tools: await store.topTools({ ...f, sinceMs: f.sinceMs ?? week }),
     /** Models with tokens but no price and no Claude Code cost: their cost is unknown, not zero. */
-    unpriced_models: store.unpricedModels(),
+    unpriced_models: await store.unpricedModels(),
   };
 }
 
-export function daily(store: Store, f: SessionFilter, days: number, now = Date.now()) {
+export async function daily(store: Store, f: SessionFilter, days: number, now = Date.now()) {
   const from = utcDayStart(now) - (days - 1) * DAY_MS;
-  const rows = store.allSessions({ ...f, sinceMs: from }, now);
+  const rows = await store.allSessions({ ...f, sinceMs: from }, now);
   const out = new Map<string, ReturnType<typeof tally> & { date: string; source: string }>();
   for (const r of rows) {
     const at = Date.parse(r.completed_at ?? r.last_seen_at ?? r.started_at ?? '');
@@ -137,9 +137,9 @@ const HELP: Record<string, [string, 'counter' | 'gauge']> = {
   rejects_total: ['Events or requests rejected, by reason.', 'counter'],
 };
 
-export function metricFamilies(store: Store, now = Date.now()): MetricFamily[] {
+export async function metricFamilies(store: Store, now = Date.now()): Promise<MetricFamily[]> {
   const byMetric = new Map<string, Array<{ labels: Record<string, string>; value: number }>>();
-  for (const c of store.counters()) (byMetric.get(c.metric) ?? byMetric.set(c.metric, []).get(c.metric)!).push(c);
+  for (const c of await store.counters()) (byMetric.get(c.metric) ?? byMetric.set(c.metric, []).get(c.metric)!).push(c);
   const families: MetricFamily[] = [];
   for (const [metric, [help, type]] of Object.entries(HELP)) {
     const samples = (byMetric.get(metric) ?? []).map((c) => ({ labels: c.labels, value: c.value }));
@@ -165,7 +165,7 @@ export function metricFamilies(store: Store, now = Date.now()): MetricFamily[] {
   families.push({ name: 'claude_harness_task_duration_seconds', help: 'Duration of completed sessions and tasks in seconds.', type: 'histogram', samples: hist });
 
   // Gauges, computed now from recent sessions.
-  const recent = store.allSessions({ sinceMs: now - 7 * DAY_MS }, now);
+  const recent = await store.allSessions({ sinceMs: now - 7 * DAY_MS }, now);
   const active = new Map<string, { labels: Record<string, string>; value: number }>();
   const last = new Map<string, { labels: Record<string, string>; value: number }>();
   for (const r of recent) {

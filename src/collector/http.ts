@@ -15,7 +15,7 @@ import { logsToEvents } from './ingest/otlp-logs';
 import { metricsToEvents } from './ingest/otlp-metrics';
 import { serialize } from './prometheus';
 import type { HarnessEvent } from '../event';
-import type { IngestOutcome, SessionFilter, Store } from './store';
+import { isStoreUnavailable, type IngestOutcome, type SessionFilter, type Store } from './store';
 import { SessionRoutes } from './session-routes';
 
 export const MAX_BODY_BYTES = 1024 * 1024;
@@ -23,17 +23,20 @@ export const MAX_BODY_BYTES = 1024 * 1024;
 export const MAX_QUEUED_EVENTS = 50_000;
 
 /**
- * Group commit: requests that arrive in the same event-loop turn share one
- * transaction (one WAL commit), each still answered with its own outcome and
- * only after the commit. The queue is bounded.
+ * Group commit: requests that arrive while a commit is in flight (or in the
+ * same event-loop turn) share the next transaction, each still answered with
+ * its own outcome and only after the commit. The queue is bounded.
  */
 export class GroupCommit {
   private queue: Array<{ events: HarnessEvent[]; resolve: (o: IngestOutcome) => void; reject: (e: unknown) => void }> = [];
   private queued = 0;
+  private inFlight = 0;
   private scheduled = false;
 
+  /** `maxInFlight`: transactions at once (1 for SQLite, whose writer is one anyway). */
   constructor(
     private readonly store: Store,
+    private readonly maxInFlight = 1,
     /** Told after each commit (the live stream); must not throw or block. */
     private readonly onCommit?: (groups: HarnessEvent[][], outcomes: IngestOutcome[]) => void,
   ) {}
@@ -43,23 +46,33 @@ export class GroupCommit {
     this.queued += events.length;
     return new Promise((resolve, reject) => {
       this.queue.push({ events, resolve, reject });
-      if (!this.scheduled) {
-        this.scheduled = true;
-        setImmediate(() => this.commit());
-      }
+      this.schedule();
     });
   }
 
-  private commit(): void {
-    this.scheduled = false;
+  private schedule(): void {
+    if (this.scheduled || this.inFlight >= this.maxInFlight || this.queue.length === 0) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      void this.commit();
+    });
+  }
+
+  private async commit(): Promise<void> {
+    if (this.inFlight >= this.maxInFlight || this.queue.length === 0) return;
     const q = this.queue.splice(0);
-    this.queued = 0;
+    this.queued -= q.reduce((n, x) => n + x.events.length, 0);
+    this.inFlight++;
     try {
-      const outcomes = this.store.ingestMany(q.map((x) => x.events));
+      const outcomes = await this.store.ingestMany(q.map((x) => x.events));
       q.forEach((x, i) => x.resolve(outcomes[i]!));
       this.onCommit?.(q.map((x) => x.events), outcomes);
     } catch (err) {
       for (const x of q) x.reject(err);
+    } finally {
+      this.inFlight--;
+      this.schedule();
     }
   }
 }
@@ -70,6 +83,8 @@ export interface CollectorOptions {
   log: Logger;
   dashboardDir: string;
   routerMetricsUrl?: string;
+  /** Group-commit transactions at once (PostgreSQL can overlap them; SQLite has one writer). */
+  maxCommitsInFlight?: number;
 }
 
 const CSP = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
@@ -93,6 +108,12 @@ function send(res: ServerResponse, status: number, body: unknown, headers: Recor
     ...headers,
   });
   res.end(text);
+}
+
+/** The database cannot serve right now: the emitters spool and retry after this long. */
+function unavailable(res: ServerResponse, err: { message: string; retryAfterS?: number }): void {
+  res.setHeader('connection', 'close');
+  send(res, 503, { error: `database unavailable; retry shortly (${err.message})` }, { 'retry-after': String(err.retryAfterS ?? 1) });
 }
 
 const error = (res: ServerResponse, status: number, message: string, extra: Record<string, unknown> = {}) => send(res, status, { error: message, ...extra });
@@ -167,25 +188,23 @@ export function createCollector(opts: CollectorOptions): Server {
   const { store, log } = opts;
   const dashboardRoot = resolve(opts.dashboardDir);
   const sessions = new SessionRoutes(store);
-  const commits = new GroupCommit(store, (groups, outcomes) => {
-    try {
-      sessions.committed(groups, outcomes);
-    } catch (err) {
-      log.error('stream publish failed', { error: (err as Error).message });
-    }
+  const commits = new GroupCommit(store, opts.maxCommitsInFlight ?? 1, (groups, outcomes) => {
+    sessions.committed(groups, outcomes).catch((err: unknown) => log.error('stream publish failed', { error: (err as Error).message }));
   });
+  // Counting a reject must never fail the answer to a bad request.
+  const countRejects = (reason: string, n = 1) => void store.countRejects(reason, n).catch((err: unknown) => log.warn('cannot count a reject', { reason, error: (err as Error).message }));
 
   async function ingest(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
     if (type !== 'application/json') {
-      store.countRejects('content_type');
+      countRejects('content_type');
       req.resume();
       return error(res, 415, `expected Content-Type: application/json, got ${type || 'none'}`);
     }
     const read = await readBody(req, MAX_BODY_BYTES);
     if (!read.ok) {
       if (!read.tooLarge) return;
-      store.countRejects('too_large');
+      countRejects('too_large');
       res.setHeader('connection', 'close');
       return error(res, 413, `body larger than ${MAX_BODY_BYTES} bytes; send smaller batches`);
     }
@@ -193,23 +212,29 @@ export function createCollector(opts: CollectorOptions): Server {
     try {
       json = JSON.parse(read.body.toString('utf8'));
     } catch (err) {
-      store.countRejects('invalid_json');
+      countRejects('invalid_json');
       return error(res, 400, `invalid JSON: ${(err as Error).message}`);
     }
     const parsed = parseBody(json);
     if (parsed.kind === 'invalid') {
-      store.countRejects('schema', parsed.rejected?.length ?? 1);
+      countRejects('schema', parsed.rejected?.length ?? 1);
       return error(res, parsed.status, parsed.reason, parsed.rejected ? { rejected: parsed.rejected } : {});
     }
     const events = parsed.kind === 'single' ? [parsed.event] : parsed.events.map((e) => e.event);
     const rejected = parsed.kind === 'batch' ? parsed.rejected : [];
-    if (rejected.length > 0) store.countRejects('schema', rejected.length);
+    if (rejected.length > 0) countRejects('schema', rejected.length);
     const pending = commits.submit(events);
     if (!pending) {
-      store.countRejects('overloaded');
+      countRejects('overloaded');
       return send(res, 503, { error: 'collector busy; retry shortly' }, { 'retry-after': '1' });
     }
-    const outcome = await pending; // committed before we answer
+    let outcome: IngestOutcome;
+    try {
+      outcome = await pending; // committed before we answer
+    } catch (err) {
+      if (!isStoreUnavailable(err)) throw err;
+      return unavailable(res, err);
+    }
     send(res, 200, { accepted: outcome.accepted, duplicates: outcome.duplicates, rejected });
   }
 
@@ -221,7 +246,7 @@ export function createCollector(opts: CollectorOptions): Server {
     };
     const encoding = encodingOf(req.headers['content-type']) ?? 'json';
     const fail = (status: number, reason: string, code: string) => {
-      store.countRejects(code);
+      countRejects(code);
       reply(status, errorBody(encoding, status, reason), status === 503 ? { 'retry-after': '1' } : {});
     };
     if (!encodingOf(req.headers['content-type'])) {
@@ -249,12 +274,18 @@ export function createCollector(opts: CollectorOptions): Server {
         if (reasons.length < 3) reasons.push(v.reason);
       }
     }
-    if (rejected > 0) store.countRejects(`otlp_${signal}`, rejected);
-    if (mapped.ignored > 0) store.bump('otlp_ignored_total', { signal }, mapped.ignored);
+    if (rejected > 0) countRejects(`otlp_${signal}`, rejected);
+    if (mapped.ignored > 0) void store.bump('otlp_ignored_total', { signal }, mapped.ignored).catch((err: unknown) => log.warn('cannot count ignored OTLP items', { error: (err as Error).message }));
     if (events.length > 0) {
       const pending = commits.submit(events);
       if (!pending) return fail(503, 'collector busy; retry shortly', 'overloaded');
-      await pending; // committed before we answer
+      try {
+        await pending; // committed before we answer
+      } catch (err) {
+        if (!isStoreUnavailable(err)) throw err;
+        res.setHeader('connection', 'close');
+        return reply(503, errorBody(encoding, 503, `database unavailable; retry shortly (${err.message})`), { 'retry-after': String(err.retryAfterS) });
+      }
     }
     reply(200, successBody(signal, d.encoding, rejected, rejected > 0 ? `${rejected} rejected: ${reasons.join('; ')}` : ''));
   }
@@ -286,7 +317,7 @@ export function createCollector(opts: CollectorOptions): Server {
     const method = req.method ?? 'GET';
     const now = Date.now();
 
-    if (path === '/healthz') return send(res, 200, { ok: true, events: store.eventCount() });
+    if (path === '/healthz') return send(res, 200, { ok: true, events: await store.eventCount() });
 
     if (opts.token) {
       // The browser opens the page once with ?token=…; an HttpOnly cookie carries it from then on.
@@ -294,7 +325,7 @@ export function createCollector(opts: CollectorOptions): Server {
       if (fromQuery !== undefined && tokenMatches(fromQuery, opts.token) && method === 'GET' && (path === '/' || path.startsWith('/dashboard') || path.startsWith('/sessions/'))) {
         res.setHeader('set-cookie', `cm_token=${encodeURIComponent(fromQuery)}; HttpOnly; SameSite=Strict; Path=/`);
       } else if (!tokenMatches(bearer(req), opts.token)) {
-        if ((path === '/metrics/harness' || path === '/v1/logs' || path === '/v1/metrics') && method === 'POST') store.countRejects('unauthorized');
+        if ((path === '/metrics/harness' || path === '/v1/logs' || path === '/v1/metrics') && method === 'POST') countRejects('unauthorized');
         req.resume();
         return error(res, 401, 'unauthorized: send Authorization: Bearer <token> (or open the dashboard with ?token=<token>)', {});
       }
@@ -315,26 +346,26 @@ export function createCollector(opts: CollectorOptions): Server {
     if (method !== 'GET' && method !== 'HEAD') return error(res, 405, `${method} not allowed on ${path}`);
 
     if (path === '/metrics') {
-      const text = serialize([...metricFamilies(store, now), ...sessions.hub.metricFamilies()]);
+      const text = serialize([...(await metricFamilies(store, now)), ...sessions.metricFamilies()]);
       res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' });
       return void res.end(text);
     }
     if (path.startsWith('/api/')) {
-      if (sessions.handle(req, res, url, now)) return;
+      if (await sessions.handle(req, res, url, now)) return;
       const f = filterFrom(url.searchParams, now);
       if (typeof f === 'string') return error(res, 400, f);
       switch (path) {
         case '/api/summary':
-          return send(res, 200, summary(store, f, now));
+          return send(res, 200, await summary(store, f, now));
         case '/api/sessions':
-          return send(res, 200, store.sessions(f, now));
+          return send(res, 200, await store.sessions(f, now));
         case '/api/daily': {
           const days = url.searchParams.get('days') ?? '30';
           if (!/^\d+$/.test(days) || Number(days) < 1 || Number(days) > 366) return error(res, 400, `days: expected 1 to 366, got ${days}`);
-          return send(res, 200, daily(store, f, Number(days), now));
+          return send(res, 200, await daily(store, f, Number(days), now));
         }
         case '/api/filters':
-          return send(res, 200, store.filters());
+          return send(res, 200, await store.filters());
         case '/api/config':
           return send(res, 200, { router_metrics_url: opts.routerMetricsUrl ?? null, auth: Boolean(opts.token) });
         default:
@@ -349,6 +380,11 @@ export function createCollector(opts: CollectorOptions): Server {
 
   const server = createServer((req, res) => {
     route(req, res).catch((err: unknown) => {
+      if (isStoreUnavailable(err)) {
+        log.warn('database unavailable', { url: req.url, error: err.message });
+        if (!res.headersSent) return unavailable(res, err);
+        return void res.destroy();
+      }
       log.error('request failed', { url: req.url, error: (err as Error).message, stack: (err as Error).stack });
       if (!res.headersSent) error(res, 500, 'internal error (logged)');
       else res.destroy();
@@ -357,7 +393,7 @@ export function createCollector(opts: CollectorOptions): Server {
   // Live streams never end by themselves: end them when the server closes, so in-flight requests can drain.
   const close = server.close.bind(server);
   server.close = ((cb?: (err?: Error) => void) => {
-    sessions.hub.closeAll();
+    sessions.hub?.closeAll();
     return close(cb);
   }) as typeof server.close;
   server.keepAliveTimeout = 65_000;

@@ -10,8 +10,9 @@
  * skips or repeats a step however much arrives meanwhile; what arrived after
  * the snapshot is read with the `live` cursor, as whole steps to upsert by id.
  */
-import { Store, type SessionRow } from './store';
-import type { EventRow, SessionReads } from './session-reads';
+import type { SessionRow } from './store';
+import { toSession } from './store/rows';
+import type { EventRow, SessionReader } from './session-reads';
 
 export const DEFAULT_PAGE = 500;
 export const MAX_PAGE = 5000;
@@ -236,16 +237,16 @@ export interface SessionHeader extends SessionRow {
 }
 
 /** The session row plus what the page's header needs; undefined when the id matches nothing. */
-export function sessionHeader(store: Store, reads: SessionReads, id: string, now = Date.now()): SessionHeader | undefined {
-  const keys = reads.resolve(id);
+export async function sessionHeader(reads: SessionReader, id: string, now = Date.now()): Promise<SessionHeader | undefined> {
+  const keys = await reads.resolve(id);
   if (keys.length === 0) return undefined;
   const key = keys[0]!;
-  const raw = reads.session(key)!;
-  const row = Store.toSession(raw, now);
-  const ctx = (parse(reads.contextBody(key) ?? '{}').context ?? {}) as Record<string, unknown>;
-  const end = reads.endEvent(key);
+  const raw = await reads.session(key);
+  if (!raw) return undefined;
+  const row = toSession(raw, now);
+  const [ctxBody, end, c, subagents, unpriced] = await Promise.all([reads.contextBody(key), reads.endEvent(key), reads.counts(key), reads.subagents(key), reads.unpricedModels(key)]);
+  const ctx = (parse(ctxBody ?? '{}').context ?? {}) as Record<string, unknown>;
   const endBody = end ? parse(end.body) : {};
-  const c = reads.counts(key);
   const tok = (a: unknown, b: unknown, d: unknown, e: unknown) => [a, b, d, e].reduce<number>((s, x) => s + (typeof x === 'number' ? x : 0), 0);
   const n = (v: unknown) => (typeof v === 'number' ? v : 0);
   const requests = { count: n(raw.usage_events), claude_code: n(raw.claude_cost_requests), estimate: n(raw.estimate_cost_requests), unpriced: n(raw.unpriced_requests), tokens: tok(raw.input_tokens, raw.output_tokens, raw.cache_creation_input_tokens, raw.cache_read_input_tokens), cost_usd: Math.round(n(raw.cost_usd) * 1e9) / 1e9 };
@@ -266,8 +267,8 @@ export function sessionHeader(store: Store, reads: SessionReads, id: string, now
     prompts: c.prompts,
     requests: c.requests,
     waits: c.waits,
-    subagents: reads.subagents(key).map((s) => ({ agent_id: s.agent_id, agent_type: s.agent_type, events: s.events, first_at: new Date(s.first_ms).toISOString(), last_at: new Date(s.last_ms).toISOString(), tokens: s.tokens, cost_usd: Math.round(s.cost_usd * 1e9) / 1e9 })),
-    sources: { requests, run_result: runResult, disagree, unpriced_models: reads.unpricedModels(key) },
+    subagents: subagents.map((s) => ({ agent_id: s.agent_id, agent_type: s.agent_type, events: s.events, first_at: new Date(s.first_ms).toISOString(), last_at: new Date(s.last_ms).toISOString(), tokens: s.tokens, cost_usd: Math.round(s.cost_usd * 1e9) / 1e9 })),
+    sources: { requests, run_result: runResult, disagree, unpriced_models: unpriced },
     matches: keys.slice(1),
   };
 }
@@ -283,18 +284,18 @@ export interface StepsPage {
 }
 
 /** A page of a session's steps. `after` is a cursor from an earlier page, or null for the first. */
-export function sessionSteps(reads: SessionReads, key: string, sessionDone: boolean, after: string | null, limit: number): StepsPage | { error: string } {
+export async function sessionSteps(reads: SessionReader, key: string, sessionDone: boolean, after: string | null, limit: number): Promise<StepsPage | { error: string }> {
   const cursor = after === null ? null : decodeCursor(after);
   if (after !== null && cursor === null) return { error: 'after: not a cursor from this API' };
   if (cursor && 'a' in cursor) {
     // Arrivals since a sequence number, each as its whole current step.
-    const rows = reads.since(key, cursor.a, limit + 1);
+    const rows = await reads.since(key, cursor.a, limit + 1);
     const more = rows.length > limit;
     const got = more ? rows.slice(0, limit) : rows;
     const last = got.length ? got[got.length - 1]!.seq : cursor.a;
     const bySeq = new Map<string, Step>();
     // As of this page's end: a Post on the next page brings the step again, with that event new.
-    const tools = reads.toolUses(key, [...new Set(got.filter((r) => KIND[r.event] === 'tool' && r.tool_use_id).map((r) => r.tool_use_id!))], last);
+    const tools = await reads.toolUses(key, [...new Set(got.filter((r) => KIND[r.event] === 'tool' && r.tool_use_id).map((r) => r.tool_use_id!))], last);
     for (const r of got) {
       if (KIND[r.event] === 'tool' && r.tool_use_id) {
         const id = `tool:${r.tool_use_id}`;
@@ -308,11 +309,11 @@ export function sessionSteps(reads: SessionReads, key: string, sessionDone: bool
     const live = encodeCursor({ a: last });
     return { session_id: key, snapshot: last, steps, next: more ? live : null, live };
   }
-  const pos = cursor ?? { s: reads.highWater(), t: -Number.MAX_SAFE_INTEGER, e: '' };
-  const rows = reads.page(key, { snapshot: pos.s, ts_ms: pos.t, event_id: pos.e }, limit + 1);
+  const pos = cursor ?? { s: await reads.highWater(), t: -Number.MAX_SAFE_INTEGER, e: '' };
+  const rows = await reads.page(key, { snapshot: pos.s, ts_ms: pos.t, event_id: pos.e }, limit + 1);
   const more = rows.length > limit;
   const got = more ? rows.slice(0, limit) : rows;
-  const tools = reads.toolUses(key, [...new Set(got.filter((r) => KIND[r.event] === 'tool' && r.tool_use_id).map((r) => r.tool_use_id!))], pos.s);
+  const tools = await reads.toolUses(key, [...new Set(got.filter((r) => KIND[r.event] === 'tool' && r.tool_use_id).map((r) => r.tool_use_id!))], pos.s);
   const steps = mergeSame(got.map((r) => (KIND[r.event] === 'tool' && r.tool_use_id ? toolStep(tools.get(r.tool_use_id) ?? [r], sessionDone) : single(r))));
   const lastRow = got[got.length - 1];
   return {
@@ -358,22 +359,22 @@ function byTime(a: Step, b: Step): number {
 }
 
 /** The stored body of one event (the page's "raw metadata"), or undefined. */
-export function rawEvent(reads: SessionReads, eventId: string): { session_id: string; seq: number; event: unknown } | undefined {
-  const r = reads.event(eventId);
+export async function rawEvent(reads: SessionReader, eventId: string): Promise<{ session_id: string; seq: number; event: unknown } | undefined> {
+  const r = await reads.event(eventId);
   if (!r) return undefined;
   return { session_id: r.session_key, seq: r.seq, event: parse(r.body) };
 }
 
 /** Sessions blocked on a person now, with how long they have waited. */
-export function waitingSessions(store: Store, reads: SessionReads, now = Date.now(), windowMs = 24 * 3_600_000) {
-  const rows = reads.waiting(now - windowMs);
+export async function waitingSessions(reads: SessionReader, now = Date.now(), windowMs = 24 * 3_600_000) {
+  const rows = await reads.waiting(now - windowMs);
   const out = [];
   for (const w of rows) {
-    const s = reads.session(w.session_key);
+    const s = await reads.session(w.session_key);
     if (!s || s.completed_ms !== null) continue;
     const b = parse(w.body);
     const h = b.hook ?? {};
-    const row = Store.toSession(s, now);
+    const row = toSession(s, now);
     out.push({
       id: row.id,
       source: row.source,

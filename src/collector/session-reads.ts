@@ -82,8 +82,31 @@ export const TOOL_REPORTS = ['PostToolUse', 'PostToolUseFailure', 'tool_result',
 const POSTS = `(${TOOL_REPORTS.map((x) => `'${x}'`).join(', ')})`;
 const list = (xs: readonly string[]) => `(${xs.map((x) => `'${x}'`).join(', ')})`;
 
-export class SessionReads {
-  private readonly s: ReturnType<SessionReads['prepare']>;
+/**
+ * The reads of one session, the stream and "waiting on you", as a store
+ * provides them (Store.sessionReads()). SQLite: SqliteSessionReads below. A
+ * PostgreSQL port needs the same statements and a commit-ordered sequence for
+ * `seq` (see the note above).
+ */
+export interface SessionReader {
+  session(key: string): Promise<Record<string, unknown> | undefined>;
+  resolve(id: string): Promise<string[]>;
+  highWater(): Promise<number>;
+  page(key: string, pos: PagePosition, limit: number): Promise<EventRow[]>;
+  since(key: string, after: number, limit: number): Promise<EventRow[]>;
+  toolUses(key: string, toolUseIds: string[], snapshot?: number): Promise<Map<string, EventRow[]>>;
+  event(eventId: string): Promise<(EventRow & { session_key: string }) | undefined>;
+  contextBody(key: string): Promise<string | undefined>;
+  subagents(key: string): Promise<Array<{ agent_id: string; agent_type: string | null; events: number; first_ms: number; last_ms: number; tokens: number; cost_usd: number }>>;
+  endEvent(key: string): Promise<EventRow | undefined>;
+  unpricedModels(key: string): Promise<string[]>;
+  counts(key: string): Promise<{ events: number; prompts: number; requests: number; waits: number }>;
+  changedSince(seq: number, limit: number): Promise<{ sessions: ChangedSession[]; events: number; seq: number }>;
+  waiting(fromMs: number, limit?: number): Promise<WaitingRow[]>;
+}
+
+export class SqliteSessionReads implements SessionReader {
+  private readonly s: ReturnType<SqliteSessionReads['prepare']>;
 
   constructor(private readonly db: Database.Database) {
     for (const sql of SESSION_INDEXES) db.exec(sql);
@@ -136,37 +159,37 @@ export class SessionReads {
   }
 
   /** The folded session row, or undefined. */
-  session(key: string): Record<string, unknown> | undefined {
+  async session(key: string): Promise<Record<string, unknown> | undefined> {
     return this.s.session.get(key) as Record<string, unknown> | undefined;
   }
 
   /** Session keys an id may mean (a key, a Claude Code session id, a task id, a run id), the best match first. */
-  resolve(id: string): string[] {
+  async resolve(id: string): Promise<string[]> {
     return (this.s.resolve.all({ id }) as Array<{ id: string }>).map((r) => r.id);
   }
 
   /** The ingest sequence now: every stored event has seq ≤ this. */
-  highWater(): number {
+  async highWater(): Promise<number> {
     return (this.s.highWater.get() as { n: number }).n;
   }
 
   /** Up to `limit` rows of a session in time order, from a position, within a snapshot; paired Posts left out. */
-  page(key: string, pos: PagePosition, limit: number): EventRow[] {
+  async page(key: string, pos: PagePosition, limit: number): Promise<EventRow[]> {
     return this.s.page.all({ key, snapshot: pos.snapshot, ts_ms: pos.ts_ms, event_id: pos.event_id, limit }) as EventRow[];
   }
 
   /** Events of a session that arrived after `after` (in arrival order). */
-  since(key: string, after: number, limit: number): EventRow[] {
+  async since(key: string, after: number, limit: number): Promise<EventRow[]> {
     return this.s.since.all({ key, after, limit }) as EventRow[];
   }
 
   /** Every event of one tool call (its Pre, Post, failure), within a snapshot. */
-  toolUse(key: string, toolUseId: string, snapshot = Number.MAX_SAFE_INTEGER): EventRow[] {
+  async toolUse(key: string, toolUseId: string, snapshot = Number.MAX_SAFE_INTEGER): Promise<EventRow[]> {
     return this.s.byToolUse.all({ key, tool_use_id: toolUseId, snapshot }) as EventRow[];
   }
 
   /** Every report of these tool calls, grouped by tool_use_id (rows in time order). */
-  toolUses(key: string, toolUseIds: string[], snapshot = Number.MAX_SAFE_INTEGER): Map<string, EventRow[]> {
+  async toolUses(key: string, toolUseIds: string[], snapshot = Number.MAX_SAFE_INTEGER): Promise<Map<string, EventRow[]>> {
     const out = new Map<string, EventRow[]>();
     if (toolUseIds.length === 0) return out;
     for (const r of this.s.byToolUses.all({ key, ids: JSON.stringify(toolUseIds), snapshot }) as EventRow[]) {
@@ -178,42 +201,42 @@ export class SessionReads {
   }
 
   /** One event by id, with the session it belongs to. */
-  event(eventId: string): (EventRow & { session_key: string }) | undefined {
+  async event(eventId: string): Promise<(EventRow & { session_key: string }) | undefined> {
     return this.s.one.get(eventId) as (EventRow & { session_key: string }) | undefined;
   }
 
   /** The newest event body of the session that carries a `context` (host, cwd, git, version). */
-  contextBody(key: string): string | undefined {
+  async contextBody(key: string): Promise<string | undefined> {
     return (this.s.context.get(key) as { body: string } | undefined)?.body;
   }
 
-  subagents(key: string): Array<{ agent_id: string; agent_type: string | null; events: number; first_ms: number; last_ms: number; tokens: number; cost_usd: number }> {
+  async subagents(key: string): Promise<Array<{ agent_id: string; agent_type: string | null; events: number; first_ms: number; last_ms: number; tokens: number; cost_usd: number }>> {
     return this.s.subagents.all(key) as Array<{ agent_id: string; agent_type: string | null; events: number; first_ms: number; last_ms: number; tokens: number; cost_usd: number }>;
   }
 
-  endEvent(key: string): EventRow | undefined {
+  async endEvent(key: string): Promise<EventRow | undefined> {
     return this.s.endEvent.get(key) as EventRow | undefined;
   }
 
   /** Models of the session's requests that carry no cost (no price, no Claude Code figure). */
-  unpricedModels(key: string): string[] {
+  async unpricedModels(key: string): Promise<string[]> {
     return (this.s.unpriced.all(key) as Array<{ model: string }>).map((r) => r.model);
   }
 
-  counts(key: string): { events: number; prompts: number; requests: number; waits: number } {
+  async counts(key: string): Promise<{ events: number; prompts: number; requests: number; waits: number }> {
     const r = this.s.counts.get(key) as { events: number; prompts: number | null; requests: number | null; waits: number | null };
     return { events: r.events, prompts: r.prompts ?? 0, requests: r.requests ?? 0, waits: r.waits ?? 0 };
   }
 
   /** Sessions with events after `seq` (at most `limit`), and how many events that is in all. */
-  changedSince(seq: number, limit: number): { sessions: ChangedSession[]; events: number; seq: number } {
+  async changedSince(seq: number, limit: number): Promise<{ sessions: ChangedSession[]; events: number; seq: number }> {
     const c = this.s.changedSinceCount.get(seq) as { n: number; seq: number };
     if (c.n === 0) return { sessions: [], events: 0, seq };
     return { sessions: this.s.changedSince.all(seq, limit) as ChangedSession[], events: c.n, seq: c.seq };
   }
 
   /** Sessions blocked on a person now (latest wait in the window with nothing after it). */
-  waiting(fromMs: number, limit = 200): WaitingRow[] {
+  async waiting(fromMs: number, limit = 200): Promise<WaitingRow[]> {
     return this.s.waiting.all({ from: fromMs, limit }) as WaitingRow[];
   }
 

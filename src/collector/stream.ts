@@ -12,7 +12,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { MetricFamily } from './prometheus';
-import type { SessionReads } from './session-reads';
+import type { SessionReader } from './session-reads';
 
 export interface StreamFilter {
   session?: string;
@@ -32,6 +32,8 @@ export interface ChangeSession {
 interface Client {
   res: ServerResponse;
   filter: StreamFilter;
+  /** Messages published while the catch-up is read (then sent after it); undefined once live. */
+  held?: Array<{ seq: number; text: string }>;
 }
 
 export interface StreamOptions {
@@ -63,7 +65,7 @@ export class StreamHub {
   readonly stats = { dropped: 0, refused: 0, opened: 0, messages: 0 };
 
   constructor(
-    private readonly reads: SessionReads,
+    private readonly reads: SessionReader,
     private readonly opts: StreamOptions,
   ) {}
 
@@ -71,8 +73,13 @@ export class StreamHub {
     return this.clients.size;
   }
 
-  /** Answers a stream request: 503 past the cap, else a catch-up from Last-Event-ID, then live messages. */
-  open(req: IncomingMessage, res: ServerResponse, filter: StreamFilter, lastEventId: string | undefined): void {
+  /**
+   * Answers a stream request: 503 past the cap, else a catch-up from
+   * Last-Event-ID, then live messages. The viewer is registered before the
+   * catch-up is read; what is published meanwhile waits and is sent after it,
+   * less what the catch-up already covered, so nothing falls between them.
+   */
+  async open(req: IncomingMessage, res: ServerResponse, filter: StreamFilter, lastEventId: string | undefined): Promise<void> {
     if (this.clients.size >= this.opts.maxStreams) {
       this.stats.refused++;
       const text = JSON.stringify({ error: `too many live streams (${this.opts.maxStreams} open); retry later, or poll /api/sessions` });
@@ -88,27 +95,37 @@ export class StreamHub {
       'x-content-type-options': 'nosniff',
     });
     res.socket?.setNoDelay(true);
-    const client: Client = { res, filter };
-    // Catch-up and registration in one synchronous block: no commit can fall between them.
-    const high = this.reads.highWater();
-    let head = 'retry: 2000\n\n';
-    const last = lastEventId !== undefined && /^\d+$/.test(lastEventId) ? Number(lastEventId) : undefined;
-    if (last === undefined) head += frame(high, 'hello', { seq: high });
-    else if (last > high) head += frame(high, 'reset', { seq: high, reason: 'Last-Event-ID is ahead of this collector (a different database?)' });
-    else if (last < high) {
-      const c = this.reads.changedSince(last, MAX_LISTED + 1);
-      const sessions = c.sessions.map((s) => ({ id: s.session_key, source: s.source, project: s.project, label: s.label, events: s.events })).filter((s) => matches(filter, s));
-      if (c.sessions.length > MAX_LISTED) head += frame(high, 'reset', { seq: high, reason: 'more changed than one message lists; read again' });
-      else if (sessions.length > 0) head += frame(high, 'change', { seq: high, catch_up: true, events: sessions.reduce((a, s) => a + s.events, 0), sessions });
-      else head += frame(high, 'hello', { seq: high });
-    } else head += frame(high, 'hello', { seq: high });
-    res.write(head);
+    const client: Client = { res, filter, held: [] };
     this.clients.add(client);
     this.stats.opened++;
     const drop = () => this.clients.delete(client);
     req.on('close', drop);
     res.on('close', drop);
     res.on('error', drop);
+    let high = 0;
+    let head = 'retry: 2000\n\n';
+    try {
+      high = await this.reads.highWater();
+      const last = lastEventId !== undefined && /^\d+$/.test(lastEventId) ? Number(lastEventId) : undefined;
+      if (last === undefined || last === high) head += frame(high, 'hello', { seq: high });
+      else if (last > high) head += frame(high, 'reset', { seq: high, reason: 'Last-Event-ID is ahead of this collector (a different database?)' });
+      else {
+        const c = await this.reads.changedSince(last, MAX_LISTED + 1);
+        high = Math.max(high, c.seq);
+        const sessions = c.sessions.map((s) => ({ id: s.session_key, source: s.source, project: s.project, label: s.label, events: s.events })).filter((s) => matches(filter, s));
+        if (c.sessions.length > MAX_LISTED) head += frame(high, 'reset', { seq: high, reason: 'more changed than one message lists; read again' });
+        else if (sessions.length > 0) head += frame(high, 'change', { seq: high, catch_up: true, events: sessions.reduce((a, s) => a + s.events, 0), sessions });
+        else head += frame(high, 'hello', { seq: high });
+      }
+    } catch (err) {
+      this.clients.delete(client);
+      res.end(frame(0, 'error', { error: `cannot read the store: ${(err as Error).message}` }));
+      return;
+    }
+    const held = client.held ?? [];
+    client.held = undefined;
+    if (res.destroyed) return;
+    res.write(head + held.filter((m) => m.seq > high).map((m) => m.text).join(''));
     this.startHeartbeat();
   }
 
@@ -121,7 +138,9 @@ export class StreamHub {
       const mine = sessions.filter((s) => matches(c.filter, s));
       if (mine.length === 0) continue;
       const data = many && !c.filter.session ? { seq, many: true, events: mine.reduce((a, s) => a + s.events, 0), sessions: mine.slice(0, MAX_LISTED) } : { seq, events: mine.reduce((a, s) => a + s.events, 0), sessions: mine };
-      this.write(c, frame(seq, 'change', data));
+      const text = frame(seq, 'change', data);
+      if (c.held) c.held.push({ seq, text });
+      else this.write(c, text);
     }
   }
 
@@ -145,7 +164,7 @@ export class StreamHub {
         return;
       }
       const beat = `: heartbeat ${new Date().toISOString()}\n\n`;
-      for (const c of this.clients) this.write(c, beat);
+      for (const c of this.clients) if (!c.held) this.write(c, beat);
     }, this.opts.heartbeatMs);
     this.heartbeat.unref();
   }

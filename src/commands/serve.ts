@@ -7,14 +7,14 @@
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { createCollector } from '../collector/http';
-import { Store } from '../collector/store';
+import { isPostgresUrl, openStore, redactUrl, type Store } from '../collector/store';
 import { resolveConfig } from '../config';
 import { CliError, ConfigError, UsageError } from '../errors';
 import { createLogger } from '../log';
 import { statePaths } from '../paths';
 
 export default async function serve(opts: Record<string, unknown>): Promise<number> {
-  const resolved = resolveConfig({ configFile: opts.config as string | undefined, flags: { token: opts.token } });
+  const resolved = resolveConfig({ configFile: opts.config as string | undefined, flags: { token: opts.token, db: opts.db, dbPoolSize: opts.dbPoolSize } });
   if (resolved.errors.length > 0) throw new ConfigError(resolved.errors.join('; '));
   const { config } = resolved;
   const env = process.env;
@@ -26,29 +26,31 @@ export default async function serve(opts: Record<string, unknown>): Promise<numb
   const routerMetricsUrl = opts.routerMetricsUrl as string | undefined;
   if (routerMetricsUrl !== undefined && !/^https?:\/\//.test(routerMetricsUrl)) throw new UsageError(`--router-metrics-url: expected an http(s) URL, got ${routerMetricsUrl}`);
   const paths = statePaths(config.stateDir);
-  const dbPath = (opts.db as string | undefined) ?? env.CLAUDE_METRICS_DB ?? join(config.stateDir, 'collector.db');
+  const dbPath = config.db ?? join(config.stateDir, 'collector.db');
   const log = createLogger({ file: join(config.stateDir, 'collector.log'), level: config.logLevel === 'warn' ? 'info' : config.logLevel, maxBytes: config.maxLogBytes, verbose: opts.verbose === true, name: 'serve' });
   void paths;
 
   let store: Store;
   try {
-    store = new Store(dbPath);
+    store = await openStore(dbPath, { poolSize: config.dbPoolSize, log: (msg, fields) => log.warn(msg, fields) });
   } catch (err) {
-    throw new CliError(`cannot open the database ${dbPath}: ${(err as Error).message}`, 'E_DB', 1);
+    throw new CliError(`cannot open the database ${isPostgresUrl(dbPath) ? redactUrl(dbPath) : dbPath}: ${(err as Error).message}`, 'E_DB', 1);
   }
-  const swept = store.sweep(retentionDays);
-  if (swept.events + swept.sessions > 0) log.info('retention sweep', { ...swept, retentionDays });
-  const sweeper = setInterval(() => {
+  const sweep = async () => {
     try {
-      const r = store.sweep(retentionDays);
+      const r = await store.sweep(retentionDays);
       if (r.events + r.sessions > 0) log.info('retention sweep', { ...r, retentionDays });
     } catch (err) {
       log.error('retention sweep failed', { error: (err as Error).message });
     }
-  }, 3_600_000);
+  };
+  await sweep();
+  const sweeper = setInterval(() => void sweep(), 3_600_000);
   sweeper.unref();
 
-  const server = createCollector({ store, token: config.token, log, dashboardDir: join(__dirname, '..', 'dashboard'), routerMetricsUrl });
+  // PostgreSQL overlaps a second transaction with the one committing; SQLite has one writer.
+  const maxCommitsInFlight = store.kind === 'postgres' ? Math.max(1, Math.min(2, config.dbPoolSize - 1)) : 1;
+  const server = createCollector({ store, token: config.token, log, dashboardDir: join(__dirname, '..', 'dashboard'), routerMetricsUrl, maxCommitsInFlight });
   await new Promise<void>((resolvePromise, reject) => {
     server.once('error', (err: NodeJS.ErrnoException) =>
       reject(new CliError(err.code === 'EADDRINUSE' ? `port ${port} on ${host} is in use (another collector?); pick one with --port` : `cannot listen on ${host}:${port}: ${err.message}`, 'E_LISTEN', 1)),
@@ -57,8 +59,8 @@ export default async function serve(opts: Record<string, unknown>): Promise<numb
   });
   const addr = server.address() as AddressInfo;
   const shownHost = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
-  process.stderr.write(`claude-metrics serve: listening on http://${shownHost}:${addr.port} (db ${dbPath}${config.token ? ', token required' : ''})\n`);
-  log.info('listening', { host: addr.address, port: addr.port, db: dbPath });
+  process.stderr.write(`claude-metrics serve: listening on http://${shownHost}:${addr.port} (db ${store.location}${config.token ? ', token required' : ''})\n`);
+  log.info('listening', { host: addr.address, port: addr.port, db: store.location });
 
   return new Promise<number>((resolvePromise) => {
     let stopping = false;
@@ -69,9 +71,13 @@ export default async function serve(opts: Record<string, unknown>): Promise<numb
       clearInterval(sweeper);
       // Stop accepting; idle keep-alive sockets close now, requests in flight finish.
       server.close(() => {
-        store.close();
-        process.stderr.write('claude-metrics serve: stopped\n');
-        resolvePromise(0);
+        void store
+          .close()
+          .catch((err: unknown) => log.warn('closing the database', { error: (err as Error).message }))
+          .then(() => {
+            process.stderr.write('claude-metrics serve: stopped\n');
+            resolvePromise(0);
+          });
       });
       server.closeIdleConnections();
       setTimeout(() => server.closeAllConnections(), 10_000).unref();

@@ -86,7 +86,8 @@ export interface Assessment {
 export function configRows(resolved: ResolvedConfig): ConfigRow[] {
   return (Object.keys(CONFIG_SPEC) as Array<keyof Config>).map((key) => {
     const raw = resolved.config[key];
-    const value = key === 'token' ? (raw ? `(set, ${String(raw).length} chars)` : '(not set)') : raw === undefined ? '(not set)' : String(raw);
+    let value = key === 'token' ? (raw ? `(set, ${String(raw).length} chars)` : '(not set)') : raw === undefined ? '(not set)' : String(raw);
+    if (key === 'db') value = value.replace(/^([a-z]+:\/\/[^:@/]*):[^@/]*@/i, '$1:***@'); // a database password
     const origin = resolved.origins[key];
     const from = origin === 'env' ? resolved.envNames[key] : origin === 'file' ? resolved.configFile : undefined;
     return from ? { key, value, origin, from } : { key, value, origin };

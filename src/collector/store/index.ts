@@ -1,0 +1,186 @@
+/**
+ * The collector's store, behind one small interface with two implementations:
+ * SQLite (the default, one file, `sqlite.ts`) and PostgreSQL (several `serve`
+ * replicas on one database, `postgres.ts`). Routes, folding rules (`../fold.ts`)
+ * and Prometheus rendering are written once against this interface.
+ *
+ * Contract every implementation keeps:
+ * - `ingestMany` stores each event once (unique event_id; a duplicate changes
+ *   nothing) and has committed durably before its promise resolves, so the
+ *   caller may answer 2xx.
+ * - Sessions and counters change only through `fold.ts`'s rules, in the same
+ *   transaction as the events, so they survive restarts and retention.
+ * - A database that cannot take writes right now (PostgreSQL restarting, a full
+ *   disk) rejects with a `StoreUnavailableError`; the HTTP layer answers 503 with
+ *   Retry-After and the emitters spool.
+ */
+import type { HarnessEvent } from '../../event';
+import type { CostSource } from '../facts';
+import type { SessionReader } from '../session-reads';
+
+export interface IngestOutcome {
+  accepted: number;
+  duplicates: number;
+}
+
+/** A session as the API returns it (docs/contracts.md). */
+export interface SessionRow {
+  id: string;
+  claude_session_id: string | null;
+  run_id: string | null;
+  source: string | null;
+  project: string | null;
+  label: string | null;
+  task_id: string | null;
+  started_at: string | null;
+  completed_at: string | null;
+  last_seen_at: string | null;
+  duration_ms: number | null;
+  success: boolean | null;
+  active: boolean;
+  exit_code: number | null;
+  tool_calls_count: number;
+  tool_failures: number;
+  error: string | null;
+  model: string | null;
+  num_turns: number | null;
+  events_count: number;
+  input_tokens: number;
+  output_tokens: number;
+  cache_creation_input_tokens: number;
+  cache_read_input_tokens: number;
+  cost_usd: number;
+  /** Where cost_usd came from: Claude Code's own figure, our estimate, or nothing priced. */
+  cost_source: CostSource;
+  /** Requests whose model has no price and no Claude Code cost: tokens counted, cost not. */
+  unpriced_requests: number;
+  lines_added: number;
+  lines_removed: number;
+  commits: number;
+  pull_requests: number;
+  active_time_s: number;
+}
+
+export interface SessionFilter {
+  source?: string;
+  project?: string;
+  label?: string;
+  sinceMs?: number;
+  untilMs?: number;
+  limit?: number;
+  offset?: number;
+}
+
+export interface CounterTotal {
+  metric: string;
+  labels: Record<string, string>;
+  value: number;
+}
+
+export interface ToolRow {
+  tool: string;
+  calls: number;
+  failures: number;
+  avg_duration_ms: number | null;
+}
+
+export interface Filters {
+  sources: string[];
+  projects: string[];
+  labels: string[];
+}
+
+/** What a retention sweep deleted; `skipped` when another replica swept this period. */
+export interface SweepResult {
+  events: number;
+  sessions: number;
+  facts: number;
+  skipped?: boolean;
+}
+
+export interface Store {
+  /** `sqlite` or `postgres`. */
+  readonly kind: 'sqlite' | 'postgres';
+  /** Where the data lives, safe to print (a file path, or a URL without its password). */
+  readonly location: string;
+
+  /** Several requests' events in one transaction (group commit), each group with its own outcome. */
+  ingestMany(groups: HarnessEvent[][], receivedMs?: number): Promise<IngestOutcome[]>;
+  /** Counts rejected input by reason (a fixed set of reason codes). */
+  countRejects(reason: string, n?: number): Promise<void>;
+  /** Adds to a counter outside ingest (bounded labels), e.g. OTLP items read and not kept. */
+  bump(metric: string, labels: Record<string, string>, by?: number): Promise<void>;
+
+  /** Every counter series with its total (monotonic: kept across restarts and retention). */
+  counters(): Promise<CounterTotal[]>;
+  /** A page of sessions, newest first, and how many match. */
+  sessions(f: SessionFilter, now?: number): Promise<{ sessions: SessionRow[]; total: number }>;
+  /** Every session matching the filter (for aggregates; bounded by its time window). */
+  allSessions(f: SessionFilter, now?: number): Promise<SessionRow[]>;
+  topTools(f: SessionFilter, limit?: number): Promise<ToolRow[]>;
+  filters(): Promise<Filters>;
+  /** Models seen with tokens but no price and no Claude Code cost (their cost is unknown, not zero). */
+  unpricedModels(limit?: number): Promise<Array<{ model: string; requests: number }>>;
+  /** Events stored (for health). */
+  eventCount(): Promise<number>;
+
+  /** One session's page, `show`, the stream and "waiting on you" (../session-reads.ts); absent where not ported yet (PostgreSQL). */
+  sessionReads?(): SessionReader;
+
+  /** Retention: deletes events and sessions older than this; counters stay. At most once per period across replicas. */
+  sweep(retentionDays: number, now?: number): Promise<SweepResult>;
+  close(): Promise<void>;
+}
+
+/** The database cannot serve right now; retrying later may work (HTTP 503 + Retry-After). */
+export class StoreUnavailableError extends Error {
+  readonly code = 'E_STORE_UNAVAILABLE';
+  constructor(
+    message: string,
+    readonly retryAfterS = 1,
+  ) {
+    super(message);
+    this.name = 'StoreUnavailableError';
+  }
+}
+
+/** By code, not instanceof (bundles do not share classes). */
+export const isStoreUnavailable = (err: unknown): err is StoreUnavailableError => (err as { code?: unknown } | null)?.code === 'E_STORE_UNAVAILABLE';
+
+export interface StoreOptions {
+  /** PostgreSQL: connections per replica. */
+  poolSize?: number;
+  /** SQLite: `full` fsyncs every commit (survives power loss), `normal` survives a killed process. */
+  sync?: 'normal' | 'full';
+  /** Where a store reports trouble it recovers from by itself (a dropped connection). */
+  log?: (msg: string, fields?: Record<string, unknown>) => void;
+}
+
+/** How often `serve` sweeps retention; with several replicas, one of them per period does. */
+export const SWEEP_PERIOD_MS = 3_600_000;
+
+/** A postgres:// URL with its password masked, for logs and messages. */
+export function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = '***';
+    return u.toString();
+  } catch {
+    return url.replace(/^([a-z]+:\/\/[^:@/]*):[^@/]*@/i, '$1:***@');
+  }
+}
+
+/** True when the --db value names a PostgreSQL database rather than a SQLite file. */
+export const isPostgresUrl = (db: string): boolean => /^postgres(ql)?:\/\//i.test(db);
+
+/** Opens the store a --db value names: `postgres://…` or a SQLite file path. Drivers load lazily. */
+export async function openStore(db: string, opts: StoreOptions = {}): Promise<Store> {
+  if (isPostgresUrl(db)) {
+    const { PostgresStore } = await import('./postgres');
+    return PostgresStore.open(db, opts);
+  }
+  const { SqliteStore } = await import('./sqlite');
+  return new SqliteStore(db, opts.sync);
+}
+
+export { ACTIVE_WINDOW_MS } from './rows';

@@ -1,0 +1,83 @@
+/**
+ * PostgreSQL schema, versioned like SQLite's (`sqlite.ts`): the same tables and
+ * columns, with 64-bit integers for times and token counts. Applied by
+ * `PostgresStore.migrate` once, under an advisory lock, however many replicas
+ * start at the same moment; each version is recorded in
+ * `claude_metrics_migrations`. Append only; never edit one that has shipped.
+ */
+export const POSTGRES_MIGRATIONS: Array<{ name: string; sql: string }> = [
+  {
+    name: 'events, sessions, facts, counters, jobs',
+    sql: `
+    CREATE TABLE harness_events (
+      event_id TEXT PRIMARY KEY,
+      event TEXT NOT NULL,
+      source TEXT NOT NULL,
+      ts TEXT NOT NULL,
+      ts_ms BIGINT NOT NULL,
+      received_ms BIGINT NOT NULL,
+      session_key TEXT NOT NULL,
+      session_id TEXT, run_id TEXT, task_id TEXT, label TEXT, project TEXT,
+      tool_name TEXT, tool_use_id TEXT, success SMALLINT, duration_ms DOUBLE PRECISION, exit_code INTEGER, error TEXT,
+      model TEXT, input_tokens BIGINT, output_tokens BIGINT, cache_creation_input_tokens BIGINT, cache_read_input_tokens BIGINT,
+      cost_usd DOUBLE PRECISION, num_turns INTEGER,
+      body TEXT NOT NULL
+    );
+    CREATE INDEX harness_events_ts ON harness_events(ts_ms);
+
+    CREATE TABLE harness_sessions (
+      id TEXT PRIMARY KEY,
+      claude_session_id TEXT, run_id TEXT,
+      source TEXT, project TEXT, label TEXT, task_id TEXT,
+      started_ms BIGINT, last_seen_ms BIGINT, completed_ms BIGINT,
+      completion_event_id TEXT,
+      duration_ms DOUBLE PRECISION, success SMALLINT, exit_code INTEGER, error TEXT, error_ms BIGINT,
+      tool_calls_count BIGINT NOT NULL DEFAULT 0, tool_failures BIGINT NOT NULL DEFAULT 0,
+      model TEXT, model_ms BIGINT, num_turns INTEGER, events_count BIGINT NOT NULL DEFAULT 0,
+      usage_events BIGINT NOT NULL DEFAULT 0,
+      input_tokens BIGINT NOT NULL DEFAULT 0, output_tokens BIGINT NOT NULL DEFAULT 0,
+      cache_creation_input_tokens BIGINT NOT NULL DEFAULT 0, cache_read_input_tokens BIGINT NOT NULL DEFAULT 0,
+      cost_usd DOUBLE PRECISION NOT NULL DEFAULT 0,
+      result_input_tokens BIGINT, result_output_tokens BIGINT,
+      result_cache_creation_input_tokens BIGINT, result_cache_read_input_tokens BIGINT, result_cost_usd DOUBLE PRECISION,
+      claude_cost_requests BIGINT NOT NULL DEFAULT 0, estimate_cost_requests BIGINT NOT NULL DEFAULT 0, unpriced_requests BIGINT NOT NULL DEFAULT 0,
+      lines_added BIGINT NOT NULL DEFAULT 0, lines_removed BIGINT NOT NULL DEFAULT 0, commits BIGINT NOT NULL DEFAULT 0, pull_requests BIGINT NOT NULL DEFAULT 0,
+      active_time_s DOUBLE PRECISION NOT NULL DEFAULT 0
+    );
+    CREATE INDEX harness_sessions_started ON harness_sessions(started_ms);
+    CREATE INDEX harness_sessions_last_seen ON harness_sessions(last_seen_ms);
+
+    -- Facts (facts.ts): one API request, tool call or OTel metric series, whichever paths reported it.
+    CREATE TABLE harness_facts (
+      session_id TEXT NOT NULL,
+      kind TEXT NOT NULL,
+      key TEXT NOT NULL,
+      session_key TEXT NOT NULL,
+      model TEXT,
+      ts_ms BIGINT NOT NULL,
+      unpriced SMALLINT NOT NULL DEFAULT 0,
+      state TEXT NOT NULL,
+      PRIMARY KEY (session_id, kind, key)
+    );
+    CREATE INDEX harness_facts_ts ON harness_facts(ts_ms);
+    CREATE INDEX harness_facts_unpriced ON harness_facts(model) WHERE unpriced = 1;
+
+    -- A series is spread over a few shards (by backend) so that concurrent
+    -- transactions of several replicas do not queue on one hot row; reads sum them.
+    CREATE TABLE counters (
+      metric TEXT NOT NULL,
+      labels TEXT NOT NULL,
+      shard SMALLINT NOT NULL,
+      value DOUBLE PRECISION NOT NULL,
+      PRIMARY KEY (metric, labels, shard)
+    );
+
+    -- Periodic jobs shared by the replicas (retention): who ran last, when.
+    CREATE TABLE collector_jobs (
+      name TEXT PRIMARY KEY,
+      last_run_ms BIGINT NOT NULL,
+      setting TEXT
+    );
+    `,
+  },
+];

@@ -1,0 +1,91 @@
+/**
+ * SQLite schema, versioned: migration i brings `PRAGMA user_version` from i to
+ * i + 1. Append only; never edit one that has shipped. The PostgreSQL schema
+ * (`postgres.ts`) keeps the same tables and columns.
+ */
+export const SQLITE_MIGRATIONS: string[] = [
+  // 1: events, sessions, counters
+  `
+  CREATE TABLE harness_events (
+    event_id TEXT PRIMARY KEY,
+    event TEXT NOT NULL,
+    source TEXT NOT NULL,
+    ts TEXT NOT NULL,
+    ts_ms INTEGER NOT NULL,
+    received_ms INTEGER NOT NULL,
+    session_key TEXT NOT NULL,
+    session_id TEXT, run_id TEXT, task_id TEXT, label TEXT, project TEXT,
+    tool_name TEXT, tool_use_id TEXT, success INTEGER, duration_ms REAL, exit_code INTEGER, error TEXT,
+    model TEXT, input_tokens INTEGER, output_tokens INTEGER, cache_creation_input_tokens INTEGER, cache_read_input_tokens INTEGER,
+    cost_usd REAL, num_turns INTEGER,
+    body TEXT NOT NULL
+  );
+  CREATE INDEX harness_events_ts ON harness_events(ts_ms);
+
+  CREATE TABLE harness_sessions (
+    id TEXT PRIMARY KEY,
+    claude_session_id TEXT, run_id TEXT,
+    source TEXT, project TEXT, label TEXT, task_id TEXT,
+    started_ms INTEGER, last_seen_ms INTEGER, completed_ms INTEGER,
+    completion_event_id TEXT,
+    duration_ms REAL, success INTEGER, exit_code INTEGER, error TEXT, error_ms INTEGER,
+    tool_calls_count INTEGER NOT NULL DEFAULT 0, tool_failures INTEGER NOT NULL DEFAULT 0,
+    model TEXT, model_ms INTEGER, num_turns INTEGER, events_count INTEGER NOT NULL DEFAULT 0,
+    usage_events INTEGER NOT NULL DEFAULT 0,
+    input_tokens INTEGER NOT NULL DEFAULT 0, output_tokens INTEGER NOT NULL DEFAULT 0,
+    cache_creation_input_tokens INTEGER NOT NULL DEFAULT 0, cache_read_input_tokens INTEGER NOT NULL DEFAULT 0,
+    cost_usd REAL NOT NULL DEFAULT 0,
+    result_input_tokens INTEGER, result_output_tokens INTEGER,
+    result_cache_creation_input_tokens INTEGER, result_cache_read_input_tokens INTEGER, result_cost_usd REAL
+  );
+  CREATE INDEX harness_sessions_started ON harness_sessions(started_ms);
+  CREATE INDEX harness_sessions_last_seen ON harness_sessions(last_seen_ms);
+
+  CREATE TABLE counters (
+    metric TEXT NOT NULL,
+    labels TEXT NOT NULL,
+    value REAL NOT NULL,
+    PRIMARY KEY (metric, labels)
+  ) WITHOUT ROWID;
+  `,
+  // 2: facts (one API request, tool call or OTel metric series, whichever paths reported it; see facts.ts),
+  // where each session's cost came from, and what Claude Code's OTel metrics add to a session.
+  `
+  CREATE TABLE harness_facts (
+    session_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    key TEXT NOT NULL,
+    session_key TEXT NOT NULL,
+    model TEXT,
+    ts_ms INTEGER NOT NULL,
+    unpriced INTEGER NOT NULL DEFAULT 0,
+    state TEXT NOT NULL,
+    PRIMARY KEY (session_id, kind, key)
+  ) WITHOUT ROWID;
+  CREATE INDEX harness_facts_ts ON harness_facts(ts_ms);
+  CREATE INDEX harness_facts_unpriced ON harness_facts(model) WHERE unpriced = 1;
+  ALTER TABLE harness_sessions ADD COLUMN claude_cost_requests INTEGER NOT NULL DEFAULT 0;
+  ALTER TABLE harness_sessions ADD COLUMN estimate_cost_requests INTEGER NOT NULL DEFAULT 0;
+  ALTER TABLE harness_sessions ADD COLUMN unpriced_requests INTEGER NOT NULL DEFAULT 0;
+  ALTER TABLE harness_sessions ADD COLUMN lines_added INTEGER NOT NULL DEFAULT 0;
+  ALTER TABLE harness_sessions ADD COLUMN lines_removed INTEGER NOT NULL DEFAULT 0;
+  ALTER TABLE harness_sessions ADD COLUMN commits INTEGER NOT NULL DEFAULT 0;
+  ALTER TABLE harness_sessions ADD COLUMN pull_requests INTEGER NOT NULL DEFAULT 0;
+  ALTER TABLE harness_sessions ADD COLUMN active_time_s REAL NOT NULL DEFAULT 0;
+  INSERT OR IGNORE INTO harness_facts (session_id, kind, key, session_key, model, ts_ms, unpriced, state)
+    SELECT coalesce(session_id, session_key), 'usage',
+      CASE WHEN json_extract(body, '$.request_id') IS NOT NULL THEN 'req:' || json_extract(body, '$.request_id')
+           WHEN json_extract(body, '$.message_id') IS NOT NULL THEN 'msg:' || json_extract(body, '$.message_id')
+           ELSE 'event:' || event_id END,
+      session_key, model, ts_ms, CASE WHEN cost_usd IS NULL THEN 1 ELSE 0 END,
+      json_object('model', model, 'input_tokens', coalesce(input_tokens, 0), 'output_tokens', coalesce(output_tokens, 0),
+        'cache_creation_input_tokens', coalesce(cache_creation_input_tokens, 0), 'cache_read_input_tokens', coalesce(cache_read_input_tokens, 0),
+        'claude_cost', NULL, 'estimate', cost_usd)
+    FROM harness_events WHERE event = 'usage' ORDER BY ts_ms;
+  UPDATE harness_sessions SET estimate_cost_requests = usage_events WHERE usage_events > 0;
+  INSERT OR IGNORE INTO harness_facts (session_id, kind, key, session_key, model, ts_ms, state)
+    SELECT coalesce(session_id, session_key), 'tool', coalesce('tool:' || tool_use_id, 'event:' || event_id), session_key, NULL, ts_ms,
+      CASE WHEN success = 0 THEN '{"failed":true}' ELSE '{"failed":false}' END
+    FROM harness_events WHERE event IN ('PostToolUse', 'PostToolUseFailure');
+  `,
+];

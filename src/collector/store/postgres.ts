@@ -1,0 +1,394 @@
+/**
+ * The PostgreSQL store: several `serve` replicas on one database, through `pg`
+ * and a connection pool per replica.
+ *
+ * One group commit is one transaction: the events are inserted in one statement
+ * (`ON CONFLICT DO NOTHING`: the database decides which replica stored an event
+ * first), then only the newly stored ones are folded by fold.ts and written as
+ * `INSERT … ON CONFLICT DO UPDATE` upserts whose updates commute (sums, min,
+ * max, first non-null, latest by timestamp), so concurrent transactions of
+ * several replicas give the same rows as one collector would. Every statement
+ * takes its row locks in one global order (event ids, then session ids, then
+ * counter series, all sorted) so two transactions cannot deadlock on each other;
+ * if the server still reports one (or a serialization failure) the transaction
+ * is run again. COMMIT returns after the WAL is flushed (synchronous_commit is
+ * PostgreSQL's default), before the caller answers 2xx.
+ *
+ * When the server goes away (restart, failover, too many connections) calls
+ * reject with StoreUnavailableError (HTTP 503 + Retry-After); the pool opens
+ * fresh connections on the next call, so a replica recovers without a restart.
+ */
+import { Pool, types as pgTypes, type PoolClient, type PoolConfig } from 'pg';
+import type { HarnessEvent } from '../../event';
+import { applyCompletions, factIdText, factsOf, foldEvents, labelsText, type CompletionState, type CounterSet, type FactRow } from '../fold';
+import { redactUrl, StoreUnavailableError, SWEEP_PERIOD_MS, type CounterTotal, type Filters, type IngestOutcome, type SessionFilter, type SessionRow, type Store, type StoreOptions, type SweepResult, type ToolRow } from './index';
+import { POSTGRES_MIGRATIONS } from './migrations/postgres';
+import { completionSet, EVENT_COLUMNS, eventValues, pageOf, SESSION_DELTA_COLUMNS, sessionMergeSet, sessionWhere, toolWhere, topToolsSql, toSession } from './rows';
+
+/** pg_advisory_xact_lock key held while migrating ("cm-migr" as digits, any constant works). */
+const MIGRATION_LOCK = 6_373_609_105;
+/** Counter rows per series (see the counters table). */
+const COUNTER_SHARDS = 16;
+const ph = (i: number) => `$${i}`;
+
+/** int8 and numeric as JS numbers: ms timestamps and token counts stay far below 2^53. */
+const TYPES = {
+  getTypeParser: ((oid: number, format?: 'text' | 'binary') => (oid === 20 || oid === 1700 ? (v: string) => Number(v) : pgTypes.getTypeParser(oid, format))) as typeof pgTypes.getTypeParser,
+};
+
+/** SQLSTATE classes and codes that mean "the server cannot do it now", not "the statement is wrong". */
+const UNAVAILABLE_STATES = /^(08|53|57P0[1-4]|58|25006|55P03|57014|40001|40P01)/;
+const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'ECONNABORTED']);
+const RETRY_STATES = new Set(['40001', '40P01']);
+
+/** The connection is gone (as opposed to an error the server answered on a working connection). */
+function connectionLost(err: unknown): boolean {
+  const e = err as { code?: string; message?: string };
+  if (e?.code && NETWORK_CODES.has(e.code)) return true;
+  if (e?.code && /^(08|57P0[1-3])/.test(e.code)) return true;
+  return /Connection terminated|connection timeout|timeout exceeded when trying to connect|Client has encountered a connection error|not queryable|Connection closed/i.test(e?.message ?? '');
+}
+
+function unavailable(err: unknown): boolean {
+  const code = (err as { code?: string })?.code;
+  return connectionLost(err) || (typeof code === 'string' && UNAVAILABLE_STATES.test(code));
+}
+
+function asStoreError(err: unknown): unknown {
+  if (!unavailable(err)) return err;
+  const e = err as { code?: string; message?: string };
+  return new StoreUnavailableError(`PostgreSQL: ${e.message ?? String(err)}${e.code ? ` (${e.code})` : ''}`, 1);
+}
+
+export class PostgresStore implements Store {
+  readonly kind = 'postgres' as const;
+  readonly location: string;
+  readonly pool: Pool;
+  private readonly guarded = new WeakSet<PoolClient>();
+  private readonly log: NonNullable<StoreOptions['log']>;
+
+  /** Connects, applies the migrations this replica knows (once across replicas) and returns the store. */
+  static async open(url: string, opts: StoreOptions = {}): Promise<PostgresStore> {
+    const store = new PostgresStore(url, opts);
+    try {
+      await store.migrate();
+    } catch (err) {
+      await store.pool.end().catch(() => undefined);
+      throw err;
+    }
+    return store;
+  }
+
+  private constructor(url: string, opts: StoreOptions) {
+    this.location = redactUrl(url);
+    this.log = opts.log ?? (() => undefined);
+    const config: PoolConfig = {
+      connectionString: url,
+      max: opts.poolSize ?? 10,
+      // A server that does not answer costs a request a few seconds, not forever.
+      connectionTimeoutMillis: 5_000,
+      idleTimeoutMillis: 30_000,
+      keepAlive: true,
+      application_name: 'claude-metrics serve',
+      statement_timeout: 30_000,
+      idle_in_transaction_session_timeout: 60_000,
+      types: TYPES,
+    };
+    this.pool = new Pool(config);
+    // An idle connection the server closed (restart, failover): the pool drops it and opens another when needed.
+    this.pool.on('error', (err) => this.log('PostgreSQL connection lost', { error: err.message }));
+  }
+
+  private async connect(): Promise<PoolClient> {
+    const c = await this.pool.connect();
+    if (!this.guarded.has(c)) {
+      // Errors of a checked-out connection also reach its pending query; this keeps them from being unhandled.
+      c.on('error', () => undefined);
+      this.guarded.add(c);
+    }
+    return c;
+  }
+
+  private async migrate(): Promise<void> {
+    const c = await this.connect();
+    try {
+      await c.query('BEGIN');
+      // Replicas starting together queue here; the first applies, the others find the versions recorded.
+      await c.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK]);
+      await c.query('CREATE TABLE IF NOT EXISTS claude_metrics_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())');
+      const version = Number((await c.query('SELECT coalesce(max(version), 0) AS v FROM claude_metrics_migrations')).rows[0].v);
+      if (version > POSTGRES_MIGRATIONS.length) throw new Error(`database schema version ${version} is newer than this collector (${POSTGRES_MIGRATIONS.length}); upgrade claude-metrics`);
+      for (let v = version; v < POSTGRES_MIGRATIONS.length; v++) {
+        await c.query(POSTGRES_MIGRATIONS[v]!.sql);
+        await c.query('INSERT INTO claude_metrics_migrations (version, name) VALUES ($1, $2)', [v + 1, POSTGRES_MIGRATIONS[v]!.name]);
+      }
+      await c.query('COMMIT');
+      c.release();
+    } catch (err) {
+      await c.query('ROLLBACK').catch(() => undefined);
+      c.release(err as Error);
+      throw err;
+    }
+  }
+
+  /**
+   * Runs fn in a transaction. A deadlock or serialization failure runs it again;
+   * a pooled connection found dead before COMMIT was sent is replaced once (the
+   * server restarted since it was opened). Anything else rejects, the
+   * unavailable kinds as StoreUnavailableError.
+   */
+  private async tx<T>(fn: (c: PoolClient) => Promise<T>): Promise<T> {
+    let staleRetried = false;
+    for (let attempt = 0; ; attempt++) {
+      let c: PoolClient;
+      try {
+        c = await this.connect();
+      } catch (err) {
+        throw asStoreError(err);
+      }
+      let committing = false;
+      try {
+        await c.query('BEGIN');
+        const r = await fn(c);
+        committing = true;
+        await c.query('COMMIT');
+        c.release();
+        return r;
+      } catch (err) {
+        const lost = connectionLost(err);
+        if (lost) c.release(err as Error);
+        else {
+          const rolledBack = await c.query('ROLLBACK').then(
+            () => true,
+            () => false,
+          );
+          c.release(rolledBack ? undefined : (err as Error));
+        }
+        const code = (err as { code?: string }).code ?? '';
+        if (RETRY_STATES.has(code) && attempt < 5) continue;
+        // After COMMIT was sent we cannot know whether it happened: the caller answers 503 and the
+        // emitter's retry finds the events stored (a duplicate, counted once) or stores them.
+        if (lost && !committing && !staleRetried) {
+          staleRetried = true;
+          continue;
+        }
+        throw asStoreError(err);
+      }
+    }
+  }
+
+  /** One statement outside a transaction, with the same retry of a stale connection. */
+  private async query<R extends Record<string, unknown> = Record<string, unknown>>(sql: string, params: unknown[] = []): Promise<R[]> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return (await this.pool.query(sql, params)).rows as R[];
+      } catch (err) {
+        if (connectionLost(err) && attempt === 0) continue;
+        throw asStoreError(err);
+      }
+    }
+  }
+
+  async ingestMany(groups: HarnessEvent[][], receivedMs = Date.now()): Promise<IngestOutcome[]> {
+    const all = groups.flat();
+    if (all.length === 0) return groups.map(() => ({ accepted: 0, duplicates: 0 }));
+    const eventRows = JSON.stringify(
+      all.map((e) => {
+        const v = eventValues(e, receivedMs);
+        const o: Record<string, unknown> = {};
+        EVENT_COLUMNS.forEach((c, i) => (o[c] = v[i]));
+        return o;
+      }),
+    );
+    const cols = EVENT_COLUMNS.join(', ');
+    return this.tx(async (c) => {
+      // Sorted by id: two replicas given the same events in another order wait for each other, never in a cycle.
+      const inserted = await c.query<{ event_id: string }>(
+        `INSERT INTO harness_events (${cols}) SELECT ${cols} FROM json_populate_recordset(NULL::harness_events, $1::json) ORDER BY event_id ON CONFLICT (event_id) DO NOTHING RETURNING event_id`,
+        [eventRows],
+      );
+      const fresh = new Set(inserted.rows.map((r) => r.event_id));
+      const stored: HarnessEvent[] = [];
+      let duplicates = 0;
+      const outcomes = groups.map((g) => {
+        const o = { accepted: 0, duplicates: 0 };
+        for (const e of g) {
+          // The first occurrence in this transaction is the one stored; a repeat is a duplicate.
+          if (fresh.delete(e.event_id)) (o.accepted++, stored.push(e));
+          else o.duplicates++;
+        }
+        duplicates += o.duplicates;
+        return o;
+      });
+      const facts = await this.lockFacts(c, stored);
+      const fold = foldEvents(stored, facts, duplicates);
+      if (fold.facts.length > 0) {
+        await c.query(
+          `UPDATE harness_facts AS f SET session_key = w.session_key, model = w.model, ts_ms = w.ts_ms, unpriced = w.unpriced, state = w.state
+           FROM json_to_recordset($1::json) AS w(session_id text, kind text, key text, session_key text, model text, ts_ms bigint, unpriced smallint, state text)
+           WHERE f.session_id = w.session_id AND f.kind = w.kind AND f.key = w.key`,
+          [JSON.stringify(fold.facts.map((f) => ({ ...f, state: JSON.stringify(f.state) })))],
+        );
+      }
+      if (fold.sessions.length > 0) {
+        const sessionCols = SESSION_DELTA_COLUMNS.map(([col]) => col).join(', ');
+        const rows = fold.sessions.map((d) => {
+          const o: Record<string, unknown> = {};
+          for (const [col, field] of SESSION_DELTA_COLUMNS) o[col] = d[field];
+          return o;
+        });
+        await c.query(
+          `INSERT INTO harness_sessions AS s (${sessionCols}) SELECT ${sessionCols} FROM json_populate_recordset(NULL::harness_sessions, $1::json) ORDER BY id
+           ON CONFLICT (id) DO UPDATE SET ${sessionMergeSet('s', 'least', 'greatest', ' COLLATE "C"')}`,
+          [JSON.stringify(rows)],
+        );
+      }
+      if (fold.completions.length > 0) {
+        // These rows were upserted above, so this transaction holds their locks: the state read is the state written.
+        const ids = [...new Set(fold.completions.map((x) => x.id))];
+        const states = new Map<string, CompletionState>();
+        for (const r of (await c.query<CompletionState & { id: string }>('SELECT id, started_ms, completed_ms, completion_event_id FROM harness_sessions WHERE id = ANY($1::text[])', [ids])).rows) {
+          states.set(r.id, { started_ms: r.started_ms, completed_ms: r.completed_ms, completion_event_id: r.completion_event_id });
+        }
+        const writes = applyCompletions(states, fold.completions, fold.counters).map(({ labels: _, ...w }) => w);
+        if (writes.length > 0) {
+          await c.query(
+            `UPDATE harness_sessions AS s SET ${completionSet('s', (n) => `c.${n}`)}
+             FROM json_to_recordset($1::json) AS c(id text, ts_ms bigint, event_id text, success smallint, exit_code integer, duration_ms double precision, num_turns integer,
+               input_tokens bigint, output_tokens bigint, cache_creation_input_tokens bigint, cache_read_input_tokens bigint, cost_usd double precision)
+             WHERE s.id = c.id`,
+            [JSON.stringify(writes)],
+          );
+        }
+      }
+      await this.writeCounters(c, fold.counters);
+      return outcomes;
+    });
+  }
+
+  /**
+   * Loads, and locks for this transaction, the facts these events report. A
+   * fact two replicas see at once is a row neither has written yet, which a
+   * plain SELECT … FOR UPDATE cannot lock; so every fact is upserted first (a
+   * new one as a placeholder with an empty state, an existing one with a no-op
+   * update that waits for, then returns, the latest committed state), in sorted
+   * order. The fold then writes each one's real state in the same transaction.
+   */
+  private async lockFacts(c: PoolClient, events: HarnessEvent[]): Promise<Map<string, FactRow>> {
+    const ids = factsOf(events);
+    const facts = new Map<string, FactRow>();
+    if (ids.length === 0) return facts;
+    const rows = await c.query<{ session_id: string; kind: 'usage' | 'tool' | 'metric'; key: string; session_key: string; model: string | null; ts_ms: number; unpriced: number; state: string }>(
+      `INSERT INTO harness_facts AS f (session_id, kind, key, session_key, ts_ms, state)
+       SELECT session_id, kind, key, '', 0, '' FROM json_to_recordset($1::json) AS w(session_id text, kind text, key text) ORDER BY session_id, kind, key
+       ON CONFLICT (session_id, kind, key) DO UPDATE SET state = f.state
+       RETURNING f.session_id, f.kind, f.key, f.session_key, f.model, f.ts_ms, f.unpriced, f.state`,
+      [JSON.stringify(ids)],
+    );
+    for (const r of rows.rows) {
+      if (r.state === '') continue; // new: no report stored yet
+      facts.set(factIdText(r), { session_key: r.session_key, model: r.model, ts_ms: r.ts_ms, unpriced: r.unpriced, state: JSON.parse(r.state) as unknown });
+    }
+    return facts;
+  }
+
+  private async writeCounters(c: PoolClient, counters: CounterSet): Promise<void> {
+    if (counters.size === 0) return;
+    const rows = counters.rows();
+    await c.query(
+      `INSERT INTO counters (metric, labels, shard, value)
+       SELECT m, l, (pg_backend_pid() % ${COUNTER_SHARDS})::smallint, v FROM unnest($1::text[], $2::text[], $3::double precision[]) AS t(m, l, v) ORDER BY m, l
+       ON CONFLICT (metric, labels, shard) DO UPDATE SET value = counters.value + excluded.value`,
+      [rows.map((r) => r.metric), rows.map((r) => r.labels), rows.map((r) => r.by)],
+    );
+  }
+
+  async countRejects(reason: string, n = 1): Promise<void> {
+    if (n > 0) await this.bump('rejects_total', { reason }, n);
+  }
+
+  async bump(metric: string, labels: Record<string, string>, by = 1): Promise<void> {
+    if (by === 0) return;
+    await this.query(
+      `INSERT INTO counters (metric, labels, shard, value) VALUES ($1, $2, (pg_backend_pid() % ${COUNTER_SHARDS})::smallint, $3)
+       ON CONFLICT (metric, labels, shard) DO UPDATE SET value = counters.value + excluded.value`,
+      [metric, labelsText(labels), by],
+    );
+  }
+
+  async counters(): Promise<CounterTotal[]> {
+    // numeric: an exact sum, the same whatever order the shards are read in, so a
+    // counter never appears to step back between two scrapes (Prometheus would see a reset).
+    const rows = await this.query<{ metric: string; labels: string; value: number }>('SELECT metric, labels, sum(value::numeric) AS value FROM counters GROUP BY metric, labels');
+    return rows.map((r) => ({ metric: r.metric, labels: JSON.parse(r.labels) as Record<string, string>, value: Number(r.value) }));
+  }
+
+  async sessions(f: SessionFilter, now = Date.now()): Promise<{ sessions: SessionRow[]; total: number }> {
+    const w = sessionWhere(f, ph);
+    const { limit, offset } = pageOf(f);
+    const n = w.params.length;
+    const [count, rows] = await Promise.all([
+      this.query<{ n: number }>(`SELECT count(*) AS n FROM harness_sessions ${w.sql}`, w.params),
+      this.query(`SELECT * FROM harness_sessions ${w.sql} ORDER BY started_ms DESC, id LIMIT $${n + 1} OFFSET $${n + 2}`, [...w.params, limit, offset]),
+    ]);
+    return { sessions: rows.map((r) => toSession(r, now)), total: Number(count[0]!.n) };
+  }
+
+  async allSessions(f: SessionFilter, now = Date.now()): Promise<SessionRow[]> {
+    const w = sessionWhere(f, ph);
+    return (await this.query(`SELECT * FROM harness_sessions ${w.sql}`, w.params)).map((r) => toSession(r, now));
+  }
+
+  async topTools(f: SessionFilter, limit = 10): Promise<ToolRow[]> {
+    const w = toolWhere(f, ph);
+    const rows = await this.query<{ tool: string; calls: number; failures: number; avg_duration_ms: number | null }>(topToolsSql(w.sql, `$${w.params.length + 1}`), [...w.params, limit]);
+    return rows.map((r) => ({ tool: r.tool, calls: Number(r.calls), failures: Number(r.failures), avg_duration_ms: r.avg_duration_ms === null ? null : Math.round(Number(r.avg_duration_ms)) }));
+  }
+
+  async unpricedModels(limit = 20): Promise<Array<{ model: string; requests: number }>> {
+    const rows = await this.query<{ model: string; requests: number }>(
+      `SELECT coalesce(model, 'unknown') COLLATE "C" AS model, count(*) AS requests FROM harness_facts WHERE unpriced = 1 GROUP BY 1 ORDER BY requests DESC, model LIMIT $1`,
+      [limit],
+    );
+    return rows.map((r) => ({ model: r.model, requests: Number(r.requests) }));
+  }
+
+  async filters(): Promise<Filters> {
+    // COLLATE "C": the same order as SQLite's (bytewise), whatever the database's locale.
+    const col = async (c: string) => (await this.query<{ v: string }>(`SELECT DISTINCT ${c} COLLATE "C" AS v FROM harness_sessions WHERE ${c} IS NOT NULL ORDER BY v LIMIT 500`)).map((r) => r.v);
+    const [sources, projects, labels] = await Promise.all([col('source'), col('project'), col('label')]);
+    return { sources, projects, labels };
+  }
+
+  async eventCount(): Promise<number> {
+    return Number((await this.query<{ n: number }>('SELECT count(*) AS n FROM harness_events'))[0]!.n);
+  }
+
+  /**
+   * Retention, once per period across replicas: a replica claims the period in
+   * collector_jobs (a row lock decides between replicas sweeping at once) and
+   * deletes in the same transaction; the others find it claimed and skip. A
+   * changed retention setting claims at once.
+   */
+  async sweep(retentionDays: number, now = Date.now()): Promise<SweepResult> {
+    const cutoff = now - retentionDays * 86_400_000;
+    return this.tx(async (c) => {
+      const claim = await c.query(
+        `INSERT INTO collector_jobs AS j (name, last_run_ms, setting) VALUES ('retention', $1, $2)
+         ON CONFLICT (name) DO UPDATE SET last_run_ms = excluded.last_run_ms, setting = excluded.setting
+         WHERE j.last_run_ms <= $3 OR j.setting IS DISTINCT FROM excluded.setting RETURNING name`,
+        // A minute of slack: replicas' hourly timers drift.
+        [now, String(retentionDays), now - SWEEP_PERIOD_MS + 60_000],
+      );
+      if (claim.rowCount === 0) return { events: 0, sessions: 0, facts: 0, skipped: true };
+      const events = (await c.query('DELETE FROM harness_events WHERE ts_ms < $1', [cutoff])).rowCount ?? 0;
+      const sessions = (await c.query('DELETE FROM harness_sessions WHERE last_seen_ms < $1', [cutoff])).rowCount ?? 0;
+      const facts = (await c.query('DELETE FROM harness_facts WHERE ts_ms < $1', [cutoff])).rowCount ?? 0;
+      return { events, sessions, facts };
+    });
+  }
+
+  async close(): Promise<void> {
+    await this.pool.end();
+  }
+}
