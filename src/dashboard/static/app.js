@@ -47,7 +47,9 @@
   // ---- filters, reflected in the URL so a view can be shared -------------------
   function readFilters() {
     const q = new URLSearchParams(location.search);
-    return { source: q.get('source') || '', project: q.get('project') || '', label: q.get('label') || '', range: q.get('range') || '7d' };
+    // Grafana's link passes its "All" as `.*`: that is no filter here.
+    const v = (k) => (q.get(k) === '.*' || q.get(k) === '$__all' ? '' : q.get(k) || '');
+    return { source: v('source'), project: v('project'), label: v('label'), range: q.get('range') || '7d' };
   }
   function writeFilters(f) {
     const q = new URLSearchParams();
