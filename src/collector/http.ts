@@ -13,6 +13,7 @@ import { parseBody, validateEvent } from './normalize';
 import { decodeOtlp, errorBody, MAX_OTLP_BYTES, successBody, encodingOf, type Signal } from './ingest/otlp';
 import { logsToEvents } from './ingest/otlp-logs';
 import { metricsToEvents } from './ingest/otlp-metrics';
+import { tracesToEvents } from './ingest/otlp-traces';
 import { serialize } from './prometheus';
 import type { HarnessEvent } from '../event';
 import { isStoreUnavailable, type IngestOutcome, type SessionFilter, type Store } from './store';
@@ -262,7 +263,7 @@ export function createCollector(opts: CollectorOptions): Server {
     const d = decodeOtlp(signal, req.headers['content-type'], req.headers['content-encoding'] as string | undefined, read.body);
     if (!d.ok) return fail(d.status, d.reason, d.status === 413 ? 'too_large' : d.status === 415 ? 'content_type' : `otlp_invalid_${d.encoding}`);
     const receivedMs = Date.now();
-    const mapped = signal === 'logs' ? logsToEvents(d.request, receivedMs) : metricsToEvents(d.request, receivedMs);
+    const mapped = signal === 'logs' ? logsToEvents(d.request, receivedMs) : signal === 'traces' ? tracesToEvents(d.request, receivedMs) : metricsToEvents(d.request, receivedMs);
     const events: HarnessEvent[] = [];
     let rejected = mapped.rejected;
     const reasons = [...mapped.reasons];
@@ -325,7 +326,7 @@ export function createCollector(opts: CollectorOptions): Server {
       if (fromQuery !== undefined && tokenMatches(fromQuery, opts.token) && method === 'GET' && (path === '/' || path.startsWith('/dashboard') || path.startsWith('/sessions/'))) {
         res.setHeader('set-cookie', `cm_token=${encodeURIComponent(fromQuery)}; HttpOnly; SameSite=Strict; Path=/`);
       } else if (!tokenMatches(bearer(req), opts.token)) {
-        if ((path === '/metrics/harness' || path === '/v1/logs' || path === '/v1/metrics') && method === 'POST') countRejects('unauthorized');
+        if ((path === '/metrics/harness' || path === '/v1/logs' || path === '/v1/metrics' || path === '/v1/traces') && method === 'POST') countRejects('unauthorized');
         req.resume();
         return error(res, 401, 'unauthorized: send Authorization: Bearer <token> (or open the dashboard with ?token=<token>)', {});
       }
@@ -339,8 +340,8 @@ export function createCollector(opts: CollectorOptions): Server {
       }
       return error(res, 405, 'use POST', {});
     }
-    if (path === '/v1/logs' || path === '/v1/metrics') {
-      if (method === 'POST') return otlp(path === '/v1/logs' ? 'logs' : 'metrics', req, res);
+    if (path === '/v1/logs' || path === '/v1/metrics' || path === '/v1/traces') {
+      if (method === 'POST') return otlp(path === '/v1/logs' ? 'logs' : path === '/v1/traces' ? 'traces' : 'metrics', req, res);
       return error(res, 405, 'use POST (OTLP/HTTP export)', {});
     }
     if (method !== 'GET' && method !== 'HEAD') return error(res, 405, `${method} not allowed on ${path}`);

@@ -17,7 +17,7 @@ import type { EventRow, SessionReader } from './session-reads';
 export const DEFAULT_PAGE = 500;
 export const MAX_PAGE = 5000;
 
-export type StepKind = 'tool' | 'prompt' | 'request' | 'start' | 'end' | 'stop' | 'subagent_stop' | 'wait' | 'task' | 'compact' | 'error' | 'event';
+export type StepKind = 'tool' | 'turn' | 'prompt' | 'request' | 'start' | 'end' | 'stop' | 'subagent_stop' | 'wait' | 'task' | 'compact' | 'error' | 'event';
 export type StepStatus = 'ok' | 'failed' | 'unfinished' | 'denied' | null;
 
 export interface Step {
@@ -54,8 +54,12 @@ export interface Step {
   reason: string | null;
   /** Of a request: claude_code (its own cost) or estimate (our price table). */
   cost_source: string | null;
-  /** Of a tool call: time between its PreToolUse and the start of its run (a permission prompt), from hook times. */
+  /** Of a tool call: time spent waiting for a person (a permission prompt): Claude Code's blocked_on_user span, else Pre → Post minus the run. */
   wait_ms: number;
+  /** Of a tool call: its run as Claude Code's tool.execution span measured it (null without traces). */
+  run_ms: number | null;
+  /** Where the split into wait and run came from: `hooks` (times of PreToolUse/PostToolUse) or `trace` (Claude Code's spans). */
+  timing: 'hooks' | 'trace' | null;
 }
 
 /** Pre → Post minus the tool's own duration below this is hook latency, not waiting. */
@@ -86,6 +90,11 @@ const KIND: Record<string, StepKind> = {
   PostToolUseFailure: 'tool',
   tool_result: 'tool',
   tool_decision: 'tool',
+  tool_span: 'tool',
+  tool_wait: 'tool',
+  tool_execution: 'tool',
+  llm_request: 'request',
+  interaction: 'turn',
   UserPromptSubmit: 'prompt',
   user_prompt: 'prompt',
   api_error: 'error',
@@ -126,7 +135,7 @@ function single(r: EventRow): Step {
   const h = b.hook ?? {};
   const kind = KIND[r.event] ?? 'event';
   const content = b.content ?? {};
-  const requestKey = r.event === 'usage' ? (strOf(b.request_id) ? `req:${b.request_id as string}` : strOf(b.message_id) ? `msg:${b.message_id as string}` : null) : null;
+  const requestKey = r.event === 'usage' || r.event === 'llm_request' ? (strOf(b.request_id) ? `req:${b.request_id as string}` : strOf(b.message_id) ? `msg:${b.message_id as string}` : null) : null;
   return {
     // One API request reported by the transcript and by OTel is one step (the key the cost facts use).
     id: r.tool_use_id && KIND[r.event] === 'tool' ? `tool:${r.tool_use_id}` : requestKey ?? r.event_id,
@@ -160,6 +169,8 @@ function single(r: EventRow): Step {
     message: strOf(h.message) ?? strOf(content.message),
     reason: strOf(h.reason) ?? strOf(b.result_subtype),
     wait_ms: 0,
+    run_ms: null,
+    timing: null,
     cost_source: r.event === 'usage' ? (strOf(b.cost_source) ?? (r.cost_usd !== null ? 'estimate' : null)) : null,
   };
 }
@@ -174,7 +185,11 @@ function toolStep(rows: EventRow[], sessionDone: boolean): Step {
   // The hook's Post first; Claude Code's OTel tool_result when the hooks did not report one.
   const post = rows.find((r) => r.event === 'PostToolUse' || r.event === 'PostToolUseFailure') ?? rows.find((r) => r.event === 'tool_result');
   const decision = rows.find((r) => r.event === 'tool_decision');
-  const first = pre ?? post ?? rows[0]!;
+  // Claude Code's own spans, when its traces are on: the wait for a person and the run, measured.
+  const span = rows.find((r) => r.event === 'tool_span');
+  const wait = rows.find((r) => r.event === 'tool_wait');
+  const exec = rows.find((r) => r.event === 'tool_execution');
+  const first = pre ?? post ?? span ?? rows[0]!;
   const step = single(first);
   step.event_ids = rows.map((r) => r.event_id);
   step.seq = Math.max(...rows.map((r) => r.seq));
@@ -193,6 +208,7 @@ function toolStep(rows: EventRow[], sessionDone: boolean): Step {
       // Pre → Post took longer than the tool ran: the rest was spent waiting (for a permission answer).
       const gap = step.end_ms - pre.ts_ms - (post.duration_ms ?? step.end_ms - pre.ts_ms);
       step.wait_ms = gap >= WAIT_MIN_MS ? gap : 0;
+      step.timing = 'hooks';
     } else {
       // Only the Post: it ended at its own time and began duration_ms before.
       step.end_ms = post.ts_ms;
@@ -206,6 +222,20 @@ function toolStep(rows: EventRow[], sessionDone: boolean): Step {
     step.status = rejected || sessionDone ? 'denied' : 'unfinished';
     step.duration_ms = null;
     step.end_ms = null;
+  }
+  if (!post && exec) {
+    // Only the trace saw it finish.
+    step.status = exec.success === 0 ? 'failed' : 'ok';
+    step.success = exec.success === null ? null : exec.success === 1;
+    step.duration_ms = exec.duration_ms;
+    const spanEnd = span && span.duration_ms !== null ? span.ts_ms + span.duration_ms : exec.duration_ms !== null ? exec.ts_ms + exec.duration_ms : null;
+    step.end_ms = spanEnd;
+  }
+  if (wait || exec) {
+    step.timing = 'trace';
+    step.wait_ms = wait?.duration_ms ?? 0;
+    if (exec?.duration_ms !== null && exec?.duration_ms !== undefined) step.run_ms = exec.duration_ms;
+    if (wait) step.reason = strOf(parse(wait.body).attrs?.decision) ?? step.reason;
   }
   if (decision) step.reason = strOf(parse(decision.body).attrs?.decision) ?? step.reason;
   step.tool_name ??= rows.map((r) => r.tool_name).find((t) => t !== null) ?? null;

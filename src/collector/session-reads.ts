@@ -78,7 +78,7 @@ export const RESUMING_EVENTS = ['PreToolUse', 'PostToolUse', 'PostToolUseFailure
 
 const COLS = 'rowid AS seq, event_id, event, source, ts_ms, tool_name, tool_use_id, success, duration_ms, exit_code, error, model, input_tokens, output_tokens, cache_creation_input_tokens, cache_read_input_tokens, cost_usd, num_turns, body';
 /** The reports of a tool call besides its PreToolUse (hooks and Claude Code's OTel logs). */
-export const TOOL_REPORTS = ['PostToolUse', 'PostToolUseFailure', 'tool_result', 'tool_decision'] as const;
+export const TOOL_REPORTS = ['PostToolUse', 'PostToolUseFailure', 'tool_result', 'tool_decision', 'tool_span', 'tool_wait', 'tool_execution'] as const;
 const POSTS = `(${TOOL_REPORTS.map((x) => `'${x}'`).join(', ')})`;
 const list = (xs: readonly string[]) => `(${xs.map((x) => `'${x}'`).join(', ')})`;
 
