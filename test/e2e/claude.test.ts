@@ -165,7 +165,7 @@ describe(`the real Claude Code CLI through our hooks`, () => {
       },
       { timeoutMs: 45_000, intervalMs: 500 },
     );
-    const bash = show.steps.filter((s) => s.kind === 'tool' && s.tool_name === 'Bash');
+    const bash = show!.steps.filter((s) => s.kind === "tool" && s.tool_name === "Bash");
     expect(bash.map((s) => s.status)).toEqual(['ok', 'failed']);
     for (const s of bash) {
       expect(s.run_ms, 'the execution span').toBeGreaterThanOrEqual(0);
@@ -175,7 +175,7 @@ describe(`the real Claude Code CLI through our hooks`, () => {
     expect(text.stdout).toMatch(/✓ +tool +Bash/);
     expect(text.stdout).toMatch(/✗ +tool +Bash/);
     // What Claude Code does with the TRACEPARENT run passes: its spans join our trace (or not; say which).
-    const started = show.steps.find((s) => s.event === 'ralph_task_started')!;
+    const started = show!.steps.find((s) => s.event === 'ralph_task_started')!;
     const raw = (await getJson(`${w.serve!.url}/api/events/${started.event_ids[0]}`)).body.event;
     const spans = await Promise.all(bash[0]!.event_ids.map(async (id: string) => (await getJson(`${w.serve!.url}/api/events/${id}`)).body.event));
     const traceIds = [...new Set(spans.map((e: any) => e.attrs?.trace_id).filter(Boolean))];
