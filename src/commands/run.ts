@@ -55,13 +55,13 @@ export default async function run(opts: Record<string, unknown>, args: string[])
     ...env,
     // W3C trace context: `claude -p` reads TRACEPARENT, so this run is the parent of its Claude Code spans.
     TRACEPARENT: trace.traceparent,
-    // Claude Code's own OTel (logs, metrics, traces) then names this run, so the collector folds it into the run's session.
-    OTEL_RESOURCE_ATTRIBUTES: resourceAttributes(env.OTEL_RESOURCE_ATTRIBUTES, { 'claude_metrics.run_id': runId, 'claude_metrics.task_id': taskId, 'claude_metrics.source': source, 'claude_metrics.project': project, 'claude_metrics.label': config.label }),
     CLAUDE_METRICS_RUN_ID: runId,
     CLAUDE_METRICS_TASK_ID: taskId,
     CLAUDE_METRICS_SOURCE: source,
     CLAUDE_METRICS_PROJECT: project,
     ...(config.label ? { CLAUDE_METRICS_LABEL: config.label } : {}),
+    // Claude Code's own OTel export (install --otel) carries these, so its records fold into this task too.
+    OTEL_RESOURCE_ATTRIBUTES: otelResourceAttributes(env.OTEL_RESOURCE_ATTRIBUTES, { 'claude_metrics.run_id': runId, 'claude_metrics.task_id': taskId, 'claude_metrics.source': source, 'claude_metrics.project': project, ...(config.label ? { 'claude_metrics.label': config.label } : {}) }),
   };
   const started = Date.now();
   const tail = new TailBuffer(8 * 1024 * 1024);
@@ -125,9 +125,8 @@ export function traceparentFor(runId: string, incoming: string | undefined): { t
   return { traceparent: `00-${traceId}-${spanId}-01`, traceId, spanId };
 }
 
-/** OTEL_RESOURCE_ATTRIBUTES with ours added (W3C-baggage-style `k=v,k=v`, values percent-encoded); the user's own keys are kept. */
-export function resourceAttributes(existing: string | undefined, ours: Record<string, string | undefined>): string {
-  const kept = (existing ?? '').split(',').map((p) => p.trim()).filter((p) => p && !Object.keys(ours).includes(p.split('=')[0]!.trim()));
-  const added = Object.entries(ours).filter(([, v]) => v !== undefined && v !== '').map(([k, v]) => `${k}=${encodeURIComponent(v!)}`);
-  return [...kept, ...added].join(',');
+/** Adds ours to an OTEL_RESOURCE_ATTRIBUTES value (`k=v,k=v`, values percent-encoded), replacing earlier claude_metrics.* keys. */
+export function otelResourceAttributes(existing: string | undefined, ours: Record<string, string>): string {
+  const kept = (existing ?? '').split(',').map((p) => p.trim()).filter((p) => p !== '' && !p.startsWith('claude_metrics.'));
+  return [...kept, ...Object.entries(ours).map(([k, v]) => `${k}=${encodeURIComponent(v)}`)].join(',');
 }

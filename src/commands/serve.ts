@@ -4,17 +4,18 @@
  * start and hourly, and on SIGTERM/SIGINT stops accepting, lets in-flight
  * requests finish and closes the database cleanly.
  */
-import { join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { createCollector } from '../collector/http';
-import { isPostgresUrl, openStore, redactUrl, type Store } from '../collector/store';
+import { ACTIVE_WINDOW_MS, isPostgresUrl, openStore, redactUrl, type Store } from '../collector/store';
 import { resolveConfig } from '../config';
 import { CliError, ConfigError, UsageError } from '../errors';
 import { createLogger } from '../log';
 import { statePaths } from '../paths';
 
 export default async function serve(opts: Record<string, unknown>): Promise<number> {
-  const resolved = resolveConfig({ configFile: opts.config as string | undefined, flags: { token: opts.token, db: opts.db, dbPoolSize: opts.dbPoolSize } });
+  // No temp-dir fallback for the database: an unwritable state dir is an error here (--db or CLAUDE_METRICS_STATE_DIR).
+  const resolved = resolveConfig({ configFile: opts.config as string | undefined, flags: { token: opts.token, db: opts.db, dbPoolSize: opts.dbPoolSize }, checkStateDir: false });
   if (resolved.errors.length > 0) throw new ConfigError(resolved.errors.join('; '));
   const { config } = resolved;
   const env = process.env;
@@ -23,6 +24,7 @@ export default async function serve(opts: Record<string, unknown>): Promise<numb
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`--port: expected 0 to 65535, got ${port}`);
   const retentionDays = (opts.retentionDays as number | undefined) ?? (env.CLAUDE_METRICS_RETENTION_DAYS ? Number(env.CLAUDE_METRICS_RETENTION_DAYS) : 90);
   if (!Number.isFinite(retentionDays) || retentionDays < 1) throw new UsageError(`--retention-days: expected a whole number of days ≥ 1, got ${retentionDays}`);
+  const activeWindowMs = activeWindow(opts.activeWindowMs as number | undefined, env.CLAUDE_METRICS_ACTIVE_WINDOW_MS);
   const routerMetricsUrl = opts.routerMetricsUrl as string | undefined;
   if (routerMetricsUrl !== undefined && !/^https?:\/\//.test(routerMetricsUrl)) throw new UsageError(`--router-metrics-url: expected an http(s) URL, got ${routerMetricsUrl}`);
   const paths = statePaths(config.stateDir);
@@ -34,8 +36,11 @@ export default async function serve(opts: Record<string, unknown>): Promise<numb
   try {
     store = await openStore(dbPath, { poolSize: config.dbPoolSize, log: (msg, fields) => log.warn(msg, fields) });
   } catch (err) {
+    // The single binary's own message for a missing better-sqlite3 says what to do: keep it.
+    if ((err as { code?: unknown }).code === 'E_SERVE_NEEDS_NPM') throw err;
     throw new CliError(`cannot open the database ${isPostgresUrl(dbPath) ? redactUrl(dbPath) : dbPath}: ${(err as Error).message}`, 'E_DB', 1);
   }
+  store.activeWindowMs = activeWindowMs;
   const sweep = async () => {
     try {
       const r = await store.sweep(retentionDays);
@@ -50,7 +55,8 @@ export default async function serve(opts: Record<string, unknown>): Promise<numb
 
   // PostgreSQL overlaps a second transaction with the one committing; SQLite has one writer.
   const maxCommitsInFlight = store.kind === 'postgres' ? Math.max(1, Math.min(2, config.dbPoolSize - 1)) : 1;
-  const server = createCollector({ store, token: config.token, log, dashboardDir: join(__dirname, '..', 'dashboard'), routerMetricsUrl, maxCommitsInFlight });
+  const dataDir = store.kind === 'sqlite' && dbPath !== ':memory:' ? dirname(resolve(dbPath)) : undefined; // where a full disk stops writes
+  const server = createCollector({ store, token: config.token, log, dashboardDir: join(__dirname, '..', 'dashboard'), routerMetricsUrl, maxCommitsInFlight, dataDir });
   await new Promise<void>((resolvePromise, reject) => {
     server.once('error', (err: NodeJS.ErrnoException) =>
       reject(new CliError(err.code === 'EADDRINUSE' ? `port ${port} on ${host} is in use (another collector?); pick one with --port` : `cannot listen on ${host}:${port}: ${err.message}`, 'E_LISTEN', 1)),
@@ -85,4 +91,17 @@ export default async function serve(opts: Record<string, unknown>): Promise<numb
     process.once('SIGTERM', () => stop('SIGTERM'));
     process.once('SIGINT', () => stop('SIGINT'));
   });
+}
+
+/** `--active-window-ms` (a typo is an error) > CLAUDE_METRICS_ACTIVE_WINDOW_MS (a bad value warns, the default stays) > 30 min. */
+function activeWindow(flag: number | undefined, envValue: string | undefined): number {
+  const ok = (n: number) => Number.isInteger(n) && n >= 1000;
+  if (flag !== undefined) {
+    if (!ok(flag)) throw new UsageError(`--active-window-ms: expected a whole number of milliseconds ≥ 1000, got ${flag}`);
+    return flag;
+  }
+  if (envValue === undefined || envValue === '') return ACTIVE_WINDOW_MS;
+  if (/^\d+$/.test(envValue) && ok(Number(envValue))) return Number(envValue);
+  process.stderr.write(`claude-metrics serve: warning: CLAUDE_METRICS_ACTIVE_WINDOW_MS=${JSON.stringify(envValue)} is not a whole number of milliseconds ≥ 1000; using ${ACTIVE_WINDOW_MS}\n`);
+  return ACTIVE_WINDOW_MS;
 }
