@@ -418,7 +418,7 @@ export async function waitingSessions(reads: SessionReader, now = Date.now(), wi
       waited_ms: Math.max(0, now - w.since_ms),
       event: w.event,
       kind: strOf(h.notification_type) ?? (w.event === 'PermissionRequest' ? 'permission_request' : 'notification'),
-      tool_name: strOf(b.tool_name),
+      tool_name: strOf(b.tool_name) ?? w.tool_name,
       message: strOf(h.message),
     });
   }

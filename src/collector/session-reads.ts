@@ -67,6 +67,8 @@ export interface ChangedSession {
 export interface WaitingRow {
   session_key: string;
   since_ms: number;
+  /** The tool a permission was asked for (from the latest PermissionRequest). */
+  tool_name: string | null;
   event: string;
   body: string;
 }
@@ -149,12 +151,17 @@ export class SqliteSessionReads implements SessionReader {
         FROM harness_events e NOT INDEXED WHERE e.rowid > ? GROUP BY e.session_key ORDER BY seq LIMIT ?`),
       changedSinceCount: db.prepare('SELECT count(*) AS n, coalesce(max(rowid), 0) AS seq FROM harness_events NOT INDEXED WHERE rowid > ?'),
       // The latest wait of each session in the window, unless something later shows it moved on.
-      waiting: db.prepare(`SELECT w.session_key, w.ts_ms AS since_ms, w.event, w.body FROM harness_events w
+      // `since`: the first of the waits told since the session last moved on (a PermissionRequest, then its Notification).
+      waiting: db.prepare(`SELECT w.session_key, w.event, w.body,
+          coalesce((SELECT min(x.ts_ms) FROM harness_events x WHERE x.session_key = w.session_key AND x.event IN ${list(WAITING_EVENTS)} AND x.ts_ms <= w.ts_ms
+             AND x.ts_ms > coalesce((SELECT max(r.ts_ms) FROM harness_events r WHERE r.session_key = w.session_key AND r.ts_ms <= w.ts_ms AND r.event IN ${list(RESUMING_EVENTS)}), -1)), w.ts_ms) AS since_ms,
+          (SELECT p.tool_name FROM harness_events p WHERE p.session_key = w.session_key AND p.event = 'PermissionRequest' AND p.ts_ms <= w.ts_ms AND p.tool_name IS NOT NULL ORDER BY p.ts_ms DESC LIMIT 1) AS tool_name
+        FROM harness_events w
         WHERE w.event IN ${list(WAITING_EVENTS)} AND w.ts_ms >= @from
           AND NOT EXISTS (SELECT 1 FROM harness_events l WHERE l.session_key = w.session_key AND l.event IN ${list(WAITING_EVENTS)}
                           AND (l.ts_ms > w.ts_ms OR (l.ts_ms = w.ts_ms AND l.event_id > w.event_id)))
           AND NOT EXISTS (SELECT 1 FROM harness_events r WHERE r.session_key = w.session_key AND r.ts_ms > w.ts_ms AND r.event IN ${list(RESUMING_EVENTS)})
-        ORDER BY w.ts_ms LIMIT @limit`),
+        ORDER BY since_ms LIMIT @limit`),
     };
   }
 
