@@ -9,7 +9,7 @@ import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileS
 import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startFakeAnthropic, type FakeAnthropic, type Scenario } from '../fake-anthropic/server';
-import { deadPort, getJson, ROOT, runCli, runProcess, startServe, tempHome, waitFor, type ServeHandle, type TempHome } from '../helpers/cli';
+import { deadPort, getJson, ROOT, runCli, runProcess, startServe, tempHome, waitDelivered, waitFor, type ServeHandle, type TempHome } from '../helpers/cli';
 
 const CLAUDE = join(ROOT, 'node_modules', '.bin', 'claude');
 const MODEL = 'claude-sonnet-4-5-20250929';
@@ -93,6 +93,8 @@ function claude(w: World, prompt: string, extra: string[] = [], format = 'json')
 }
 
 async function sessionWhenSettled(w: World, expectTokens: number) {
+  // Hook events may land after the tokens do (a loaded machine): wait until nothing is left to deliver.
+  await waitDelivered(w.home.stateDir);
   return waitFor(
     async () => {
       const { body } = await getJson(`${w.serve!.url}/api/sessions`);
