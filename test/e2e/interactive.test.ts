@@ -270,7 +270,10 @@ describe.skipIf(!HAVE_TMUX)('interactive Claude Code in a terminal (tmux), throu
         expect(end[0]!.body.hook).toMatchObject({ reason: 'prompt_input_exit' });
         const metrics = (await getJson(`${w.serve.url}/metrics`)).body as string;
         expect(metrics).toMatch(/claude_harness_events_total\{[^}]*event="Notification"[^}]*source="interactive"[^}]*\} 1\n/);
-        expect((await getJson(`${w.serve.url}/api/summary`)).body.ingest.duplicates).toBe(0);
+        // Delivery is at-least-once (a reply slower than the emit deadline is sent again), so the
+        // collector may have seen duplicates; what it stored and counted is each event once.
+        const ingest = (await getJson(`${w.serve.url}/api/summary`)).body.ingest as { events: number; duplicates: number };
+        expect(ingest.events).toBe(stored(w).length);
       } finally {
         await fake.close();
       }
@@ -478,9 +481,12 @@ describe.skipIf(!HAVE_TMUX)('interactive Claude Code in a terminal (tmux), throu
           for (const name of ['SessionStart', 'UserPromptSubmit', 'PreToolUse', 'PostToolUse', 'Stop', 'SessionEnd']) expect(count(events, name), `${tag} ${name}`).toBe(1);
           expect(events.filter((e) => e.event === 'usage')).toHaveLength(2);
         }
-        // Nothing landed outside the two sessions, nothing twice.
+        // Nothing landed outside the two sessions.
         expect(stored(w).every((e) => e.session_id === idA || e.session_id === idB)).toBe(true);
-        expect((await getJson(`${w.serve.url}/api/summary`)).body.ingest.duplicates).toBe(0);
+        // Delivery is at-least-once (a reply slower than the emit deadline is sent again), so the
+        // collector may have seen duplicates; what it stored and counted is each event once.
+        const ingest = (await getJson(`${w.serve.url}/api/summary`)).body.ingest as { events: number; duplicates: number };
+        expect(ingest.events).toBe(stored(w).length);
       } finally {
         await fakeA.close();
         await fakeB.close();
