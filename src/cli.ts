@@ -121,19 +121,22 @@ export function buildProgram(): Command {
   program
     .command('install')
     .description("add claude-metrics hooks to Claude Code's settings.json (surgical, idempotent, backed up)")
-    .addOption(new Option('--scope <scope>', 'which settings file').choices(['user', 'project', 'local']).default('user'))
+    .addOption(new Option('--scope <scope>', 'which settings file (managed: /etc/claude-code/managed-settings.json, for every user; needs root)').choices(['user', 'project', 'local', 'managed']).default('user'))
     .option('--events <list>', 'comma-separated hook events (default: the ones metrics need)')
     .option('--async', "use Claude Code's async hooks (loses events in claude -p; not recommended)")
     .option('--dry-run', 'print the diff, change nothing')
     .option('--settings <path>', 'settings file to edit (overrides --scope)')
     .option('--timeout <seconds>', 'hook timeout in seconds', int('--timeout'))
     .addOption(new Option('--hook <kind>', 'fast: a sh script spools, a drainer sends (~10 ms a hook); emit: one Node process per hook').choices(['fast', 'emit']).default('fast'))
+    .option('--otel', "also turn on Claude Code's own OpenTelemetry export to the collector (exact per-request tokens and cost)")
+    .option('--otel-only', 'only the OpenTelemetry export, no hooks')
+    .addOption(new Option('--otel-protocol <p>', 'OTLP encoding').choices(['protobuf', 'json']).default('protobuf'))
     .action(lazy('install'));
 
   program
     .command('uninstall')
     .description('remove only our hook entries from settings.json')
-    .addOption(new Option('--scope <scope>', 'which settings file').choices(['user', 'project', 'local']).default('user'))
+    .addOption(new Option('--scope <scope>', 'which settings file (managed: /etc/claude-code/managed-settings.json, for every user; needs root)').choices(['user', 'project', 'local', 'managed']).default('user'))
     .option('--dry-run', 'print the diff, change nothing')
     .option('--settings <path>', 'settings file to edit (overrides --scope)')
     .action(lazy('uninstall'));

@@ -108,7 +108,7 @@ function groupFor(event: string, spec: HookSpec): Record<string, unknown> {
 }
 
 /** Applies one jsonc edit with line endings matching the file (jsonc-parser inserts "\n"). */
-function edit(text: string, path: Array<string | number>, value: unknown, fo: FormattingOptions, arrayInsert = false): string {
+export function edit(text: string, path: Array<string | number>, value: unknown, fo: FormattingOptions, arrayInsert = false): string {
   if (value === undefined) return removeAt(text, path, fo);
   const edits: Edit[] = modify(text, path, value, { formattingOptions: fo, isArrayInsertion: arrayInsert });
   const eol = fo.eol ?? '\n';
@@ -288,14 +288,14 @@ export function planUninstall(original: string, file: string): UninstallPlan {
 }
 
 /** Our hook entries found in a settings text, by event (for doctor). Never throws on bad files: returns an error instead. */
-export function findOurHooks(text: string, file: string): { commands: Array<{ event: string; command: string; async: boolean }>; error?: string; disableAllHooks?: boolean; cleanupPeriodDays?: unknown } {
+export function findOurHooks(text: string, file: string): { commands: Array<{ event: string; command: string; async: boolean }>; error?: string; disableAllHooks?: boolean; cleanupPeriodDays?: unknown; allowManagedHooksOnly?: boolean } {
   let root: Node | undefined;
   try {
     root = parseSettings(text, file);
   } catch (err) {
     return { commands: [], error: (err as Error).message };
   }
-  const value = (root ? getNodeValue(root) : {}) as { hooks?: Record<string, MatcherGroup[]>; disableAllHooks?: unknown; cleanupPeriodDays?: unknown };
+  const value = (root ? getNodeValue(root) : {}) as { hooks?: Record<string, MatcherGroup[]>; disableAllHooks?: unknown; cleanupPeriodDays?: unknown; allowManagedHooksOnly?: unknown };
   const commands: Array<{ event: string; command: string; async: boolean }> = [];
   if (value.hooks && typeof value.hooks === 'object') {
     for (const [event, groups] of Object.entries(value.hooks)) {
@@ -306,5 +306,5 @@ export function findOurHooks(text: string, file: string): { commands: Array<{ ev
       }
     }
   }
-  return { commands, disableAllHooks: value.disableAllHooks === true, cleanupPeriodDays: value.cleanupPeriodDays };
+  return { commands, disableAllHooks: value.disableAllHooks === true, cleanupPeriodDays: value.cleanupPeriodDays, allowManagedHooksOnly: value.allowManagedHooksOnly === true };
 }
