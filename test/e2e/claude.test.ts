@@ -108,7 +108,8 @@ async function sessionWhenSettled(w: World, expectTokens: number) {
 
 const sum = (u: { input_tokens: number; output_tokens: number; cache_creation_input_tokens: number; cache_read_input_tokens: number }) => u.input_tokens + u.output_tokens + u.cache_creation_input_tokens + u.cache_read_input_tokens;
 
-describe(`the real Claude Code CLI through our hooks`, () => {
+// Generous bounds: with the whole suite running on two cores, one real Claude Code run can take a minute.
+describe(`the real Claude Code CLI through our hooks`, { timeout: 180_000 }, () => {
   it('a claude -p session: source, project, tool calls with durations, outcome, tokens = what the API served, cost = Claude Code’s', async () => {
     const w = await world(TOOL_THEN_ANSWER, { capture: true });
     const r = await claude(w, 'run two commands');
@@ -192,7 +193,7 @@ describe(`the real Claude Code CLI through our hooks`, () => {
     expect(result.is_error).toBe(true);
     const s = await waitFor(
       async () => (await getJson(`${w.serve!.url}/api/sessions`)).body.sessions?.find((x: { task_id: string; completed_at: string | null }) => x.task_id === 'T-err' && x.completed_at),
-      { timeoutMs: 30_000, intervalMs: 250 },
+      { timeoutMs: 60_000, intervalMs: 250 },
     );
     expect(s).toMatchObject({ source: 'ralph', success: false, exit_code: 1, claude_session_id: result.session_id, input_tokens: 0, output_tokens: 0 });
     const summary = (await getJson(`${w.serve!.url}/api/summary`)).body;
