@@ -12,7 +12,7 @@ import protobuf from 'protobufjs';
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const protoDir = join(root, 'src/collector/ingest/proto');
 const out = join(root, 'src/collector/ingest/otlp-proto.ts');
-const files = ['opentelemetry/proto/collector/logs/v1/logs_service.proto', 'opentelemetry/proto/collector/metrics/v1/metrics_service.proto'];
+const files = ['opentelemetry/proto/collector/logs/v1/logs_service.proto', 'opentelemetry/proto/collector/metrics/v1/metrics_service.proto', 'opentelemetry/proto/collector/trace/v1/trace_service.proto'];
 
 const r = new protobuf.Root();
 r.resolvePath = (_origin, target) => join(protoDir, target.replace(/^.*?(opentelemetry\/proto\/)/, '$1'));

@@ -119,6 +119,27 @@ export function buildProgram(): Command {
     .action(lazy('run'));
 
   program
+    .command('show')
+    .description("one session's timeline from the collector: steps, durations, failures (✗), tokens, cost")
+    .argument('<id>', 'session key, Claude Code session id, task id or run id')
+    .option('--json', 'machine-readable output: {session, steps}')
+    .option('--endpoint <url>', 'collector URL')
+    .option('--token <token>', 'bearer token')
+    .action(lazy('show'));
+
+  program
+    .command('tail')
+    .description('follow the collector live, one line per step, like tail -f (Ctrl-C to stop)')
+    .option('--project <name>', 'only this project')
+    .option('--source <source>', 'only this source (interactive, ralph, api, …)')
+    .option('--label <label>', 'only this label')
+    .option('--session <id>', 'only this session (its key, e.g. session:<id> or run:<id>)')
+    .option('--json', 'one JSON object per step and line')
+    .option('--endpoint <url>', 'collector URL')
+    .option('--token <token>', 'bearer token')
+    .action(lazy('tail'));
+
+  program
     .command('install')
     .description("add claude-metrics hooks to Claude Code's settings.json (surgical, idempotent, backed up)")
     .addOption(new Option('--scope <scope>', 'which settings file (managed: /etc/claude-code/managed-settings.json, for every user; needs root)').choices(['user', 'project', 'local', 'managed']).default('user'))

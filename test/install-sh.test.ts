@@ -10,7 +10,7 @@ import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { findOurHooks } from '../src/install/settings-edit';
+import { DEFAULT_EVENTS, findOurHooks } from '../src/install/settings-edit';
 import { deadPort, ROOT, runProcess, waitFor } from './helpers/cli';
 
 let base: string;
@@ -76,7 +76,7 @@ describe('install.sh from a clean clone', () => {
     // Hooks point at the clone, absolute.
     const settings = readFileSync(join(home, '.claude', 'settings.json'), 'utf8');
     const hooks = findOurHooks(settings, 'settings.json').commands;
-    expect(hooks).toHaveLength(8);
+    expect(hooks).toHaveLength(DEFAULT_EVENTS.length);
     expect(hooks[0]!.command).toBe(`/bin/sh ${join(repo, 'bin', 'claude-metrics-hook')} ${process.execPath} ${join(repo, 'dist', 'cli.cjs')}`.replace(/\/\//g, '/'));
     // The collector is up.
     const pid = Number(readFileSync(pidFile(), 'utf8'));
@@ -90,7 +90,7 @@ describe('install.sh from a clean clone', () => {
     const r = await runProcess('bash', [join(repo, 'install.sh'), '--with-collector', '--port', String(port)], { env, cwd: home });
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/bin\/claude-metrics is up to date/);
-    expect(r.stdout).toMatch(/hooks already installed/);
+    expect(r.stdout).toMatch(/already installed in .*settings\.json .*; nothing changed/);
     expect(r.stdout).toMatch(/collector already running/);
     expect(readFileSync(join(home, '.claude', 'settings.json'), 'utf8')).toBe(settingsBefore);
     expect(readFileSync(pidFile(), 'utf8')).toBe(pidBefore);

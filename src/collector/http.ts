@@ -13,11 +13,13 @@ import { parseBody, validateEvent } from './normalize';
 import { decodeOtlp, errorBody, MAX_OTLP_BYTES, successBody, encodingOf, type Signal } from './ingest/otlp';
 import { logsToEvents } from './ingest/otlp-logs';
 import { metricsToEvents } from './ingest/otlp-metrics';
+import { tracesToEvents } from './ingest/otlp-traces';
 import { serialize } from './prometheus';
 import type { HarnessEvent } from '../event';
 import type { IngestOutcome, SessionFilter, Store } from './store';
 import { RETRY_AFTER_S, StorageHealth } from './storage-health';
 import { unavailableBody, type StorageUnavailable } from './storage-errors';
+import { SessionRoutes } from './session-routes';
 
 export const MAX_BODY_BYTES = 1024 * 1024;
 /** Events waiting for the next group commit; past this, ingest answers 503 with Retry-After. */
@@ -38,6 +40,8 @@ export class GroupCommit {
   constructor(
     private readonly store: Store,
     private readonly maxInFlight = 1,
+    /** Told after each commit (the live stream); must not throw or block. */
+    private readonly onCommit?: (groups: HarnessEvent[][], outcomes: IngestOutcome[]) => void,
   ) {}
 
   submit(events: HarnessEvent[]): Promise<IngestOutcome> | null {
@@ -66,6 +70,7 @@ export class GroupCommit {
     try {
       const outcomes = await this.store.ingestMany(q.map((x) => x.events));
       q.forEach((x, i) => x.resolve(outcomes[i]!));
+      this.onCommit?.(q.map((x) => x.events), outcomes);
     } catch (err) {
       for (const x of q) x.reject(err);
     } finally {
@@ -206,7 +211,10 @@ function filterFrom(q: URLSearchParams, now: number): SessionFilter | string {
 export function createCollector(opts: CollectorOptions): Server {
   const { store, log } = opts;
   const dashboardRoot = resolve(opts.dashboardDir);
-  const commits = new GroupCommit(store, opts.maxCommitsInFlight ?? 1);
+  const sessions = new SessionRoutes(store);
+  const commits = new GroupCommit(store, opts.maxCommitsInFlight ?? 1, (groups, outcomes) => {
+    sessions.committed(groups, outcomes).catch((err: unknown) => log.error('stream publish failed', { error: (err as Error).message }));
+  });
   const health =
     opts.health ??
     new StorageHealth({
@@ -297,7 +305,7 @@ export function createCollector(opts: CollectorOptions): Server {
     const d = decodeOtlp(signal, req.headers['content-type'], req.headers['content-encoding'] as string | undefined, read.body);
     if (!d.ok) return fail(d.status, d.reason, d.status === 413 ? 'too_large' : d.status === 415 ? 'content_type' : `otlp_invalid_${d.encoding}`);
     const receivedMs = Date.now();
-    const mapped = signal === 'logs' ? logsToEvents(d.request, receivedMs) : metricsToEvents(d.request, receivedMs);
+    const mapped = signal === 'logs' ? logsToEvents(d.request, receivedMs) : signal === 'traces' ? tracesToEvents(d.request, receivedMs) : metricsToEvents(d.request, receivedMs);
     const events: HarnessEvent[] = [];
     let rejected = mapped.rejected;
     const reasons = [...mapped.reasons];
@@ -370,10 +378,10 @@ export function createCollector(opts: CollectorOptions): Server {
     if (opts.token) {
       // The browser opens the page once with ?token=…; an HttpOnly cookie carries it from then on.
       const fromQuery = url.searchParams.get('token') ?? undefined;
-      if (fromQuery !== undefined && tokenMatches(fromQuery, opts.token) && method === 'GET' && (path === '/' || path.startsWith('/dashboard'))) {
+      if (fromQuery !== undefined && tokenMatches(fromQuery, opts.token) && method === 'GET' && (path === '/' || path.startsWith('/dashboard') || path.startsWith('/sessions/'))) {
         res.setHeader('set-cookie', `cm_token=${encodeURIComponent(fromQuery)}; HttpOnly; SameSite=Strict; Path=/`);
       } else if (!tokenMatches(bearer(req), opts.token)) {
-        if ((path === '/metrics/harness' || path === '/v1/logs' || path === '/v1/metrics') && method === 'POST') countRejects('unauthorized');
+        if ((path === '/metrics/harness' || path === '/v1/logs' || path === '/v1/metrics' || path === '/v1/traces') && method === 'POST') countRejects('unauthorized');
         req.resume();
         return error(res, 401, 'unauthorized: send Authorization: Bearer <token> (or open the dashboard with ?token=<token>)', {});
       }
@@ -387,8 +395,8 @@ export function createCollector(opts: CollectorOptions): Server {
       }
       return error(res, 405, 'use POST', {});
     }
-    if (path === '/v1/logs' || path === '/v1/metrics') {
-      if (method === 'POST') return otlp(path === '/v1/logs' ? 'logs' : 'metrics', req, res);
+    if (path === '/v1/logs' || path === '/v1/metrics' || path === '/v1/traces') {
+      if (method === 'POST') return otlp(path === '/v1/logs' ? 'logs' : path === '/v1/traces' ? 'traces' : 'metrics', req, res);
       return error(res, 405, 'use POST (OTLP/HTTP export)', {});
     }
     if (method !== 'GET' && method !== 'HEAD') return error(res, 405, `${method} not allowed on ${path}`);
@@ -400,11 +408,12 @@ export function createCollector(opts: CollectorOptions): Server {
       } catch (err) {
         if (!health.failed(err)) throw err; // the store cannot be read either: its health is still worth scraping
       }
-      const text = serialize([...families, ...healthFamilies(health)]);
+      const text = serialize([...families, ...healthFamilies(health), ...sessions.metricFamilies()]);
       res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' });
       return void res.end(text);
     }
     if (path.startsWith('/api/')) {
+      if (await sessions.handle(req, res, url, now)) return;
       const f = filterFrom(url.searchParams, now);
       if (typeof f === 'string') return error(res, 400, f);
       switch (path) {
@@ -426,6 +435,8 @@ export function createCollector(opts: CollectorOptions): Server {
       }
     }
     if (path === '/' || path.startsWith('/dashboard/')) return serveStatic(res, path);
+    // A session's page has its own URL; the page reads the id from it.
+    if (/^\/sessions\/[^/]+$/.test(path)) return serveStatic(res, '/dashboard/session.html');
     return error(res, 404, `not found: ${path}`);
   }
 
@@ -442,6 +453,12 @@ export function createCollector(opts: CollectorOptions): Server {
       else res.destroy();
     });
   });
+  // Live streams never end by themselves: end them when the server closes, so in-flight requests can drain.
+  const close = server.close.bind(server);
+  server.close = ((cb?: (err?: Error) => void) => {
+    sessions.hub?.closeAll();
+    return close(cb);
+  }) as typeof server.close;
   server.keepAliveTimeout = 65_000;
   server.headersTimeout = 66_000;
   server.requestTimeout = 120_000;

@@ -5,6 +5,7 @@
  * from it. SIGINT/SIGTERM/SIGHUP are forwarded; we exit with its status. The
  * child's hooks are tied to the task through CLAUDE_METRICS_RUN_ID & co.
  */
+import { randomBytes } from 'node:crypto';
 import { spawn } from 'node:child_process';
 import { resolveConfig } from '../config';
 import { deliverEvents } from '../emit/deliver';
@@ -45,12 +46,15 @@ export default async function run(opts: Record<string, unknown>, args: string[])
     task_id: taskId,
     project,
     ...(config.label ? { label: config.label } : {}),
-    attrs: { command: args[0]!.split('/').pop()!.slice(0, 64) },
+    attrs: { command: args[0]!.split('/').pop()!.slice(0, 64), trace_id: trace.traceId, span_id: trace.spanId },
     context: { host: hostname(), user: currentUser(env) ?? undefined, cwd, claude_version: claudeVersion(env) ?? undefined, emitter_version: VERSION },
   });
 
+  const trace = traceparentFor(runId, env.TRACEPARENT);
   const childEnv: NodeJS.ProcessEnv = {
     ...env,
+    // W3C trace context: `claude -p` reads TRACEPARENT, so this run is the parent of its Claude Code spans.
+    TRACEPARENT: trace.traceparent,
     CLAUDE_METRICS_RUN_ID: runId,
     CLAUDE_METRICS_TASK_ID: taskId,
     CLAUDE_METRICS_SOURCE: source,
@@ -106,6 +110,19 @@ export default async function run(opts: Record<string, unknown>, args: string[])
   await startDelivery;
   await deliverEvents([done], { config, paths, log, deadline: Date.now() + Math.max(config.timeoutMs * 3, 1000) });
   return outcome.code;
+}
+
+/**
+ * The run's W3C traceparent: its own span under an incoming TRACEPARENT's trace
+ * (a harness that traces its own requests), else a new trace whose id is the
+ * run id (a UUIDv7 is 32 hex digits), so a trace and a run find each other.
+ */
+export function traceparentFor(runId: string, incoming: string | undefined): { traceparent: string; traceId: string; spanId: string } {
+  const m = incoming ? /^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/.exec(incoming.trim()) : null;
+  const valid = m && !/^0+$/.test(m[1]!) && !/^0+$/.test(m[2]!);
+  const traceId = valid ? m[1]! : runId.replace(/-/g, '').toLowerCase();
+  const spanId = randomBytes(8).toString('hex');
+  return { traceparent: `00-${traceId}-${spanId}-01`, traceId, spanId };
 }
 
 /** Adds ours to an OTEL_RESOURCE_ATTRIBUTES value (`k=v,k=v`, values percent-encoded), replacing earlier claude_metrics.* keys. */

@@ -36,6 +36,8 @@ export default async function serve(opts: Record<string, unknown>): Promise<numb
   try {
     store = await openStore(dbPath, { poolSize: config.dbPoolSize, log: (msg, fields) => log.warn(msg, fields) });
   } catch (err) {
+    // The single binary's own message for a missing better-sqlite3 says what to do: keep it.
+    if ((err as { code?: unknown }).code === 'E_SERVE_NEEDS_NPM') throw err;
     throw new CliError(`cannot open the database ${isPostgresUrl(dbPath) ? redactUrl(dbPath) : dbPath}: ${(err as Error).message}`, 'E_DB', 1);
   }
   store.activeWindowMs = activeWindowMs;

@@ -143,6 +143,49 @@ describe(`the real Claude Code CLI through our hooks`, { timeout: 180_000 }, () 
     }
   });
 
+  it("the session's page data and `show` find the Bash step; with Claude Code's traces on, its execution span is joined to it, and run's TRACEPARENT is the spans' trace", async () => {
+    const w = await world(TOOL_THEN_ANSWER);
+    const otel = {
+      CLAUDE_CODE_ENABLE_TELEMETRY: '1',
+      CLAUDE_CODE_ENHANCED_TELEMETRY_BETA: '1',
+      OTEL_TRACES_EXPORTER: 'otlp',
+      OTEL_LOGS_EXPORTER: 'otlp',
+      OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json',
+      OTEL_EXPORTER_OTLP_ENDPOINT: w.serve!.url,
+      OTEL_LOGS_EXPORT_INTERVAL: '500',
+      OTEL_BSP_SCHEDULE_DELAY: '500',
+    };
+    const r = await runProcess(process.execPath, [join(ROOT, 'bin', 'claude-metrics'), 'run', '--task-id', 'T-trace', '--', CLAUDE, '-p', 'run two commands', '--output-format', 'json', '--allowedTools', 'Bash', '--model', MODEL], { env: { ...w.claudeEnv, ...otel }, cwd: w.project, killAfterMs: 90_000 });
+    expect(r.code, r.stderr).toBe(0);
+    const env = { ...w.home.env, CLAUDE_METRICS_ENDPOINT: w.serve!.endpoint };
+    const show = await waitFor(
+      async () => {
+        const j = await runCli(['show', 'T-trace', '--json'], { env });
+        if (j.code !== 0) return undefined;
+        const parsed = JSON.parse(j.stdout) as { session: { id: string }; steps: Array<Record<string, any>> };
+        const bash = parsed.steps.filter((s) => s.kind === 'tool' && s.tool_name === 'Bash');
+        return bash.length === 2 && bash.every((s) => s.timing === 'trace') ? parsed : undefined;
+      },
+      { timeoutMs: 45_000, intervalMs: 500 },
+    );
+    const bash = show!.steps.filter((s) => s.kind === "tool" && s.tool_name === "Bash");
+    expect(bash.map((s) => s.status)).toEqual(['ok', 'failed']);
+    for (const s of bash) {
+      expect(s.run_ms, 'the execution span').toBeGreaterThanOrEqual(0);
+      expect(s.event_ids.length).toBeGreaterThanOrEqual(4); // Pre, Post, and the tool / execution spans
+    }
+    const text = await runCli(['show', 'T-trace'], { env });
+    expect(text.stdout).toMatch(/✓ +tool +Bash/);
+    expect(text.stdout).toMatch(/✗ +tool +Bash/);
+    // What Claude Code does with the TRACEPARENT run passes: its spans join our trace (or not; say which).
+    const started = show!.steps.find((s) => s.event === 'ralph_task_started')!;
+    const raw = (await getJson(`${w.serve!.url}/api/events/${started.event_ids[0]}`)).body.event;
+    const spans = await Promise.all(bash[0]!.event_ids.map(async (id: string) => (await getJson(`${w.serve!.url}/api/events/${id}`)).body.event));
+    const traceIds = [...new Set(spans.map((e: any) => e.attrs?.trace_id).filter(Boolean))];
+    console.log(`e2e: run trace ${raw.attrs.trace_id}; Claude Code's tool spans in trace(s) ${traceIds.join(', ')}`);
+    expect(traceIds).toEqual([raw.attrs.trace_id]);
+  }, 150_000);
+
   it('a Ralph task through claude-metrics run: one task session with outcome, turns, cost, and the hooks inside it', async () => {
     const w = await world(TOOL_THEN_ANSWER);
     const r = await runProcess(process.execPath, [join(ROOT, 'bin', 'claude-metrics'), 'run', '--task-id', 'T-77', '--label', 'nightly', '--', CLAUDE, '-p', 'do the task', '--output-format', 'json', '--allowedTools', 'Bash', '--model', MODEL], {

@@ -10,7 +10,7 @@ import { gunzipSync } from 'node:zlib';
 import * as protobuf from 'protobufjs/light';
 import { OTLP_DESCRIPTOR } from './otlp-proto';
 
-export type Signal = 'logs' | 'metrics';
+export type Signal = 'logs' | 'metrics' | 'traces';
 export type Encoding = 'json' | 'protobuf';
 
 /** Largest OTLP body, compressed or not (Claude Code's batches are far smaller). */
@@ -19,6 +19,7 @@ export const MAX_OTLP_BYTES = 4 * 1024 * 1024;
 const NAMES: Record<Signal, { request: string; response: string }> = {
   logs: { request: 'opentelemetry.proto.collector.logs.v1.ExportLogsServiceRequest', response: 'opentelemetry.proto.collector.logs.v1.ExportLogsServiceResponse' },
   metrics: { request: 'opentelemetry.proto.collector.metrics.v1.ExportMetricsServiceRequest', response: 'opentelemetry.proto.collector.metrics.v1.ExportMetricsServiceResponse' },
+  traces: { request: 'opentelemetry.proto.collector.trace.v1.ExportTraceServiceRequest', response: 'opentelemetry.proto.collector.trace.v1.ExportTraceServiceResponse' },
 };
 
 let types: { root: protobuf.Root; status: protobuf.Type } | undefined;
@@ -83,7 +84,7 @@ export function decodeOtlp(signal: Signal, contentType: string | undefined, cont
 
 /** The 200 answer: an Export…ServiceResponse, with partial_success when something was rejected. */
 export function successBody(signal: Signal, encoding: Encoding, rejected: number, message: string): { type: string; body: Buffer } {
-  const field = signal === 'logs' ? 'rejectedLogRecords' : 'rejectedDataPoints';
+  const field = signal === 'logs' ? 'rejectedLogRecords' : signal === 'traces' ? 'rejectedSpans' : 'rejectedDataPoints';
   const obj = rejected > 0 || message ? { partialSuccess: { [field]: rejected, errorMessage: message } } : {};
   if (encoding === 'json') return { type: 'application/json', body: Buffer.from(JSON.stringify(obj)) };
   const type = load().root.lookupType(NAMES[signal].response);

@@ -16,6 +16,7 @@
  */
 import type { HarnessEvent } from '../../event';
 import type { CostSource } from '../facts';
+import type { SessionReader } from '../session-reads';
 
 export interface IngestOutcome {
   accepted: number;
@@ -124,6 +125,9 @@ export interface Store {
   unpricedModels(limit?: number): Promise<Array<{ model: string; requests: number }>>;
   /** Events stored (for health). */
   eventCount(): Promise<number>;
+
+  /** One session's page, `show`, the stream and "waiting on you" (../session-reads.ts); absent where not ported yet (PostgreSQL). */
+  sessionReads?(): SessionReader;
 
   /** Retention: deletes events and sessions older than this; counters stay. At most once per period across replicas. */
   sweep(retentionDays: number, now?: number): Promise<SweepResult>;

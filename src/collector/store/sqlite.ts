@@ -3,6 +3,7 @@
  * migrations, prepared statements. Synchronous underneath; the Store interface
  * is async because PostgreSQL's is, and a resolved promise costs nothing here.
  */
+import { SqliteSessionReads } from '../session-reads';
 import Database from 'better-sqlite3';
 import { chmodSync, existsSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
@@ -162,6 +163,11 @@ export class SqliteStore implements Store {
       sessions: this.db.prepare('DELETE FROM harness_sessions WHERE last_seen_ms < ?').run(cutoff).changes,
       facts: this.db.prepare('DELETE FROM harness_facts WHERE ts_ms < ?').run(cutoff).changes,
     }))();
+  }
+
+  private reads: SqliteSessionReads | undefined;
+  sessionReads(): SqliteSessionReads {
+    return (this.reads ??= new SqliteSessionReads(this.db));
   }
 
   async close(): Promise<void> {

@@ -6,7 +6,7 @@
 (() => {
   const REFRESH_MS = 15000;
   const $ = (id) => document.getElementById(id);
-  const state = { auto: true, timer: 0, inFlight: false, charts: {} };
+  const state = { auto: true, timer: 0, inFlight: false, again: false, charts: {}, stream: null, live: false, lastRefresh: 0, soon: 0 };
 
   /** Creates an element with text and attributes (no HTML parsing, ever). */
   function h(tag, attrs, ...children) {
@@ -47,7 +47,9 @@
   // ---- filters, reflected in the URL so a view can be shared -------------------
   function readFilters() {
     const q = new URLSearchParams(location.search);
-    return { source: q.get('source') || '', project: q.get('project') || '', label: q.get('label') || '', range: q.get('range') || '7d' };
+    // Grafana's link passes its "All" as `.*`: that is no filter here.
+    const v = (k) => (q.get(k) === '.*' || q.get(k) === '$__all' ? '' : q.get(k) || '');
+    return { source: v('source'), project: v('project'), label: v('label'), range: q.get('range') || '7d' };
   }
   function writeFilters(f) {
     const q = new URLSearchParams();
@@ -118,7 +120,14 @@
 
   function renderBreakdowns(s) {
     const cols = (name) => [{ label: name }, { label: 'Tasks', num: true }, { label: 'Success', num: true }, { label: 'Tokens', num: true }, { label: 'Cost', num: true }];
-    const row = (key) => (r) => [r[key], fmtInt(r.tasks), fmtPct(r.success_rate), fmtTokens(r.tokens), fmtCost(r.cost_usd)];
+    // A project or label opens this page filtered by it (its sessions below, each linked).
+    const filtered = (key, v) => {
+      if (v === '(none)') return v;
+      const q = new URLSearchParams(location.search);
+      q.set(key, v);
+      return h('a', { class: 'filter-link', href: `/?${q}`, 'data-filter': key, 'data-value': v }, v);
+    };
+    const row = (key) => (r) => [filtered(key, r[key]), fmtInt(r.tasks), fmtPct(r.success_rate), fmtTokens(r.tokens), fmtCost(r.cost_usd)];
     table($('by-project'), cols('Project'), s.by_project.map(row('project')), 'No projects in this range.');
     table($('by-label'), cols('Label'), s.by_label.map(row('label')), 'No labels in this range.');
     table(
@@ -146,7 +155,8 @@
         s.source || '–',
         s.project || '–',
         s.label || '–',
-        s.task_id || (s.claude_session_id ? s.claude_session_id.slice(0, 8) : '–'),
+        // Each row opens its session's page (its own URL: shareable, Back returns here).
+        h('a', { class: 'session-link', href: `/sessions/${encodeURIComponent(s.id)}`, title: `open session ${s.id}` }, s.task_id || (s.claude_session_id ? s.claude_session_id.slice(0, 8) : s.id.replace(/^[a-z]+:/, '').slice(0, 12))),
         fmtTime(s.started_at),
         fmtDur(s.duration_ms),
         fmtInt(s.tool_calls_count),
@@ -229,11 +239,12 @@
     const f = readFilters();
     const days = f.range === '1d' ? 1 : f.range === '30d' ? 30 : 7;
     try {
-      const [filters, summary, sessions, daily] = await Promise.all([
+      const [filters, summary, sessions, daily, waiting] = await Promise.all([
         getJson('/api/filters'),
         getJson(`/api/summary?${apiQuery(f, { since: `${days}d` })}`),
         getJson(`/api/sessions?${apiQuery(f, { since: `${days}d`, limit: '50' })}`),
         getJson(`/api/daily?${apiQuery(f, { days: String(Math.max(days, 7)) })}`),
+        getJson('/api/waiting').catch(() => ({ waiting: [] })),
       ]);
       fillSelect($('f-source'), filters.sources, f.source);
       fillSelect($('f-project'), filters.projects, f.project);
@@ -244,7 +255,8 @@
       renderBreakdowns(summary);
       renderSessions(sessions);
       renderCharts(daily, Math.max(days, 7));
-      setText('updated', `Updated ${new Date().toLocaleTimeString()}${state.auto ? ` · every ${REFRESH_MS / 1000} s` : ' · paused'}`);
+      renderWaiting(waiting.waiting, f);
+      setUpdated();
       document.body.dataset.state = 'ready';
     } catch (err) {
       if (err.status === 401) {
@@ -256,12 +268,81 @@
       document.body.dataset.state = 'error';
     } finally {
       state.inFlight = false;
+      state.lastRefresh = Date.now();
+      if (state.again) {
+        state.again = false;
+        soon();
+      }
     }
+  }
+
+  function setUpdated() {
+    const how = !state.auto ? ' · paused' : state.live ? ' · live' : ` · every ${REFRESH_MS / 1000} s`;
+    setText('updated', `Updated ${new Date().toLocaleTimeString()}${how}`);
+    $('updated').dataset.live = state.auto && state.live ? 'on' : 'off';
+  }
+
+  /** Sessions blocked on a person now (any machine), longest wait first; the page's filters apply. */
+  function renderWaiting(list, f) {
+    const rows = list.filter((w) => (!f.source || w.source === f.source) && (!f.project || w.project === f.project) && (!f.label || w.label === f.label));
+    $('waiting-panel').hidden = rows.length === 0;
+    setText('waiting-count', `(${rows.length})`);
+    $('waiting-list').replaceChildren(
+      ...rows.map((w) =>
+        h(
+          'li',
+          {},
+          h('a', { href: `/sessions/${encodeURIComponent(w.id)}` }, w.task_id || w.label || (w.claude_session_id ? w.claude_session_id.slice(0, 8) : w.id)),
+          ` · ${w.kind === 'permission_prompt' || w.kind === 'permission_request' ? 'permission' : w.kind === 'idle_prompt' ? 'waiting for input' : w.kind}${w.tool_name ? ` (${w.tool_name})` : ''} · ${[w.project, w.source, w.user && w.host ? `${w.user}@${w.host}` : w.host].filter(Boolean).join(' · ')} · `,
+          h('strong', {}, `waited ${fmtDur(w.waited_ms)}`),
+        ),
+      ),
+    );
+  }
+
+  /** A refresh soon: at most one a second, never two at once (the stream may say "changed" many times a second). */
+  function soon() {
+    if (state.inFlight) {
+      state.again = true;
+      return;
+    }
+    if (state.soon) return;
+    const wait = Math.max(0, 1000 - (Date.now() - state.lastRefresh));
+    state.soon = setTimeout(() => {
+      state.soon = 0;
+      refresh();
+    }, wait);
+  }
+
+  /** Live updates: the stream says what changed; polling only while it is down. */
+  function connect() {
+    if (state.stream) state.stream.close();
+    state.stream = null;
+    state.live = false;
+    if (!state.auto || typeof EventSource === 'undefined') return;
+    const es = new EventSource(`/api/stream?${apiQuery(readFilters())}`);
+    state.stream = es;
+    es.addEventListener('open', () => {
+      state.live = true;
+      clearTimeout(state.timer);
+      setUpdated();
+    });
+    es.addEventListener('change', soon);
+    es.addEventListener('reset', soon);
+    es.addEventListener('error', () => {
+      // EventSource reconnects by itself (with Last-Event-ID); until then, poll.
+      if (state.live) {
+        state.live = false;
+        setUpdated();
+      }
+      if (!state.timer) schedule();
+    });
   }
 
   function schedule() {
     clearTimeout(state.timer);
-    if (state.auto) state.timer = setTimeout(async () => {
+    state.timer = 0;
+    if (state.auto && !state.live) state.timer = setTimeout(async () => {
       await refresh();
       schedule();
     }, REFRESH_MS);
@@ -275,6 +356,7 @@
       const next = { source: $('f-source').value, project: $('f-project').value, label: $('f-label').value, range: $('f-range').value };
       writeFilters(next);
       refresh();
+      connect();
     });
     $('filters').addEventListener('submit', (e) => e.preventDefault());
     $('refresh-toggle').addEventListener('click', () => {
@@ -282,6 +364,7 @@
       $('refresh-toggle').setAttribute('aria-pressed', String(state.auto));
       $('refresh-toggle').textContent = `Auto-refresh: ${state.auto ? 'on' : 'off'}`;
       if (state.auto) refresh();
+      connect();
       schedule();
     });
     window.addEventListener('resize', () => {
@@ -293,7 +376,10 @@
       q.delete('token');
       history.replaceState(null, '', `${location.pathname}${q.toString() ? `?${q}` : ''}`);
     }
-    refresh().then(schedule);
+    refresh().then(() => {
+      connect();
+      schedule();
+    });
   }
 
   if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', init);
