@@ -9,7 +9,7 @@ import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileS
 import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startFakeAnthropic, type FakeAnthropic, type Scenario } from '../fake-anthropic/server';
-import { deadPort, getJson, ROOT, runCli, runProcess, startServe, tempHome, waitFor, type ServeHandle, type TempHome } from '../helpers/cli';
+import { deadPort, getJson, ROOT, runCli, runProcess, startServe, tempHome, waitDelivered, waitFor, type ServeHandle, type TempHome } from '../helpers/cli';
 
 const CLAUDE = join(ROOT, 'node_modules', '.bin', 'claude');
 const MODEL = 'claude-sonnet-4-5-20250929';
@@ -93,6 +93,8 @@ function claude(w: World, prompt: string, extra: string[] = [], format = 'json')
 }
 
 async function sessionWhenSettled(w: World, expectTokens: number) {
+  // Hook events may land after the tokens do (a loaded machine): wait until nothing is left to deliver.
+  await waitDelivered(w.home.stateDir);
   return waitFor(
     async () => {
       const { body } = await getJson(`${w.serve!.url}/api/sessions`);
@@ -106,7 +108,8 @@ async function sessionWhenSettled(w: World, expectTokens: number) {
 
 const sum = (u: { input_tokens: number; output_tokens: number; cache_creation_input_tokens: number; cache_read_input_tokens: number }) => u.input_tokens + u.output_tokens + u.cache_creation_input_tokens + u.cache_read_input_tokens;
 
-describe(`the real Claude Code CLI through our hooks`, () => {
+// Generous bounds: with the whole suite running on two cores, one real Claude Code run can take a minute.
+describe(`the real Claude Code CLI through our hooks`, { timeout: 180_000 }, () => {
   it('a claude -p session: source, project, tool calls with durations, outcome, tokens = what the API served, cost = Claude Code’s', async () => {
     const w = await world(TOOL_THEN_ANSWER, { capture: true });
     const r = await claude(w, 'run two commands');
@@ -233,7 +236,7 @@ describe(`the real Claude Code CLI through our hooks`, () => {
     expect(result.is_error).toBe(true);
     const s = await waitFor(
       async () => (await getJson(`${w.serve!.url}/api/sessions`)).body.sessions?.find((x: { task_id: string; completed_at: string | null }) => x.task_id === 'T-err' && x.completed_at),
-      { timeoutMs: 30_000, intervalMs: 250 },
+      { timeoutMs: 60_000, intervalMs: 250 },
     );
     expect(s).toMatchObject({ source: 'ralph', success: false, exit_code: 1, claude_session_id: result.session_id, input_tokens: 0, output_tokens: 0 });
     const summary = (await getJson(`${w.serve!.url}/api/summary`)).body;

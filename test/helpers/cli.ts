@@ -3,7 +3,7 @@
  * HOME (never the real ~/.claude), and a capture server on 127.0.0.1:0.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, realpathSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, realpathSync, rmSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -242,6 +242,19 @@ export async function waitFor<T>(fn: () => T | Promise<T>, { timeoutMs = 15_000,
     await new Promise((r) => setTimeout(r, intervalMs));
   } while (Date.now() < until);
   throw new Error(`waitFor: condition not met within ${timeoutMs} ms`);
+}
+
+/**
+ * Waits until the emitter side of a state dir has nothing left to deliver: no hook
+ * file in the inbox and no drainer, an empty spool, no transcript worker. After
+ * this every event that will reach the collector has reached it (or is a loss).
+ */
+export async function waitDelivered(stateDir: string, timeoutMs = 60_000): Promise<void> {
+  const ls = (dir: string) => (existsSync(join(stateDir, dir)) ? readdirSync(join(stateDir, dir)) : []);
+  const left = () => [...ls('inbox').filter((f) => f.endsWith('.hook') || f === 'drainer.pid').map((f) => `inbox/${f}`), ...ls(join('spool', 'new')).map((f) => `spool/new/${f}`), ...ls(join('spool', 'cur')).map((f) => `spool/cur/${f}`), ...ls('transcripts').filter((f) => f.endsWith('.lock') || f.endsWith('.worker')).map((f) => `transcripts/${f}`)];
+  await waitFor(() => left().length === 0, { timeoutMs, intervalMs: 200 }).catch(() => {
+    throw new Error(`waitDelivered: still to deliver after ${timeoutMs} ms: ${left().join(', ')}`);
+  });
 }
 
 export interface ServeHandle {
