@@ -47,6 +47,14 @@ beforeAll(async () => {
   mkdirSync(home);
   execFileSync('git', ['clone', '-q', ROOT, repo]);
   symlinkSync(join(ROOT, 'node_modules'), join(repo, 'node_modules'));
+  // install.sh runs `npm ci` when `npm ls` finds node_modules incomplete, and through this symlink
+  // that would empty the checkout's own node_modules: refuse to go on instead.
+  try {
+    execFileSync('npm', ['ls', '--depth=0'], { cwd: repo, stdio: 'ignore' });
+  } catch {
+    rmSync(join(repo, 'node_modules'));
+    throw new Error('node_modules does not match the committed package.json/lock: run `npm ci` first (install.sh would reinstall it through the symlink)');
+  }
   port = await deadPort();
   // A PATH with node and npm, nothing from the developer's ~/.local/bin.
   env = { HOME: home, PATH: `${dirname(process.execPath)}:/usr/bin:/bin`, TZ: 'UTC' };
