@@ -3,6 +3,10 @@
 // of 500, for `claude-metrics serve` beside a bare node:http server that only
 // parses the JSON and answers, measured in the same run with the same client.
 // Usage: node bench/ingest.mjs [--single 8000] [--batches 200] [--concurrency 8] [--batch-concurrency 4] [--repeat 5]
+//        node bench/ingest.mjs --db postgres [--batches 200] [--repeat 5]
+// With --db postgres: batches of 500 into SQLite, into one replica on PostgreSQL and
+// into two replicas on one PostgreSQL (the client spreads its connections over them),
+// in the same run against a throw-away cluster with PostgreSQL's durable defaults.
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -16,16 +20,21 @@ const BATCHES = arg('--batches', 200);
 const CONC = arg('--concurrency', 8);
 const BATCH_CONC = arg('--batch-concurrency', 4);
 const REPEAT = arg('--repeat', 5);
+const DB = process.argv.includes('--db') ? process.argv[process.argv.indexOf('--db') + 1] : 'sqlite';
+if (DB !== 'sqlite' && DB !== 'postgres') {
+  console.error(`--db: expected sqlite or postgres, got ${DB}`);
+  process.exit(2);
+}
 
 const BARE = `require('http').createServer((q,s)=>{const c=[];q.on('data',d=>c.push(d));q.on('end',()=>{const b=JSON.parse(Buffer.concat(c));const n=Array.isArray(b.events)?b.events.length:1;const t=JSON.stringify({accepted:n,duplicates:0,rejected:[]});s.writeHead(200,{'content-type':'application/json','content-length':Buffer.byteLength(t)});s.end(t)})}).listen(0,'127.0.0.1',function(){process.stderr.write('claude-metrics serve: listening on http://127.0.0.1:'+this.address().port+'\\n')})`;
 
 // The load generator runs in its own process so the parent does not compete with it,
 // and builds every body before it starts the clock.
 const CLIENT = `
-const http=require('http');const [url,mode,total,conc,bconc]=process.argv.slice(1);const N=Number(total),C=Number(conc),BC=Number(bconc);
+const http=require('http');const [urlList,mode,total,conc,bconc]=process.argv.slice(1);const urls=urlList.split(',');let rr=0;const N=Number(total),C=Number(conc),BC=Number(bconc);
 const agent=new http.Agent({keepAlive:true,maxSockets:C});let seq=0;const runId=Math.random().toString(36).slice(2);
 const ev=()=>({event_id:runId+'-'+(seq++),event:'PostToolUse',source:'interactive',timestamp:new Date().toISOString(),session_id:'s-'+(seq%50),project:'bench',tool_name:'Bash',tool_use_id:'t'+seq,success:true,duration_ms:12,context:{host:'h',user:'u',cwd:'/w',git_branch:'main'}});
-const post=(body)=>new Promise((res,rej)=>{const q=http.request(url,{method:'POST',agent,headers:{'content-type':'application/json','content-length':Buffer.byteLength(body)}},(r)=>{r.resume();r.on('end',()=>r.statusCode===200?res():rej(new Error('HTTP '+r.statusCode)))});q.on('error',rej);q.end(body)});
+const post=(body)=>new Promise((res,rej)=>{const q=http.request(urls[rr++%urls.length],{method:'POST',agent,headers:{'content-type':'application/json','content-length':Buffer.byteLength(body)}},(r)=>{r.resume();r.on('end',()=>r.statusCode===200?res():rej(new Error('HTTP '+r.statusCode)))});q.on('error',rej);q.end(body)});
 (async()=>{const per=mode==='single'?1:500;const requests=N;
 // Bodies are made before the clock starts: on 2 cores the client's own JSON work would be charged to the server.
 const bodies=Array.from({length:requests},()=>per===1?JSON.stringify(ev()):JSON.stringify({events:Array.from({length:per},ev)}));let sent=0;const t=process.hrtime.bigint();
@@ -57,6 +66,45 @@ function load(url, mode, total) {
 }
 
 const home = mkdtempSync(join(tmpdir(), 'cm-bench-ingest-'));
+const serveArgs = (db) => [join(root, 'bin/claude-metrics'), 'serve', '--port', '0', '--db', db];
+
+if (DB === 'postgres') {
+  const { startPostgres } = await import('./pg-cluster.mjs');
+  const pg = await startPostgres();
+  const env = { PATH: process.env.PATH, HOME: home };
+  const rate = (r) => Math.round((r.events / r.ms) * 1000);
+  const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+  const cases = [
+    ['SQLite, one collector', async (k) => [join(home, `batch-${k}.db`)]],
+    ['PostgreSQL, one replica', async () => [await pg.createDb()]],
+    ['PostgreSQL, two replicas on one database', async () => {
+      const db = await pg.createDb();
+      return [db, db];
+    }],
+  ];
+  const rates = cases.map(() => []);
+  try {
+    for (let k = 0; k < REPEAT; k++) {
+      for (const [i, [, dbs]] of cases.entries()) {
+        const list = await dbs(k);
+        const servers = [];
+        for (const db of list) servers.push(await start(process.execPath, serveArgs(db), env));
+        const urls = servers.map((s) => s.url).join(',');
+        await load(urls, 'batch', Math.min(20, BATCHES)); // warm-up (migrations done, pools open)
+        rates[i].push(rate(await load(urls, 'batch', BATCHES)));
+        await Promise.all(servers.map((s) => s.stop()));
+      }
+    }
+  } finally {
+    await pg.stop();
+    rmSync(home, { recursive: true, force: true });
+  }
+  const m = rates.map(median);
+  console.log(`collector ingest by store (${BATCHES} batches of 500 over ${BATCH_CONC} connections; each ${REPEAT} times, alternating, medians)`);
+  console.table(cases.map(([name], i) => ({ case: name, 'events/s (median)': m[i], runs: rates[i].join(' '), ratio: i === 0 ? '1.00' : (m[i] / m[0]).toFixed(2) })));
+  console.log(`PostgreSQL one replica / SQLite: ${(m[1] / m[0]).toFixed(2)} (target ≥ 0.50); two replicas / one replica: ${(m[2] / m[1]).toFixed(2)} (target ≥ 1.00)`);
+  process.exit(0);
+}
 const env = { PATH: process.env.PATH, HOME: home };
 const rows = [];
 // This VM's speed drifts by a third from minute to minute: each case is measured REPEAT
@@ -71,7 +119,7 @@ for (const [mode, total] of [['single', SINGLE], ['batch', BATCHES]]) {
     await load(bare.url, mode, Math.min(200, total)); // warm-up
     bareRates.push(rate(await load(bare.url, mode, total)));
     await bare.stop();
-    const serve = await start(process.execPath, [join(root, 'bin/claude-metrics'), 'serve', '--port', '0', '--db', join(home, `${mode}-${k}.db`)], env);
+    const serve = await start(process.execPath, serveArgs(join(home, `${mode}-${k}.db`)), env);
     await load(serve.url, mode, Math.min(200, total));
     serveRates.push(rate(await load(serve.url, mode, total)));
     await serve.stop();
