@@ -7,7 +7,7 @@
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { createCollector } from '../collector/http';
-import { isPostgresUrl, openStore, redactUrl, type Store } from '../collector/store';
+import { isPostgresUrl, openStore, redactUrl, SWEEP_PERIOD_MS, type Store } from '../collector/store';
 import { resolveConfig } from '../config';
 import { CliError, ConfigError, UsageError } from '../errors';
 import { createLogger } from '../log';
@@ -45,7 +45,7 @@ export default async function serve(opts: Record<string, unknown>): Promise<numb
     }
   };
   await sweep();
-  const sweeper = setInterval(() => void sweep(), 3_600_000);
+  const sweeper = setInterval(() => void sweep(), SWEEP_PERIOD_MS);
   sweeper.unref();
 
   // PostgreSQL overlaps a second transaction with the one committing; SQLite has one writer.
