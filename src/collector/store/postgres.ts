@@ -58,7 +58,7 @@ function connectionLost(err: unknown): boolean {
   const e = err as { code?: string; message?: string };
   if (e?.code && NETWORK_CODES.has(e.code)) return true;
   if (e?.code && /^(08|57P0[1-3])/.test(e.code)) return true;
-  return /Connection terminated|connection timeout|timeout exceeded when trying to connect|Client has encountered a connection error|not queryable|Connection closed/i.test(e?.message ?? '');
+  return /Connection terminated|connection timeout|timeout exceeded when trying to connect|Query read timeout|Client has encountered a connection error|not queryable|Connection closed/i.test(e?.message ?? '');
 }
 
 function unavailable(err: unknown): boolean {
@@ -103,6 +103,8 @@ export class PostgresStore implements Store {
       keepAlive: true,
       application_name: 'claude-metrics serve',
       statement_timeout: 30_000,
+      // A connection that hangs (a partition, a blackholed server) fails the call instead of holding it for minutes.
+      query_timeout: 35_000,
       idle_in_transaction_session_timeout: 60_000,
       types: TYPES,
     };
