@@ -7,7 +7,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const all = ['emit-cold-start', 'hook-overhead', 'flush-throughput', 'ingest', 'incremental', 'usage', 'binary'];
+const all = ['emit-cold-start', 'hook-overhead', 'flush-throughput', 'ingest', 'incremental', 'usage', 'binary', 'middleware'];
 const picked = process.argv.slice(2);
 const unknown = picked.filter((n) => !all.includes(n));
 if (unknown.length > 0) {

@@ -127,6 +127,9 @@ export function buildProgram(): Command {
     .option('--settings <path>', 'settings file to edit (overrides --scope)')
     .option('--timeout <seconds>', 'hook timeout in seconds', int('--timeout'))
     .addOption(new Option('--hook <kind>', 'fast: a sh script spools, a drainer sends (~10 ms a hook); emit: one Node process per hook').choices(['fast', 'emit']).default('fast'))
+    .option('--otel', "also turn on Claude Code's own OpenTelemetry export to the collector (exact per-request tokens and cost)")
+    .option('--otel-only', 'only the OpenTelemetry export, no hooks')
+    .addOption(new Option('--otel-protocol <p>', 'OTLP encoding').choices(['protobuf', 'json']).default('protobuf'))
     .action(lazy('install'));
 
   program

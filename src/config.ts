@@ -6,6 +6,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { defaultConfigFile, defaultStateDir } from './paths';
+import { chooseStateDir } from './statedir';
 
 type Env = Record<string, string | undefined>;
 export type Origin = 'flag' | 'env' | 'file' | 'default';
@@ -128,6 +129,12 @@ export interface ResolvedConfig {
   warnings: string[];
   /** Bad flag values (the user typed them): commands reject, emit logs. */
   errors: string[];
+  /** The configured state dir when it could not be written and config.stateDir is the private fallback. */
+  stateDirFallbackFrom?: string;
+  /** Why the configured state dir cannot be written (set with or without a usable fallback). */
+  stateDirProblem?: string;
+  /** The warning about it (also in warnings, which every command logs). */
+  stateDirWarning?: string;
 }
 
 export interface ResolveOptions {
@@ -135,6 +142,12 @@ export interface ResolveOptions {
   env?: Env;
   /** Override the config file path (tests, --config). */
   configFile?: string;
+  /**
+   * Check that the state dir can be written and use the private fallback when it
+   * cannot (src/statedir.ts). On by default; `serve` turns it off (its database
+   * does not belong in a temp dir), pure tests too.
+   */
+  checkStateDir?: boolean;
 }
 
 function readConfigFile(path: string, warnings: string[]): { found: boolean; values: Record<string, unknown> } {
@@ -211,7 +224,21 @@ export function resolveConfig(opts: ResolveOptions = {}): ResolvedConfig {
     origins.stateDir = 'env';
     envNames.stateDir = env.CLAUDE_METRICS_STATE_DIR ? 'CLAUDE_METRICS_STATE_DIR' : 'XDG_STATE_HOME';
   }
-  return { config: config as unknown as Config, origins, envNames, configFile, configFileFound: file.found, warnings, errors };
+  const out: ResolvedConfig = { config: config as unknown as Config, origins, envNames, configFile, configFileFound: file.found, warnings, errors };
+  if (opts.checkStateDir !== false) {
+    const configured = config.stateDir as string;
+    const choice = chooseStateDir(configured, env);
+    if (choice.reason) {
+      out.stateDirProblem = choice.reason;
+      if (choice.fallbackFrom) {
+        config.stateDir = choice.dir;
+        out.stateDirFallbackFrom = configured;
+        out.stateDirWarning = `state dir ${configured} cannot be written (${choice.reason}); using ${choice.dir} instead: set CLAUDE_METRICS_STATE_DIR to a writable directory (e.g. a volume)`;
+      } else out.stateDirWarning = `state dir ${configured} cannot be written (${choice.reason}) and no private fallback can be: events are delivered directly and lost while the collector is unreachable; set CLAUDE_METRICS_STATE_DIR to a writable directory`;
+      warnings.push(out.stateDirWarning);
+    }
+  }
+  return out;
 }
 
 export function kebab(key: string): string {

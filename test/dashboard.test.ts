@@ -58,6 +58,9 @@ function seedEvents(now = Date.now()) {
     ev({ event: 'usage', source: 'interactive', session_id: s, project: 'web-app', model: 'claude-opus-4-5', usage: { input_tokens: 500, output_tokens: 2500, cache_creation_input_tokens: 3000, cache_read_input_tokens: 40000 }, cost_usd: 0.1044, timestamp: at(now - d * DAY - 7_000_000) });
     ev({ event: 'SessionEnd', source: 'interactive', session_id: s, project: 'web-app', timestamp: at(now - d * DAY - 6_000_000) });
   }
+  // A session whose cost is Claude Code's own (OTel api_request), and one of a model without a price.
+  ev({ event: 'usage', source: 'interactive', session_id: 'otel-1', project: 'web-app', model: 'claude-opus-4-8', request_id: 'req-otel-1', usage: { input_tokens: 2400, output_tokens: 160, cache_creation_input_tokens: 6000, cache_read_input_tokens: 1000 }, cost_usd: 0.054, cost_source: 'claude_code', timestamp: at(now - 3_000_000) });
+  ev({ event: 'usage', source: 'interactive', session_id: 'unpriced-1', project: 'web-app', model: 'claude-opus-9-1', request_id: 'req-unpriced-1', usage: { input_tokens: 100, output_tokens: 10, cache_creation_input_tokens: 0, cache_read_input_tokens: 0 }, cost_usd: null, timestamp: at(now - 2_000_000) });
   // A loop still running (active), and a hostile label.
   ev({ event: 'ralph_task_started', source: 'ralph', run_id: 'run-live', task_id: 'T-live', label: 'nightly', project: 'billing-api', timestamp: at(now - 120_000) });
   ev({ event: 'ralph_task_completed', source: 'api', task_id: 'X-1', label: XSS, project: XSS, success: false, error: XSS, duration_ms: 1000, timestamp: at(now - 60_000) });
@@ -98,6 +101,12 @@ describe('dashboard', () => {
     const rows = await page.$$eval('#sessions tbody tr', (trs) => trs.length);
     expect(rows).toBe(Math.min(50, (await getJson(`${serve.url}/api/sessions?since=7d&limit=50`)).body.sessions.length));
     await page.screenshot({ path: join(OUT, 'dashboard.png'), fullPage: true });
+    // Each session's cost says where it came from, as the API does.
+    const apiSessions = (await getJson(`${serve.url}/api/sessions?since=7d&limit=50`)).body.sessions as Array<{ cost_source: string }>;
+    const shown = await page.$$eval('#sessions td [data-cost-source]', (els) => els.map((e) => e.getAttribute('data-cost-source')));
+    expect(shown).toEqual(apiSessions.map((x) => x.cost_source));
+    expect(new Set(shown)).toEqual(new Set(['claude_code', 'estimate', 'none']));
+    expect(await page.$$eval('#sessions td .cost-none', (els) => els.map((e) => e.textContent))).toContain('unpriced');
 
     // Hostile text is shown literally and creates no element.
     const cells = await page.$$eval('#sessions td', (tds) => tds.map((t) => t.textContent));

@@ -13,7 +13,7 @@ import * as protobuf from 'protobufjs/light';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { OTLP_DESCRIPTOR } from '../src/collector/ingest/otlp-proto';
 import { usageEventId } from '../src/ids';
-import { getJson, postJson, ROOT, startServe, tempHome, type ServeHandle, type TempHome } from './helpers/cli';
+import { getJson, postJson, ROOT, startServe, tempHome, waitFor, type ServeHandle, type TempHome } from './helpers/cli';
 import { startPostgres, type PgCluster } from './helpers/postgres';
 
 const FIX = join(ROOT, 'test', 'fixtures', 'otlp');
@@ -46,10 +46,19 @@ afterAll(async () => {
 
 let home: TempHome;
 let serve: ServeHandle | undefined;
+let db = '';
 beforeEach(async () => {
   home = tempHome('cm-otlp-');
-  serve = await startServe(home.env, ['--db', await freshDb()]);
+  db = await freshDb();
+  serve = await startServe(home.env, ['--db', db]);
 });
+/** Every byte the collector stored: the SQLite file and its WAL, or every row of every table. */
+async function dumpDb(): Promise<string> {
+  if (backend === 'sqlite') return readFileSync(db).toString('latin1') + (() => { try { return readFileSync(`${db}-wal`).toString('latin1'); } catch { return ''; } })();
+  const tables = ['harness_events', 'harness_sessions', 'harness_facts', 'counters'];
+  const rows = await pg!.query<{ t: string | null }>(new URL(db).pathname.slice(1), tables.map((t) => `SELECT string_agg(x::text, ' ') AS t FROM ${t} x`).join(' UNION ALL '));
+  return rows.map((r) => r.t ?? '').join(' ');
+}
 afterEach(async () => {
   await serve?.stop();
   serve = undefined;
@@ -97,6 +106,15 @@ describe('OTLP/HTTP ingest of Claude Code’s own telemetry', () => {
     expect(await metric(/^claude_harness_active_time_seconds_total\{/)).toBeCloseTo(0.646, 9);
     const tools = (await getJson(`${serve!.url}/api/summary`)).body.top_tools;
     expect(tools).toEqual([{ tool: 'Bash', calls: 1, failures: 0, avg_duration_ms: 136 }]);
+  });
+
+  it('the real 2.1.331 protobuf export: tokens = served, cost = its total_cost_usd 0.043', async () => {
+    const posts = readFileSync(join(FIX, 'claude-2.1.331-otlp-protobuf.sample.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { url: string; ct: string; body_base64: string });
+    for (const p of posts) expect((await post(p.url, Buffer.from(p.body_base64, 'base64'), { 'content-type': p.ct })).status).toBe(200);
+    const s = (await getJson(`${serve!.url}/api/sessions`)).body.sessions;
+    expect(s).toHaveLength(1);
+    expect(s[0]).toMatchObject({ ...SERVED, model: 'claude-opus-5-5', cost_source: 'claude_code', tool_calls_count: 1, source: 'api' });
+    expect(s[0].cost_usd).toBeCloseTo(0.043, 9);
   });
 
   it('protobuf and gzip bodies give the same session as JSON; the answer is protobuf for a protobuf request', async () => {
@@ -192,10 +210,31 @@ describe('OTLP/HTTP ingest of Claude Code’s own telemetry', () => {
     const pp = await post('/v1/logs', toProtobuf(LogsReq, JSON.stringify(odd)), { 'content-type': 'application/x-protobuf' });
     expect(LogsResp.toObject(LogsResp.decode(pp.buf), { longs: Number })).toMatchObject({ partialSuccess: { rejectedLogRecords: 1 } });
     expect(await session()).toEqual(before);
-    expect(await metric(/^claude_harness_otlp_ignored_total\{signal="logs"\}/)).toBeGreaterThanOrEqual(2);
-    expect(await metric(/^claude_harness_rejects_total\{reason="otlp_logs"\}/)).toBe(2);
+    // Those counters are written beside the request, not before its answer: wait for them.
+    await waitFor(async () => (await metric(/^claude_harness_otlp_ignored_total\{signal="logs"\}/)) >= 2 || undefined);
+    await waitFor(async () => (await metric(/^claude_harness_rejects_total\{reason="otlp_logs"\}/)) === 2 || undefined);
     // GET is not an export.
     expect((await fetch(`${serve!.url}/v1/logs`)).status).toBe(405);
+  });
+
+  it('an api_error record puts the error on the session; a user_prompt keeps only its length', async () => {
+    const logs = JSON.parse(logs197.body) as any;
+    const recs = logs.resourceLogs[0].scopeLogs[0].logRecords as Array<{ body: { stringValue: string }; attributes: Array<{ key: string; value: Record<string, unknown> }> }>;
+    const err = structuredClone(recs[2]!);
+    err.body.stringValue = 'claude_code.api_error';
+    err.attributes = err.attributes.filter((a) => ['session.id', 'event.sequence', 'prompt.id', 'model'].includes(a.key));
+    err.attributes.push({ key: 'error', value: { stringValue: 'Overloaded' } }, { key: 'status_code', value: { stringValue: '529' } }, { key: 'attempt', value: { intValue: 1 } });
+    const prompt = recs[0]!;
+    prompt.attributes.push({ key: 'prompt_text', value: { stringValue: 'the secret plan' } });
+    prompt.attributes.find((a) => a.key === 'prompt')!.value = { stringValue: 'the secret plan' }; // as with OTEL_LOG_USER_PROMPTS=1
+    logs.resourceLogs[0].scopeLogs[0].logRecords = [prompt, err];
+    expect((await post('/v1/logs', JSON.stringify(logs), { 'content-type': 'application/json' })).status).toBe(200);
+    expect(await session()).toMatchObject({ error: '529 Overloaded', model: 'claude-opus-4-8', input_tokens: 0 });
+    await serve!.stop();
+    serve = undefined;
+    const dump = await dumpDb();
+    expect(dump).toContain('prompt_length');
+    expect(dump).not.toContain('the secret plan');
   });
 
   it('needs the collector token when one is set (Claude Code sends it through OTEL_EXPORTER_OTLP_HEADERS)', async () => {

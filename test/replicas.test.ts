@@ -209,7 +209,7 @@ describe('replicas on one PostgreSQL', () => {
         const res = await fetch(s.endpoint, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(ev()) });
         expect(res.status).toBe(503);
         expect(res.headers.get('retry-after')).toMatch(/^\d+$/);
-        expect(((await res.json()) as { error: string }).error).toMatch(/database unavailable/);
+        expect(((await res.json()) as { error: string; reason: string }).reason).toBe('unavailable');
         expect((await getJson(`${s.url}/healthz`)).status).toBe(503);
         expect((await getJson(`${s.url}/api/summary`)).status).toBe(503);
       }

@@ -111,7 +111,12 @@ def validate_event(raw, received_at):
 
 
 def session_key(ev):
-    return ev.get("run_id") or ev.get("session_id") or f"task:{ev['source']}:{ev.get('label') or ''}:{ev.get('task_id') or ''}"
+    """As serve keys them: the run, else the Claude Code session, else the task, else the event alone."""
+    if ev.get("run_id") or ev.get("session_id"):
+        return ev.get("run_id") or ev.get("session_id")
+    if ev.get("task_id"):
+        return f"task:{ev['source']}:{ev.get('label') or ''}:{ev['task_id']}"
+    return f"event:{ev['event_id']}"
 
 
 class HarnessStore:
@@ -184,7 +189,8 @@ class HarnessStore:
                 s["cost_usd"] += cost or 0
                 for k, v in zip(TOKEN_KINDS, (i, o, cc, cr)):
                     s[k] += v or 0
-            if event in COMPLETION_EVENTS:
+            # A request from the API middleware in no job or session is a task of its own.
+            if event in COMPLETION_EVENTS or (event == "api_request" and not (sid or rid or tid)):
                 completion = (ts, success, duration, turns, cost, (i, o, cc, cr))
         if completion:
             ts, success, duration, turns, cost, tokens = completion

@@ -11,7 +11,7 @@
  */
 import type { HarnessEvent } from '../event';
 import { foldMetric, foldTool, foldUsage, factCost, metricDelta, toolDelta, usageDelta, usageFactKey, type UsageFact } from './facts';
-import { COMPLETION_EVENTS, sessionKey, TOOL_EVENTS } from './normalize';
+import { completesSession, sessionKey, TOOL_EVENTS } from './normalize';
 import { bucketIndex, DURATION_BUCKETS_S } from './prometheus';
 
 /**
@@ -175,7 +175,7 @@ export interface Completion {
 }
 
 export function completionOf(e: HarnessEvent, tsMs = Date.parse(e.timestamp)): Completion | null {
-  if (!COMPLETION_EVENTS.has(e.event)) return null;
+  if (!completesSession(e)) return null;
   const u = e.usage ?? {};
   const exit = e.exit_code ?? null;
   const success = e.success === true ? 1 : e.success === false ? 0 : e.is_error === true || (exit !== null && exit !== 0) ? 0 : 1;

@@ -15,7 +15,9 @@ import { logsToEvents } from './ingest/otlp-logs';
 import { metricsToEvents } from './ingest/otlp-metrics';
 import { serialize } from './prometheus';
 import type { HarnessEvent } from '../event';
-import { isStoreUnavailable, type IngestOutcome, type SessionFilter, type Store } from './store';
+import type { IngestOutcome, SessionFilter, Store } from './store';
+import { RETRY_AFTER_S, StorageHealth } from './storage-health';
+import { unavailableBody, type StorageUnavailable } from './storage-errors';
 
 export const MAX_BODY_BYTES = 1024 * 1024;
 /** Events waiting for the next group commit; past this, ingest answers 503 with Retry-After. */
@@ -81,6 +83,10 @@ export interface CollectorOptions {
   routerMetricsUrl?: string;
   /** Group-commit transactions at once (PostgreSQL can overlap them; SQLite has one writer). */
   maxCommitsInFlight?: number;
+  /** The database file's directory: a (nearly) full disk there is reported before a write fails. */
+  dataDir?: string;
+  /** Storage health (tests may pass their own); by default probed with a one-row counter write. */
+  health?: StorageHealth;
 }
 
 const CSP = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
@@ -106,10 +112,27 @@ function send(res: ServerResponse, status: number, body: unknown, headers: Recor
   res.end(text);
 }
 
-/** The database cannot serve right now: the emitters spool and retry after this long. */
-function unavailable(res: ServerResponse, err: { message: string; retryAfterS?: number }): void {
+/**
+ * The store cannot take writes right now (src/collector/storage-errors.ts): 503, never a bare 500,
+ * with the reason and how long to wait; the emitters spool and retry after that long.
+ */
+function unavailable(res: ServerResponse, u: StorageUnavailable, err?: unknown): void {
   res.setHeader('connection', 'close');
-  send(res, 503, { error: `database unavailable; retry shortly (${err.message})` }, { 'retry-after': String(err.retryAfterS ?? 1) });
+  const retryAfterS = (err as { retryAfterS?: unknown } | undefined)?.retryAfterS;
+  send(res, 503, unavailableBody(u), { 'retry-after': String(typeof retryAfterS === 'number' ? retryAfterS : RETRY_AFTER_S) });
+}
+
+/** The store's health on /metrics: failed writes by reason (kept in memory) and whether writes work now. */
+export function healthFamilies(health: StorageHealth): Awaited<ReturnType<typeof metricFamilies>> {
+  return [
+    {
+      name: 'claude_harness_store_write_failures_total',
+      help: 'Store writes that failed or were refused for a storage reason (no_space, read_only, io_error, busy, unavailable, corrupt); counted in memory since the collector started.',
+      type: 'counter',
+      samples: health.failureCounts().map((c) => ({ labels: { reason: c.reason }, value: c.value })),
+    },
+    { name: 'claude_harness_store_available', help: 'Whether the store takes writes (1) or ingest is answered 503 (0).', type: 'gauge', samples: [{ labels: {}, value: health.unavailable ? 0 : 1 }] },
+  ];
 }
 
 const error = (res: ServerResponse, status: number, message: string, extra: Record<string, unknown> = {}) => send(res, status, { error: message, ...extra });
@@ -184,8 +207,25 @@ export function createCollector(opts: CollectorOptions): Server {
   const { store, log } = opts;
   const dashboardRoot = resolve(opts.dashboardDir);
   const commits = new GroupCommit(store, opts.maxCommitsInFlight ?? 1);
-  // Counting a reject must never fail the answer to a bad request.
-  const countRejects = (reason: string, n = 1) => void store.countRejects(reason, n).catch((err: unknown) => log.warn('cannot count a reject', { reason, error: (err as Error).message }));
+  const health =
+    opts.health ??
+    new StorageHealth({
+      probeWrite: () => store.bump('store_write_probes_total', {}, 1), // not exposed: only its success matters
+      dataDir: opts.dataDir,
+      onChange: (ok, u) => (ok ? log.info('storage available again: writes work') : log.error(`storage unavailable: ${u?.message}; answering 503 until a write works`, { reason: u?.reason })),
+    });
+  // Counting a reject must never fail the answer to a bad request (a full disk included).
+  const countRejects = (reason: string, n = 1) =>
+    void store.countRejects(reason, n).catch((err: unknown) => {
+      health.failed(err);
+      log.warn('cannot count a reject', { reason, error: (err as Error).message });
+    });
+  /** Before a write: false (and counted) while the store is known to be unavailable and no probe has shown otherwise. */
+  const writable = async (): Promise<boolean> => {
+    if (await health.check()) return true;
+    health.refused();
+    return false;
+  };
 
   async function ingest(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
@@ -216,6 +256,7 @@ export function createCollector(opts: CollectorOptions): Server {
     const events = parsed.kind === 'single' ? [parsed.event] : parsed.events.map((e) => e.event);
     const rejected = parsed.kind === 'batch' ? parsed.rejected : [];
     if (rejected.length > 0) countRejects('schema', rejected.length);
+    if (!(await writable())) return unavailable(res, health.unavailable!);
     const pending = commits.submit(events);
     if (!pending) {
       countRejects('overloaded');
@@ -225,8 +266,9 @@ export function createCollector(opts: CollectorOptions): Server {
     try {
       outcome = await pending; // committed before we answer
     } catch (err) {
-      if (!isStoreUnavailable(err)) throw err;
-      return unavailable(res, err);
+      const u = health.failed(err);
+      if (!u) throw err;
+      return unavailable(res, u, err); // nothing of this request was committed: the client retries it
     }
     send(res, 200, { accepted: outcome.accepted, duplicates: outcome.duplicates, rejected });
   }
@@ -270,14 +312,20 @@ export function createCollector(opts: CollectorOptions): Server {
     if (rejected > 0) countRejects(`otlp_${signal}`, rejected);
     if (mapped.ignored > 0) void store.bump('otlp_ignored_total', { signal }, mapped.ignored).catch((err: unknown) => log.warn('cannot count ignored OTLP items', { error: (err as Error).message }));
     if (events.length > 0) {
+      const refuse = (u: StorageUnavailable, err?: unknown) => {
+        res.setHeader('connection', 'close');
+        const retryAfterS = (err as { retryAfterS?: unknown } | undefined)?.retryAfterS;
+        return reply(503, errorBody(encoding, 503, unavailableBody(u).error), { 'retry-after': String(typeof retryAfterS === 'number' ? retryAfterS : RETRY_AFTER_S) });
+      };
+      if (!(await writable())) return refuse(health.unavailable!);
       const pending = commits.submit(events);
       if (!pending) return fail(503, 'collector busy; retry shortly', 'overloaded');
       try {
         await pending; // committed before we answer
       } catch (err) {
-        if (!isStoreUnavailable(err)) throw err;
-        res.setHeader('connection', 'close');
-        return reply(503, errorBody(encoding, 503, `database unavailable; retry shortly (${err.message})`), { 'retry-after': String(err.retryAfterS) });
+        const u = health.failed(err);
+        if (!u) throw err;
+        return refuse(u, err);
       }
     }
     reply(200, successBody(signal, d.encoding, rejected, rejected > 0 ? `${rejected} rejected: ${reasons.join('; ')}` : ''));
@@ -310,7 +358,14 @@ export function createCollector(opts: CollectorOptions): Server {
     const method = req.method ?? 'GET';
     const now = Date.now();
 
-    if (path === '/healthz') return send(res, 200, { ok: true, events: await store.eventCount() });
+    if (path === '/healthz') {
+      // Not ok while writes fail (a load balancer stops sending here); a probe write clears it by itself.
+      if (!(await health.check())) {
+        const u = health.unavailable!;
+        return send(res, 503, { ok: false, ...unavailableBody(u), since: new Date(u.sinceMs).toISOString() }, { 'retry-after': String(RETRY_AFTER_S) });
+      }
+      return send(res, 200, { ok: true, events: await store.eventCount() });
+    }
 
     if (opts.token) {
       // The browser opens the page once with ?token=…; an HttpOnly cookie carries it from then on.
@@ -339,7 +394,13 @@ export function createCollector(opts: CollectorOptions): Server {
     if (method !== 'GET' && method !== 'HEAD') return error(res, 405, `${method} not allowed on ${path}`);
 
     if (path === '/metrics') {
-      const text = serialize(await metricFamilies(store, now));
+      let families: Awaited<ReturnType<typeof metricFamilies>> = [];
+      try {
+        families = await metricFamilies(store, now);
+      } catch (err) {
+        if (!health.failed(err)) throw err; // the store cannot be read either: its health is still worth scraping
+      }
+      const text = serialize([...families, ...healthFamilies(health)]);
       res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' });
       return void res.end(text);
     }
@@ -370,9 +431,10 @@ export function createCollector(opts: CollectorOptions): Server {
 
   const server = createServer((req, res) => {
     route(req, res).catch((err: unknown) => {
-      if (isStoreUnavailable(err)) {
-        log.warn('database unavailable', { url: req.url, error: err.message });
-        if (!res.headersSent) return unavailable(res, err);
+      const u = health.failed(err);
+      if (u) {
+        log.warn('storage unavailable', { url: req.url, reason: u.reason, error: (err as Error).message });
+        if (!res.headersSent) return unavailable(res, u, err);
         return void res.destroy();
       }
       log.error('request failed', { url: req.url, error: (err as Error).message, stack: (err as Error).stack });

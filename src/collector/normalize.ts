@@ -86,5 +86,14 @@ export function sessionKey(e: HarnessEvent): string {
 
 /** Events that end a session or task. */
 export const COMPLETION_EVENTS = new Set(['ralph_task_completed', 'SessionEnd', 'task_completed', 'run_completed']);
+/**
+ * Whether an event completes its session. An API request (`api_request`, from the
+ * Python middleware) that belongs to no session, job or run is a task of its own:
+ * it completes its own row at once, with its outcome and duration, rather than
+ * leaving one "active" session per request behind.
+ */
+export function completesSession(e: HarnessEvent): boolean {
+  return COMPLETION_EVENTS.has(e.event) || (e.event === 'api_request' && !e.run_id && !e.session_id && !e.task_id);
+}
 /** Tool calls: the hooks' PostToolUse(Failure) and OTel's tool_result (one call counted once, see facts.ts). */
 export const TOOL_EVENTS = new Set(['PostToolUse', 'PostToolUseFailure', 'tool_result']);

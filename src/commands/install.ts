@@ -15,6 +15,8 @@ import { findOurHooks } from '../install/settings-edit';
 import { backupSettings, InstallRecords, readSettings, realTarget, settingsPathFor, sha256, writeSettings, type Scope } from '../install/settings-file';
 import { resolveTarget } from '../install/target';
 import { join } from 'node:path';
+import { CliError } from '../errors';
+import { collectorBase, otelVars, planOtelInstall } from '../install/otel-env';
 
 export function parseEvents(list: unknown): string[] {
   if (list === undefined) return [...DEFAULT_EVENTS];
@@ -60,7 +62,33 @@ export default async function install(opts: Record<string, unknown>): Promise<nu
   const self = locateSelf();
   const command = hookCommandFor(self, mode);
   const before = readSettings(target.path);
-  const plan = planInstall(before ?? '', { command, events, timeoutS, async: opts.async === true }, target.display);
+  const otelOnly = opts.otelOnly === true;
+  const hooksPlan = otelOnly
+    ? { text: before ?? '', changed: false, added: [] as string[], updated: [] as string[], unchanged: [] as string[] }
+    : planInstall(before ?? '', { command, events, timeoutS, async: opts.async === true }, target.display);
+  const plan = { ...hooksPlan };
+  let otelNote = '';
+  if (opts.otel === true || otelOnly) {
+    // The collector the hooks send to also takes Claude Code's own OTLP export (serve: /v1/logs, /v1/metrics).
+    const { config } = resolveConfig({ configFile: opts.config as string | undefined });
+    const protocol = opts.otelProtocol === 'json' ? 'http/json' : 'http/protobuf';
+    const vars = otelVars({ endpoint: collectorBase(config.endpoint), protocol, token: config.token });
+    const o = planOtelInstall(plan.text, vars, target.display);
+    if (o.conflicts.length > 0) {
+      throw new CliError(
+        `${target.display} already exports OpenTelemetry elsewhere (${o.conflicts.map((c) => `${c.key}=${c.value}`).join(', ')}); nothing changed. ` +
+          'Send it to both with an OpenTelemetry Collector that forwards to this collector too, or remove those keys and run install --otel again.',
+        'E_OTEL_CONFLICT',
+        1,
+      );
+    }
+    if (o.changed) {
+      plan.text = o.text;
+      plan.changed = true;
+      if (o.added.length + o.updated.length > 0) plan.added.push(`OTel export to ${vars.OTEL_EXPORTER_OTLP_ENDPOINT} (env ${[...o.added, ...o.updated].join(', ')})`);
+    } else plan.unchanged.push('OTel export');
+    if (vars.OTEL_EXPORTER_OTLP_HEADERS) otelNote = '  note: the collector token is in that file\'s env (OTEL_EXPORTER_OTLP_HEADERS); keep it private\n';
+  }
   if (opts.async === true) {
     process.stderr.write('claude-metrics: warning: async hooks are killed when `claude -p` exits, so headless runs can lose their last events; the default (sync, 300 ms deadline) loses none\n');
   }
@@ -77,7 +105,7 @@ export default async function install(opts: Record<string, unknown>): Promise<nu
   // The single binary carries the fast hook's script: put it (back) where the command points.
   if (self.kind === 'binary' && mode === 'fast' && self.hookScript && EMBEDDED_HOOK_SCRIPT) writeEmbeddedHookScript(self.hookScript, EMBEDDED_HOOK_SCRIPT);
   if (!changed) {
-    process.stdout.write(`claude-metrics: hooks already installed in ${target.display} (${plan.unchanged.length} events); nothing changed\n`);
+    process.stdout.write(`claude-metrics: already installed in ${target.display} (${plan.unchanged.join(', ')}); nothing changed\n`);
     return 0;
   }
   const records = new InstallRecords(installRecordsFile(opts));
@@ -92,7 +120,8 @@ export default async function install(opts: Record<string, unknown>): Promise<nu
   if (plan.updated.length) parts.push(`updated ${plan.updated.join(', ')}`);
   process.stdout.write(
     `claude-metrics: ${before === null ? 'created' : 'updated'} ${target.display}: ${parts.join('; ')}\n` +
-      `  hook command: ${command}\n` +
+      (otelOnly ? '' : `  hook command: ${command}\n`) +
+      otelNote +
       (backup ? `  backup: ${backup}\n` : '') +
       `  undo: claude-metrics uninstall${opts.settings ? ` --settings ${target.display}` : opts.scope && opts.scope !== 'user' ? ` --scope ${String(opts.scope)}` : ''}\n`,
   );

@@ -56,6 +56,8 @@ export default async function run(opts: Record<string, unknown>, args: string[])
     CLAUDE_METRICS_SOURCE: source,
     CLAUDE_METRICS_PROJECT: project,
     ...(config.label ? { CLAUDE_METRICS_LABEL: config.label } : {}),
+    // Claude Code's own OTel export (install --otel) carries these, so its records fold into this task too.
+    OTEL_RESOURCE_ATTRIBUTES: otelResourceAttributes(env.OTEL_RESOURCE_ATTRIBUTES, { 'claude_metrics.run_id': runId, 'claude_metrics.task_id': taskId, 'claude_metrics.source': source, 'claude_metrics.project': project, ...(config.label ? { 'claude_metrics.label': config.label } : {}) }),
   };
   const started = Date.now();
   const tail = new TailBuffer(8 * 1024 * 1024);
@@ -104,4 +106,10 @@ export default async function run(opts: Record<string, unknown>, args: string[])
   await startDelivery;
   await deliverEvents([done], { config, paths, log, deadline: Date.now() + Math.max(config.timeoutMs * 3, 1000) });
   return outcome.code;
+}
+
+/** Adds ours to an OTEL_RESOURCE_ATTRIBUTES value (`k=v,k=v`, values percent-encoded), replacing earlier claude_metrics.* keys. */
+export function otelResourceAttributes(existing: string | undefined, ours: Record<string, string>): string {
+  const kept = (existing ?? '').split(',').map((p) => p.trim()).filter((p) => p !== '' && !p.startsWith('claude_metrics.'));
+  return [...kept, ...Object.entries(ours).map(([k, v]) => `${k}=${encodeURIComponent(v)}`)].join(',');
 }

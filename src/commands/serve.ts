@@ -4,7 +4,7 @@
  * start and hourly, and on SIGTERM/SIGINT stops accepting, lets in-flight
  * requests finish and closes the database cleanly.
  */
-import { join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { createCollector } from '../collector/http';
 import { isPostgresUrl, openStore, redactUrl, SWEEP_PERIOD_MS, type Store } from '../collector/store';
@@ -14,7 +14,8 @@ import { createLogger } from '../log';
 import { statePaths } from '../paths';
 
 export default async function serve(opts: Record<string, unknown>): Promise<number> {
-  const resolved = resolveConfig({ configFile: opts.config as string | undefined, flags: { token: opts.token, db: opts.db, dbPoolSize: opts.dbPoolSize } });
+  // No temp-dir fallback for the database: an unwritable state dir is an error here (--db or CLAUDE_METRICS_STATE_DIR).
+  const resolved = resolveConfig({ configFile: opts.config as string | undefined, flags: { token: opts.token, db: opts.db, dbPoolSize: opts.dbPoolSize }, checkStateDir: false });
   if (resolved.errors.length > 0) throw new ConfigError(resolved.errors.join('; '));
   const { config } = resolved;
   const env = process.env;
@@ -34,6 +35,7 @@ export default async function serve(opts: Record<string, unknown>): Promise<numb
   try {
     store = await openStore(dbPath, { poolSize: config.dbPoolSize, log: (msg, fields) => log.warn(msg, fields) });
   } catch (err) {
+    if ((err as Error).name === 'CliError') throw err; // already says what to do (the single binary without better-sqlite3)
     throw new CliError(`cannot open the database ${isPostgresUrl(dbPath) ? redactUrl(dbPath) : dbPath}: ${(err as Error).message}`, 'E_DB', 1);
   }
   const sweep = async () => {
@@ -50,7 +52,8 @@ export default async function serve(opts: Record<string, unknown>): Promise<numb
 
   // PostgreSQL overlaps a second transaction with the one committing; SQLite has one writer.
   const maxCommitsInFlight = store.kind === 'postgres' ? Math.max(1, Math.min(2, config.dbPoolSize - 1)) : 1;
-  const server = createCollector({ store, token: config.token, log, dashboardDir: join(__dirname, '..', 'dashboard'), routerMetricsUrl, maxCommitsInFlight });
+  const dataDir = store.kind === 'sqlite' && dbPath !== ':memory:' ? dirname(resolve(dbPath)) : undefined; // where a full disk stops writes
+  const server = createCollector({ store, token: config.token, log, dashboardDir: join(__dirname, '..', 'dashboard'), routerMetricsUrl, maxCommitsInFlight, dataDir });
   await new Promise<void>((resolvePromise, reject) => {
     server.once('error', (err: NodeJS.ErrnoException) =>
       reject(new CliError(err.code === 'EADDRINUSE' ? `port ${port} on ${host} is in use (another collector?); pick one with --port` : `cannot listen on ${host}:${port}: ${err.message}`, 'E_LISTEN', 1)),

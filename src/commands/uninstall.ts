@@ -5,6 +5,10 @@
  */
 import { unifiedDiff } from '../install/diff';
 import { planUninstall } from '../install/settings-edit';
+import { planOtelUninstall } from '../install/otel-env';
+
+/** Our hooks and our OTel env keys out of a settings text. */
+const strip = (text: string, file: string) => planOtelUninstall(planUninstall(text, file).text, file).text;
 import { backupSettings, InstallRecords, readSettings, removeSettingsFile, sha256, writeSettings } from '../install/settings-file';
 import { resolveTarget } from '../install/target';
 import { installRecordsFile } from './install';
@@ -28,19 +32,19 @@ export default async function uninstall(opts: Record<string, unknown>): Promise<
   const records = new InstallRecords(installRecordsFile(opts));
   const original = originalFromRecord(records, target.path, before);
   // An original that itself held (older) hooks of ours still loses them.
-  const after = original === undefined ? planUninstall(before, target.display).text : original.text === null ? null : planUninstall(original.text, target.display).text;
+  const after = original === undefined ? strip(before, target.display) : original.text === null ? null : strip(original.text, target.display);
   if (opts.dryRun === true) {
     process.stdout.write(unifiedDiff(before, after ?? '', { a: target.display, b: after === null ? '/dev/null' : target.display }));
     return 0;
   }
   if (after === before) {
-    process.stdout.write(`claude-metrics: no claude-metrics hooks in ${target.display}; nothing changed\n`);
+    process.stdout.write(`claude-metrics: no claude-metrics hooks or OTel settings in ${target.display}; nothing changed\n`);
     return 0;
   }
   const backup = backupSettings(target.path);
   if (after === null) removeSettingsFile(target.path);
   else writeSettings(target.path, after);
   records.delete(target.path);
-  process.stdout.write(`claude-metrics: removed our hooks from ${target.display}${after === null ? ' (the file did not exist before install: removed it)' : ''}\n  backup: ${backup}\n`);
+  process.stdout.write(`claude-metrics: removed our hooks and settings from ${target.display}${after === null ? ' (the file did not exist before install: removed it)' : ''}\n  backup: ${backup}\n`);
   return 0;
 }

@@ -47,12 +47,14 @@ export default function usage(opts: Record<string, unknown>): number {
     const out = {
       sessions: report.sessions.map((s) => ({ session_id: s.session_id, project: s.project, models: s.models, input_tokens: s.input_tokens, output_tokens: s.output_tokens, cache_creation_input_tokens: s.cache_creation_input_tokens, cache_read_input_tokens: s.cache_read_input_tokens, cost_usd: round(s.cost_usd), last_activity: s.last_activity })),
       totals: { ...report.totals, cost_usd: round(report.totals.cost_usd) },
+      // Models without a price: their tokens are in the totals, their cost is not (unknown, not zero).
+      unpriced_models: report.unknown_models,
     };
     process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
   } else {
     process.stdout.write(renderTable(report));
   }
-  if (report.unknown_models.length > 0) process.stderr.write(`usage: no price for ${report.unknown_models.join(', ')} (cost counted as 0; add them with --pricing FILE)\n`);
+  if (report.unknown_models.length > 0) process.stderr.write(`usage: unpriced model(s) ${report.unknown_models.join(', ')}: their tokens are counted, their cost is not in the totals (unknown, not zero); add prices with --pricing FILE, or see Claude Code's own cost through its OTel export (claude-metrics install --otel)\n`);
   if (report.malformed_lines > 0 && opts.verbose) process.stderr.write(`usage: skipped ${report.malformed_lines} malformed line(s)\n`);
   return 0;
 }

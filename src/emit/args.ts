@@ -27,6 +27,8 @@ export interface EmitArgs {
   help: boolean;
   /** Read stdin even though --event was given (default: not). */
   stdin: boolean;
+  /** stdin holds whole wire events (one, or {"events":[…]}), sent with their own ids and timestamps. */
+  wire: boolean;
   warnings: string[];
 }
 
@@ -89,10 +91,11 @@ const BOOL_FLAGS: Record<string, (a: EmitArgs) => void> = {
   help: (a) => (a.help = true),
   h: (a) => (a.help = true),
   stdin: (a) => (a.stdin = true),
+  wire: (a) => (a.wire = true),
 };
 
 export function parseEmitArgs(argv: readonly string[]): EmitArgs {
-  const a: EmitArgs = { attrs: {}, verbose: false, help: false, stdin: false, warnings: [] };
+  const a: EmitArgs = { attrs: {}, verbose: false, help: false, stdin: false, wire: false, warnings: [] };
   for (let i = 0; i < argv.length; i++) {
     const tok = argv[i]!;
     if (i === 0 && tok === 'emit') continue;
@@ -134,6 +137,8 @@ Shell scripts:       claude-metrics emit --event ralph_task_completed --task-id 
   --tool-name NAME  --model NAME
   --attr key=value      extra attribute (repeatable)
   --endpoint URL  --token T  --timeout-ms N  --include-content  --verbose
+  --wire                stdin is whole wire events (one, or {"events":[…]}) from another
+                        producer: spooled and sent with their own event_id and timestamp
 
 Always exits 0 and never writes to stdout (hook stdout reaches the model);
 problems go to the log file in the state directory, and to stderr with --verbose.

@@ -52,11 +52,17 @@ export async function deliverEvents(events: HarnessEvent[], opts: DeliverOptions
     const json = JSON.stringify(ev);
     const w = spool.write(ev.event_id, json, bounds);
     if (!w.ok) log?.warn(w.reason === 'full' ? 'spool full: event will be dropped unless delivered now' : 'spool write failed', { event_id: ev.event_id, error: w.ok ? undefined : w.error });
-    return { ev, json, name: w.ok ? w.name : null };
+    return { ev, json, name: w.ok ? w.name : null, ioFailed: !w.ok && w.reason === 'io' };
   });
+  // Neither delivered nor spooled: lost. A bound-full spool counted it already; a failed write
+  // (read-only, no space) is counted here, where the counter can still be written.
+  const lost = (c: (typeof items)[number]) => {
+    result.dropped++;
+    if (c.ioFailed) spool.recordDrop();
+  };
 
   if (!tryNetwork) {
-    for (const it of items) it.name ? result.spooled++ : result.dropped++;
+    for (const it of items) it.name ? result.spooled++ : lost(it);
     log?.debug('breaker open: spooled without trying the network', { openUntil: breaker.openUntil, n: items.length });
     return result;
   }
@@ -106,7 +112,8 @@ export async function deliverEvents(events: HarnessEvent[], opts: DeliverOptions
       state = afterFailure(state, Date.now(), { maxBackoffMs: config.breakerMaxBackoffMs, retryAfterMs: res.retryAfterMs, error: res.message, endpoint: config.endpoint });
       safeWriteBreaker(paths.breaker, state, log);
     }
-    for (const c of items.slice(i)) c.name ? result.spooled++ : result.dropped++;
+    for (const c of items.slice(i)) c.name ? result.spooled++ : lost(c);
+    if (result.dropped > 0) log?.error('events lost: neither delivered nor spooled', { n: result.dropped });
     return result;
   }
   return result;

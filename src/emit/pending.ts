@@ -12,10 +12,20 @@ export function markToolStart(dir: string, toolUseId: string, nowMs: number): vo
   if (!SAFE.test(toolUseId)) return;
   const file = join(dir, toolUseId);
   try {
-    writeFileSync(file, String(nowMs), { mode: 0o600 });
-  } catch {
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
-    writeFileSync(file, String(nowMs), { mode: 0o600 });
+    try {
+      writeFileSync(file, String(nowMs), { mode: 0o600 });
+    } catch {
+      mkdirSync(dir, { recursive: true, mode: 0o700 });
+      writeFileSync(file, String(nowMs), { mode: 0o600 });
+    }
+  } catch (err) {
+    // A full disk creates the file and writes nothing: an empty marker would time the tool from 1970.
+    try {
+      unlinkSync(file);
+    } catch {
+      /* never created */
+    }
+    throw err;
   }
 }
 
@@ -26,7 +36,7 @@ export function takeToolDuration(dir: string, toolUseId: string, nowMs: number):
   try {
     const started = Number(readFileSync(file, 'utf8'));
     unlinkSync(file);
-    return Number.isFinite(started) && started <= nowMs ? nowMs - started : undefined;
+    return Number.isFinite(started) && started > 0 && started <= nowMs ? nowMs - started : undefined;
   } catch {
     return undefined;
   }

@@ -116,10 +116,12 @@ export function hasFinished(inbox: string): boolean {
   return false;
 }
 
-export function remove(file: string): void {
+/** Removes an inbox file; false when it is still there (a read-only inbox). */
+export function remove(file: string): boolean {
   try {
     unlinkSync(file);
-  } catch {
-    /* already gone */
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'ENOENT'; // already gone: taken by another reader
   }
+  return true;
 }

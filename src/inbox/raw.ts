@@ -31,3 +31,17 @@ export function parseRawHook(bytes: Buffer): RawHook {
   const input = bytes.toString('utf8', envEnd + 2, bytes.length - end.length);
   return { complete: true, env, input };
 }
+
+/**
+ * The hook's input from an inbox file the disk cut short (the fast hook pipes
+ * what reached the file, then the rest of its stdin, to `emit`): the text after
+ * the environment block, without the end mark if it got that far. Text without
+ * the header is returned as it is.
+ */
+export function inputOfPartial(text: string): string {
+  if (!text.startsWith(RAW_HEADER)) return text;
+  const envEnd = text.indexOf('\0\n', RAW_HEADER.length);
+  if (envEnd < 0) return '';
+  const rest = text.slice(envEnd + 2);
+  return rest.endsWith(RAW_END) ? rest.slice(0, -RAW_END.length) : rest;
+}

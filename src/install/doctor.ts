@@ -14,7 +14,10 @@ import { Spool, type SpoolStats } from '../spool/spool';
 import { readBreaker, type BreakerState } from '../transport/breaker';
 import { fastHookScript, splitHookCommand } from './hook-command';
 import { DEFAULT_EVENTS, findOurHooks } from './settings-edit';
+import { otelFacts, unpricedModels, type OtelFacts } from './doctor-otel';
+import { collectorBase } from './otel-env';
 import { realTarget, settingsPathFor, type Scope } from './settings-file';
+import { storageProblems, writeCheck, formatBytes, type StorageFacts } from './storage-check';
 
 type Env = Record<string, string | undefined>;
 
@@ -71,8 +74,14 @@ export interface DoctorFacts {
   /** The hook commands this installation would write (fast, then emit), to spot stale hooks. */
   expectedCommands?: string[];
   log: { path: string; lastProblem?: { time: string; msg: string; name?: string } };
+  /** Can the state dir, the inbox and the spool be written (a real write), and their free space. */
+  storage?: StorageFacts;
   /** Modes of what holds secrets or events (undefined when missing). */
   modes: { stateDir?: number; configFile?: number; tokenInFile: boolean };
+  /** Claude Code's own OTel export, per settings scope that turns it on (install --otel). */
+  otel?: OtelFacts[];
+  /** Models the collector has tokens for but no price (their cost is unknown). */
+  unpriced?: Array<{ model: string; requests: number }>;
   now: number;
 }
 
@@ -272,7 +281,18 @@ export async function gatherFacts(o: GatherOptions): Promise<DoctorFacts> {
   }
   const managed = o.managedSettings ?? '/etc/claude-code/managed-settings.json';
   if (existsSync(managed)) scopes.push(scopeFacts('managed', managed, o.env));
+  const otel = await otelFacts(scopes.filter((sc) => sc.exists).map((sc) => ({ scope: sc.scope, path: sc.path })), o.probeTimeoutMs ?? 3000);
+  let base: string | undefined;
+  try {
+    base = collectorBase(config.endpoint);
+  } catch {
+    base = undefined;
+  }
+  // Only a claude-metrics collector (204 on GET /metrics/harness) has the summary; ask nothing of another router.
+  const unpriced = endpoint.status === 204 && base ? await unpricedModels(base, config.token, o.probeTimeoutMs ?? 3000) : undefined;
   return {
+    otel,
+    unpriced,
     version: o.version,
     configFile: o.resolved.configFile,
     configFileFound: o.resolved.configFileFound,
@@ -282,7 +302,12 @@ export async function gatherFacts(o: GatherOptions): Promise<DoctorFacts> {
     breaker: readBreaker(paths.breaker, config.endpoint),
     spoolDir: join(paths.root, 'spool'),
     spool: new Spool(paths).stats(now),
-    inbox: inboxFacts(hookInbox(o.env), now),
+    inbox: inboxFacts(o.resolved.stateDirFallbackFrom ? join(paths.root, 'inbox') : hookInbox(o.env), now),
+    storage: {
+      checks: [writeCheck('state dir', paths.root), writeCheck('hook inbox', o.resolved.stateDirFallbackFrom ? join(paths.root, 'inbox') : hookInbox(o.env)), writeCheck('spool', paths.spool.new)],
+      fallbackFrom: o.resolved.stateDirFallbackFrom,
+      configuredProblem: o.resolved.stateDirProblem,
+    },
     scopes,
     claude: claudeFacts(o.env),
     expectedCommands: o.expectedCommands,
@@ -321,7 +346,13 @@ export const MIN_CLEANUP_DAYS = 30;
 export function assess(f: DoctorFacts): Assessment {
   const problems: string[] = [];
   const notes: string[] = [];
-  for (const w of f.configWarnings) problems.push(`configuration: ${w}`);
+  // The state dir's own warning is told below, with the storage checks.
+  for (const w of f.configWarnings) if (!w.startsWith('state dir ')) problems.push(`configuration: ${w}`);
+  if (f.storage) {
+    const st = storageProblems(f.storage);
+    problems.push(...st.problems);
+    notes.push(...st.notes);
+  }
 
   const e = f.endpoint;
   if (!e.reachable) problems.push(`collector ${e.url} is not reachable (${e.error}); events are spooled until it is: start it (claude-metrics serve) or set CLAUDE_METRICS_ENDPOINT`);
@@ -344,7 +375,17 @@ export function assess(f: DoctorFacts): Assessment {
   if (f.modes.tokenInFile && f.modes.configFile !== undefined && (f.modes.configFile & 0o077) !== 0) problems.push(`${f.configFile} holds the token and is ${octal(f.modes.configFile)}: chmod 600 ${f.configFile}`);
 
   const withHooks = f.scopes.filter((sc) => sc.commands.length > 0);
-  if (withHooks.length === 0) problems.push('no settings file contains claude-metrics hooks: run claude-metrics install');
+  const otel = f.otel ?? [];
+  if (withHooks.length === 0 && !otel.some((o) => o.ours)) problems.push('no settings file contains claude-metrics hooks: run claude-metrics install');
+  for (const o of otel) {
+    if (!o.enabled) continue;
+    if (!o.endpoint) problems.push(`${o.scope} settings ${o.path}: OTel export is on but OTEL_EXPORTER_OTLP_ENDPOINT is not set there`);
+    else if (o.probe?.error) problems.push(`${o.scope} settings: OTel export goes to ${o.endpoint}, which is not reachable (${o.probe.error}): Claude Code's own tokens and cost are lost while it is down (the hooks' are spooled)`);
+    else if (o.probe?.status === 401 || o.probe?.status === 403) problems.push(`${o.scope} settings: ${o.endpoint} refuses the OTel export's token (HTTP ${o.probe.status}): run claude-metrics install --otel again with the collector's token`);
+    else if (o.probe?.status !== undefined && o.probe.status !== 200) problems.push(`${o.scope} settings: ${o.endpoint}/v1/logs answers HTTP ${o.probe.status}: it is not a collector that takes OTLP (claude-metrics serve does)`);
+  }
+  if (!otel.some((o) => o.enabled)) notes.push("Claude Code's own OpenTelemetry export is off: costs are our price table's estimate; `claude-metrics install --otel` makes them Claude Code's own figures");
+  if (f.unpriced && f.unpriced.length > 0) notes.push(`the collector has tokens of unpriced models (cost unknown, not zero): ${f.unpriced.map((u) => `${u.model} (${u.requests} request(s))`).join(', ')}; turn on OTel (install --otel) for Claude Code's own cost, or add prices with --pricing`);
   for (const sc of f.scopes) {
     if (sc.error) problems.push(`${sc.scope} settings ${sc.path}: ${sc.error}`);
     for (const c of sc.commands) {
@@ -392,6 +433,8 @@ export function renderText(f: DoctorFacts, a: Assessment): string {
   out.push(`  waiting ${s.depth} event(s), ${s.bytes} bytes; oldest ${s.oldestAgeMs === null ? '-' : formatAge(s.oldestAgeMs)}; claimed ${s.claimed}; dead letters ${s.dead}; drops ${s.drops}`);
   if (f.inbox) out.push(`  hook inbox (${f.inbox.dir}): ${f.inbox.waiting} file(s) waiting; drainer ${f.inbox.drainer === null ? 'not running' : `running (pid ${f.inbox.drainer})`}`);
   out.push(`  log: ${f.log.path}`);
+  for (const c of f.storage?.checks ?? []) out.push(`  ${pad(`${c.role}:`, 12)}${c.dir}: ${c.ok ? 'writable' : `NOT writable (${c.error})`}${c.freeBytes !== null ? `, ${formatBytes(c.freeBytes)} free` : ''}`);
+  if (f.storage?.fallbackFrom) out.push(`  (the configured state dir ${f.storage.fallbackFrom} cannot be written: ${f.storage.configuredProblem})`);
   out.push('', 'hooks');
   for (const sc of f.scopes) {
     const head = `  ${pad(sc.scope, 9)}${sc.path}: `;
@@ -399,6 +442,10 @@ export function renderText(f: DoctorFacts, a: Assessment): string {
     else if (sc.error) out.push(`${head}${sc.error}`);
     else if (sc.commands.length === 0) out.push(`${head}no claude-metrics hooks${sc.disableAllHooks ? ' (disableAllHooks: true)' : ''}`);
     else for (const c of sc.commands) out.push(`${head}${c.events.length} event(s) ${c.events.join(', ')}${c.async ? ' (async)' : ''}\n           ${c.command}\n           ${c.detail}`);
+  }
+  if (f.otel && f.otel.length > 0) {
+    out.push('', 'opentelemetry (Claude Code\'s own export)');
+    for (const o of f.otel) out.push(`  ${pad(o.scope, 9)}${o.path}: ${o.enabled ? 'on' : 'off'}${o.ours ? ' (install --otel)' : ''}${o.endpoint ? `, to ${o.endpoint}` : ''}${o.protocol ? ` (${o.protocol})` : ''}${o.probe ? (o.probe.error ? `, not reachable: ${o.probe.error}` : `, /v1/logs HTTP ${o.probe.status}`) : ''}`);
   }
   out.push('', 'claude code');
   out.push(`  ${f.claude.version ? `${f.claude.version} at ${f.claude.path}` : f.claude.path ? `${f.claude.path}: ${f.claude.error}` : 'not on PATH'}`);

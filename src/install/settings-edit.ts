@@ -106,7 +106,7 @@ function groupFor(event: string, spec: HookSpec): Record<string, unknown> {
 }
 
 /** Applies one jsonc edit with line endings matching the file (jsonc-parser inserts "\n"). */
-function edit(text: string, path: Array<string | number>, value: unknown, fo: FormattingOptions, arrayInsert = false): string {
+export function edit(text: string, path: Array<string | number>, value: unknown, fo: FormattingOptions, arrayInsert = false): string {
   if (value === undefined) return removeAt(text, path, fo);
   const edits: Edit[] = modify(text, path, value, { formattingOptions: fo, isArrayInsertion: arrayInsert });
   const eol = fo.eol ?? '\n';

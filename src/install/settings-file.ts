@@ -122,13 +122,18 @@ export class InstallRecords {
   }
 
   private writeAll(all: Record<string, InstallRecord>): void {
+    const tmp = `${this.file}.${process.pid}.tmp`;
     try {
       mkdirSync(dirname(this.file), { recursive: true, mode: 0o700 });
-      const tmp = `${this.file}.${process.pid}.tmp`;
       writeFileSync(tmp, `${JSON.stringify(all, null, 2)}\n`, { mode: 0o600 });
       renameSync(tmp, this.file);
     } catch {
-      /* only an optimisation for uninstall: the surgical path still works without it */
+      // Only an optimisation for uninstall: the surgical path still works without it.
+      try {
+        unlinkSync(tmp);
+      } catch {
+        /* never created */
+      }
     }
   }
 

@@ -33,10 +33,19 @@ export function workerFiles(offsetsDir: string, sessionId: string): WorkerFiles 
 
 function write(path: string, text: string): void {
   try {
-    writeFileSync(path, text, { mode: 0o600 });
-  } catch {
-    mkdirSync(join(path, '..'), { recursive: true, mode: 0o700 });
-    writeFileSync(path, text, { mode: 0o600 });
+    try {
+      writeFileSync(path, text, { mode: 0o600 });
+    } catch {
+      mkdirSync(join(path, '..'), { recursive: true, mode: 0o700 });
+      writeFileSync(path, text, { mode: 0o600 });
+    }
+  } catch (err) {
+    try {
+      unlinkSync(path); // not left empty by a full disk
+    } catch {
+      /* never created */
+    }
+    throw err;
   }
 }
 

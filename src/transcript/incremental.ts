@@ -7,7 +7,7 @@
  * (largest) write is the one that counts.
  */
 import { createHash } from 'node:crypto';
-import { closeSync, mkdirSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { errorCode } from '../errors';
 import { scanTranscript, type UsageLine } from './reader';
@@ -39,8 +39,13 @@ export function saveState(dir: string, state: FileState): void {
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   const file = stateFileFor(dir, state.path);
   const tmp = `${file}.${process.pid}.tmp`;
-  writeFileSync(tmp, JSON.stringify({ ...state, emitted: state.emitted.slice(-MAX_REMEMBERED) }), { mode: 0o600 });
-  renameSync(tmp, file);
+  try {
+    writeFileSync(tmp, JSON.stringify({ ...state, emitted: state.emitted.slice(-MAX_REMEMBERED) }), { mode: 0o600 });
+    renameSync(tmp, file);
+  } catch (err) {
+    rmSync(tmp, { force: true }); // a full disk leaves it created and empty
+    throw err;
+  }
 }
 
 export interface ReadNew {

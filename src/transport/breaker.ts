@@ -4,7 +4,7 @@
  * a backoff has passed, so a dead or blackholed collector costs one deadline,
  * not one per hook. Last writer wins; the worst a race costs is one extra probe.
  */
-import { readFileSync, renameSync, writeFileSync, mkdirSync } from 'node:fs';
+import { readFileSync, renameSync, unlinkSync, writeFileSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { backoffMs } from './retry';
 
@@ -44,10 +44,20 @@ export function readBreaker(path: string, endpoint?: string): BreakerState {
 export function writeBreaker(path: string, state: BreakerState): void {
   const tmp = `${path}.${process.pid}.tmp`;
   try {
-    writeFileSync(tmp, JSON.stringify(state), { mode: 0o600 });
-  } catch {
-    mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-    writeFileSync(tmp, JSON.stringify(state), { mode: 0o600 });
+    try {
+      writeFileSync(tmp, JSON.stringify(state), { mode: 0o600 });
+    } catch {
+      mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+      writeFileSync(tmp, JSON.stringify(state), { mode: 0o600 });
+    }
+    renameSync(tmp, path);
+  } catch (err) {
+    // A full disk leaves the temp file created and empty: do not leave it behind.
+    try {
+      unlinkSync(tmp);
+    } catch {
+      /* never created */
+    }
+    throw err;
   }
-  renameSync(tmp, path);
 }

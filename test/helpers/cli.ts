@@ -3,7 +3,7 @@
  * HOME (never the real ~/.claude), and a capture server on 127.0.0.1:0.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -25,6 +25,8 @@ export interface TempHome {
 export function tempHome(prefix = 'cm-test-'): TempHome {
   const home = mkdtempSync(join(tmpdir(), prefix));
   const stateDir = join(home, '.local', 'state', 'claude-metrics');
+  // Its own temp dir: the private fallback state dir (<TMPDIR>/claude-metrics-<uid>) is per test, not shared.
+  mkdirSync(join(home, 'tmp'), { mode: 0o700 });
   const env: Record<string, string> = {
     PATH: process.env.PATH ?? '/usr/bin:/bin',
     HOME: home,
@@ -32,6 +34,7 @@ export function tempHome(prefix = 'cm-test-'): TempHome {
     XDG_STATE_HOME: join(home, '.local', 'state'),
     XDG_CONFIG_HOME: join(home, '.config'),
     CLAUDE_CONFIG_DIR: join(home, '.claude'),
+    TMPDIR: join(home, 'tmp'),
     // A drainer the fast hook starts leaves soon after its last file, not 30 s later.
     CLAUDE_METRICS_DRAIN_IDLE_MS: '300',
   };

@@ -26,7 +26,7 @@ describe('ids', () => {
 describe('resolveConfig', () => {
   const noFile = '/nonexistent/config.json';
   it('flag > env > default, with origins', () => {
-    const r = resolveConfig({ configFile: noFile, env: { HOME: '/h', CLAUDE_METRICS_TIMEOUT_MS: '500' }, flags: { endpoint: 'http://x:1/m' } });
+    const r = resolveConfig({ configFile: noFile, checkStateDir: false, env: { HOME: '/h', CLAUDE_METRICS_TIMEOUT_MS: '500' }, flags: { endpoint: 'http://x:1/m' } });
     expect(r.config.endpoint).toBe('http://x:1/m');
     expect(r.origins.endpoint).toBe('flag');
     expect(r.config.timeoutMs).toBe(500);

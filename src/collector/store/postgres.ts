@@ -69,7 +69,7 @@ function unavailable(err: unknown): boolean {
 function asStoreError(err: unknown): unknown {
   if (!unavailable(err)) return err;
   const e = err as { code?: string; message?: string };
-  return new StoreUnavailableError(`PostgreSQL: ${e.message ?? String(err)}${e.code ? ` (${e.code})` : ''}`, 1);
+  return new StoreUnavailableError(`PostgreSQL: ${e.message ?? String(err)}${e.code ? ` (${e.code})` : ''}`, 1, err);
 }
 
 export class PostgresStore implements Store {

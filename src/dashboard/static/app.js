@@ -129,6 +129,14 @@
     );
   }
 
+  /** A session's cost with where it came from: Claude Code's own figure, our estimate (≈), or none (unpriced). */
+  function costCell(s) {
+    const unpriced = s.unpriced_requests > 0 ? ` ${s.unpriced_requests} request(s) of an unpriced model: their cost is unknown.` : '';
+    if (s.cost_source === 'none') return h('span', { class: 'cost cost-none', 'data-cost-source': 'none', title: `No price known.${unpriced}` }, s.unpriced_requests > 0 ? 'unpriced' : '–');
+    if (s.cost_source === 'estimate') return h('span', { class: 'cost cost-estimate', 'data-cost-source': 'estimate', title: `Estimated from the price table (Claude Code's own figure not received).${unpriced}` }, `≈${fmtCost(s.cost_usd)}${unpriced ? '+?' : ''}`);
+    return h('span', { class: 'cost cost-claude', 'data-cost-source': s.cost_source || 'claude_code', title: `Claude Code's own figure.${unpriced}` }, `${fmtCost(s.cost_usd)}${unpriced ? '+?' : ''}`);
+  }
+
   function renderSessions(data) {
     setText('sessions-count', data.total > data.sessions.length ? `(latest ${data.sessions.length} of ${fmtInt(data.total)})` : `(${fmtInt(data.total)})`);
     table(
@@ -143,7 +151,7 @@
         fmtDur(s.duration_ms),
         fmtInt(s.tool_calls_count),
         fmtTokens(tokensOf(s)),
-        fmtCost(s.cost_usd),
+        costCell(s),
         outcome(s),
         s.error ? h('span', { class: 'error', title: s.error }, s.error.length > 80 ? `${s.error.slice(0, 80)}…` : s.error) : '',
       ]),
