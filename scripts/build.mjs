@@ -67,6 +67,9 @@ if (existsSync(uplot)) {
   cpSync(join(uplot, 'uPlot.min.css'), join(dist, 'dashboard/vendor/uPlot.min.css'));
 }
 
+// The typed API client and the embeddable panel (package.json `exports`).
+await (await import('./build-client.mjs')).buildClient(root, dist);
+
 const old = join(root, `.dist-old-${process.pid}`);
 if (existsSync(finalDist)) renameSync(finalDist, old);
 renameSync(dist, finalDist);

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite from a fresh clone: installs what the tests need
-# (Debian's chromium, prometheus/promtool, PostgreSQL 15, python3 FastAPI; npm deps incl. the
+# (Debian's chromium, prometheus/promtool, PostgreSQL 15, python3 FastAPI, tmux; npm deps incl. the
 # native better-sqlite3 build and the pinned Claude Code CLI), builds, type-checks
 # and runs every test. CI (.ci/run) calls exactly this.
 set -euo pipefail
@@ -10,7 +10,9 @@ need_apt=()
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 command -v promtool >/dev/null 2>&1 || need_apt+=(prometheus)
 [ -x /usr/lib/postgresql/15/bin/initdb ] || need_apt+=(postgresql-15)
+command -v tmux >/dev/null 2>&1 || need_apt+=(tmux)
 /usr/bin/python3 -c 'import fastapi, uvicorn' >/dev/null 2>&1 || need_apt+=(python3-fastapi python3-uvicorn)
+/usr/bin/python3 -c 'import yaml' >/dev/null 2>&1 || need_apt+=(python3-yaml)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     echo "test.sh: installing ${need_apt[*]} (Debian packages)" >&2

@@ -77,6 +77,7 @@ export function buildProgram(): Command {
     .option('--db-pool-size <n>', 'PostgreSQL connections per replica (default 10)', int('--db-pool-size'))
     .option('--token <token>', 'require this bearer token (env CLAUDE_METRICS_TOKEN)')
     .option('--retention-days <n>', 'delete events and sessions older than this', int('--retention-days'))
+    .option('--active-window-ms <ms>', 'a session not ended and silent this long is stale, not active (default 1800000; env CLAUDE_METRICS_ACTIVE_WINDOW_MS)', int('--active-window-ms'))
     .option('--router-metrics-url <url>', 'router Prometheus URL to show beside harness usage')
     .action(lazy('serve'));
 
@@ -120,7 +121,7 @@ export function buildProgram(): Command {
   program
     .command('install')
     .description("add claude-metrics hooks to Claude Code's settings.json (surgical, idempotent, backed up)")
-    .addOption(new Option('--scope <scope>', 'which settings file').choices(['user', 'project', 'local']).default('user'))
+    .addOption(new Option('--scope <scope>', 'which settings file (managed: /etc/claude-code/managed-settings.json, for every user; needs root)').choices(['user', 'project', 'local', 'managed']).default('user'))
     .option('--events <list>', 'comma-separated hook events (default: the ones metrics need)')
     .option('--async', "use Claude Code's async hooks (loses events in claude -p; not recommended)")
     .option('--dry-run', 'print the diff, change nothing')
@@ -135,7 +136,7 @@ export function buildProgram(): Command {
   program
     .command('uninstall')
     .description('remove only our hook entries from settings.json')
-    .addOption(new Option('--scope <scope>', 'which settings file').choices(['user', 'project', 'local']).default('user'))
+    .addOption(new Option('--scope <scope>', 'which settings file (managed: /etc/claude-code/managed-settings.json, for every user; needs root)').choices(['user', 'project', 'local', 'managed']).default('user'))
     .option('--dry-run', 'print the diff, change nothing')
     .option('--settings <path>', 'settings file to edit (overrides --scope)')
     .action(lazy('uninstall'));

@@ -8,6 +8,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { assess, checkHookCommand, type DoctorFacts } from '../src/install/doctor';
+import { DEFAULT_EVENTS } from '../src/install/settings-edit';
 import { BIN, deadPort, runCli, spawnCli, startCaptureServer, tempHome, type TempHome } from './helpers/cli';
 
 function facts(over: Partial<DoctorFacts> = {}): DoctorFacts {
@@ -21,7 +22,7 @@ function facts(over: Partial<DoctorFacts> = {}): DoctorFacts {
     breaker: { failures: 0, openUntil: 0 },
     spoolDir: '/s/spool',
     spool: { depth: 0, bytes: 0, claimed: 0, dead: 0, drops: 0, oldestAgeMs: null },
-    scopes: [{ scope: 'user', path: '/h/.claude/settings.json', exists: true, commands: [{ command: 'x emit', events: ['PreToolUse', 'PostToolUse', 'PostToolUseFailure', 'Stop', 'SubagentStop', 'SessionStart', 'SessionEnd', 'UserPromptSubmit'], async: false, runs: true, detail: 'runs' }], disableAllHooks: false }],
+    scopes: [{ scope: 'user', path: '/h/.claude/settings.json', exists: true, commands: [{ command: 'x emit', events: [...DEFAULT_EVENTS], async: false, runs: true, detail: 'runs' }], disableAllHooks: false }],
     claude: { path: '/bin/claude', version: '2.1.331 (Claude Code)' },
     expectedCommands: ['x emit'],
     log: { path: '/s/claude-metrics.log' },
@@ -115,7 +116,7 @@ describe('doctor CLI', () => {
     expect(r.stdout).toMatch(/token +\(set, 12 chars\) +env \(CLAUDE_METRICS_TOKEN\)/);
     expect(r.stdout).toMatch(/timeoutMs +300 +default/);
     expect(r.stdout).toMatch(/reachable in \d+ ms, HTTP 204, token accepted/);
-    expect(r.stdout).toMatch(/user +.*settings\.json: 8 event\(s\)[\s\S]*runs \(claude-metrics \d+\.\d+\.\d+\)/);
+    expect(r.stdout).toMatch(new RegExp(`user +.*settings\\.json: ${DEFAULT_EVENTS.length} event\\(s\\)[\\s\\S]*runs \\(claude-metrics \\d+\\.\\d+\\.\\d+\\)`));
     expect(r.stdout).not.toContain('s3cret-token');
 
     const bad = await runCli(['doctor', '--token', 'wrong'], { env, cwd: t.home });

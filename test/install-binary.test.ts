@@ -107,6 +107,17 @@ describe('single binary', () => {
     expect(new Set(findOurHooks(readFileSync(settings, 'utf8'), settings).commands.map((c) => c.command))).toEqual(new Set([`${exe} emit`]));
   });
 
+  it('install --scope managed puts the hook script where every user can run it (<prefix>/share/claude-metrics, 0755), and warns when they cannot reach it', async () => {
+    const managed = join(t.home, 'etc', 'claude-code', 'managed-settings.json');
+    const r = await run(['install', '--scope', 'managed'], { env: { ...t.env, CLAUDE_METRICS_MANAGED_SETTINGS: managed } });
+    expect(r.code, r.stderr).toBe(0);
+    const script = join(dir, 'share', 'claude-metrics', 'claude-metrics-hook');
+    expect(statSync(script).mode & 0o777).toBe(0o755);
+    expect(readFileSync(managed, 'utf8')).toContain(`"command": "/bin/sh ${script} ${exe}"`);
+    // mkdtemp made the prefix 0700: other users could not run it, and install says so.
+    expect(r.stderr).toMatch(/the hook command uses .*claude-metrics.*which other users cannot read/);
+  });
+
   it('serve without better-sqlite3 beside it says so; with a node_modules beside it, it serves', async () => {
     const r = await run(['serve', '--port', '0']);
     expect(r.code).toBe(1);

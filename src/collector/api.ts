@@ -4,7 +4,7 @@
  */
 import { addTokens } from '../transcript/pricing';
 import { histogramSamples, DURATION_BUCKETS_S, type MetricFamily, type Sample } from './prometheus';
-import { ACTIVE_WINDOW_MS, type SessionFilter, type SessionRow, type Store } from './store';
+import type { SessionFilter, SessionRow, Store } from './store';
 
 const DAY_MS = 86_400_000;
 
@@ -71,7 +71,7 @@ export async function summary(store: Store, f: SessionFilter, now = Date.now()) 
   const completedIn = (rows: SessionRow[], from: number) => rows.filter((r) => !r.completed_at || Date.parse(r.completed_at) >= from);
   const t = tally(completedIn(rowsToday, today));
   const w = tally(completedIn(rows7, week));
-  const active = (await store.allSessions({ ...f, sinceMs: now - ACTIVE_WINDOW_MS }, now)).filter((r) => r.active);
+  const active = (await store.allSessions({ ...f, sinceMs: now - store.activeWindowMs }, now)).filter((r) => r.active);
   const bySource: Record<string, number> = {};
   for (const r of active) bySource[r.source ?? 'unknown'] = (bySource[r.source ?? 'unknown'] ?? 0) + 1;
   const counters = await store.counters();
@@ -137,6 +137,14 @@ const HELP: Record<string, [string, 'counter' | 'gauge']> = {
   rejects_total: ['Events or requests rejected, by reason.', 'counter'],
 };
 
+/** "30 minutes", "1 minute", "5 seconds", "1500 ms": the active window as a help text says it. */
+function formatWindow(ms: number): string {
+  const unit = (n: number, one: string) => `${n} ${one}${n === 1 ? '' : 's'}`;
+  if (ms % 60_000 === 0) return unit(ms / 60_000, 'minute');
+  if (ms % 1000 === 0) return unit(ms / 1000, 'second');
+  return `${ms} ms`;
+}
+
 export async function metricFamilies(store: Store, now = Date.now()): Promise<MetricFamily[]> {
   const byMetric = new Map<string, Array<{ labels: Record<string, string>; value: number }>>();
   for (const c of await store.counters()) (byMetric.get(c.metric) ?? byMetric.set(c.metric, []).get(c.metric)!).push(c);
@@ -177,7 +185,7 @@ export async function metricFamilies(store: Store, now = Date.now()): Promise<Me
     const l = last.get(k) ?? last.set(k, { labels, value: 0 }).get(k)!;
     if (seen > l.value) l.value = seen;
   }
-  families.push({ name: 'claude_harness_active_sessions', help: `Sessions started and not completed, with an event in the last ${ACTIVE_WINDOW_MS / 60_000} minutes.`, type: 'gauge', samples: [...active.values()] });
+  families.push({ name: 'claude_harness_active_sessions', help: `Sessions started and not completed, with an event in the last ${formatWindow(store.activeWindowMs)}.`, type: 'gauge', samples: [...active.values()] });
   families.push({ name: 'claude_harness_last_event_timestamp_seconds', help: 'Unix time of the latest event, by source, project and label.', type: 'gauge', samples: [...last.values()] });
   return families;
 }

@@ -9,7 +9,8 @@ import { statePaths } from '../paths';
 import { unifiedDiff } from '../install/diff';
 import { hookCommandFor } from '../install/hook-command';
 import { locateSelf } from '../install/self';
-import { EMBEDDED_HOOK_SCRIPT, writeEmbeddedHookScript } from '../install/hook-script';
+import { EMBEDDED_HOOK_SCRIPT, managedHookScriptPath, writeEmbeddedHookScript } from '../install/hook-script';
+import { managedWarnings, withManagedHint } from '../install/managed';
 import { DEFAULT_EVENTS, DEFAULT_TIMEOUT_S, KNOWN_EVENTS, planInstall } from '../install/settings-edit';
 import { findOurHooks } from '../install/settings-edit';
 import { backupSettings, InstallRecords, readSettings, realTarget, settingsPathFor, sha256, writeSettings, type Scope } from '../install/settings-file';
@@ -38,7 +39,7 @@ export function installRecordsFile(opts: Record<string, unknown>): string {
 /** Other scopes that already hold our hooks: Claude Code runs them all, so every event would count twice. */
 function otherScopesWithOurHooks(targetPath: string): string[] {
   const out: string[] = [];
-  for (const scope of ['user', 'project', 'local'] as Scope[]) {
+  for (const scope of ['user', 'project', 'local', 'managed'] as Scope[]) {
     const path = settingsPathFor(scope, process.env, process.cwd());
     if (realTarget(path) === targetPath) continue;
     let text: string | null = null;
@@ -59,9 +60,12 @@ export default async function install(opts: Record<string, unknown>): Promise<nu
   const target = resolveTarget(opts);
   const mode = (opts.hook as string | undefined) ?? 'fast';
   if (mode !== 'fast' && mode !== 'emit') throw new UsageError(`--hook must be fast or emit, got ${JSON.stringify(mode)}`);
-  const self = locateSelf();
+  const managed = target.scope === 'managed';
+  const located = locateSelf();
+  // Managed hooks run as every user: the binary's hook script goes where they can all read it.
+  const self = managed && located.kind === 'binary' && located.hookScript ? { ...located, hookScript: managedHookScriptPath(located.path) } : located;
   const command = hookCommandFor(self, mode);
-  const before = readSettings(target.path);
+  const before = withManagedHint(managed, () => readSettings(target.path));
   const otelOnly = opts.otelOnly === true;
   const hooksPlan = otelOnly
     ? { text: before ?? '', changed: false, added: [] as string[], updated: [] as string[], unchanged: [] as string[] }
@@ -97,21 +101,25 @@ export default async function install(opts: Record<string, unknown>): Promise<nu
   if (doubled.length > 0) {
     process.stderr.write(`claude-metrics: warning: our hooks are also in ${doubled.join(', ')}: Claude Code runs every scope's hooks, so each event would be counted twice; remove one with claude-metrics uninstall --scope …\n`);
   }
+  if (managed) for (const w of managedWarnings(target.path, command, self.kind === 'binary' && mode === 'fast' ? self.hookScript : undefined)) process.stderr.write(`claude-metrics: warning: ${w}\n`);
   if (opts.dryRun === true) {
     process.stdout.write(unifiedDiff(before ?? '', plan.text, { a: before === null ? '/dev/null' : target.display, b: target.display }));
     if (!changed) process.stderr.write(`claude-metrics: ${target.display} already has our hooks; nothing to change\n`);
     return 0;
   }
   // The single binary carries the fast hook's script: put it (back) where the command points.
-  if (self.kind === 'binary' && mode === 'fast' && self.hookScript && EMBEDDED_HOOK_SCRIPT) writeEmbeddedHookScript(self.hookScript, EMBEDDED_HOOK_SCRIPT);
+  if (self.kind === 'binary' && mode === 'fast' && self.hookScript && EMBEDDED_HOOK_SCRIPT) withManagedHint(managed, () => writeEmbeddedHookScript(self.hookScript!, EMBEDDED_HOOK_SCRIPT!, managed ? 0o755 : 0o700));
   if (!changed) {
     process.stdout.write(`claude-metrics: already installed in ${target.display} (${plan.unchanged.join(', ')}); nothing changed\n`);
     return 0;
   }
   const records = new InstallRecords(installRecordsFile(opts));
   const previous = records.get(target.path);
-  const backup = before === null ? null : backupSettings(target.path);
-  writeSettings(target.path, plan.text);
+  const backup = withManagedHint(managed, () => {
+    const b = before === null ? null : backupSettings(target.path);
+    writeSettings(target.path, plan.text, managed ? { fileMode: 0o644, dirMode: 0o755 } : undefined);
+    return b;
+  });
   // Keep pointing at the oldest untouched original while the file is only ours to change.
   const keepOld = previous !== undefined && before !== null && sha256(before) === previous.afterSha256;
   records.set(target.path, { backup: keepOld ? previous.backup : backup, afterSha256: sha256(plan.text), at: new Date().toISOString() });

@@ -7,7 +7,7 @@
 import { dirname, join, resolve } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { createCollector } from '../collector/http';
-import { isPostgresUrl, openStore, redactUrl, SWEEP_PERIOD_MS, type Store } from '../collector/store';
+import { ACTIVE_WINDOW_MS, isPostgresUrl, openStore, redactUrl, SWEEP_PERIOD_MS, type Store } from '../collector/store';
 import { resolveConfig } from '../config';
 import { CliError, ConfigError, UsageError } from '../errors';
 import { createLogger } from '../log';
@@ -24,6 +24,7 @@ export default async function serve(opts: Record<string, unknown>): Promise<numb
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`--port: expected 0 to 65535, got ${port}`);
   const retentionDays = (opts.retentionDays as number | undefined) ?? (env.CLAUDE_METRICS_RETENTION_DAYS ? Number(env.CLAUDE_METRICS_RETENTION_DAYS) : 90);
   if (!Number.isFinite(retentionDays) || retentionDays < 1) throw new UsageError(`--retention-days: expected a whole number of days ≥ 1, got ${retentionDays}`);
+  const activeWindowMs = activeWindow(opts.activeWindowMs as number | undefined, env.CLAUDE_METRICS_ACTIVE_WINDOW_MS);
   const routerMetricsUrl = opts.routerMetricsUrl as string | undefined;
   if (routerMetricsUrl !== undefined && !/^https?:\/\//.test(routerMetricsUrl)) throw new UsageError(`--router-metrics-url: expected an http(s) URL, got ${routerMetricsUrl}`);
   const paths = statePaths(config.stateDir);
@@ -38,6 +39,7 @@ export default async function serve(opts: Record<string, unknown>): Promise<numb
     if ((err as Error).name === 'CliError') throw err; // already says what to do (the single binary without better-sqlite3)
     throw new CliError(`cannot open the database ${isPostgresUrl(dbPath) ? redactUrl(dbPath) : dbPath}: ${(err as Error).message}`, 'E_DB', 1);
   }
+  store.activeWindowMs = activeWindowMs;
   const sweep = async () => {
     try {
       const r = await store.sweep(retentionDays);
@@ -88,4 +90,17 @@ export default async function serve(opts: Record<string, unknown>): Promise<numb
     process.once('SIGTERM', () => stop('SIGTERM'));
     process.once('SIGINT', () => stop('SIGINT'));
   });
+}
+
+/** `--active-window-ms` (a typo is an error) > CLAUDE_METRICS_ACTIVE_WINDOW_MS (a bad value warns, the default stays) > 30 min. */
+function activeWindow(flag: number | undefined, envValue: string | undefined): number {
+  const ok = (n: number) => Number.isInteger(n) && n >= 1000;
+  if (flag !== undefined) {
+    if (!ok(flag)) throw new UsageError(`--active-window-ms: expected a whole number of milliseconds ≥ 1000, got ${flag}`);
+    return flag;
+  }
+  if (envValue === undefined || envValue === '') return ACTIVE_WINDOW_MS;
+  if (/^\d+$/.test(envValue) && ok(Number(envValue))) return Number(envValue);
+  process.stderr.write(`claude-metrics serve: warning: CLAUDE_METRICS_ACTIVE_WINDOW_MS=${JSON.stringify(envValue)} is not a whole number of milliseconds ≥ 1000; using ${ACTIVE_WINDOW_MS}\n`);
+  return ACTIVE_WINDOW_MS;
 }

@@ -10,6 +10,7 @@ import { planOtelUninstall } from '../install/otel-env';
 /** Our hooks and our OTel env keys out of a settings text. */
 const strip = (text: string, file: string) => planOtelUninstall(planUninstall(text, file).text, file).text;
 import { backupSettings, InstallRecords, readSettings, removeSettingsFile, sha256, writeSettings } from '../install/settings-file';
+import { withManagedHint } from '../install/managed';
 import { resolveTarget } from '../install/target';
 import { installRecordsFile } from './install';
 
@@ -41,9 +42,12 @@ export default async function uninstall(opts: Record<string, unknown>): Promise<
     process.stdout.write(`claude-metrics: no claude-metrics hooks or OTel settings in ${target.display}; nothing changed\n`);
     return 0;
   }
-  const backup = backupSettings(target.path);
-  if (after === null) removeSettingsFile(target.path);
-  else writeSettings(target.path, after);
+  const backup = withManagedHint(target.scope === 'managed', () => {
+    const b = backupSettings(target.path);
+    if (after === null) removeSettingsFile(target.path);
+    else writeSettings(target.path, after);
+    return b;
+  });
   records.delete(target.path);
   process.stdout.write(`claude-metrics: removed our hooks and settings from ${target.display}${after === null ? ' (the file did not exist before install: removed it)' : ''}\n  backup: ${backup}\n`);
   return 0;

@@ -16,8 +16,8 @@ import { fastHookScript, splitHookCommand } from './hook-command';
 import { DEFAULT_EVENTS, findOurHooks } from './settings-edit';
 import { otelFacts, unpricedModels, type OtelFacts } from './doctor-otel';
 import { collectorBase } from './otel-env';
-import { realTarget, settingsPathFor, type Scope } from './settings-file';
 import { storageProblems, writeCheck, formatBytes, type StorageFacts } from './storage-check';
+import { managedSettingsPath, realTarget, settingsPathFor, type Scope } from './settings-file';
 
 type Env = Record<string, string | undefined>;
 
@@ -55,6 +55,10 @@ export interface ScopeFacts {
   commands: HookCommandFacts[];
   disableAllHooks: boolean;
   cleanupPeriodDays?: unknown;
+  /** Managed settings only: user, project and local hooks are ignored when true. */
+  allowManagedHooksOnly?: boolean;
+  /** Managed settings only: permission bits (every user's Claude Code must read the file). */
+  mode?: number;
 }
 
 export interface DoctorFacts {
@@ -206,6 +210,10 @@ export function scopeFacts(scope: ScopeFacts['scope'], path: string, env: Env): 
   }
   const facts: ScopeFacts = { scope, path, exists: true, commands: [...byCommand.values()], disableAllHooks: found.disableAllHooks === true, cleanupPeriodDays: found.cleanupPeriodDays };
   if (found.error) facts.error = found.error;
+  if (scope === 'managed') {
+    facts.allowManagedHooksOnly = found.allowManagedHooksOnly === true;
+    facts.mode = modeOf(path);
+  }
   return facts;
 }
 
@@ -279,7 +287,7 @@ export async function gatherFacts(o: GatherOptions): Promise<DoctorFacts> {
     seen.add(realTarget(path));
     scopes.push(scopeFacts(s, path, o.env));
   }
-  const managed = o.managedSettings ?? '/etc/claude-code/managed-settings.json';
+  const managed = o.managedSettings || managedSettingsPath(o.env);
   if (existsSync(managed)) scopes.push(scopeFacts('managed', managed, o.env));
   const otel = await otelFacts(scopes.filter((sc) => sc.exists).map((sc) => ({ scope: sc.scope, path: sc.path })), o.probeTimeoutMs ?? 3000);
   let base: string | undefined;
@@ -396,7 +404,14 @@ export function assess(f: DoctorFacts): Assessment {
     const days = sc.cleanupPeriodDays;
     if (typeof days === 'number' && days < MIN_CLEANUP_DAYS) problems.push(`${sc.scope} settings ${sc.path}: "cleanupPeriodDays": ${days} deletes transcripts (token usage) after ${days} day(s); use ${MIN_CLEANUP_DAYS} or more`);
   }
-  if (withHooks.length > 1) problems.push(`claude-metrics hooks are installed in ${withHooks.length} scopes (${withHooks.map((x) => x.scope).join(', ')}): Claude Code runs all of them, so every hook event is counted more than once; keep one (claude-metrics uninstall --scope …)`);
+  const managed = withHooks.find((sc) => sc.scope === 'managed');
+  const personal = withHooks.filter((sc) => sc.scope !== 'managed');
+  if (managed?.mode !== undefined && (managed.mode & 0o004) === 0) problems.push(`managed settings ${managed.path} are 0${managed.mode.toString(8)}: Claude Code running as other users cannot read them, so their sessions are not recorded (chmod 644 ${managed.path})`);
+  if (managed && personal.length > 0) {
+    const where = personal.map((x) => `${x.scope} (${x.path})`).join(', ');
+    if (managed.allowManagedHooksOnly) notes.push(`our hooks are also in ${where}, which Claude Code ignores ("allowManagedHooksOnly": true in ${managed.path}); remove them with claude-metrics uninstall --scope ${personal[0]!.scope}`);
+    else problems.push(`claude-metrics hooks are in the managed settings (${managed.path}) and also in ${where}: Claude Code runs both, so every hook event is counted twice; the managed ones cover every user: claude-metrics uninstall --scope ${personal[0]!.scope}`);
+  } else if (withHooks.length > 1) problems.push(`claude-metrics hooks are installed in ${withHooks.length} scopes (${withHooks.map((x) => x.scope).join(', ')}): Claude Code runs all of them, so every hook event is counted more than once; keep one (claude-metrics uninstall --scope …)`);
   const hooked = new Set(withHooks.flatMap((sc) => sc.commands.flatMap((c) => c.events)));
   const missing = DEFAULT_EVENTS.filter((ev) => !hooked.has(ev));
   if (withHooks.length > 0 && missing.length > 0) notes.push(`not hooked: ${missing.join(', ')}${missing.includes('PreToolUse') ? ' (tool durations need PreToolUse)' : ''}`);

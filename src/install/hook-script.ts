@@ -15,14 +15,22 @@ export function binaryHookScriptPath(env: Record<string, string | undefined> = p
   return join(data, 'claude-metrics', 'claude-metrics-hook');
 }
 
-/** Writes the embedded script (0700: it runs as the user only) unless it is already there, unchanged. */
-export function writeEmbeddedHookScript(path: string, text: string): void {
+/**
+ * For managed settings the hook runs as every user, so the script cannot live in root's home:
+ * `<binary dir>/../share/claude-metrics/claude-metrics-hook` (/usr/local/bin → /usr/local/share).
+ */
+export function managedHookScriptPath(binary: string): string {
+  return join(dirname(dirname(binary)), 'share', 'claude-metrics', 'claude-metrics-hook');
+}
+
+/** Writes the embedded script (0700: it runs as the user only; 0755 for managed settings) unless it is already there, unchanged. */
+export function writeEmbeddedHookScript(path: string, text: string, mode = 0o700): void {
   try {
     if (readFileSync(path, 'utf8') === text) return;
   } catch {
     /* not there yet */
   }
-  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-  writeFileSync(path, text, { mode: 0o700 });
-  chmodSync(path, 0o700);
+  mkdirSync(dirname(path), { recursive: true, mode });
+  writeFileSync(path, text, { mode });
+  chmodSync(path, mode);
 }

@@ -15,12 +15,14 @@ export const TOOL_EVENTS = new Set(['PreToolUse', 'PostToolUse', 'PostToolUseFai
 /**
  * What metrics need: PreToolUse (tool durations are measured from it),
  * PostToolUse and PostToolUseFailure (outcome), Stop/SubagentStop (turn end,
- * transcript usage), SessionStart/SessionEnd, UserPromptSubmit (turns).
+ * transcript usage), SessionStart/SessionEnd, UserPromptSubmit (turns), and,
+ * in interactive sessions only, Notification and PermissionRequest (the
+ * session waits for a person: a permission prompt, an idle prompt).
  */
-export const DEFAULT_EVENTS = ['PreToolUse', 'PostToolUse', 'PostToolUseFailure', 'Stop', 'SubagentStop', 'SessionStart', 'SessionEnd', 'UserPromptSubmit'] as const;
+export const DEFAULT_EVENTS = ['PreToolUse', 'PostToolUse', 'PostToolUseFailure', 'Stop', 'SubagentStop', 'SessionStart', 'SessionEnd', 'UserPromptSubmit', 'Notification', 'PermissionRequest'] as const;
 
 /** Every hook event Claude Code 2.x knows (checked against the bundled CLI's schema). */
-export const KNOWN_EVENTS = new Set([...DEFAULT_EVENTS, 'Notification', 'PreCompact', 'SubagentStart', 'PermissionRequest']);
+export const KNOWN_EVENTS = new Set<string>([...DEFAULT_EVENTS, 'PreCompact', 'SubagentStart']);
 
 export const DEFAULT_TIMEOUT_S = 5;
 
@@ -115,6 +117,30 @@ export function edit(text: string, path: Array<string | number>, value: unknown,
 }
 
 /**
+ * Appends a value to a non-empty array as `,<eol><indent><value>` after its last
+ * element, indented like that element, and touches nothing else: jsonc-parser's
+ * own insertion reformats the line it lands on, which rewrites a one-line entry
+ * such as `{ "hooks": [ { "type": "command", "command": "notify-send Claude" } ] }`
+ * (and uninstall could then not give the original bytes back). `removeAt` is its
+ * exact inverse. Undefined when comments sit after the last element (jsonc-parser decides then).
+ */
+function appendElement(text: string, arr: Node, value: unknown, fo: FormattingOptions): string | undefined {
+  const last = arr.children?.[arr.children.length - 1];
+  if (!last) return undefined;
+  const end = last.offset + last.length;
+  if (!/^\s*\]$/.test(text.slice(end, arr.offset + arr.length))) return undefined;
+  const lineStart = (at: number) => Math.max(text.lastIndexOf('\n', at - 1) + 1, 0);
+  const indentOf = (at: number) => /^[ \t]*/.exec(text.slice(lineStart(at)))![0];
+  const unit = fo.insertSpaces === false ? '\t' : ' '.repeat(fo.tabSize ?? 2);
+  const eol = fo.eol ?? '\n';
+  // An array all on one line (`"X": [ {…} ]`): the new element goes one level deeper than that line.
+  const sameLine = lineStart(last.offset) === lineStart(arr.offset);
+  const indent = sameLine ? indentOf(arr.offset) + unit : indentOf(last.offset);
+  const body = JSON.stringify(value, null, unit).replace(/\n/g, eol + indent);
+  return text.slice(0, end) + ',' + eol + indent + body + text.slice(end);
+}
+
+/**
  * Cuts one property or array element out of the text, with the comma and line
  * break that introduced it: the exact inverse of how `modify` appended it, so
  * the neighbours are left byte for byte (jsonc-parser's own removal reflows them).
@@ -187,7 +213,7 @@ export function planInstall(original: string, spec: HookSpec, file: string): Ins
       if (g && Array.isArray(g.hooks)) (g.hooks as HookEntry[]).forEach((h, hi) => h && isOurHookCommand(h.command) && found.push([gi, hi]));
     });
     if (found.length === 0) {
-      text = edit(text, ['hooks', event, groups.length], groupFor(event, spec), fo, true);
+      text = appendElement(text, arr, groupFor(event, spec), fo) ?? edit(text, ['hooks', event, groups.length], groupFor(event, spec), fo, true);
       added.push(event);
       continue;
     }
@@ -262,14 +288,14 @@ export function planUninstall(original: string, file: string): UninstallPlan {
 }
 
 /** Our hook entries found in a settings text, by event (for doctor). Never throws on bad files: returns an error instead. */
-export function findOurHooks(text: string, file: string): { commands: Array<{ event: string; command: string; async: boolean }>; error?: string; disableAllHooks?: boolean; cleanupPeriodDays?: unknown } {
+export function findOurHooks(text: string, file: string): { commands: Array<{ event: string; command: string; async: boolean }>; error?: string; disableAllHooks?: boolean; cleanupPeriodDays?: unknown; allowManagedHooksOnly?: boolean } {
   let root: Node | undefined;
   try {
     root = parseSettings(text, file);
   } catch (err) {
     return { commands: [], error: (err as Error).message };
   }
-  const value = (root ? getNodeValue(root) : {}) as { hooks?: Record<string, MatcherGroup[]>; disableAllHooks?: unknown; cleanupPeriodDays?: unknown };
+  const value = (root ? getNodeValue(root) : {}) as { hooks?: Record<string, MatcherGroup[]>; disableAllHooks?: unknown; cleanupPeriodDays?: unknown; allowManagedHooksOnly?: unknown };
   const commands: Array<{ event: string; command: string; async: boolean }> = [];
   if (value.hooks && typeof value.hooks === 'object') {
     for (const [event, groups] of Object.entries(value.hooks)) {
@@ -280,5 +306,5 @@ export function findOurHooks(text: string, file: string): { commands: Array<{ ev
       }
     }
   }
-  return { commands, disableAllHooks: value.disableAllHooks === true, cleanupPeriodDays: value.cleanupPeriodDays };
+  return { commands, disableAllHooks: value.disableAllHooks === true, cleanupPeriodDays: value.cleanupPeriodDays, allowManagedHooksOnly: value.allowManagedHooksOnly === true };
 }

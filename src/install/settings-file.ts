@@ -12,10 +12,19 @@ import { claudeConfigDir } from '../paths';
 import { SettingsError } from './settings-edit';
 
 type Env = Record<string, string | undefined>;
-export type Scope = 'user' | 'project' | 'local';
+export type Scope = 'user' | 'project' | 'local' | 'managed';
 
-/** user: $CLAUDE_CONFIG_DIR/settings.json (~/.claude); project and local: .claude/ in the directory Claude Code is started from. */
+/** Where Claude Code on Linux reads policy settings (above user and project; a user cannot override them). */
+export const MANAGED_SETTINGS_FILE = '/etc/claude-code/managed-settings.json';
+
+/** The managed settings file: $CLAUDE_METRICS_MANAGED_SETTINGS (tests, other layouts) or /etc/claude-code/managed-settings.json. */
+export function managedSettingsPath(env: Env): string {
+  return env.CLAUDE_METRICS_MANAGED_SETTINGS || MANAGED_SETTINGS_FILE;
+}
+
+/** user: $CLAUDE_CONFIG_DIR/settings.json (~/.claude); project and local: .claude/ in the directory Claude Code is started from; managed: see managedSettingsPath. */
 export function settingsPathFor(scope: Scope, env: Env, cwd: string): string {
+  if (scope === 'managed') return managedSettingsPath(env);
   if (scope === 'user') return join(claudeConfigDir(env), 'settings.json');
   return join(cwd, '.claude', scope === 'project' ? 'settings.json' : 'settings.local.json');
 }
@@ -64,9 +73,12 @@ export function backupSettings(path: string, now = new Date()): string {
   return backup;
 }
 
-/** Atomic replace (tmp + rename in the same dir) keeping the existing mode; a new file is 0600 in a 0700 dir. */
-export function writeSettings(path: string, text: string): void {
-  let mode = 0o600;
+/**
+ * Atomic replace (tmp + rename in the same dir) keeping the existing mode; a new file is 0600 in a 0700 dir
+ * unless `created` says otherwise (managed settings must be readable by every user's Claude Code: 0644 in 0755).
+ */
+export function writeSettings(path: string, text: string, created: { fileMode: number; dirMode: number } = { fileMode: 0o600, dirMode: 0o700 }): void {
+  let mode = created.fileMode;
   try {
     mode = statSync(path).mode & 0o777;
   } catch (err) {
@@ -74,7 +86,7 @@ export function writeSettings(path: string, text: string): void {
   }
   const tmp = `${path}.claude-metrics-${process.pid}.tmp`;
   try {
-    mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+    mkdirSync(dirname(path), { recursive: true, mode: created.dirMode });
     writeFileSync(tmp, text, { mode });
     chmodSync(tmp, mode);
     renameSync(tmp, path);

@@ -4,6 +4,8 @@ import { UsageError } from '../errors';
 import { realTarget, settingsPathFor, type Scope } from './settings-file';
 
 export interface Target {
+  /** The scope named (user when only --settings is given). */
+  scope: Scope;
   /** As the user knows it (for messages). */
   display: string;
   /** Symlinks followed: the file actually written. */
@@ -12,7 +14,7 @@ export interface Target {
 
 export function resolveTarget(opts: Record<string, unknown>, env: Record<string, string | undefined> = process.env, cwd = process.cwd()): Target {
   const scope = (opts.scope as string | undefined) ?? 'user';
-  if (!['user', 'project', 'local'].includes(scope)) throw new UsageError(`--scope must be user, project or local, got ${JSON.stringify(scope)}`);
+  if (!['user', 'project', 'local', 'managed'].includes(scope)) throw new UsageError(`--scope must be user, project, local or managed, got ${JSON.stringify(scope)}`);
   const display = typeof opts.settings === 'string' && opts.settings !== '' ? resolve(cwd, opts.settings) : settingsPathFor(scope as Scope, env, cwd);
-  return { display, path: realTarget(display) };
+  return { scope: scope as Scope, display, path: realTarget(display) };
 }

@@ -19,7 +19,9 @@ export interface Usage {
 export type Turn =
   | { kind: 'tool'; name: string; input: Record<string, unknown>; usage?: Partial<Usage> }
   | { kind: 'text'; text: string; usage?: Partial<Usage> }
-  | { kind: 'error'; status: number; type: string; message: string };
+  | { kind: 'error'; status: number; type: string; message: string }
+  /** Starts the stream (message_start) and then sends nothing more until the server closes: a model mid-answer. */
+  | { kind: 'hang'; usage?: Partial<Usage> };
 
 export interface Scenario {
   /** Turns of the main conversation, in order; the last one repeats if Claude Code asks again. */
@@ -48,6 +50,8 @@ export interface FakeAnthropic {
   url: string;
   requests: RecordedRequest[];
   served: Served[];
+  /** Requests now held open by a `hang` turn. */
+  hanging(): number;
   /** Sum of what was served, per message (the dedupe key Claude Code writes). */
   totals(): Usage;
   close(): Promise<void>;
@@ -62,6 +66,7 @@ export async function startFakeAnthropic(scenario: Scenario): Promise<FakeAnthro
   let mainIndex = 0;
   let subIndex = 0;
   let seq = 0;
+  const hung = new Set<ServerResponse>();
 
   const handle = (req: IncomingMessage, res: ServerResponse, body: string) => {
     requests.push({ method: req.method ?? '', url: req.url ?? '', body });
@@ -107,17 +112,23 @@ export async function startFakeAnthropic(scenario: Scenario): Promise<FakeAnthro
     const requestId = `req_fake_${seq}`;
     const model = scenario.model ?? parsed.model ?? 'claude-sonnet-4-5-20250929';
     const usage: Usage = { ...DEFAULT_USAGE, ...(turn.usage ?? {}) };
-    if (!isSide) served.push({ id, requestId, model, usage, subagent: isSub });
+    // A hung answer never completes, so nothing of it counts as served.
+    if (!isSide && turn.kind !== 'hang') served.push({ id, requestId, model, usage, subagent: isSub });
     const stopReason = turn.kind === 'tool' ? 'tool_use' : 'end_turn';
     const startUsage = { input_tokens: usage.input_tokens, cache_creation_input_tokens: usage.cache_creation_input_tokens, cache_read_input_tokens: usage.cache_read_input_tokens, output_tokens: 1 };
-    const content = turn.kind === 'tool' ? [{ type: 'tool_use', id: `toolu_fake_${seq}`, name: turn.name, input: turn.input }] : [{ type: 'text', text: turn.text }];
-    if (parsed.stream === false) {
+    const content = turn.kind === 'tool' ? [{ type: 'tool_use', id: `toolu_fake_${seq}`, name: turn.name, input: turn.input }] : turn.kind === 'text' ? [{ type: 'text', text: turn.text }] : [];
+    if (parsed.stream === false && turn.kind !== 'hang') {
       res.writeHead(200, { 'content-type': 'application/json', 'request-id': requestId });
       return res.end(JSON.stringify({ id, type: 'message', role: 'assistant', model, content, stop_reason: stopReason, stop_sequence: null, usage }));
     }
     res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', 'request-id': requestId });
     const ev = (type: string, data: Record<string, unknown>) => res.write(`event: ${type}\ndata: ${JSON.stringify({ type, ...data })}\n\n`);
     ev('message_start', { message: { id, type: 'message', role: 'assistant', model, content: [], stop_reason: null, stop_sequence: null, usage: startUsage } });
+    if (turn.kind === 'hang') {
+      hung.add(res);
+      res.on('close', () => hung.delete(res));
+      return;
+    }
     if (turn.kind === 'tool') {
       ev('content_block_start', { index: 0, content_block: { type: 'tool_use', id: `toolu_fake_${seq}`, name: turn.name, input: {} } });
       ev('content_block_delta', { index: 0, delta: { type: 'input_json_delta', partial_json: JSON.stringify(turn.input) } });
@@ -143,6 +154,7 @@ export async function startFakeAnthropic(scenario: Scenario): Promise<FakeAnthro
     requests,
     served,
     server,
+    hanging: () => hung.size,
     totals() {
       const t: Usage = { input_tokens: 0, output_tokens: 0, cache_creation_input_tokens: 0, cache_read_input_tokens: 0 };
       for (const s of served) for (const k of Object.keys(t) as Array<keyof Usage>) t[k] += s.usage[k];

@@ -35,6 +35,8 @@ export function tempHome(prefix = 'cm-test-'): TempHome {
     XDG_CONFIG_HOME: join(home, '.config'),
     CLAUDE_CONFIG_DIR: join(home, '.claude'),
     TMPDIR: join(home, 'tmp'),
+    // Not the machine's /etc/claude-code policy file (install and doctor look at it): one inside the temp home, absent.
+    CLAUDE_METRICS_MANAGED_SETTINGS: join(home, 'etc', 'claude-code', 'managed-settings.json'),
     // A drainer the fast hook starts leaves soon after its last file, not 30 s later.
     CLAUDE_METRICS_DRAIN_IDLE_MS: '300',
   };

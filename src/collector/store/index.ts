@@ -102,6 +102,8 @@ export interface Store {
   readonly kind: 'sqlite' | 'postgres';
   /** Where the data lives, safe to print (a file path, or a URL without its password). */
   readonly location: string;
+  /** A session not completed and silent this long is stale, not active (a client killed before SessionEnd); `serve --active-window-ms`. */
+  activeWindowMs: number;
 
   /** Several requests' events in one transaction (group commit), each group with its own outcome. */
   ingestMany(groups: HarnessEvent[][], receivedMs?: number): Promise<IngestOutcome[]>;

@@ -23,7 +23,7 @@ import type { HarnessEvent } from '../../event';
 import { applyCompletions, factIdText, factsOf, foldEvents, labelsText, type CompletionState, type CounterSet, type FactRow } from '../fold';
 import { redactUrl, StoreUnavailableError, SWEEP_PERIOD_MS, type CounterTotal, type Filters, type IngestOutcome, type SessionFilter, type SessionRow, type Store, type StoreOptions, type SweepResult, type ToolRow } from './index';
 import { POSTGRES_MIGRATIONS } from './migrations/postgres';
-import { completionSet, EVENT_COLUMNS, eventValues, pageOf, SESSION_DELTA_COLUMNS, sessionMergeSet, sessionWhere, toolWhere, topToolsSql, toSession } from './rows';
+import { completionSet, EVENT_COLUMNS, eventValues, pageOf, SESSION_DELTA_COLUMNS, sessionMergeSet, sessionWhere, toolWhere, topToolsSql, toSession, ACTIVE_WINDOW_MS } from './rows';
 
 /** pg_advisory_xact_lock key held while migrating ("cm-migr" as digits, any constant works). */
 const MIGRATION_LOCK = 6_373_609_105;
@@ -75,6 +75,7 @@ function asStoreError(err: unknown): unknown {
 export class PostgresStore implements Store {
   readonly kind = 'postgres' as const;
   readonly location: string;
+  activeWindowMs = ACTIVE_WINDOW_MS;
   readonly pool: Pool;
   private readonly guarded = new WeakSet<PoolClient>();
   private readonly log: NonNullable<StoreOptions['log']>;
@@ -352,12 +353,12 @@ export class PostgresStore implements Store {
       this.query<{ n: number }>(`SELECT count(*) AS n FROM harness_sessions ${w.sql}`, w.params),
       this.query(`SELECT * FROM harness_sessions ${w.sql} ORDER BY started_ms DESC, id LIMIT $${n + 1} OFFSET $${n + 2}`, [...w.params, limit, offset]),
     ]);
-    return { sessions: rows.map((r) => toSession(r, now)), total: Number(count[0]!.n) };
+    return { sessions: rows.map((r) => toSession(r, now, this.activeWindowMs)), total: Number(count[0]!.n) };
   }
 
   async allSessions(f: SessionFilter, now = Date.now()): Promise<SessionRow[]> {
     const w = sessionWhere(f, ph);
-    return (await this.query(`SELECT * FROM harness_sessions ${w.sql}`, w.params)).map((r) => toSession(r, now));
+    return (await this.query(`SELECT * FROM harness_sessions ${w.sql}`, w.params)).map((r) => toSession(r, now, this.activeWindowMs));
   }
 
   async topTools(f: SessionFilter, limit = 10): Promise<ToolRow[]> {

@@ -9,7 +9,7 @@ import { SOURCE_RANK, SUMMED } from '../fold';
 import { sessionKey } from '../normalize';
 import type { SessionFilter, SessionRow } from './index';
 
-/** A session with no event for this long is no longer "active". */
+/** A session with no event for this long is no longer "active" (default of `serve --active-window-ms`). */
 export const ACTIVE_WINDOW_MS = 30 * 60_000;
 
 /** harness_events columns in insert order. */
@@ -52,7 +52,7 @@ export function eventValues(e: HarnessEvent, receivedMs: number): unknown[] {
 const num = (v: unknown): number | null => (v === null || v === undefined ? null : Number(v));
 
 /** A harness_sessions row (either database; numbers may arrive as strings from PostgreSQL) → the API's session. */
-export function toSession(r: Record<string, unknown>, now: number): SessionRow {
+export function toSession(r: Record<string, unknown>, now: number, activeWindowMs = ACTIVE_WINDOW_MS): SessionRow {
   const iso = (v: unknown) => (v === null || v === undefined ? null : new Date(Number(v)).toISOString());
   const usageEvents = Number(r.usage_events);
   const useResult = usageEvents === 0 && r.result_input_tokens !== null && r.result_input_tokens !== undefined;
@@ -83,7 +83,7 @@ export function toSession(r: Record<string, unknown>, now: number): SessionRow {
     last_seen_at: iso(lastSeen),
     duration_ms: duration,
     success: r.success === null || r.success === undefined ? null : Number(r.success) === 1,
-    active: completed === null && now - lastSeen < ACTIVE_WINDOW_MS,
+    active: completed === null && now - lastSeen < activeWindowMs,
     exit_code: num(r.exit_code),
     tool_calls_count: Number(r.tool_calls_count),
     tool_failures: Number(r.tool_failures),

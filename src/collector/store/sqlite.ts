@@ -10,13 +10,14 @@ import type { HarnessEvent } from '../../event';
 import { applyCompletions, CounterSet, factIdText, factsOf, foldEvents, labelsText, type CompletionState, type FactRow } from '../fold';
 import type { CounterTotal, Filters, IngestOutcome, SessionFilter, SessionRow, Store, SweepResult, ToolRow } from './index';
 import { SQLITE_MIGRATIONS } from './migrations/sqlite';
-import { completionSet, EVENT_COLUMNS, eventValues, pageOf, SESSION_DELTA_COLUMNS, sessionMergeSet, sessionWhere, toolWhere, topToolsSql, toSession } from './rows';
+import { completionSet, EVENT_COLUMNS, eventValues, pageOf, SESSION_DELTA_COLUMNS, sessionMergeSet, sessionWhere, toolWhere, topToolsSql, toSession, ACTIVE_WINDOW_MS } from './rows';
 
 const q = () => '?';
 
 export class SqliteStore implements Store {
   readonly kind = 'sqlite' as const;
   readonly location: string;
+  activeWindowMs = ACTIVE_WINDOW_MS;
   readonly db: Database.Database;
   private readonly stmts: ReturnType<SqliteStore['prepare']>;
 
@@ -124,12 +125,12 @@ export class SqliteStore implements Store {
     const { limit, offset } = pageOf(f);
     const total = (this.db.prepare(`SELECT count(*) AS n FROM harness_sessions ${w.sql}`).get(...w.params) as { n: number }).n;
     const rows = this.db.prepare(`SELECT * FROM harness_sessions ${w.sql} ORDER BY started_ms DESC, id LIMIT ? OFFSET ?`).all(...w.params, limit, offset) as Array<Record<string, unknown>>;
-    return { sessions: rows.map((r) => toSession(r, now)), total };
+    return { sessions: rows.map((r) => toSession(r, now, this.activeWindowMs)), total };
   }
 
   async allSessions(f: SessionFilter, now = Date.now()): Promise<SessionRow[]> {
     const w = sessionWhere(f, q);
-    return (this.db.prepare(`SELECT * FROM harness_sessions ${w.sql}`).all(...w.params) as Array<Record<string, unknown>>).map((r) => toSession(r, now));
+    return (this.db.prepare(`SELECT * FROM harness_sessions ${w.sql}`).all(...w.params) as Array<Record<string, unknown>>).map((r) => toSession(r, now, this.activeWindowMs));
   }
 
   async topTools(f: SessionFilter, limit = 10): Promise<ToolRow[]> {
