@@ -6,6 +6,10 @@
 // (api_request and tool_result, as Claude Code sends them), JSON and protobuf, to /v1/logs,
 // compared with the same server's /metrics/harness batches.
 // Usage: node bench/ingest.mjs [--single 8000] [--batches 200] [--concurrency 8] [--batch-concurrency 4] [--repeat 5] [--only otlp]
+//        node bench/ingest.mjs --db postgres [--batches 200] [--repeat 5]
+// With --db postgres: batches of 500 into SQLite, into one replica on PostgreSQL and
+// into two replicas on one PostgreSQL (the client spreads its connections over them),
+// in the same run against a throw-away cluster with PostgreSQL's durable defaults.
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -19,6 +23,11 @@ const BATCHES = arg('--batches', 200);
 const CONC = arg('--concurrency', 8);
 const BATCH_CONC = arg('--batch-concurrency', 4);
 const REPEAT = arg('--repeat', 5);
+const DB = process.argv.includes('--db') ? process.argv[process.argv.indexOf('--db') + 1] : 'sqlite';
+if (DB !== 'sqlite' && DB !== 'postgres') {
+  console.error(`--db: expected sqlite or postgres, got ${DB}`);
+  process.exit(2);
+}
 const ONLY = process.argv.includes('--only') ? process.argv[process.argv.indexOf('--only') + 1] : undefined;
 const DESCRIPTOR = join(root, 'src/collector/ingest/otlp-proto.ts');
 const PROTOBUF = join(root, 'node_modules/protobufjs/light');
@@ -28,11 +37,11 @@ const BARE = `require('http').createServer((q,s)=>{const c=[];q.on('data',d=>c.p
 // The load generator runs in its own process so the parent does not compete with it,
 // and builds every body before it starts the clock.
 const CLIENT = `
-const http=require('http');const [url,mode,total,conc,bconc]=process.argv.slice(1);const N=Number(total),C=Number(conc),BC=Number(bconc);
+const http=require('http');const [urlList,mode,total,conc,bconc]=process.argv.slice(1);const urls=urlList.split(',');let rr=0;const N=Number(total),C=Number(conc),BC=Number(bconc);
 const agent=new http.Agent({keepAlive:true,maxSockets:C});let seq=0;const runId=Math.random().toString(36).slice(2);
 const ev=()=>({event_id:runId+'-'+(seq++),event:'PostToolUse',source:'interactive',timestamp:new Date().toISOString(),session_id:'s-'+(seq%50),project:'bench',tool_name:'Bash',tool_use_id:'t'+seq,success:true,duration_ms:12,context:{host:'h',user:'u',cwd:'/w',git_branch:'main'}});
 const ct=mode==='otlp-protobuf'?'application/x-protobuf':'application/json';
-const post=(body)=>new Promise((res,rej)=>{const q=http.request(url,{method:'POST',agent,headers:{'content-type':ct,'content-length':Buffer.byteLength(body)}},(r)=>{r.resume();r.on('end',()=>r.statusCode===200?res():rej(new Error('HTTP '+r.statusCode)))});q.on('error',rej);q.end(body)});
+const post=(body)=>new Promise((res,rej)=>{const q=http.request(urls[rr++%urls.length],{method:'POST',agent,headers:{'content-type':ct,'content-length':Buffer.byteLength(body)}},(r)=>{r.resume();r.on('end',()=>r.statusCode===200?res():rej(new Error('HTTP '+r.statusCode)))});q.on('error',rej);q.end(body)});
 const kv=(key,v)=>({key,value:typeof v==='string'?{stringValue:v}:Number.isInteger(v)?{intValue:v}:{doubleValue:v}});
 // One OTLP log record as Claude Code 2.1.x writes it: api_request and tool_result alternate.
 const rec=()=>{const n=seq++;const sid='s-'+(n%50);const common=[kv('user.id','u'),kv('session.id',sid),kv('terminal.type','xterm'),kv('event.timestamp',new Date().toISOString()),kv('event.sequence',n),kv('prompt.id','p-'+runId)];
@@ -74,6 +83,45 @@ function load(url, mode, total) {
 }
 
 const home = mkdtempSync(join(tmpdir(), 'cm-bench-ingest-'));
+const serveArgs = (db) => [join(root, 'bin/claude-metrics'), 'serve', '--port', '0', '--db', db];
+
+if (DB === 'postgres') {
+  const { startPostgres } = await import('./pg-cluster.mjs');
+  const pg = await startPostgres();
+  const env = { PATH: process.env.PATH, HOME: home };
+  const rate = (r) => Math.round((r.events / r.ms) * 1000);
+  const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+  const cases = [
+    ['SQLite, one collector', async (k) => [join(home, `batch-${k}.db`)]],
+    ['PostgreSQL, one replica', async () => [await pg.createDb()]],
+    ['PostgreSQL, two replicas on one database', async () => {
+      const db = await pg.createDb();
+      return [db, db];
+    }],
+  ];
+  const rates = cases.map(() => []);
+  try {
+    for (let k = 0; k < REPEAT; k++) {
+      for (const [i, [, dbs]] of cases.entries()) {
+        const list = await dbs(k);
+        const servers = [];
+        for (const db of list) servers.push(await start(process.execPath, serveArgs(db), env));
+        const urls = servers.map((s) => s.url).join(',');
+        await load(urls, 'batch', Math.min(20, BATCHES)); // warm-up (migrations done, pools open)
+        rates[i].push(rate(await load(urls, 'batch', BATCHES)));
+        await Promise.all(servers.map((s) => s.stop()));
+      }
+    }
+  } finally {
+    await pg.stop();
+    rmSync(home, { recursive: true, force: true });
+  }
+  const m = rates.map(median);
+  console.log(`collector ingest by store (${BATCHES} batches of 500 over ${BATCH_CONC} connections; each ${REPEAT} times, alternating, medians)`);
+  console.table(cases.map(([name], i) => ({ case: name, 'events/s (median)': m[i], runs: rates[i].join(' '), ratio: i === 0 ? '1.00' : (m[i] / m[0]).toFixed(2) })));
+  console.log(`PostgreSQL one replica / SQLite: ${(m[1] / m[0]).toFixed(2)} (target ≥ 0.50); two replicas / one replica: ${(m[2] / m[1]).toFixed(2)} (target ≥ 1.00)`);
+  process.exit(0);
+}
 const env = { PATH: process.env.PATH, HOME: home };
 const rows = [];
 // This VM's speed drifts by a third from minute to minute: each case is measured REPEAT

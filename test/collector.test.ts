@@ -100,6 +100,27 @@ describe.each(['sqlite', 'postgres'] as const)('collector on %s', (backend) => {
       expect(await metric(serve!.url, /^claude_harness_rejects_total\{reason="invalid_json"\}/)).toBe(1);
     });
 
+    it('text with NUL characters is stored (PostgreSQL: as U+FFFD), never a 5xx; so is a filter with one', async () => {
+      const body = '{"event_id":"nul-1","event":"PostToolUse","source":"api","timestamp":"2026-11-25T00:00:00Z","label":"a\\u0000b","session_id":"s\\u0000","tool_name":"B\\u0000","tool_use_id":"t\\u0000","error":"x\\u0000"}';
+      expect(await postJson(serve!.endpoint, body)).toEqual({ status: 200, body: { accepted: 1, duplicates: 0, rejected: [] } });
+      expect((await postJson(serve!.endpoint, body)).body.duplicates).toBe(1);
+      const s = (await getJson(`${serve!.url}/api/sessions`)).body.sessions;
+      expect(s).toHaveLength(1);
+      expect(s[0]).toMatchObject({ tool_calls_count: 1, events_count: 1 });
+      expect(s[0].label).toMatch(/^a(\u0000|\uFFFD)b$/);
+      expect((await getJson(`${serve!.url}/api/sessions?label=a%00b`)).status).toBe(200);
+      expect((await getJson(`${serve!.url}/api/summary?project=%00`)).status).toBe(200);
+    });
+
+    it('the largest numbers the schema allows are stored as sent', async () => {
+      const big = Number.MAX_SAFE_INTEGER;
+      const e = ev({ event: 'ralph_task_completed', source: 'ralph', task_id: 'big', session_id: undefined, exit_code: -2_147_483_649, num_turns: big, duration_ms: 1e300, cost_usd: 1e300, success: false });
+      expect((await postJson(serve!.endpoint, { events: [e, ev({ event: 'usage', session_id: 'u', usage: { input_tokens: big, output_tokens: big }, cost_usd: 0 })] })).body.accepted).toBe(2);
+      const s = (await getJson(`${serve!.url}/api/sessions`)).body.sessions as Array<Record<string, unknown>>;
+      expect(s.find((x) => x.task_id === 'big')).toMatchObject({ exit_code: -2_147_483_649, num_turns: big, duration_ms: 1e300 });
+      expect(s.find((x) => x.claude_session_id === 'u')).toMatchObject({ input_tokens: big, output_tokens: big });
+    });
+
     it('a batch with some invalid items stores the valid ones and names the rejected', async () => {
       const good = ev();
       const r = await postJson(serve!.endpoint, { events: [good, { event_id: 'bad-1', event: 'e', source: 'api', timestamp: 'nope' }, ev({ tool_use_id: 'x' })] });

@@ -10,10 +10,11 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import * as protobuf from 'protobufjs/light';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { OTLP_DESCRIPTOR } from '../src/collector/ingest/otlp-proto';
 import { usageEventId } from '../src/ids';
 import { getJson, postJson, ROOT, startServe, tempHome, waitFor, type ServeHandle, type TempHome } from './helpers/cli';
+import { startPostgres, type PgCluster } from './helpers/postgres';
 
 const FIX = join(ROOT, 'test', 'fixtures', 'otlp');
 const exports197 = readFileSync(join(FIX, 'claude-2.1.197-otlp-json.sample.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { url: string; ct: string; body: string });
@@ -30,12 +31,34 @@ const LogsResp = root.lookupType('opentelemetry.proto.collector.logs.v1.ExportLo
 const MetricsReq = root.lookupType('opentelemetry.proto.collector.metrics.v1.ExportMetricsServiceRequest');
 const toProtobuf = (type: protobuf.Type, json: string) => Buffer.from(type.encode(type.fromObject(JSON.parse(json) as Record<string, unknown>)).finish());
 
+// Every case on SQLite and on PostgreSQL (a throw-away cluster, a fresh database per collector).
+// (The body below is not indented for the wrapper, to keep merges of this file small.)
+describe.each(['sqlite', 'postgres'] as const)('on %s', (backend) => {
+let pg: PgCluster | undefined;
+let dbs = 0;
+const freshDb = async () => (backend === 'sqlite' ? join(home.home, `c-${++dbs}.db`) : pg!.createDb());
+beforeAll(async () => {
+  if (backend === 'postgres') pg = await startPostgres();
+});
+afterAll(async () => {
+  await pg?.stop();
+});
+
 let home: TempHome;
 let serve: ServeHandle | undefined;
+let db = '';
 beforeEach(async () => {
   home = tempHome('cm-otlp-');
-  serve = await startServe(home.env, ['--db', join(home.home, 'c.db')]);
+  db = await freshDb();
+  serve = await startServe(home.env, ['--db', db]);
 });
+/** Every byte the collector stored: the SQLite file and its WAL, or every row of every table. */
+async function dumpDb(): Promise<string> {
+  if (backend === 'sqlite') return readFileSync(db).toString('latin1') + (() => { try { return readFileSync(`${db}-wal`).toString('latin1'); } catch { return ''; } })();
+  const tables = ['harness_events', 'harness_sessions', 'harness_facts', 'counters'];
+  const rows = await pg!.query<{ t: string | null }>(new URL(db).pathname.slice(1), tables.map((t) => `SELECT string_agg(x::text, ' ') AS t FROM ${t} x`).join(' UNION ALL '));
+  return rows.map((r) => r.t ?? '').join(' ');
+}
 afterEach(async () => {
   await serve?.stop();
   serve = undefined;
@@ -125,7 +148,7 @@ describe('OTLP/HTTP ingest of Claude Code’s own telemetry', () => {
 
     // The other order, into a fresh collector: the same row.
     await serve!.stop();
-    serve = await startServe(home.env, ['--db', join(home.home, 'other.db')]);
+    serve = await startServe(home.env, ['--db', await freshDb()]);
     await post('/v1/logs', logs197.body, { 'content-type': 'application/json' });
     await postJson(serve.endpoint, { events: wrong });
     const second = await session();
@@ -217,17 +240,16 @@ describe('OTLP/HTTP ingest of Claude Code’s own telemetry', () => {
     logs.resourceLogs[0].scopeLogs[0].logRecords = [prompt, err];
     expect((await post('/v1/logs', JSON.stringify(logs), { 'content-type': 'application/json' })).status).toBe(200);
     expect(await session()).toMatchObject({ error: '529 Overloaded', model: 'claude-opus-4-8', input_tokens: 0 });
-    const db = join(home.home, 'c.db');
     await serve!.stop();
     serve = undefined;
-    const dump = readFileSync(db).toString('latin1') + (() => { try { return readFileSync(`${db}-wal`).toString('latin1'); } catch { return ''; } })();
+    const dump = await dumpDb();
     expect(dump).toContain('prompt_length');
     expect(dump).not.toContain('the secret plan');
   });
 
   it('needs the collector token when one is set (Claude Code sends it through OTEL_EXPORTER_OTLP_HEADERS)', async () => {
     await serve!.stop();
-    serve = await startServe(home.env, ['--db', join(home.home, 't.db'), '--token', 'tok-1']);
+    serve = await startServe(home.env, ['--db', await freshDb(), '--token', 'tok-1']);
     expect((await post('/v1/logs', logs197.body, { 'content-type': 'application/json' })).status).toBe(401);
     expect((await post('/v1/logs', logs197.body, { 'content-type': 'application/json', authorization: 'Bearer tok-1' })).status).toBe(200);
     expect((await getJson(`${serve.url}/api/sessions`, { authorization: 'Bearer tok-1' })).body.total).toBe(1);
@@ -253,3 +275,4 @@ describe('OTLP/HTTP ingest of Claude Code’s own telemetry', () => {
     expect(readFileSync(join(ROOT, 'src/collector/ingest/proto/LICENSE'), 'utf8')).toMatch(/Apache License/);
   });
 });
+}); // describe.each backend

@@ -13,7 +13,7 @@ import { POSTGRES_MIGRATIONS } from '../src/collector/store/migrations/postgres'
 import { PostgresStore } from '../src/collector/store/postgres';
 import type { HarnessEvent } from '../src/event';
 import { uuidv7 } from '../src/ids';
-import { getJson, postJson, runCli, startServe, tempHome, waitFor, type ServeHandle, type TempHome } from './helpers/cli';
+import { deadPort, getJson, postJson, runCli, startServe, tempHome, waitFor, type ServeHandle, type TempHome } from './helpers/cli';
 import { startPostgres, type PgCluster } from './helpers/postgres';
 
 let pg: PgCluster;
@@ -209,7 +209,7 @@ describe('replicas on one PostgreSQL', () => {
         const res = await fetch(s.endpoint, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(ev()) });
         expect(res.status).toBe(503);
         expect(res.headers.get('retry-after')).toMatch(/^\d+$/);
-        expect(((await res.json()) as { error: string }).error).toMatch(/database unavailable/);
+        expect(((await res.json()) as { error: string; reason: string }).reason).toBe('unavailable');
         expect((await getJson(`${s.url}/healthz`)).status).toBe(503);
         expect((await getJson(`${s.url}/api/summary`)).status).toBe(503);
       }
@@ -230,6 +230,15 @@ describe('replicas on one PostgreSQL', () => {
     expect(sessions.find((s) => s.id === 'session:R')?.events_count).toBeGreaterThanOrEqual(4); // 1 before, 1+ after each replica, the spooled one
     expect(a!.stderr() + b!.stderr()).not.toMatch(/TypeError|unhandled/i);
   }, 120_000);
+
+  it('a database it cannot reach: one clear line without the password, a non-zero exit', async () => {
+    const port = await deadPort();
+    const r = await runCli(['serve', '--port', '0', '--db', `postgres://cm:hunter2@127.0.0.1:${port}/nowhere`], { env: home.env, killAfterMs: 30_000 });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(new RegExp(`cannot open the database postgres://cm:\\*\\*\\*@127\\.0\\.0\\.1:${port}/nowhere: .*ECONNREFUSED`));
+    expect(r.stderr).not.toContain('hunter2');
+    expect(r.stderr).not.toMatch(/\n\s+at /); // no stack trace
+  });
 
   it('retention runs once per period across replicas', async () => {
     const db = await pg.createDb();

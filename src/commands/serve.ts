@@ -7,7 +7,7 @@
 import { dirname, join, resolve } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { createCollector } from '../collector/http';
-import { ACTIVE_WINDOW_MS, isPostgresUrl, openStore, redactUrl, type Store } from '../collector/store';
+import { ACTIVE_WINDOW_MS, isPostgresUrl, openStore, redactUrl, SWEEP_PERIOD_MS, type Store } from '../collector/store';
 import { resolveConfig } from '../config';
 import { CliError, ConfigError, UsageError } from '../errors';
 import { createLogger } from '../log';
@@ -36,8 +36,7 @@ export default async function serve(opts: Record<string, unknown>): Promise<numb
   try {
     store = await openStore(dbPath, { poolSize: config.dbPoolSize, log: (msg, fields) => log.warn(msg, fields) });
   } catch (err) {
-    // The single binary's own message for a missing better-sqlite3 says what to do: keep it.
-    if ((err as { code?: unknown }).code === 'E_SERVE_NEEDS_NPM') throw err;
+    if ((err as Error).name === 'CliError') throw err; // already says what to do (the single binary without better-sqlite3)
     throw new CliError(`cannot open the database ${isPostgresUrl(dbPath) ? redactUrl(dbPath) : dbPath}: ${(err as Error).message}`, 'E_DB', 1);
   }
   store.activeWindowMs = activeWindowMs;
@@ -50,7 +49,7 @@ export default async function serve(opts: Record<string, unknown>): Promise<numb
     }
   };
   await sweep();
-  const sweeper = setInterval(() => void sweep(), 3_600_000);
+  const sweeper = setInterval(() => void sweep(), SWEEP_PERIOD_MS);
   sweeper.unref();
 
   // PostgreSQL overlaps a second transaction with the one committing; SQLite has one writer.

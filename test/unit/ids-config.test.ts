@@ -49,3 +49,17 @@ describe('resolveConfig', () => {
     expect(r.errors.join('\n')).toMatch(/--batch-size: must be at least 1/);
   });
 });
+
+describe('the collector database setting', () => {
+  it('comes from flag, env or file, and doctor never prints its password', async () => {
+    const { configRows } = await import('../../src/install/doctor');
+    const r = resolveConfig({ env: { CLAUDE_METRICS_DB: 'postgres://cm:s3cret@db.internal:5432/metrics', CLAUDE_METRICS_DB_POOL_SIZE: '4' }, configFile: '/nonexistent' });
+    expect(r.config.db).toBe('postgres://cm:s3cret@db.internal:5432/metrics');
+    expect(r.config.dbPoolSize).toBe(4);
+    const row = configRows(r).find((x) => x.key === 'db')!;
+    expect(row).toMatchObject({ value: 'postgres://cm:***@db.internal:5432/metrics', origin: 'env', from: 'CLAUDE_METRICS_DB' });
+    expect(JSON.stringify(configRows(r))).not.toContain('s3cret');
+    expect(resolveConfig({ env: { CLAUDE_METRICS_DB_POOL_SIZE: '0' }, configFile: '/nonexistent' }).warnings.join()).toMatch(/CLAUDE_METRICS_DB_POOL_SIZE: must be at least 1/);
+    expect(resolveConfig({ flags: { db: '/var/lib/cm/c.db' }, configFile: '/nonexistent' }).config.db).toBe('/var/lib/cm/c.db');
+  });
+});

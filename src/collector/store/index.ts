@@ -140,6 +140,8 @@ export class StoreUnavailableError extends Error {
   constructor(
     message: string,
     readonly retryAfterS = 1,
+    /** The driver's error (its code tells storage-errors.ts the reason). */
+    override readonly cause?: unknown,
   ) {
     super(message);
     this.name = 'StoreUnavailableError';

@@ -31,6 +31,18 @@ const MIGRATION_LOCK = 6_373_609_105;
 const COUNTER_SHARDS = 16;
 const ph = (i: number) => `$${i}`;
 
+/**
+ * PostgreSQL text cannot hold U+0000 (SQLite can): in anything this store
+ * writes or looks up it becomes U+FFFD, so such input is stored, not a 5xx.
+ */
+const clean = (s: string) => (s.includes('\u0000') ? s.replaceAll('\u0000', '\uFFFD') : s);
+/** JSON for a statement parameter; the replacer runs only when a NUL could be inside. */
+function json(v: unknown): string {
+  const text = JSON.stringify(v);
+  return text.includes('\\u0000') ? JSON.stringify(v, (_k, x: unknown) => (typeof x === 'string' ? clean(x) : x)) : text;
+}
+const cleanParams = (params: unknown[]) => params.map((p) => (typeof p === 'string' ? clean(p) : p));
+
 /** int8 and numeric as JS numbers: ms timestamps and token counts stay far below 2^53. */
 const TYPES = {
   getTypeParser: ((oid: number, format?: 'text' | 'binary') => (oid === 20 || oid === 1700 ? (v: string) => Number(v) : pgTypes.getTypeParser(oid, format))) as typeof pgTypes.getTypeParser,
@@ -46,7 +58,7 @@ function connectionLost(err: unknown): boolean {
   const e = err as { code?: string; message?: string };
   if (e?.code && NETWORK_CODES.has(e.code)) return true;
   if (e?.code && /^(08|57P0[1-3])/.test(e.code)) return true;
-  return /Connection terminated|connection timeout|timeout exceeded when trying to connect|Client has encountered a connection error|not queryable|Connection closed/i.test(e?.message ?? '');
+  return /Connection terminated|connection timeout|timeout exceeded when trying to connect|Query read timeout|Client has encountered a connection error|not queryable|Connection closed/i.test(e?.message ?? '');
 }
 
 function unavailable(err: unknown): boolean {
@@ -57,7 +69,7 @@ function unavailable(err: unknown): boolean {
 function asStoreError(err: unknown): unknown {
   if (!unavailable(err)) return err;
   const e = err as { code?: string; message?: string };
-  return new StoreUnavailableError(`PostgreSQL: ${e.message ?? String(err)}${e.code ? ` (${e.code})` : ''}`, 1);
+  return new StoreUnavailableError(`PostgreSQL: ${e.message ?? String(err)}${e.code ? ` (${e.code})` : ''}`, 1, err);
 }
 
 export class PostgresStore implements Store {
@@ -92,6 +104,8 @@ export class PostgresStore implements Store {
       keepAlive: true,
       application_name: 'claude-metrics serve',
       statement_timeout: 30_000,
+      // A connection that hangs (a partition, a blackholed server) fails the call instead of holding it for minutes.
+      query_timeout: 35_000,
       idle_in_transaction_session_timeout: 60_000,
       types: TYPES,
     };
@@ -182,7 +196,7 @@ export class PostgresStore implements Store {
   private async query<R extends Record<string, unknown> = Record<string, unknown>>(sql: string, params: unknown[] = []): Promise<R[]> {
     for (let attempt = 0; ; attempt++) {
       try {
-        return (await this.pool.query(sql, params)).rows as R[];
+        return (await this.pool.query(sql, cleanParams(params))).rows as R[];
       } catch (err) {
         if (connectionLost(err) && attempt === 0) continue;
         throw asStoreError(err);
@@ -190,17 +204,24 @@ export class PostgresStore implements Store {
     }
   }
 
-  async ingestMany(groups: HarnessEvent[][], receivedMs = Date.now()): Promise<IngestOutcome[]> {
-    const all = groups.flat();
-    if (all.length === 0) return groups.map(() => ({ accepted: 0, duplicates: 0 }));
-    const eventRows = JSON.stringify(
-      all.map((e) => {
-        const v = eventValues(e, receivedMs);
-        const o: Record<string, unknown> = {};
-        EVENT_COLUMNS.forEach((c, i) => (o[c] = v[i]));
-        return o;
-      }),
-    );
+  async ingestMany(input: HarnessEvent[][], receivedMs = Date.now()): Promise<IngestOutcome[]> {
+    if (input.every((g) => g.length === 0)) return input.map(() => ({ accepted: 0, duplicates: 0 }));
+    const rowsOf = (gs: HarnessEvent[][]) =>
+      JSON.stringify(
+        gs.flat().map((e) => {
+          const v = eventValues(e, receivedMs);
+          const o: Record<string, unknown> = {};
+          EVENT_COLUMNS.forEach((c, i) => (o[c] = v[i]));
+          return o;
+        }),
+      );
+    let groups = input;
+    let eventRows = rowsOf(groups);
+    if (eventRows.includes('\\u0000')) {
+      // Rare: clean the events themselves, so ids, keys and facts agree everywhere below.
+      groups = groups.map((g) => g.map((e) => JSON.parse(JSON.stringify(e), (_k, x: unknown) => (typeof x === 'string' ? clean(x) : x)) as HarnessEvent));
+      eventRows = rowsOf(groups);
+    }
     const cols = EVENT_COLUMNS.join(', ');
     return this.tx(async (c) => {
       // Sorted by id: two replicas given the same events in another order wait for each other, never in a cycle.
@@ -228,7 +249,7 @@ export class PostgresStore implements Store {
           `UPDATE harness_facts AS f SET session_key = w.session_key, model = w.model, ts_ms = w.ts_ms, unpriced = w.unpriced, state = w.state
            FROM json_to_recordset($1::json) AS w(session_id text, kind text, key text, session_key text, model text, ts_ms bigint, unpriced smallint, state text)
            WHERE f.session_id = w.session_id AND f.kind = w.kind AND f.key = w.key`,
-          [JSON.stringify(fold.facts.map((f) => ({ ...f, state: JSON.stringify(f.state) })))],
+          [json(fold.facts.map((f) => ({ ...f, state: JSON.stringify(f.state) })))],
         );
       }
       if (fold.sessions.length > 0) {
@@ -241,24 +262,24 @@ export class PostgresStore implements Store {
         await c.query(
           `INSERT INTO harness_sessions AS s (${sessionCols}) SELECT ${sessionCols} FROM json_populate_recordset(NULL::harness_sessions, $1::json) ORDER BY id
            ON CONFLICT (id) DO UPDATE SET ${sessionMergeSet('s', 'least', 'greatest', ' COLLATE "C"')}`,
-          [JSON.stringify(rows)],
+          [json(rows)],
         );
       }
       if (fold.completions.length > 0) {
         // These rows were upserted above, so this transaction holds their locks: the state read is the state written.
         const ids = [...new Set(fold.completions.map((x) => x.id))];
         const states = new Map<string, CompletionState>();
-        for (const r of (await c.query<CompletionState & { id: string }>('SELECT id, started_ms, completed_ms, completion_event_id FROM harness_sessions WHERE id = ANY($1::text[])', [ids])).rows) {
+        for (const r of (await c.query<CompletionState & { id: string }>('SELECT id, started_ms, completed_ms, completion_event_id FROM harness_sessions WHERE id = ANY($1::text[])', [ids.map(clean)])).rows) {
           states.set(r.id, { started_ms: r.started_ms, completed_ms: r.completed_ms, completion_event_id: r.completion_event_id });
         }
         const writes = applyCompletions(states, fold.completions, fold.counters).map(({ labels: _, ...w }) => w);
         if (writes.length > 0) {
           await c.query(
             `UPDATE harness_sessions AS s SET ${completionSet('s', (n) => `c.${n}`)}
-             FROM json_to_recordset($1::json) AS c(id text, ts_ms bigint, event_id text, success smallint, exit_code integer, duration_ms double precision, num_turns integer,
+             FROM json_to_recordset($1::json) AS c(id text, ts_ms bigint, event_id text, success smallint, exit_code bigint, duration_ms double precision, num_turns bigint,
                input_tokens bigint, output_tokens bigint, cache_creation_input_tokens bigint, cache_read_input_tokens bigint, cost_usd double precision)
              WHERE s.id = c.id`,
-            [JSON.stringify(writes)],
+            [json(writes)],
           );
         }
       }
@@ -284,7 +305,7 @@ export class PostgresStore implements Store {
        SELECT session_id, kind, key, '', 0, '' FROM json_to_recordset($1::json) AS w(session_id text, kind text, key text) ORDER BY session_id, kind, key
        ON CONFLICT (session_id, kind, key) DO UPDATE SET state = f.state
        RETURNING f.session_id, f.kind, f.key, f.session_key, f.model, f.ts_ms, f.unpriced, f.state`,
-      [JSON.stringify(ids)],
+      [json(ids)],
     );
     for (const r of rows.rows) {
       if (r.state === '') continue; // new: no report stored yet

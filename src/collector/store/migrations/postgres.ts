@@ -18,9 +18,9 @@ export const POSTGRES_MIGRATIONS: Array<{ name: string; sql: string }> = [
       received_ms BIGINT NOT NULL,
       session_key TEXT NOT NULL,
       session_id TEXT, run_id TEXT, task_id TEXT, label TEXT, project TEXT,
-      tool_name TEXT, tool_use_id TEXT, success SMALLINT, duration_ms DOUBLE PRECISION, exit_code INTEGER, error TEXT,
+      tool_name TEXT, tool_use_id TEXT, success SMALLINT, duration_ms DOUBLE PRECISION, exit_code BIGINT, error TEXT,
       model TEXT, input_tokens BIGINT, output_tokens BIGINT, cache_creation_input_tokens BIGINT, cache_read_input_tokens BIGINT,
-      cost_usd DOUBLE PRECISION, num_turns INTEGER,
+      cost_usd DOUBLE PRECISION, num_turns BIGINT,
       body TEXT NOT NULL
     );
     CREATE INDEX harness_events_ts ON harness_events(ts_ms);
@@ -31,9 +31,9 @@ export const POSTGRES_MIGRATIONS: Array<{ name: string; sql: string }> = [
       source TEXT, project TEXT, label TEXT, task_id TEXT,
       started_ms BIGINT, last_seen_ms BIGINT, completed_ms BIGINT,
       completion_event_id TEXT,
-      duration_ms DOUBLE PRECISION, success SMALLINT, exit_code INTEGER, error TEXT, error_ms BIGINT,
+      duration_ms DOUBLE PRECISION, success SMALLINT, exit_code BIGINT, error TEXT, error_ms BIGINT,
       tool_calls_count BIGINT NOT NULL DEFAULT 0, tool_failures BIGINT NOT NULL DEFAULT 0,
-      model TEXT, model_ms BIGINT, num_turns INTEGER, events_count BIGINT NOT NULL DEFAULT 0,
+      model TEXT, model_ms BIGINT, num_turns BIGINT, events_count BIGINT NOT NULL DEFAULT 0,
       usage_events BIGINT NOT NULL DEFAULT 0,
       input_tokens BIGINT NOT NULL DEFAULT 0, output_tokens BIGINT NOT NULL DEFAULT 0,
       cache_creation_input_tokens BIGINT NOT NULL DEFAULT 0, cache_read_input_tokens BIGINT NOT NULL DEFAULT 0,
