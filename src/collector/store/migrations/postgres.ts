@@ -80,4 +80,19 @@ export const POSTGRES_MIGRATIONS: Array<{ name: string; sql: string }> = [
     );
     `,
   },
+  {
+    // The plan's harness_sessions timestamps, as SQLite's migration 3: ISO-8601 UTC with
+    // milliseconds (what toISOString gives), generated from the millisecond columns so they never
+    // disagree. A generated column needs an IMMUTABLE expression; to_char is only STABLE because
+    // of locale-dependent patterns (TM…), which this format does not use, so the wrapper may say
+    // IMMUTABLE. Integer interval arithmetic keeps the milliseconds exact.
+    name: "the plan's started_at / completed_at",
+    sql: `
+    CREATE FUNCTION claude_metrics_iso_ms(ms BIGINT) RETURNS TEXT LANGUAGE sql IMMUTABLE PARALLEL SAFE RETURNS NULL ON NULL INPUT AS
+      $$ SELECT to_char(TIMESTAMP '1970-01-01 00:00:00' + ms * INTERVAL '1 millisecond', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') $$;
+    ALTER TABLE harness_sessions
+      ADD COLUMN started_at TEXT GENERATED ALWAYS AS (claude_metrics_iso_ms(started_ms)) STORED,
+      ADD COLUMN completed_at TEXT GENERATED ALWAYS AS (claude_metrics_iso_ms(completed_ms)) STORED;
+    `,
+  },
 ];
