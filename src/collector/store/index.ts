@@ -15,7 +15,7 @@
  *   Retry-After and the emitters spool.
  */
 import type { HarnessEvent } from '../../event';
-import type { CostSource } from '../facts';
+import type { Session } from '../../client/types';
 import type { SessionReader } from '../session-reads';
 
 export interface IngestOutcome {
@@ -23,43 +23,8 @@ export interface IngestOutcome {
   duplicates: number;
 }
 
-/** A session as the API returns it (docs/contracts.md). */
-export interface SessionRow {
-  id: string;
-  claude_session_id: string | null;
-  run_id: string | null;
-  source: string | null;
-  project: string | null;
-  label: string | null;
-  task_id: string | null;
-  started_at: string | null;
-  completed_at: string | null;
-  last_seen_at: string | null;
-  duration_ms: number | null;
-  success: boolean | null;
-  active: boolean;
-  exit_code: number | null;
-  tool_calls_count: number;
-  tool_failures: number;
-  error: string | null;
-  model: string | null;
-  num_turns: number | null;
-  events_count: number;
-  input_tokens: number;
-  output_tokens: number;
-  cache_creation_input_tokens: number;
-  cache_read_input_tokens: number;
-  cost_usd: number;
-  /** Where cost_usd came from: Claude Code's own figure, our estimate, or nothing priced. */
-  cost_source: CostSource;
-  /** Requests whose model has no price and no Claude Code cost: tokens counted, cost not. */
-  unpriced_requests: number;
-  lines_added: number;
-  lines_removed: number;
-  commits: number;
-  pull_requests: number;
-  active_time_s: number;
-}
+/** A session as the API returns it: the type is the client's (docs/contracts.md), so the two cannot drift. */
+export type SessionRow = Session;
 
 export interface SessionFilter {
   source?: string;
