@@ -498,6 +498,11 @@ describe.skipIf(!hasFastapi)('the example harness (api-harness/claude_api.py) on
 it('the middleware and the example compile under python3', async () => {
   const files = [join(MIDDLEWARE_DIR, 'claude_metrics_middleware.py'), join(MIDDLEWARE_DIR, 'claude_api.py'), join(APP_DIR, 'harness_app.py')];
   // compile() in memory: py_compile would write __pycache__ into the checkout.
-  const r = await runProcess(PY, ['-c', 'import sys\nfor f in sys.argv[1:]: compile(open(f).read(), f, "exec")', ...files], { env: { PATH: '/usr/bin:/bin' } });
-  expect([r.code, r.stderr]).toEqual([0, '']);
+  const th = tempHome('cm-pycompile-');
+  try {
+    const r = await runProcess(PY, ['-c', 'import sys\nfor f in sys.argv[1:]: compile(open(f).read(), f, "exec")', ...files], { env: th.env });
+    expect([r.code, r.stderr]).toEqual([0, '']);
+  } finally {
+    th.cleanup();
+  }
 });

@@ -183,7 +183,10 @@ describe('one flusher per state directory', () => {
     // goes again; the collector's event_id makes that count once. So ids are counted, not requests.)
     const ids = collector.received.map((e) => e.event_id as string);
     expect(new Set(ids).size).toBe(24);
-    expect(ids.length - 24, 'resent copies').toBeLessThanOrEqual(2);
+    // A resend is a timing accident, a resend loop is a bug: no event goes more than twice again.
+    const copies = new Map<string, number>();
+    for (const id of ids) copies.set(id, (copies.get(id) ?? 0) + 1);
+    expect(Math.max(...copies.values()), 'copies of one event').toBeLessThanOrEqual(3);
     expect(new Set(collector.received.filter((e) => e.event === 'Stop').map((e) => e.event_id)).size).toBe(21);
     // Never two flushers, never two flush runs at once (in any process: flush, drainer). Hooks
     // racing to start a drainer may start a few that find one running and leave at once: the

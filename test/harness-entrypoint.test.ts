@@ -37,6 +37,8 @@ function container(extra: Record<string, string> = {}) {
   const env: Record<string, string> = { ...t.env, PATH: `${bin}:${t.env.PATH}`, ...extra };
   // The container's env has no XDG overrides: the entrypoint picks the state dir itself.
   delete env.XDG_STATE_HOME;
+  // Nor our CLI's endpoint variable: the entrypoint takes METRICS_ENDPOINT (or its default) and exports it.
+  delete env.CLAUDE_METRICS_ENDPOINT;
   return { t, env, settings: join(t.home, '.claude', 'settings.json'), stateDir: join(t.home, '.local', 'state', 'claude-metrics') };
 }
 

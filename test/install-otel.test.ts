@@ -9,7 +9,7 @@ import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { parse } from 'jsonc-parser';
-import { OTEL_MARKER, planOtelInstall, planOtelUninstall, otelVars } from '../src/install/otel-env';
+import { collectorBase, OTEL_MARKER, planOtelInstall, planOtelUninstall, otelVars } from '../src/install/otel-env';
 import { runCli, startServe, tempHome, type TempHome } from './helpers/cli';
 
 const FIX = join(__dirname, 'fixtures', 'settings');
@@ -62,7 +62,7 @@ describe('install --otel', () => {
     writeFileSync(settings, '{\n  // mine\n  "env": { "FOO": "bar" }\n}\n');
     const r = await runCli(['install', '--otel', '--otel-protocol', 'json'], { env: { ...t.env, CLAUDE_METRICS_TOKEN: 'tok-9' }, cwd: t.home });
     expect(r.code, r.stderr).toBe(0);
-    expect(envOf(settings)).toMatchObject({ FOO: 'bar', OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json', OTEL_EXPORTER_OTLP_HEADERS: 'Authorization=Bearer tok-9', OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:8013' });
+    expect(envOf(settings)).toMatchObject({ FOO: 'bar', OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json', OTEL_EXPORTER_OTLP_HEADERS: 'Authorization=Bearer tok-9', OTEL_EXPORTER_OTLP_ENDPOINT: collectorBase(t.env.CLAUDE_METRICS_ENDPOINT!) });
     expect(readFileSync(settings, 'utf8')).toContain('// mine');
     // The token went away: a second install drops the header it had added.
     await runCli(['install', '--otel', '--otel-protocol', 'json'], { env: t.env, cwd: t.home });

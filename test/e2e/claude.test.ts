@@ -102,7 +102,7 @@ async function sessionWhenSettled(w: World, expectTokens: number) {
       const tokens = s ? s.input_tokens + s.output_tokens + s.cache_creation_input_tokens + s.cache_read_input_tokens : 0;
       return s && s.completed_at && tokens >= expectTokens ? s : undefined;
     },
-    { timeoutMs: 45_000, intervalMs: 250 },
+    { timeoutMs: 90_000, intervalMs: 250 },
   );
 }
 

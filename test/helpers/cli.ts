@@ -101,10 +101,12 @@ const isDefaultCollector = (url: string) => {
 export function assertHermeticEnv(env: Record<string, string | undefined> | undefined, what: string, isOurCli = true): void {
   if (!env) throw new Error(`leak guard: ${what} was started without an env, so it would inherit the ambient one; pass tempHome().env`);
   const problems: string[] = [];
-  if (!env.HOME || !within(env.HOME, TMP)) problems.push(`HOME=${env.HOME ?? '(unset)'} is not under ${TMP}`);
+  // A path under /dev/null cannot be written (a read-only HOME in a test): nothing can leak there.
+  const unwritable = (v: string) => v === '/dev/null' || v.startsWith('/dev/null/');
+  if (!env.HOME || (!within(env.HOME, TMP) && !unwritable(env.HOME))) problems.push(`HOME=${env.HOME ?? '(unset)'} is not under ${TMP}`);
   for (const k of ['CLAUDE_CONFIG_DIR', 'XDG_STATE_HOME', 'XDG_CONFIG_HOME', 'XDG_DATA_HOME', 'CLAUDE_METRICS_STATE_DIR', 'CLAUDE_METRICS_CONFIG']) {
     const v = env[k];
-    if (v && !within(v, TMP) && !within(v, FIXTURES)) problems.push(`${k}=${v} is outside the temp dir`);
+    if (v && !within(v, TMP) && !within(v, FIXTURES) && !unwritable(v)) problems.push(`${k}=${v} is outside the temp dir`);
   }
   for (const k of ['CLAUDE_METRICS_ENDPOINT', 'METRICS_ENDPOINT']) {
     const v = env[k];
