@@ -209,7 +209,7 @@ describe.skipIf(cannotMount !== null)('on real read-only and full file systems',
       disk = mount(8 * 1024);
       state = temp('cm-serve-state-');
       // The real write path (SQLITE_FULL), not only the free-space pre-check.
-      serve = await startServe({ PATH: process.env.PATH, HOME: state, CLAUDE_METRICS_STATE_DIR: state, CLAUDE_METRICS_STORE_MIN_FREE_BYTES: '0' }, ['--db', join(disk.dir, 'c.db')]);
+      serve = await startServe({ PATH: process.env.PATH, HOME: state, CLAUDE_METRICS_STATE_DIR: state, CLAUDE_METRICS_ENDPOINT: process.env.CM_GUARD_ENDPOINT ?? 'http://127.0.0.1:1/metrics/harness', CLAUDE_METRICS_STORE_MIN_FREE_BYTES: '0' }, ['--db', join(disk.dir, 'c.db')]);
     });
     afterAll(async () => {
       await serve?.stop();
@@ -312,7 +312,7 @@ describe.skipIf(IN_NS)('the collector on a PostgreSQL that turns read-only', () 
     pg = await startPostgres();
     db = await pg.createDb();
     state = tempDir('cm-pg-ro-');
-    serve = await startServe({ PATH: process.env.PATH, HOME: state, CLAUDE_METRICS_STATE_DIR: state }, ['--db', db]);
+    serve = await startServe({ PATH: process.env.PATH, HOME: state, CLAUDE_METRICS_STATE_DIR: state, CLAUDE_METRICS_ENDPOINT: process.env.CM_GUARD_ENDPOINT ?? 'http://127.0.0.1:1/metrics/harness' }, ['--db', db]);
   }, 120_000);
   afterAll(async () => {
     await serve?.stop();
