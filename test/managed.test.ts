@@ -13,7 +13,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { startFakeAnthropic } from './fake-anthropic/server';
 import { parse as parseJsonc } from '../src/install/jsonc';
 import { DEFAULT_EVENTS, findOurHooks } from '../src/install/settings-edit';
-import { BIN, getJson, ROOT, runCli, runProcess, startServe, tempHome, waitFor, type TempHome } from './helpers/cli';
+import { BIN, deadPort, getJson, ROOT, runCli, runProcess, startServe, tempHome, waitFor, type TempHome } from './helpers/cli';
 
 const CLAUDE = join(ROOT, 'node_modules', '.bin', 'claude');
 let t: TempHome;
@@ -138,9 +138,14 @@ function mkdtempShared(): string {
 }
 
 describe('doctor and managed settings', () => {
+  // doctor probes the collector: a dead port of this test's own, not the leak guard's sentinel.
+  let doctorEnv: Record<string, string>;
+  beforeEach(async () => {
+    doctorEnv = { ...env, CLAUDE_METRICS_ENDPOINT: `http://127.0.0.1:${await deadPort()}/metrics/harness` };
+  });
   it('reports a managed install; hooks also in the user scope are a double-counting problem', async () => {
     expect((await runCli(['install', '--scope', 'managed'], { env, cwd: t.home })).code).toBe(0);
-    const ok = await runCli(['doctor', '--json'], { env, cwd: t.home });
+    const ok = await runCli(['doctor', '--json'], { env: doctorEnv, cwd: t.home });
     const facts = JSON.parse(ok.stdout) as { scopes: Array<{ scope: string; path: string; commands: Array<{ events: string[] }> }>; problems: string[] };
     const m = facts.scopes.find((s) => s.scope === 'managed');
     expect(m?.path).toBe(managed);
@@ -148,7 +153,7 @@ describe('doctor and managed settings', () => {
     expect(facts.problems.join('\n')).not.toMatch(/counted/);
 
     expect((await runCli(['install'], { env, cwd: t.home })).code).toBe(0);
-    const twice = await runCli(['doctor'], { env, cwd: t.home });
+    const twice = await runCli(['doctor'], { env: doctorEnv, cwd: t.home });
     expect(twice.code).toBe(1);
     expect(twice.stdout).toMatch(/✗ claude-metrics hooks are in the managed settings \(.*\) and also in user \(.*\): Claude Code runs both, so every hook event is counted twice.*uninstall --scope user/);
   });
@@ -158,7 +163,7 @@ describe('doctor and managed settings', () => {
     writeFileSync(managed, '{ "allowManagedHooksOnly": true }\n', { mode: 0o644 });
     expect((await runCli(['install', '--scope', 'managed'], { env, cwd: t.home })).code).toBe(0);
     expect((await runCli(['install'], { env, cwd: t.home })).code).toBe(0);
-    const r = await runCli(['doctor', '--json'], { env, cwd: t.home });
+    const r = await runCli(['doctor', '--json'], { env: doctorEnv, cwd: t.home });
     const facts = JSON.parse(r.stdout) as { problems: string[]; notes: string[] };
     expect(facts.problems.join('\n')).not.toMatch(/counted twice/);
     expect(facts.notes.join('\n')).toMatch(/ignores \("allowManagedHooksOnly": true/);
