@@ -10,7 +10,8 @@
 import { cpSync, mkdirSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
+import { launchChromium } from './helpers/browser';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Summary } from '../src/client/index';
 import { uuidv7 } from '../src/ids';
@@ -69,7 +70,7 @@ beforeAll(async () => {
   const dead = `http://127.0.0.1:${await deadPort()}`;
   pageUrl = `http://127.0.0.1:${addr.port}/?endpoint=/harness&token=${TOKEN}&dead=${encodeURIComponent(dead)}`;
 
-  browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'] });
+  browser = await launchChromium();
   page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
   page.on('pageerror', (e) => pageErrors.push(e.message));
   await page.goto(pageUrl);
