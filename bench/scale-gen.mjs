@@ -9,7 +9,8 @@
 // sessions are Ralph tasks: source `ralph`, run/task ids and a label, between a
 // `ralph_task_started` and a `ralph_task_completed` (~12% failed). Sessions start
 // evenly over the span (oldest first, the order a collector receives them in),
-// over 40 projects and 60 labels.
+// over 40 projects and 60 labels (each label at home in one project, half the
+// interactive sessions labelled).
 
 /** mulberry32: small, fast, good enough to spread a benchmark's mix. */
 export function rng(seed) {
@@ -90,7 +91,10 @@ function* session(r, start) {
   const user = USERS[userN];
   const project = PROJECTS[(userN * 7 + int(r, 0, 5)) % PROJECTS.length];
   const ralph = r() < 0.25;
-  const label = ralph || r() < 0.5 ? LABELS[int(r, 0, LABELS.length - 1)] : undefined;
+  // A label is a loop's or a team's name: each belongs to one project (1–2 a project), so
+  // project × label has ~60 pairs, not 2,400.
+  const own = LABELS.filter((_, i) => i % PROJECTS.length === PROJECTS.indexOf(project));
+  const label = ralph || r() < 0.5 ? pick(r, own) : undefined;
   const source = ralph ? 'ralph' : 'interactive';
   const sessionId = uuid4(r);
   const runId = ralph ? uuid7(r, start) : undefined;
