@@ -58,6 +58,7 @@ import random
 import re
 import shutil
 import socket
+import ssl
 import subprocess
 import threading
 import time
@@ -183,25 +184,24 @@ class _Throttle:
         log.warning(msg + (" (%d times since the last report)" % n if n > 1 else ""), *args)
 
 
+_ASYNC, _THREAD = "async", "thread"
+
+
 class Recorder:
-    """The process's event pipeline: a bounded buffer and one sender thread.
+    """The process's event pipeline: a bounded buffer and one sender.
 
     `record(event)` never blocks and never raises: it appends to a deque (no lock;
-    past `max_queue` it drops and counts). The request path appends a tuple of the
-    values it saw (clock readings, status, the headers' list, byte counts); everything
-    else happens on the sender, a daemon thread: it wakes every `linger_s`, or as soon
-    as `batch_size` events wait, parses the headers, makes ids, builds the JSON and
-    POSTs it with http.client over a kept-alive connection, or hands it to the spool.
-    It works in slices of `slice_events` and sleeps a little between them, so that the
-    event loop's thread, when it wants the GIL back, waits for at most one slice
-    (about 0.1 ms) and not for a whole batch. One per process is normal
-    (`get_recorder()`); the middleware and the job functions share it.
+    past `max_queue` it drops and counts). The sender wakes every `linger_s`, turns
+    what waits into JSON (the request path only queues a tuple of what it saw) and posts
+    it in batches. In a server the sender is a task on the server's own event loop,
+    with a non-blocking HTTP client: no second thread competes with the requests for
+    the GIL (a thread did, and cost the p99 milliseconds). Outside an event loop (a
+    job runner script) it is a daemon thread. Only a hand-off to the spool runs in a
+    worker thread. One per process is normal (`get_recorder()`); the middleware and
+    the job functions share it.
     """
 
-    slice_events = 25  # events serialized per hold of the GIL (~4 µs each)
-    slice_pause_s = 0.0002  # a real sleep: the event loop's thread gets the GIL, the sender waits its turn
-
-    def __init__(self, endpoint=None, token=None, max_queue=10_000, batch_size=MAX_BATCH_EVENTS, linger_s=0.2,
+    def __init__(self, endpoint=None, token=None, max_queue=10_000, batch_size=200, linger_s=0.2,
                  timeout_s=2.0, max_backoff_s=30.0, claude_metrics=None, shutdown_timeout_s=3.0, env=None):
         env = os.environ if env is None else env
         file = _read_config_file(env)
@@ -234,10 +234,14 @@ class Recorder:
         self._buf = collections.deque()
         self._wake = threading.Event()
         self._taken = 0  # events the sender took from the buffer (written by the sender only)
-        self._inflight = 0  # taken and not yet delivered: flush() waits for them too
+        self._inflight = 0
+        self._inflight_batch = None
+        self._sender = None
+        self._aloop = None
         self._thread = None
         self._start_lock = threading.Lock()
         self._conn = None
+        self._areader = self._awriter = None
         self._failures = 0
         self._open_until = 0.0
         self._handed_off_since_ok = False
@@ -245,25 +249,37 @@ class Recorder:
         self._children = []
 
     def record(self, event):
-        """Queues one event (a dict, or a request's tuple); False when the buffer was full (dropped, counted)."""
+        """Queues one event (a dict, or a request draft); False when the buffer was full (dropped, counted)."""
         buf = self._buf
         if len(buf) >= self.max_queue:
             self._bump("dropped_queue_full")
             self._throttle.warn("full", "claude-metrics: event queue full (%d); event dropped", self.max_queue)
             return False
         buf.append(event)
-        if self._thread is None:
+        if self._sender is not _ASYNC or self._aloop.is_closed():
             self._start()
         elif len(buf) >= self.batch_size and not self._wake.is_set():
-            self._wake.set()  # a full batch waits: no need to sit out the linger
+            self._wake.set()
         return True
 
     def _start(self):
+        """The sender for where we are: a task on this thread's running event loop, else a thread."""
         with self._start_lock:
-            if self._thread is None:
+            loop = asyncio._get_running_loop()
+            if loop is not None:
+                if self._sender is not _ASYNC or self._aloop is not loop:
+                    self._aloop, self._sender = loop, _ASYNC
+                    self._areader = self._awriter = None
+                    loop.create_task(self._arun(loop))
+            elif self._sender is _ASYNC and not self._aloop.is_closed():
+                pass  # a worker thread of the server's loop: that sender takes it
+            elif self._thread is None or not self._thread.is_alive():
+                self._sender = _THREAD
                 t = threading.Thread(target=self._run, name="claude-metrics-sender", daemon=True)
                 t.start()
                 self._thread = t
+            if len(self._buf) >= self.batch_size:
+                self._wake.set()
 
     def _bump(self, key, n=1):
         with self._stats_lock:
@@ -284,10 +300,11 @@ class Recorder:
     def flush(self, timeout_s=5.0):
         """Until every queued event was sent or handed to the spool; False on timeout.
 
-        Wakes the sender and waits for it; with no sender thread (never started, or gone
-        at the end of the interpreter) delivers right here, in this thread."""
-        t = self._thread
-        if t is not None and t.is_alive():
+        Waits for the sender when it runs elsewhere; otherwise (no running loop, at exit,
+        or called on the loop's own thread) delivers right here, in this thread."""
+        loop = self._aloop
+        async_alive = self._sender is _ASYNC and loop is not None and loop.is_running()
+        if async_alive and asyncio._get_running_loop() is not loop or self._sender is _THREAD and self._thread.is_alive():
             end = time.monotonic() + timeout_s
             while self._busy():
                 if time.monotonic() >= end:
@@ -300,20 +317,20 @@ class Recorder:
 
     async def aflush(self, timeout_s=5.0):
         """flush for async code: waits without blocking the event loop."""
-        t = self._thread
-        if t is None or not t.is_alive():
-            return await asyncio.get_running_loop().run_in_executor(None, self.flush, timeout_s)
         end = time.monotonic() + timeout_s
+        if self._sender is not _ASYNC:
+            return await asyncio.get_running_loop().run_in_executor(None, self.flush, timeout_s)
         while self._busy():
             if time.monotonic() >= end:
                 return False
-            self._wake.set()
             await asyncio.sleep(0.01)
         return True
 
     def _drain_here(self):
-        """Synchronous delivery in the calling thread, when no sender thread runs."""
-        batch = []
+        """Synchronous delivery in the calling thread; includes a batch a stopped loop left
+        half-sent (sent again if it did arrive: same ids, the collector counts it once)."""
+        batch = list(self._inflight_batch or [])
+        self._inflight_batch = None
         with contextlib.suppress(IndexError):
             while True:
                 batch.append(self._buf.popleft())
@@ -321,48 +338,84 @@ class Recorder:
         for i in range(0, len(batch), self.batch_size):
             chunk = batch[i:i + self.batch_size]
             try:
-                self._deliver(self._serialize(chunk, pause_s=0))
+                self._deliver(self._serialize(chunk))
             except Exception:
                 log.exception("claude-metrics: sender error; %d events lost", len(chunk))
                 self._bump("dropped_undeliverable", len(chunk))
 
     def _at_exit(self):
-        if self._thread is not None or self._buf:
+        if self._sender is not None:
             self.flush(self.shutdown_timeout_s)
 
     # ---- sender thread ----------------------------------------------------
 
     def _run(self):
         buf = self._buf
-        popleft = buf.popleft
         while True:
             self._wake.wait(self.linger_s)
             self._wake.clear()
+            if self._sender is _ASYNC and not self._aloop.is_closed():
+                return  # an event loop's task took over
             if not buf:
                 self._reap()
                 continue
             while buf:
-                # Counted as in flight before they leave the buffer, so flush() never sees them in neither.
-                n = self._inflight = min(len(buf), self.batch_size)
-                batch = [popleft() for _ in range(n)]
-                self._taken += n
+                batch = []
+                with contextlib.suppress(IndexError):
+                    while len(batch) < self.batch_size:
+                        batch.append(buf.popleft())
+                self._inflight = len(batch)
+                self._taken += len(batch)
                 try:
-                    self._deliver(self._serialize(batch, self.slice_pause_s))
+                    self._deliver(self._serialize(batch))
                 except Exception:  # never let the sender die
-                    log.exception("claude-metrics: sender error; %d events lost", n)
-                    self._bump("dropped_undeliverable", n)
+                    log.exception("claude-metrics: sender error; %d events lost", len(batch))
+                    self._bump("dropped_undeliverable", len(batch))
                 finally:
                     self._inflight = 0
 
-    def _serialize(self, batch, pause_s):
+    async def _arun(self, loop):
+        """The sender as a task on the server's event loop: sleeps, serializes in slices, posts."""
+        buf = self._buf
+        while self._aloop is loop:
+            await asyncio.sleep(self.linger_s)
+            while buf and self._aloop is loop:
+                batch = []
+                with contextlib.suppress(IndexError):
+                    while len(batch) < self.batch_size:
+                        batch.append(buf.popleft())
+                self._inflight, self._inflight_batch = len(batch), batch
+                self._taken += len(batch)
+                try:
+                    texts = []
+                    for i, e in enumerate(batch):
+                        texts.append(_request_json(e) if type(e) is tuple else json.dumps(e, separators=(",", ":"), ensure_ascii=False))
+                        if i % 25 == 24:
+                            await asyncio.sleep(0)  # requests go on between slices
+                    await self._adeliver(texts)
+                except asyncio.CancelledError:
+                    # The server is stopping: the batch goes back, for the exit flush (same ids).
+                    if self._inflight_batch is batch:
+                        self._inflight_batch = None
+                        self._taken -= len(batch)
+                        buf.extendleft(reversed(batch))
+                    raise
+                except Exception:
+                    log.exception("claude-metrics: sender error; %d events lost", len(batch))
+                    self._bump("dropped_undeliverable", len(batch))
+                finally:
+                    if self._inflight_batch is batch:
+                        self._inflight_batch = None
+                    self._inflight = 0
+
+    @staticmethod
+    def _serialize(batch):
         """Events → JSON texts, once: a retry or the spool gets the same text, the same event_id."""
         out = []
-        step = self.slice_events
-        for i in range(0, len(batch), step):
-            if i and pause_s:
-                time.sleep(pause_s)  # the GIL goes to the event loop's thread between slices
-            for e in batch[i:i + step]:
-                out.append(_request_json(e) if type(e) is tuple else json.dumps(e, separators=(",", ":"), ensure_ascii=False))
+        for i, e in enumerate(batch):
+            out.append(_request_json(e) if type(e) is tuple else json.dumps(e, separators=(",", ":"), ensure_ascii=False))
+            if i % 25 == 24:
+                time.sleep(0)  # let the event loop's thread have the GIL between slices
         return out
 
     @staticmethod
@@ -387,6 +440,22 @@ class Recorder:
             self._deliver(events[half:])
         elif then == "hand_off":
             self._hand_off(events, body)
+
+    async def _adeliver(self, events):
+        """_deliver on the event loop: a non-blocking POST; the spool hand-off in a worker thread."""
+        body = self._body(events)
+        if len(body) > MAX_BATCH_BYTES and len(events) > 1:
+            half = len(events) // 2
+            await self._adeliver(events[:half])
+            await self._adeliver(events[half:])
+            return
+        then = "hand_off" if time.monotonic() < self._open_until else self._after_post(events, *(await self._apost(body)))
+        if then == "split":
+            half = len(events) // 2
+            await self._adeliver(events[:half])
+            await self._adeliver(events[half:])
+        elif then == "hand_off":
+            await asyncio.get_running_loop().run_in_executor(None, self._hand_off, events, body)
 
     def _after_post(self, events, kind, status, text):
         """Counts the answer and moves the breaker: 'done', 'split' or 'hand_off'."""
@@ -463,6 +532,78 @@ class Recorder:
             return "rejected", s, text
         # 401/403 (token), 404 (wrong URL), 408, 429, 5xx: the spool keeps them until it is fixed.
         return "retry", s, f"HTTP {s} {text[:200]}"
+
+    def _head(self, n):
+        h = [f"POST {self._target} HTTP/1.1", f"Host: {self._host}" + (f":{self._port}" if self._port else ""),
+             "Content-Type: application/json", f"Content-Length: {n}", f"User-Agent: {_EMITTER}"]
+        if self.token:
+            h.append(f"Authorization: Bearer {self.token}")
+        return ("\r\n".join(h) + "\r\n\r\n").encode("latin-1")
+
+    async def _apost(self, body):
+        """_post on asyncio streams (keep-alive, one fresh try when a kept connection was closed)."""
+        for attempt in (0, 1):
+            reused = self._awriter is not None
+            try:
+                return await asyncio.wait_for(self._aexchange(self._head(len(body)) + body), self.timeout_s)
+            except (ConnectionError, asyncio.IncompleteReadError) as err:
+                self._aclose()
+                if attempt == 1 or not reused:
+                    return "retry", None, f"{type(err).__name__}: {err}"
+            except (OSError, asyncio.TimeoutError, ValueError, IndexError) as err:
+                self._aclose()
+                return "retry", None, f"{type(err).__name__}: {err}" if str(err) else type(err).__name__
+        return "retry", None, "unreachable"
+
+    async def _aexchange(self, data):
+        if self._awriter is None:
+            https = self._scheme == "https"
+            self._areader, self._awriter = await asyncio.open_connection(
+                self._host, self._port or (443 if https else 80), ssl=ssl.create_default_context() if https else None)
+        r, w = self._areader, self._awriter
+        w.write(data)
+        await w.drain()
+        line = await r.readline()
+        if not line:
+            raise ConnectionResetError("connection closed by the collector")
+        status = int(line.split(None, 2)[1])
+        length, chunked, close = None, False, line.startswith(b"HTTP/1.0")
+        while True:
+            h = await r.readline()
+            if h in (b"\r\n", b"\n", b""):
+                break
+            k, _, v = h.partition(b":")
+            k, v = k.strip().lower(), v.strip().lower()
+            if k == b"content-length":
+                length = int(v)
+            elif k == b"transfer-encoding":
+                chunked = b"chunked" in v
+            elif k == b"connection":
+                close = v == b"close"
+        if chunked:
+            parts = []
+            while True:
+                size = int((await r.readline()).split(b";")[0].strip() or b"0", 16)
+                if size == 0:
+                    while (await r.readline()) not in (b"\r\n", b"\n", b""):
+                        pass
+                    break
+                parts.append(await r.readexactly(size))
+                await r.readexactly(2)
+            text = b"".join(parts)
+        elif length is not None:
+            text = await r.readexactly(length)
+        else:
+            text, close = await r.read(), True
+        if close:
+            self._aclose()
+        return self._classify(status, text.decode("utf-8", "replace"))
+
+    def _aclose(self):
+        if self._awriter is not None:
+            with contextlib.suppress(Exception):
+                self._awriter.close()
+        self._areader = self._awriter = None
 
     def _close(self):
         if self._conn is not None:
