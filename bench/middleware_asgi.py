@@ -3,7 +3,7 @@
 A bare ASGI app answering a chat completion, called directly N times, with and
 without ClaudeMetricsMiddleware (its events going to the live collector given as
 argv[1]): the request path's added wall time, and the added CPU of the whole
-process per request, the sender's batching, JSON and HTTP included.
+process per request, the sender thread's batching, JSON and HTTP included.
 Alternating repetitions, medians.
 """
 
@@ -63,9 +63,6 @@ def main():
             wall[k].append((w1 - w0) / N * 1e6)
             cpu[k].append((c1 - c0) / N * 1e6)
     s = rec.stats()
-    for t in asyncio.all_tasks(loop):
-        t.cancel()
-    loop.run_until_complete(asyncio.gather(*asyncio.all_tasks(loop), return_exceptions=True))
     loop.close()
     med = statistics.median
     print(f"in-process, {N} requests x {REPS} (medians): request path +{med(wall['mw']) - med(wall['base']):.1f} us/request "
