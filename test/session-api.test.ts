@@ -286,6 +286,8 @@ describe('query plans', () => {
       expect(text, name).toMatch(/SEARCH \w+ USING (INDEX harness_events_|INTEGER PRIMARY KEY)/);
     }
     expect(plans.page!.join('\n')).toMatch(/USING INDEX harness_events_session \(session_key=\? AND \(ts_ms,event_id\)>\(\?,\?\)\)/);
+    // A page's tool calls: one probe of the tool index per id, not a walk of the whole session.
+    expect(plans.byToolUses!.join('\n')).toMatch(/USING INDEX harness_events_session_tool \(session_key=\? AND tool_use_id=\?/);
     await store.close();
   });
 });
