@@ -30,6 +30,7 @@
     pending: false,
     chart: null,
     chartKey: '',
+    chartData: '',
     listKey: '',
     frame: 0,
     loading: false,
@@ -440,9 +441,9 @@
     return Math.max(1, rows.length);
   }
 
-  function renderTimeline(steps, lay) {
+  function renderTimeline(steps, lay, space) {
     const el = $('timeline');
-    const width = Math.max(640, el.parentElement.clientWidth - 150 - 28);
+    const width = Math.max(640, space - 150 - 28);
     const x = scaleFor(lay, width);
     const lanes = [];
     const parentOf = subagentParents(steps);
@@ -560,7 +561,7 @@
     return out;
   }
 
-  function renderRequests(steps) {
+  function renderRequests(steps, space) {
     const reqs = steps.filter((s) => s.kind === 'request');
     const total = reqs.reduce((a, s) => a + (s.cost_usd || 0), 0);
     $('requests-note').textContent = reqs.length ? `(${fmtInt(reqs.length)} · ${fmtTokens(reqs.reduce((a, s) => a + tokensOf(s), 0))} tokens · ${fmtCost(total)})` : '(none recorded)';
@@ -575,14 +576,17 @@
     const xs = reqs.map((_, i) => i + 1);
     const tokens = reqs.map(tokensOf);
     const cost = reqs.map((s) => s.cost_usd || 0);
-    const width = Math.max(300, el.clientWidth - 8);
+    const width = Math.max(300, space - 8);
     // The same chart takes new data (a page of steps, a live event); it is made anew only when its options change.
     const key = `${width}|${reqs.length < 80}|${reqs.length > 1}`;
+    const data = `${reqs.length}|${tokens.reduce((a, t) => a + t, 0)}|${cost.reduce((a, c) => a + c, 0)}`;
     if (state.chart && state.chartKey === key) {
-      state.chart.setData([xs, tokens, cost]);
+      if (state.chartData !== data) state.chart.setData([xs, tokens, cost]);
+      state.chartData = data;
       return;
     }
     state.chartKey = key;
+    state.chartData = data;
     if (state.chart) state.chart.destroy();
     el.replaceChildren();
     const bars = uPlot.paths && uPlot.paths.bars ? uPlot.paths.bars({ size: [0.7, 30] }) : undefined;
@@ -703,11 +707,13 @@
   }
 
   function render() {
+    // Widths read before anything changes: a read after a change would make the browser lay the page out again.
+    const space = { timeline: $('timeline').parentElement.clientWidth, requests: $('chart-requests').clientWidth };
     const steps = sortedSteps();
     const lay = layout(steps);
     renderHeader(steps, lay);
-    renderTimeline(steps, lay);
-    renderRequests(steps);
+    renderTimeline(steps, lay, space.timeline);
+    renderRequests(steps, space.requests);
     renderList(steps);
     if (state.streamUp || state.pollTimer || !state.source) setUpdated();
     document.body.dataset.state = 'ready';
