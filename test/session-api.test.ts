@@ -94,8 +94,17 @@ describe('GET /api/sessions/{id}', () => {
       cost_source: 'estimate',
     });
     expect(r.body.subagents).toEqual([{ agent_id: 'ag-1', agent_type: 'Explore', events: 4, first_at: at(8), last_at: at(10), tokens: 620, cost_usd: 0.001 }]);
+    expect(r.body.sources.unpriced_models).toEqual([]);
     // The bare Claude Code session id resolves to the same session.
     expect((await getJson(`${serve.url}/api/sessions/S-1`)).body.id).toBe('session:S-1');
+    // A running session with a request of a model no price is known for: no end reason yet, the model named.
+    const run = (o: Record<string, unknown>) => ({ event_id: uuidv7(), source: 'interactive', session_id: 'S-2', timestamp: at(1), ...o });
+    await postJson(serve.endpoint, { events: [run({ event: 'UserPromptSubmit' }), run({ event: 'usage', model: 'claude-opus-9-1', usage: { input_tokens: 10, output_tokens: 5, cache_creation_input_tokens: 0, cache_read_input_tokens: 0 } })] });
+    const running = (await getJson(`${serve.url}/api/sessions/S-2`)).body;
+    expect(running).toMatchObject({ end_reason: null, completed_at: null, sources: { unpriced_models: ['claude-opus-9-1'], requests: { unpriced: 1 } } });
+    // It ends: the reason is the end event's.
+    await postJson(serve.endpoint, run({ event: 'SessionEnd', timestamp: at(30), hook: { reason: 'clear' } }));
+    expect((await getJson(`${serve.url}/api/sessions/S-2`)).body).toMatchObject({ end_reason: 'clear', completed_at: at(30) });
   });
 
   it('unknown ids: 404 with a reason; a bad cursor or limit: 400 with a reason', async () => {
@@ -286,6 +295,8 @@ describe('query plans', () => {
       expect(text, name).toMatch(/SEARCH \w+ USING (INDEX harness_events_|INTEGER PRIMARY KEY)/);
     }
     expect(plans.page!.join('\n')).toMatch(/USING INDEX harness_events_session \(session_key=\? AND \(ts_ms,event_id\)>\(\?,\?\)\)/);
+    // A page's tool calls: one probe of the tool index per id, not a walk of the whole session.
+    expect(plans.byToolUses!.join('\n')).toMatch(/USING INDEX harness_events_session_tool \(session_key=\? AND tool_use_id=\?/);
     await store.close();
   });
 });

@@ -249,6 +249,68 @@ describe('session page', () => {
     expect([...problems]).toEqual([]);
   }, 120_000);
 
+  it('a long session: drawn from its first page at once, the rest paged in behind; every call on the timeline in a bounded number of elements', async () => {
+    home = tempHome();
+    serve = await startServe(home.env, ['--db', join(home.home, 'c.db')]);
+    // 3,000 tool calls 2 s apart (one in 40 failing), a request every 4: far more calls than the timeline has pixels.
+    const calls = 3000;
+    const t0 = Date.now() - calls * 2000 - 60_000;
+    const b = { source: 'ralph', run_id: 'r-long', session_id: 'cc-r-long', project: 'long', label: 'soak' };
+    const events: Array<Record<string, unknown>> = [];
+    for (let i = 0; i < calls; i++) {
+      const at = (ms: number) => new Date(t0 + i * 2000 + ms).toISOString();
+      const fail = i % 40 === 7;
+      events.push({ event_id: `long-pre-${i}`, event: 'PreToolUse', tool_name: i % 2 ? 'Read' : 'Bash', tool_use_id: `long-t${i}`, timestamp: at(0), ...b });
+      events.push({ event_id: `long-post-${i}`, event: fail ? 'PostToolUseFailure' : 'PostToolUse', tool_name: i % 2 ? 'Read' : 'Bash', tool_use_id: `long-t${i}`, success: !fail, error: fail ? 'exit 1' : undefined, duration_ms: 300, timestamp: at(300), ...b });
+      if (i % 4 === 3) events.push({ event_id: `long-u-${i}`, event: 'usage', model: 'claude-opus-5-5', usage: { input_tokens: 100 + i, output_tokens: 50, cache_creation_input_tokens: 0, cache_read_input_tokens: 900 }, cost_usd: 0.001, timestamp: at(500), ...b });
+    }
+    for (let i = 0; i < events.length; i += 1000) expect((await postJson(serve.endpoint, { events: events.slice(i, i + 1000) })).status).toBe(200);
+    const steps = calls + calls / 4;
+
+    const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+    const problems: string[] = [];
+    page.on('pageerror', (e) => problems.push(e.message));
+    const asked: string[] = [];
+    page.on('request', (r) => {
+      if (r.url().includes('/api/sessions/')) asked.push(decodeURIComponent(new URL(r.url()).pathname + new URL(r.url()).search));
+    });
+    // How many steps the first render drew, noted by the page itself (the rest may follow within milliseconds).
+    await page.addInitScript(() => {
+      new MutationObserver((_, obs) => {
+        if (document.body?.dataset.state !== 'ready') return;
+        (window as unknown as { __firstSteps: number }).__firstSteps = Number(document.body.dataset.steps);
+        obs.disconnect();
+      }).observe(document, { attributes: true, subtree: true, attributeFilter: ['data-state'] });
+    });
+    await page.goto(`${serve.url}/sessions/run%3Ar-long`);
+    // The first render comes from the header and one small page, asked for together before any other page.
+    await page.waitForFunction(() => document.body.dataset.state === 'ready');
+    expect(await page.evaluate(() => (window as unknown as { __firstSteps: number }).__firstSteps)).toBe(300);
+    expect(asked.slice(0, 2).sort()).toEqual(['/api/sessions/run:r-long', '/api/sessions/run:r-long/events?limit=300']);
+    // Then every step, with no reload.
+    await page.waitForFunction((n) => Number(document.body.dataset.steps) === n, steps, { timeout: 30_000 });
+    expect(await page.textContent('#steps-count')).toBe(`(${steps.toLocaleString('en-US')})`);
+    expect(await page.$$eval('#steps tbody tr.step', (trs) => trs.length)).toBe(500);
+    expect(await page.textContent('#more')).toBe(`Show more (${(steps - 500).toLocaleString('en-US')} left)`);
+
+    // The main lane: each failed call its own bar; the rest in bars that stand for one call or a run of them, none lost.
+    const bars = await page.$$eval('.lane.tools:not(.sub) .bar-item', (els) => els.map((e) => ({ failed: e.classList.contains('failed'), cluster: e.classList.contains('cluster'), title: e.getAttribute('title')! })));
+    expect(bars.filter((x) => x.failed)).toHaveLength(calls / 40);
+    const stands = bars.reduce((n, x) => n + (x.cluster ? Number(/^([\d,]+) tool calls/.exec(x.title)![1]!.replace(/,/g, '')) : 1), 0);
+    expect(stands).toBe(calls);
+    expect(bars.some((x) => x.cluster)).toBe(true);
+    expect(bars.length).toBeLessThan(calls / 4);
+    // Requests: at most one marker per 2 px, the largest there, and each marker says how many it stands for.
+    const reqs = await page.$$eval('.lane.reqs .req', (els) => els.map((e) => e.getAttribute('title')!));
+    expect(reqs.length).toBeLessThan(calls / 4);
+    expect(reqs.reduce((n, t) => n + Number(/the largest of ([\d,]+) here/.exec(t)?.[1]?.replace(/,/g, '') ?? 1), 0)).toBe(calls / 4);
+    // A cluster is a way in: clicking it opens its first call's row.
+    await page.click('.lane.tools:not(.sub) .bar-item.cluster');
+    await page.waitForSelector('#steps tr.step.selected');
+    await page.waitForFunction(() => document.querySelector('pre.raw')?.textContent?.includes('PreToolUse'));
+    expect(problems).toEqual([]);
+  }, 120_000);
+
   it('an unknown session says so', async () => {
     home = tempHome();
     serve = await startServe(home.env, ['--db', join(home.home, 'c.db')]);

@@ -266,6 +266,20 @@ export interface SessionHeader extends SessionRow {
   matches: string[];
 }
 
+/** The events that end a session (normalize's completions but a lone API request), as SessionReader.endEvent reads them. */
+const END_EVENTS = new Set(['SessionEnd', 'ralph_task_completed', 'task_completed', 'run_completed']);
+
+/**
+ * The session an id means and whether it has ended: all a page of steps needs
+ * (the header's aggregates read every event of the session; a page must not).
+ */
+export async function resolveSession(reads: SessionReader, id: string): Promise<{ key: string; done: boolean } | undefined> {
+  const key = (await reads.resolve(id))[0];
+  const raw = key === undefined ? undefined : await reads.session(key);
+  if (key === undefined || !raw) return undefined;
+  return { key, done: raw.completed_ms !== null && raw.completed_ms !== undefined };
+}
+
 /** The session row plus what the page's header needs; undefined when the id matches nothing. */
 export async function sessionHeader(reads: SessionReader, id: string, now = Date.now()): Promise<SessionHeader | undefined> {
   const keys = await reads.resolve(id);
@@ -274,11 +288,20 @@ export async function sessionHeader(reads: SessionReader, id: string, now = Date
   const raw = await reads.session(key);
   if (!raw) return undefined;
   const row = toSession(raw, now);
-  const [ctxBody, end, c, subagents, unpriced] = await Promise.all([reads.contextBody(key), reads.endEvent(key), reads.counts(key), reads.subagents(key), reads.unpricedModels(key)]);
+  const n = (v: unknown) => (typeof v === 'number' ? v : 0);
+  // The folded row already says how the session ended and whether any request went unpriced: the reads that
+  // would walk the whole session for those are made only when the row cannot answer.
+  const completion = typeof raw.completion_event_id === 'string' ? raw.completion_event_id : null;
+  const endEvent = async () => {
+    if (raw.completed_ms === null || raw.completed_ms === undefined) return undefined; // any end event would have completed it
+    const e = completion === null ? undefined : await reads.event(completion);
+    return e && END_EVENTS.has(e.event) ? e : reads.endEvent(key);
+  };
+  const unpricedModels = async () => (n(raw.unpriced_requests) === 0 ? [] : reads.unpricedModels(key));
+  const [ctxBody, end, c, subagents, unpriced] = await Promise.all([reads.contextBody(key), endEvent(), reads.counts(key), reads.subagents(key), unpricedModels()]);
   const ctx = (parse(ctxBody ?? '{}').context ?? {}) as Record<string, unknown>;
   const endBody = end ? parse(end.body) : {};
   const tok = (a: unknown, b: unknown, d: unknown, e: unknown) => [a, b, d, e].reduce<number>((s, x) => s + (typeof x === 'number' ? x : 0), 0);
-  const n = (v: unknown) => (typeof v === 'number' ? v : 0);
   const requests = { count: n(raw.usage_events), claude_code: n(raw.claude_cost_requests), estimate: n(raw.estimate_cost_requests), unpriced: n(raw.unpriced_requests), tokens: tok(raw.input_tokens, raw.output_tokens, raw.cache_creation_input_tokens, raw.cache_read_input_tokens), cost_usd: Math.round(n(raw.cost_usd) * 1e9) / 1e9 };
   const runResult = raw.result_cost_usd !== null && raw.result_cost_usd !== undefined ? { tokens: tok(raw.result_input_tokens, raw.result_output_tokens, raw.result_cache_creation_input_tokens, raw.result_cache_read_input_tokens), cost_usd: raw.result_cost_usd as number } : null;
   // Beyond rounding: more than a cent and 1% apart (a run's total also covers requests no transcript line reached).

@@ -133,7 +133,8 @@ export class SqliteSessionReads implements SessionReader {
       since: db.prepare(`SELECT ${COLS} FROM harness_events e WHERE e.session_key = @key AND e.rowid > @after AND e.event <> 'otel_metric' ORDER BY e.rowid LIMIT @limit`),
       byToolUse: db.prepare(`SELECT ${COLS} FROM harness_events e WHERE e.session_key = @key AND e.tool_use_id = @tool_use_id AND e.rowid <= @snapshot ORDER BY e.ts_ms, e.event_id`),
       // Every report of a page's tool calls in one statement (one index probe per id, in SQLite, not in JS).
-      byToolUses: db.prepare(`SELECT ${COLS} FROM harness_events e WHERE e.session_key = @key AND e.tool_use_id IN (SELECT value FROM json_each(@ids)) AND e.rowid <= @snapshot ORDER BY e.ts_ms, e.event_id`),
+      // `+` keeps the planner off harness_events_session for the ORDER BY (it walked the whole session then): the tool index, then a sort of the few rows.
+      byToolUses: db.prepare(`SELECT ${COLS} FROM harness_events e WHERE e.session_key = @key AND e.tool_use_id IN (SELECT value FROM json_each(@ids)) AND e.rowid <= @snapshot ORDER BY +e.ts_ms, +e.event_id`),
       one: db.prepare(`SELECT ${COLS}, session_key FROM harness_events e WHERE e.event_id = ?`),
       // Hooks send the context with every event: the newest few hundred are enough to find it.
       context: db.prepare(`SELECT body FROM (SELECT body FROM harness_events WHERE session_key = ? ORDER BY ts_ms DESC, event_id DESC LIMIT 500) WHERE instr(body, '"context":{') > 0 LIMIT 1`),

@@ -12,7 +12,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { HarnessEvent } from '../event';
 import { sessionKey } from './normalize';
-import { DEFAULT_PAGE, MAX_PAGE, rawEvent, sessionHeader, sessionSteps, waitingSessions } from './session-api';
+import { DEFAULT_PAGE, MAX_PAGE, rawEvent, resolveSession, sessionHeader, sessionSteps, waitingSessions } from './session-api';
 import type { SessionReader } from './session-reads';
 import type { IngestOutcome, Store } from './store';
 import { StreamHub, streamOptionsFromEnv, type ChangeSession } from './stream';
@@ -88,13 +88,16 @@ export class SessionRoutes {
       json(res, 400, { error: 'session id: not a valid URL-encoded id' });
       return true;
     }
-    const header = await sessionHeader(reads, id, now);
-    if (!header) {
-      json(res, 404, { error: `no session, task or run with id ${JSON.stringify(id)} on this collector (it may be older than the retention, or not sent yet)` });
+    const unknown = () => json(res, 404, { error: `no session, task or run with id ${JSON.stringify(id)} on this collector (it may be older than the retention, or not sent yet)` });
+    if (!m[2]) {
+      const header = await sessionHeader(reads, id, now);
+      if (!header) unknown();
+      else json(res, 200, header);
       return true;
     }
-    if (!m[2]) {
-      json(res, 200, header);
+    const session = await resolveSession(reads, id);
+    if (!session) {
+      unknown();
       return true;
     }
     const limitText = q.get('limit');
@@ -102,7 +105,7 @@ export class SessionRoutes {
       json(res, 400, { error: `limit: expected 1 to ${MAX_PAGE}, got ${limitText}` });
       return true;
     }
-    const page = await sessionSteps(reads, header.id, header.completed_at !== null, q.get('after') || null, limitText === null ? DEFAULT_PAGE : Number(limitText));
+    const page = await sessionSteps(reads, session.key, session.done, q.get('after') || null, limitText === null ? DEFAULT_PAGE : Number(limitText));
     if ('error' in page) json(res, 400, page);
     else json(res, 200, page);
     return true;

@@ -134,11 +134,18 @@ export class StreamHub {
     if (this.clients.size === 0 || sessions.length === 0) return;
     this.stats.messages++;
     const many = sessions.length > MAX_LISTED;
+    // Viewers with the same filter (every dashboard, every viewer of one session) get the same message: made once.
+    const made = new Map<string, string | null>();
     for (const c of this.clients) {
-      const mine = sessions.filter((s) => matches(c.filter, s));
-      if (mine.length === 0) continue;
-      const data = many && !c.filter.session ? { seq, many: true, events: mine.reduce((a, s) => a + s.events, 0), sessions: mine.slice(0, MAX_LISTED) } : { seq, events: mine.reduce((a, s) => a + s.events, 0), sessions: mine };
-      const text = frame(seq, 'change', data);
+      const key = `${c.filter.session ?? ''}\u0000${c.filter.project ?? ''}\u0000${c.filter.source ?? ''}\u0000${c.filter.label ?? ''}`;
+      let text = made.get(key);
+      if (text === undefined) {
+        const mine = sessions.filter((s) => matches(c.filter, s));
+        const data = many && !c.filter.session ? { seq, many: true, events: mine.reduce((a, s) => a + s.events, 0), sessions: mine.slice(0, MAX_LISTED) } : { seq, events: mine.reduce((a, s) => a + s.events, 0), sessions: mine };
+        text = mine.length === 0 ? null : frame(seq, 'change', data);
+        made.set(key, text);
+      }
+      if (text === null) continue;
       if (c.held) c.held.push({ seq, text });
       else this.write(c, text);
     }

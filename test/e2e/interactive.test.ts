@@ -15,6 +15,7 @@ import Database from 'better-sqlite3';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startFakeAnthropic, type FakeAnthropic, type Scenario, type Usage } from '../fake-anthropic/server';
 import { getJson, ROOT, runCli, startServe, tempHome, waitDelivered, waitFor, type ServeHandle, type TempHome } from '../helpers/cli';
+import { launchChromium } from '../helpers/browser';
 import { Tmux } from '../helpers/tmux';
 
 const CLAUDE = join(ROOT, 'node_modules', '.bin', 'claude');
@@ -275,6 +276,95 @@ describe.skipIf(!HAVE_TMUX)('interactive Claude Code in a terminal (tmux), throu
         const ingest = (await getJson(`${w.serve.url}/api/summary`)).body.ingest as { events: number; duplicates: number };
         expect(ingest.events).toBe(stored(w).length);
       } finally {
+        await fake.close();
+      }
+    },
+    CASE_MS,
+  );
+
+  it(
+    'a permission prompt left unanswered: the session is in "Waiting on you" (API and main page), its wait growing, until the person answers',
+    async () => {
+      const fake = await startFakeAnthropic({
+        model: MODEL,
+        main: [
+          { kind: 'tool', name: 'Bash', input: { command: 'touch asked-first.txt', description: 'make a file' }, usage: { input_tokens: 900, output_tokens: 40, cache_creation_input_tokens: 2000, cache_read_input_tokens: 8000 } },
+          { kind: 'text', text: 'Done after asking.', usage: { input_tokens: 120, output_tokens: 30, cache_creation_input_tokens: 60, cache_read_input_tokens: 10000 } },
+        ],
+      });
+      const browser = await launchChromium();
+      try {
+        const w = await world(fake.url);
+        const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+        const problems: string[] = [];
+        page.on('pageerror', (e) => problems.push(e.message));
+        page.on('console', (m) => m.type() === 'error' && problems.push(m.text()));
+        await page.goto(`${w.serve.url}/`);
+        await page.waitForFunction(() => document.body.dataset.state === 'ready' && /live/.test(document.getElementById('updated')!.textContent!), undefined, { timeout: 30_000 });
+        expect(await page.isHidden('#waiting-panel')).toBe(true);
+
+        await openClaude(w, 'asker', ['--permission-mode', 'default']);
+        await say(w, 'asker', 'make a file, asking first');
+        await w.tmux.waitForScreen('asker', /Do you want to proceed\?[\s\S]*1\. Yes/);
+        type Waiting = { id: string; claude_session_id: string; since: string; waited_ms: number; kind: string; tool_name: string | null; source: string; project: string; host: string | null };
+        const waiting = async () => (await getJson(`${w.serve.url}/api/waiting`)).body.waiting as Waiting[];
+        // The collector hears of the prompt from the hooks (PermissionRequest at once, Notification seconds later).
+        const first = await until(async () => (await waiting())[0], { timeoutMs: 60_000, intervalMs: 250, what: 'the session in /api/waiting', w });
+        expect(first).toMatchObject({ source: 'interactive', project: 'demo-app', tool_name: 'Bash' });
+        expect(first.id).toBe(`session:${first.claude_session_id}`);
+        // The main page lists it (told by the stream, no reload), linking to its page.
+        await page.waitForSelector('#waiting-panel:not([hidden])', { timeout: 10_000 });
+        const href = `/sessions/${encodeURIComponent(first.id)}`;
+        expect(await page.getAttribute('#waiting-list li a', 'href')).toBe(href);
+        expect(await page.textContent('#waiting-list li')).toContain('permission (Bash)');
+        const shown = async () => Number((await page.getAttribute('#waiting-list li strong.waited', 'data-waited-ms')) ?? NaN);
+        const shownText = () => page.textContent('#waiting-list li strong.waited');
+
+        // Nobody answers: the Notification comes too, the wait keeps its start and grows, on the API and on the page.
+        await until(() => stored(w).find((e) => e.event === 'Notification'), { timeoutMs: 60_000, intervalMs: 250, what: 'the Notification of the permission prompt', w });
+        const later = await until(
+          async () => {
+            const x = (await waiting()).find((r) => r.id === first.id);
+            return x && x.waited_ms >= first.waited_ms + 2000 ? x : undefined;
+          },
+          { timeoutMs: 30_000, intervalMs: 250, what: 'a longer wait', w },
+        );
+        expect(later.since).toBe(first.since);
+        expect(await waiting()).toHaveLength(1);
+        // On the page the wait counts on between refreshes (nothing new arrives while nobody answers).
+        await page.waitForFunction(
+          () => {
+            const el = document.querySelector<HTMLElement>('#waiting-list li strong.waited');
+            const m = /^waited (?:(\d+) min )?(\d+(?:\.\d)?) s$/.exec(el?.textContent ?? '');
+            return m && (Number(m[1] ?? 0) * 60 + Number(m[2])) * 1000 >= Number(el!.dataset.waitedMs) + 2000;
+          },
+          undefined,
+          { timeout: 10_000 },
+        );
+        expect(await page.getAttribute('#waiting-list li a', 'href')).toBe(href);
+        expect(existsSync(join(w.project, 'asked-first.txt'))).toBe(false);
+        const pageBefore = `${await shownText()} (${await shown()} ms when fetched)`;
+
+        // The person answers "1. Yes": the tool runs, the session leaves the list, on the API and on the page.
+        await w.tmux.press('asker', 'Enter');
+        await w.tmux.waitForScreen('asker', /Done after asking\.[\s\S]*\? for shortcuts/);
+        expect(existsSync(join(w.project, 'asked-first.txt'))).toBe(true);
+        await until(async () => (await waiting()).length === 0, { timeoutMs: 60_000, intervalMs: 250, what: 'the session gone from /api/waiting', w });
+        await page.waitForSelector('#waiting-panel[hidden]', { state: 'attached', timeout: 10_000 });
+        expect(await page.$$eval('#waiting-list li', (li) => li.length)).toBe(0);
+
+        const id = await exitClaude(w, 'asker');
+        expect(first.claude_session_id).toBe(id);
+        await delivered(w);
+        const events = stored(w, id);
+        const at = (name: string) => events.find((e) => e.event === name)!.ts_ms;
+        // The wait counted from the permission request to (at least) the last look before the answer.
+        expect(Date.parse(first.since)).toBe(at('PermissionRequest'));
+        expect(at('PostToolUse')).toBeGreaterThanOrEqual(Date.parse(later.since) + later.waited_ms);
+        console.log(`interactive e2e: "Waiting on you" listed the session ${first.waited_ms} ms after it asked; before the answer the API said ${later.waited_ms} ms, the page ${pageBefore}; answered ${at('PostToolUse') - at('PermissionRequest')} ms after the request`);
+        expect(problems).toEqual([]);
+      } finally {
+        await browser.close();
         await fake.close();
       }
     },

@@ -6,7 +6,7 @@
 (() => {
   const REFRESH_MS = 15000;
   const $ = (id) => document.getElementById(id);
-  const state = { auto: true, timer: 0, inFlight: false, again: false, charts: {}, stream: null, live: false, lastRefresh: 0, soon: 0 };
+  const state = { auto: true, timer: 0, inFlight: false, again: false, charts: {}, stream: null, live: false, lastRefresh: 0, soon: 0, waitTicker: 0 };
 
   /** Creates an element with text and attributes (no HTML parsing, ever). */
   function h(tag, attrs, ...children) {
@@ -294,10 +294,17 @@
           {},
           h('a', { href: `/sessions/${encodeURIComponent(w.id)}` }, w.task_id || w.label || (w.claude_session_id ? w.claude_session_id.slice(0, 8) : w.id)),
           ` · ${w.kind === 'permission_prompt' || w.kind === 'permission_request' ? 'permission' : w.kind === 'idle_prompt' ? 'waiting for input' : w.kind}${w.tool_name ? ` (${w.tool_name})` : ''} · ${[w.project, w.source, w.user && w.host ? `${w.user}@${w.host}` : w.host].filter(Boolean).join(' · ')} · `,
-          h('strong', {}, `waited ${fmtDur(w.waited_ms)}`),
+          h('strong', { class: 'waited', 'data-waited-ms': String(w.waited_ms) }, `waited ${fmtDur(w.waited_ms)}`),
         ),
       ),
     );
+    // The waits keep growing between refreshes (the stream is quiet while nobody answers):
+    // counted on from the collector's figure with this page's clock, so clock skew does not matter.
+    const at = performance.now();
+    clearInterval(state.waitTicker);
+    state.waitTicker = rows.length === 0 ? 0 : setInterval(() => {
+      for (const el of $('waiting-list').querySelectorAll('strong.waited')) el.textContent = `waited ${fmtDur(Number(el.dataset.waitedMs) + performance.now() - at)}`;
+    }, 1000);
   }
 
   /** A refresh soon: at most one a second, never two at once (the stream may say "changed" many times a second). */

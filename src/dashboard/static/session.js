@@ -12,6 +12,11 @@
   const IDLE_MS = 60_000;
   const GAP_PX = 34;
   const LIST_PAGE = 500;
+  /** The first page is what the first render needs (the list shows its first rows); the rest comes in big pages behind it. */
+  const FIRST_PAGE = 300;
+  const NEXT_PAGE = 5000;
+  /** Sub-pixel tool calls next to each other are drawn as one bar up to this wide (a long session has thousands per lane). */
+  const CLUSTER_PX = 6;
   const state = {
     id: '',
     header: null,
@@ -24,6 +29,11 @@
     streamUp: false,
     pending: false,
     chart: null,
+    chartKey: '',
+    chartData: '',
+    listKey: '',
+    frame: 0,
+    loading: false,
   };
 
   function h(tag, attrs, ...children) {
@@ -95,20 +105,44 @@
   // ---- data ---------------------------------------------------------------------
   const api = (suffix) => `/api/sessions/${encodeURIComponent(state.id)}${suffix}`;
 
+  /**
+   * The header and a small first page (asked for together) are drawn at once;
+   * the rest of the session follows in big pages, each drawn as it arrives (at
+   * most once a frame), so a long session opens as fast as a short one.
+   */
   async function loadAll() {
-    state.header = await getJson(api(''));
-    state.id = state.header.id;
-    state.steps = new Map();
-    let after = '';
-    for (let i = 0; i < 1000; i++) {
-      // A small first page is on screen at once; the rest comes in big pages.
-      const page = await getJson(api(`/events?limit=${i === 0 ? 1000 : 5000}${after ? `&after=${encodeURIComponent(after)}` : ''}`));
-      for (const s of page.steps) upsert(s);
-      state.live = page.live;
-      if (i === 0) render(); // the first page is on screen while the rest arrive
-      if (!page.next) break;
-      after = page.next;
+    state.loading = true;
+    try {
+      const firstPage = getJson(api(`/events?limit=${FIRST_PAGE}`));
+      firstPage.catch(() => undefined); // the header's error is the one shown
+      state.header = await getJson(api(''));
+      state.id = state.header.id;
+      state.steps = new Map();
+      let page = await firstPage;
+      for (let i = 0; i < 1000; i++) {
+        // The next page is asked for before this one is drawn: the collector reads while the browser draws.
+        const next = page.next ? getJson(api(`/events?limit=${NEXT_PAGE}&after=${encodeURIComponent(page.next)}`)) : null;
+        if (next) next.catch(() => undefined); // awaited below; a failure is thrown there
+        for (const s of page.steps) upsert(s);
+        state.live = page.live;
+        if (i === 0) render();
+        else renderSoon();
+        if (!next) break;
+        page = await next;
+      }
+    } finally {
+      state.loading = false;
     }
+    renderSoon();
+  }
+
+  /** One render per frame however many pages or stream messages arrive. */
+  function renderSoon() {
+    if (state.frame) return;
+    state.frame = requestAnimationFrame(() => {
+      state.frame = 0;
+      render();
+    });
   }
 
   /** A step in by id; one API request reported twice (transcript, OTel) keeps the largest counts and Claude Code's cost. */
@@ -128,15 +162,19 @@
     if (state.pending) return;
     state.pending = true;
     try {
+      let changed = 0;
       for (let i = 0; i < 1000; i++) {
         const page = await getJson(api(`/events?limit=2000&after=${encodeURIComponent(state.live)}`));
         for (const s of page.steps) upsert(s);
+        changed += page.steps.length;
         state.live = page.live;
         if (!page.next) break;
       }
-      state.header = await getJson(api(''));
+      const header = await getJson(api(''));
+      if (changed === 0 && JSON.stringify(header) === JSON.stringify(state.header) && document.body.dataset.state === 'ready') return;
+      state.header = header;
       banner(null);
-      render();
+      renderSoon();
     } catch (err) {
       showError(err);
     } finally {
@@ -163,7 +201,7 @@
       setUpdated();
     });
     es.addEventListener('change', () => catchUp());
-    es.addEventListener('reset', () => loadAll().then(render).catch(showError));
+    es.addEventListener('reset', () => loadAll().catch(showError));
     // hello after a reconnect: catch up in case the drop hid something (Last-Event-ID covers the rest).
     es.addEventListener('hello', () => catchUp());
     es.addEventListener('error', () => {
@@ -199,7 +237,7 @@
     return h('span', { class: 'badge idle' }, '– no outcome');
   }
 
-  function renderHeader(steps) {
+  function renderHeader(steps, lay) {
     const s = state.header;
     const name = s.task_id || s.label || (s.claude_session_id ? s.claude_session_id.slice(0, 8) : s.id);
     $('title').textContent = `Session ${name}`;
@@ -246,11 +284,11 @@
       src.disagree ? h('span', { class: 'badge fail', title: 'the requests and the run result differ by more than rounding' }, ' sources disagree') : '',
       (src.unpriced_models || []).length ? h('span', { class: 'badge warn', title: 'tokens counted, cost unknown' }, ` no price for ${src.unpriced_models.join(', ')}`) : '',
     );
-    renderWorth(steps);
+    renderWorth(steps, lay);
     renderWaiting(steps);
   }
 
-  function renderWorth(steps) {
+  function renderWorth(steps, lay) {
     const items = [];
     const failures = steps.filter(isFailure);
     if (failures.length) items.push(h('li', { class: 'bad' }, h('a', { href: `#step=${encodeURIComponent(failures[0].id)}`, 'data-step': failures[0].id }, `${failures.length} failed step${failures.length === 1 ? '' : 's'}`), ` · first: ${stepLabel(failures[0])} ${failures[0].error ? `— ${failures[0].error.slice(0, 120)}` : ''}`));
@@ -259,10 +297,10 @@
       const slow = tools.reduce((a, b) => (b.duration_ms > a.duration_ms ? b : a));
       items.push(h('li', {}, h('a', { href: `#step=${encodeURIComponent(slow.id)}`, 'data-step': slow.id }, `slowest step: ${stepLabel(slow)}`), ` · ${fmtDur(slow.duration_ms)}`));
     }
-    const gaps = layout(steps).gaps;
+    const gaps = lay.gaps;
     if (gaps.length) {
       const g = gaps.reduce((a, b) => (b.ms > a.ms ? b : a));
-      items.push(h('li', {}, `longest idle: ${fmtDur(g.ms)}${g.waiting ? ' (waiting on a person)' : ''} after ${fmtOffset(g.t0 - layout(steps).t0)}`));
+      items.push(h('li', {}, `longest idle: ${fmtDur(g.ms)}${g.waiting ? ' (waiting on a person)' : ''} after ${fmtOffset(g.t0 - lay.t0)}`));
     }
     const open = steps.filter((s) => s.status === 'unfinished' || s.status === 'denied');
     if (open.length) items.push(h('li', {}, `${open.length} tool call${open.length === 1 ? '' : 's'} without a result (${open[0].status})`));
@@ -307,9 +345,10 @@
       else busy.push([a, b]);
     }
     const gaps = [];
+    const waits = steps.filter((s) => s.kind === 'wait');
     for (let i = 1; i < busy.length; i++) {
       const g = { t0: busy[i - 1][1], t1: busy[i][0], ms: busy[i][0] - busy[i - 1][1], waiting: false };
-      g.waiting = steps.some((s) => s.kind === 'wait' && s.at_ms >= g.t0 - 1000 && s.at_ms <= g.t1);
+      g.waiting = waits.some((s) => s.at_ms >= g.t0 - 1000 && s.at_ms <= g.t1);
       gaps.push(g);
     }
     const t1 = busy.length ? busy[busy.length - 1][1] : t0;
@@ -332,29 +371,79 @@
     };
   }
 
-  /** Greedy packing of bars into rows so parallel calls do not overlap. */
-  function pack(items, x) {
-    const rows = [];
+  /**
+   * A lane's tool calls as the pieces drawn: a call that matters on its own
+   * (failed, unfinished, waited for a person, or 3 px wide or more) is its own
+   * bar; narrower calls side by side become one bar of up to CLUSTER_PX, shaded
+   * by how busy it is. So a lane has at most a few hundred elements whatever the
+   * session's length, and a short session draws every call as before.
+   */
+  function pieces(items, x) {
+    const out = [];
+    let run = null;
+    const flush = () => {
+      if (run) out.push(run.steps.length === 1 ? { step: run.steps[0], a: run.a, b: run.b } : run);
+      run = null;
+    };
     for (const s of items) {
       const a = x(s.at_ms);
-      const b = Math.max(a + 3, x(s.end_ms ?? s.at_ms));
-      let r = rows.findIndex((end) => end <= a);
+      const b = x(s.end_ms ?? s.at_ms);
+      if (s.status === 'failed' || s.status === 'unfinished' || s.status === 'denied' || s.wait_ms > 0 || b - a >= 3) out.push({ step: s, a, b });
+      else if (run && a <= run.b + 1 && b - run.a <= CLUSTER_PX) {
+        run.steps.push(s);
+        run.b = Math.max(run.b, b);
+        run.busy += b - a;
+      } else {
+        flush();
+        run = { steps: [s], a, b, busy: b - a };
+      }
+    }
+    flush();
+    return out.sort((p, q) => p.a - q.a);
+  }
+
+  /**
+   * Markers thinned to one per `px` pixels and key (the first, or the largest by
+   * `weight`), each with how many it stands for: a marker per pixel is all the eye gets.
+   */
+  function thin(items, x, key, px, weight) {
+    const at = new Map();
+    const out = [];
+    for (const s of items) {
+      const k = `${key(s)}|${Math.floor(x(s.at_ms) / px)}`;
+      const p = at.get(k);
+      if (!p) {
+        const q = { step: s, n: 1 };
+        at.set(k, q);
+        out.push(q);
+      } else {
+        p.n++;
+        if (weight && weight(s) > weight(p.step)) p.step = s;
+      }
+    }
+    return out;
+  }
+
+  /** Greedy packing of pieces into rows so parallel calls do not overlap. */
+  function pack(items) {
+    const rows = [];
+    for (const p of items) {
+      const b = Math.max(p.a + 3, p.b);
+      let r = rows.findIndex((end) => end <= p.a);
       if (r === -1) {
         r = rows.length;
         rows.push(0);
       }
       rows[r] = b + 1;
-      s._row = r;
-      s._x = a;
-      s._w = b - a;
+      p.row = r;
+      p.w = b - p.a;
     }
     return Math.max(1, rows.length);
   }
 
-  function renderTimeline(steps) {
+  function renderTimeline(steps, lay, space) {
     const el = $('timeline');
-    const lay = layout(steps);
-    const width = Math.max(640, el.parentElement.clientWidth - 150 - 28);
+    const width = Math.max(640, space - 150 - 28);
     const x = scaleFor(lay, width);
     const lanes = [];
     const parentOf = subagentParents(steps);
@@ -362,15 +451,22 @@
     const byAgent = new Map();
     for (const s of steps) if (s.agent_id && (isTool(s) || s.kind === 'request')) (byAgent.get(s.agent_id) || byAgent.set(s.agent_id, []).get(s.agent_id)).push(s);
 
-    const bar = (s, cls) => {
+    const bar = (p, cls) => {
+      if (p.steps) {
+        // Several short calls side by side: one bar, darker the busier those pixels were.
+        const ran = p.steps.reduce((a, s) => a + (s.duration_ms || 0), 0);
+        const names = [...new Set(p.steps.map(stepLabel))].slice(0, 4).join(', ');
+        return h('div', { class: `bar-item ${cls} cluster`, style: `left:${p.a.toFixed(1)}px;width:${Math.max(3, p.w).toFixed(1)}px;top:${p.row * 16 + 2}px;opacity:${(0.35 + 0.65 * Math.min(1, p.busy / Math.max(1, p.w))).toFixed(2)}`, title: `${fmtInt(p.steps.length)} tool calls (${names}) · ${fmtDur(ran)} running in all`, 'data-step': p.steps[0].id });
+      }
+      const s = p.step;
       const status = s.status === 'failed' ? ' failed' : s.status === 'unfinished' || s.status === 'denied' ? ' open' : '';
-      const w = s.status === 'unfinished' || s.status === 'denied' ? Math.max(8, (x(state.header.completed_at ? lay.t1 : Math.max(lay.t1, s.at_ms)) - s._x) || 8) : s._w;
+      const w = s.status === 'unfinished' || s.status === 'denied' ? Math.max(8, (x(state.header.completed_at ? lay.t1 : Math.max(lay.t1, s.at_ms)) - p.a) || 8) : p.w;
       const title = `${stepLabel(s)} · ${fmtDur(s.duration_ms)}${s.wait_ms ? ` after waiting ${fmtDur(s.wait_ms)} for a person` : ''} · ${s.status || ''}${s.error ? ` · ${s.error}` : ''}`;
-      const el = h('div', { class: `bar-item ${cls}${status}${s.wait_ms ? ' waited' : ''}${state.selected === s.id ? ' selected' : ''}`, style: `left:${s._x.toFixed(1)}px;width:${Math.max(3, w).toFixed(1)}px;top:${s._row * 16 + 2}px`, title, 'data-step': s.id });
+      const el = h('div', { class: `bar-item ${cls}${status}${s.wait_ms ? ' waited' : ''}${state.selected === s.id ? ' selected' : ''}`, style: `left:${p.a.toFixed(1)}px;width:${Math.max(3, w).toFixed(1)}px;top:${p.row * 16 + 2}px`, title, 'data-step': s.id });
       if (s.wait_ms && s.end_ms !== null) {
         // The waiting part of the call, then its run.
         const runX = x(s.end_ms - (s.duration_ms || 0));
-        el.append(h('span', { class: 'wait-part', style: `width:${Math.max(0, runX - s._x).toFixed(1)}px` }));
+        el.append(h('span', { class: 'wait-part', style: `width:${Math.max(0, runX - p.a).toFixed(1)}px` }));
       }
       return el;
     };
@@ -379,22 +475,25 @@
 
     // Markers: prompts, starts/ends, stops, errors that are not tool calls.
     const marks = steps.filter((s) => ['prompt', 'start', 'end', 'stop', 'task', 'compact'].includes(s.kind) || (!isTool(s) && s.error));
-    lanes.push(lane('Events', 'marks', 1, marks.map((s) => h('div', { class: `mark ${s.kind}${isFailure(s) ? ' failed' : ''}`, style: `left:${x(s.at_ms).toFixed(1)}px`, title: `${s.event} at ${fmtOffset(s.at_ms - lay.t0)}${s.error ? ` · ${s.error}` : ''}`, 'data-step': s.id }))));
-    const mainRows = pack(main, x);
-    lanes.push(lane('Main agent', 'tools', mainRows, main.map((s) => bar(s, 'tool'))));
+    const more = (n) => (n > 1 ? ` (and ${fmtInt(n - 1)} more here)` : '');
+    lanes.push(lane('Events', 'marks', 1, thin(marks, x, (s) => `${s.kind}${isFailure(s) ? '!' : ''}`, 4).map(({ step: s, n }) => h('div', { class: `mark ${s.kind}${isFailure(s) ? ' failed' : ''}`, style: `left:${x(s.at_ms).toFixed(1)}px`, title: `${s.event} at ${fmtOffset(s.at_ms - lay.t0)}${s.error ? ` · ${s.error}` : ''}${more(n)}`, 'data-step': s.id }))));
+    const mainPieces = pieces(main, x);
+    const mainRows = pack(mainPieces);
+    lanes.push(lane('Main agent', 'tools', mainRows, mainPieces.map((p) => bar(p, 'tool'))));
     for (const [agent, items] of byAgent) {
       const tools = items.filter(isTool);
-      const rows = pack(tools, x);
+      const parts = pieces(tools, x);
+      const rows = pack(parts);
       const info = (state.header.subagents || []).find((a) => a.agent_id === agent);
       const parent = parentOf.get(agent);
       const label = `↳ ${(info && info.agent_type) || 'subagent'}`;
-      lanes.push(lane(label, 'tools sub', rows, tools.map((s) => bar(s, 'tool sub')), `${label} (${agent})${parent ? ` · started by ${parent.tool_name} at ${fmtOffset(parent.at_ms - lay.t0)}` : ''}`));
+      lanes.push(lane(label, 'tools sub', rows, parts.map((p) => bar(p, 'tool sub')), `${label} (${agent})${parent ? ` · started by ${parent.tool_name} at ${fmtOffset(parent.at_ms - lay.t0)}` : ''}`));
     }
     const waits = waitSpans(steps, lay);
     lanes.push(lane('Waiting', 'waits', 1, waits.map((w) => h('div', { class: 'bar-item wait', style: `left:${x(w.t0).toFixed(1)}px;width:${Math.max(4, x(w.t1) - x(w.t0)).toFixed(1)}px;top:2px`, title: `waiting on a person ${fmtDur(w.t1 - w.t0)}${w.open ? ' (still waiting)' : ''}`, 'data-step': w.step.id }))));
     const reqs = steps.filter((s) => s.kind === 'request');
-    const maxTok = Math.max(1, ...reqs.map(tokensOf));
-    lanes.push(lane('Requests', 'reqs', 1, reqs.map((s) => h('div', { class: `req${s.agent_id ? ' sub' : ''}`, style: `left:${x(s.at_ms).toFixed(1)}px;height:${(4 + (tokensOf(s) / maxTok) * 10).toFixed(1)}px`, title: `${s.model || 'request'} · ${fmtTokens(tokensOf(s))} tokens · ${fmtCost(s.cost_usd)}`, 'data-step': s.id }))));
+    const maxTok = reqs.reduce((m, s) => Math.max(m, tokensOf(s)), 1);
+    lanes.push(lane('Requests', 'reqs', 1, thin(reqs, x, (s) => (s.agent_id ? 'sub' : ''), 2, tokensOf).map(({ step: s, n }) => h('div', { class: `req${s.agent_id ? ' sub' : ''}`, style: `left:${x(s.at_ms).toFixed(1)}px;height:${(4 + (tokensOf(s) / maxTok) * 10).toFixed(1)}px`, title: `${s.model || 'request'} · ${fmtTokens(tokensOf(s))} tokens · ${fmtCost(s.cost_usd)}${n > 1 ? ` (the largest of ${fmtInt(n)} here)` : ''}`, 'data-step': s.id }))));
     // The axis: offsets at scale, and each compressed gap labelled.
     const ticks = [];
     const step = niceStep(lay.realMs / Math.max(1, width / 110));
@@ -425,12 +524,20 @@
       const prev = out[out.length - 1];
       if (prev && (prev.open || prev.t1 >= s.at_ms)) continue; // the same wait, told twice (PermissionRequest, then Notification)
       let t1 = Infinity;
-      for (let j = 0; j < steps.length; j++) {
+      // Steps are in time order: the next one that starts later ends the wait; before it, a call still running may.
+      for (let j = i + 1; j < steps.length; j++) {
         const n = steps[j];
-        if (n.at_ms > t1) break;
-        if (n === s || n.kind === 'wait' || n.kind === 'request') continue;
-        if (n.at_ms > s.at_ms) t1 = Math.min(t1, n.at_ms);
-        else if (isTool(n) && n.end_ms !== null && n.end_ms > s.at_ms) t1 = Math.min(t1, n.end_ms);
+        if (n.kind === 'wait' || n.kind === 'request') continue;
+        if (n.at_ms > s.at_ms) {
+          t1 = Math.min(t1, n.at_ms);
+          break;
+        }
+        if (isTool(n) && n.end_ms !== null && n.end_ms > s.at_ms) t1 = Math.min(t1, n.end_ms);
+      }
+      // The call the person was asked about started just before (a bounded look back keeps this linear).
+      for (let j = i - 1; j >= 0 && j >= i - 200; j--) {
+        const n = steps[j];
+        if (isTool(n) && n.end_ms !== null && n.end_ms > s.at_ms) t1 = Math.min(t1, n.end_ms);
       }
       const open = t1 === Infinity && !state.header.completed_at;
       if (t1 === Infinity) t1 = open ? Math.max(lay.t1, s.at_ms) : lay.t1;
@@ -454,7 +561,7 @@
     return out;
   }
 
-  function renderRequests(steps) {
+  function renderRequests(steps, space) {
     const reqs = steps.filter((s) => s.kind === 'request');
     const total = reqs.reduce((a, s) => a + (s.cost_usd || 0), 0);
     $('requests-note').textContent = reqs.length ? `(${fmtInt(reqs.length)} · ${fmtTokens(reqs.reduce((a, s) => a + tokensOf(s), 0))} tokens · ${fmtCost(total)})` : '(none recorded)';
@@ -462,13 +569,24 @@
     if (typeof uPlot === 'undefined' || reqs.length === 0) {
       if (state.chart) state.chart.destroy();
       state.chart = null;
+      state.chartKey = '';
       el.replaceChildren(reqs.length ? '' : h('p', { class: 'none' }, 'No API requests recorded for this session (the transcript is read at Stop and SessionEnd).'));
       return;
     }
     const xs = reqs.map((_, i) => i + 1);
     const tokens = reqs.map(tokensOf);
     const cost = reqs.map((s) => s.cost_usd || 0);
-    const width = Math.max(300, el.clientWidth - 8);
+    const width = Math.max(300, space - 8);
+    // The same chart takes new data (a page of steps, a live event); it is made anew only when its options change.
+    const key = `${width}|${reqs.length < 80}|${reqs.length > 1}`;
+    const data = `${reqs.length}|${tokens.reduce((a, t) => a + t, 0)}|${cost.reduce((a, c) => a + c, 0)}`;
+    if (state.chart && state.chartKey === key) {
+      if (state.chartData !== data) state.chart.setData([xs, tokens, cost]);
+      state.chartData = data;
+      return;
+    }
+    state.chartKey = key;
+    state.chartData = data;
     if (state.chart) state.chart.destroy();
     el.replaceChildren();
     const bars = uPlot.paths && uPlot.paths.bars ? uPlot.paths.bars({ size: [0.7, 30] }) : undefined;
@@ -513,6 +631,12 @@
     const head = ['When', 'Kind', 'Step', 'Duration', 'Status', 'Tokens', 'Cost', 'Agent', 'Error / detail'];
     const num = new Set([3, 5, 6]);
     const shown = rows.slice(0, state.listShown);
+    $('more').hidden = rows.length <= state.listShown;
+    $('more').textContent = `Show more (${fmtInt(rows.length - state.listShown)} left)`;
+    // Rows already on screen stay (a later page of a long session adds steps below the shown ones).
+    const key = `${t0}|${state.selected}|${state.header.completed_at}|${agents.size}|${shown.map((s) => `${s.id}:${s.seq}`).join(',')}`;
+    if (key === state.listKey) return;
+    state.listKey = key;
     const body = shown.map((s) => {
       const status = s.status === 'failed' ? h('span', { class: 'badge fail' }, '✗ failed') : s.status === 'ok' ? h('span', { class: 'badge ok' }, '✓') : s.status === 'unfinished' ? h('span', { class: 'badge running' }, '… unfinished') : s.status === 'denied' ? h('span', { class: 'badge warn' }, '⊘ no result') : '';
       const detail = s.error || s.message || (s.kind === 'prompt' ? (s.prompt ? s.prompt.slice(0, 160) : s.prompt_length !== null ? `${fmtInt(s.prompt_length)} characters` : '') : s.reason || '');
@@ -537,8 +661,6 @@
       h('thead', {}, h('tr', {}, head.map((c, i) => h('th', { scope: 'col', class: num.has(i) ? 'num' : '' }, c)))),
       h('tbody', {}, body.length ? body.flat() : [h('tr', {}, h('td', { colspan: head.length, class: 'none' }, 'No steps match these filters.'))]),
     );
-    $('more').hidden = rows.length <= state.listShown;
-    $('more').textContent = `Show more (${fmtInt(rows.length - state.listShown)} left)`;
   }
 
   function detailRow(s, span) {
@@ -585,10 +707,13 @@
   }
 
   function render() {
+    // Widths read before anything changes: a read after a change would make the browser lay the page out again.
+    const space = { timeline: $('timeline').parentElement.clientWidth, requests: $('chart-requests').clientWidth };
     const steps = sortedSteps();
-    renderHeader(steps);
-    renderTimeline(steps);
-    renderRequests(steps);
+    const lay = layout(steps);
+    renderHeader(steps, lay);
+    renderTimeline(steps, lay, space.timeline);
+    renderRequests(steps, space.requests);
     renderList(steps);
     if (state.streamUp || state.pollTimer || !state.source) setUpdated();
     document.body.dataset.state = 'ready';
@@ -649,7 +774,6 @@
     });
     loadAll()
       .then(() => {
-        render();
         if (state.selected) {
           const want = state.selected;
           state.selected = '';
