@@ -54,7 +54,8 @@ export class SqliteSessionReads implements SessionReader {
       highWater: db.prepare('SELECT coalesce(max(rowid), 0) AS n FROM harness_events'),
       since: db.prepare(`SELECT ${d.cols('e')} FROM harness_events e WHERE e.session_key = @key AND e.rowid > @after AND e.event <> 'otel_metric' ORDER BY e.rowid LIMIT @limit`),
       // Every report of a page's tool calls in one statement (one index probe per id, in SQLite, not in JS).
-      byToolUses: db.prepare(`SELECT ${d.cols('e')} FROM harness_events e WHERE e.session_key = @key AND e.tool_use_id IN (SELECT value FROM json_each(@ids)) AND e.rowid <= @snapshot ORDER BY e.ts_ms, e.event_id`),
+      // The unary + keeps SQLite on harness_events_session_tool instead of walking the whole session for the ORDER BY (w-16ui).
+      byToolUses: db.prepare(`SELECT ${d.cols('e')} FROM harness_events e WHERE e.session_key = @key AND e.tool_use_id IN (SELECT value FROM json_each(@ids)) AND e.rowid <= @snapshot ORDER BY +e.ts_ms, +e.event_id`),
       changedSince: db.prepare(`SELECT e.session_key, min(e.source) AS source, max(e.project) AS project, max(e.label) AS label, count(*) AS events, max(e.rowid) AS seq
         FROM harness_events e NOT INDEXED WHERE e.rowid > ? GROUP BY e.session_key ORDER BY seq LIMIT ?`),
       changedSinceCount: db.prepare('SELECT count(*) AS n, count(DISTINCT session_key) AS sessions, coalesce(max(rowid), 0) AS seq FROM harness_events NOT INDEXED WHERE rowid > ?'),
