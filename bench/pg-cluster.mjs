@@ -50,6 +50,11 @@ export async function startPostgres() {
       await run(join(BIN, 'psql'), ['-h', '127.0.0.1', '-p', String(port), '-U', 'cm', '-d', 'postgres', '-qc', `CREATE DATABASE ${name}`], dir);
       return url(name);
     },
+    /** One statement's result as text (psql -tA), e.g. pg_database_size for a benchmark's bytes per event. */
+    async sql(db, text) {
+      const name = new URL(db).pathname.slice(1);
+      return (await run(join(BIN, 'psql'), ['-h', '127.0.0.1', '-p', String(port), '-U', 'cm', '-d', name, '-tAqc', text], dir)).trim();
+    },
     async stop() {
       await run(join(BIN, 'pg_ctl'), ['-D', data, '-m', 'immediate', 'stop'], dir).catch(() => undefined);
       rmSync(dir, { recursive: true, force: true });
