@@ -11,6 +11,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { SqliteSessionReads } from '../src/collector/store/session-reads-sqlite';
 import { PostgresStore } from '../src/collector/store/postgres';
 import { SqliteStore } from '../src/collector/store/sqlite';
+import { decodeCursor, encodeCursor } from '../src/collector/session-api';
 import { uuidv7 } from '../src/ids';
 import { getJson, postJson, startServe, tempHome, type ServeHandle, type TempHome } from './helpers/cli';
 import { STORES, useStore } from './helpers/stores';
@@ -117,6 +118,8 @@ describe.each(STORES)('session API on %s', (backend) => {
       expect((await getJson(`${serve.url}/api/events/nope`)).status).toBe(404);
       const bad = await getJson(`${serve.url}/api/sessions/S-1/events?after=garbage`);
       expect(bad).toMatchObject({ status: 400, body: { error: expect.stringMatching(/after: not a cursor/) } });
+      // Well-formed but impossible (a negative position, a fractional time): refused, never handed to the store.
+      for (const c of [{ s: -1, t: 0, e: '' }, { s: 1, t: 0.5, e: '' }, { a: 1, r: -1 }]) expect((await getJson(`${serve.url}/api/sessions/S-1/events?after=${encodeCursor(c as never)}`)).status).toBe(400);
       expect((await getJson(`${serve.url}/api/sessions/S-1/events?limit=0`)).body.error).toMatch(/limit: expected 1 to 5000/);
       expect((await getJson(`${serve.url}/api/sessions/S-1/events?limit=x`)).status).toBe(400);
       expect((await getJson(`${serve.url}/api/sessions/%E0%A4%A/events`)).status).toBe(400);
@@ -345,5 +348,15 @@ describe('query plans', () => {
         await pgStore.close();
       }
     });
+  });
+});
+
+describe('cursors', () => {
+  it('round-trip; a crafted one that no store could take is refused (a 400), not passed on', () => {
+    for (const c of [{ a: 0 }, { a: 42, r: 7 }, { s: 9, t: -Number.MAX_SAFE_INTEGER, e: '' }, { s: 9, t: 1_764_000_000_000, e: 'x' }]) expect(decodeCursor(encodeCursor(c))).toEqual(c);
+    expect(decodeCursor('123')).toEqual({ a: 123 });
+    const bad = [{ a: -1 }, { a: 1.5 }, { a: 1, r: -2 }, { a: 1, r: 'x' }, { s: -1, t: 0, e: '' }, { s: 1, t: 1.5, e: '' }, { s: 1, t: 0, e: 5 }, { s: 1e300, t: 0, e: '' }];
+    for (const c of bad) expect(decodeCursor(encodeCursor(c as never)), JSON.stringify(c)).toBeNull();
+    expect(decodeCursor('garbage')).toBeNull();
   });
 });

@@ -82,7 +82,8 @@ export function decodeCursor(v: string): Cursor | null {
     const c = JSON.parse(Buffer.from(v, 'base64url').toString('utf8')) as Record<string, unknown>;
     const whole = (x: unknown): x is number => typeof x === 'number' && Number.isSafeInteger(x) && x >= 0;
     if (whole(c.a)) return c.r === undefined ? { a: c.a } : whole(c.r) ? { a: c.a, r: c.r } : null;
-    if (typeof c.s === 'number' && Number.isSafeInteger(c.s) && typeof c.t === 'number' && Number.isFinite(c.t) && typeof c.e === 'string') return { s: c.s, t: c.t, e: c.e };
+    // Times are whole milliseconds (PostgreSQL's bigint takes nothing else: a crafted cursor is a 400, not a 500).
+    if (whole(c.s) && Number.isSafeInteger(c.t) && typeof c.e === 'string') return { s: c.s, t: c.t as number, e: c.e };
   } catch {
     /* not ours */
   }
