@@ -15,6 +15,7 @@ import { launchChromium } from './helpers/browser';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { uuidv7 } from '../src/ids';
 import { getJson, postJson, ROOT, startServe, tempHome, type ServeHandle, type TempHome } from './helpers/cli';
+import { STORES, useStore } from './helpers/stores';
 
 const OUT = join(ROOT, '.test-output');
 const XSS = '<img src=x onerror=alert(1)>';
@@ -84,171 +85,189 @@ async function openPage(url: string, viewport = { width: 1280, height: 800 }): P
   return { page, problems };
 }
 
-describe('session page', () => {
-  it('opens from the dashboard row; timeline, list, raw metadata, keyboard, URL, Back, reload; grows live', async () => {
-    home = tempHome();
-    serve = await startServe(home.env, ['--db', join(home.home, 'c.db')]);
-    const t0 = Date.now() - 10 * 60_000;
-    const events = seedSession(t0, { run: 'r-live', done: false });
-    expect((await postJson(serve.endpoint, { events })).status).toBe(200);
+describe.each(STORES)('session page on %s', (backend) => {
+  const store = useStore(backend);
+  let db = '';
 
-    const { page, problems } = await openPage(`${serve.url}/`);
-    const link = page.locator('#sessions a.session-link', { hasText: 'T-42' });
-    await link.click();
-    await page.waitForURL(/\/sessions\/run%3Ar-live$/);
-    await page.waitForFunction(() => document.body.dataset.state === 'ready');
-    expect(await page.textContent('#title')).toBe('Session T-42');
-    // The header: outcome, project, tokens, cost, host, git.
-    const facts = await page.textContent('#facts');
-    for (const want of ['billing-api', 'nightly', 'ci-runner-3', 'fix/rounding @ 9f8e7d6c5b', '2.1.332', '$0.0981']) expect(facts).toContain(want);
-    expect(await page.textContent('#outcome')).toContain('running');
+  describe('session page', () => {
+    it('opens from the dashboard row; timeline, list, raw metadata, keyboard, URL, Back, reload; grows live', async () => {
+      home = tempHome();
+      db = await store.fresh(home);
+      serve = await startServe(home.env, ['--db', db]);
+      const t0 = Date.now() - 10 * 60_000;
+      const events = seedSession(t0, { run: 'r-live', done: false });
+      expect((await postJson(serve.endpoint, { events })).status).toBe(200);
 
-    // Timeline: main-agent bars, the failed one marked, the subagent's steps nested in their own lane, the wait compressed.
-    const mainBars = await page.$$eval('.lane.tools:not(.sub) .bar-item', (els) => els.map((e) => e.className));
-    expect(mainBars.length).toBe(4); // Read, Bash (failed), Agent, Edit
-    expect(mainBars.filter((c) => c.includes('failed')).length).toBe(1);
-    const sub = await page.$$eval('.lane.tools.sub', (els) => els.map((e) => ({ label: e.querySelector('.lane-label')!.textContent, title: e.querySelector('.lane-label')!.getAttribute('title'), bars: e.querySelectorAll('.bar-item').length })));
-    expect(sub).toEqual([{ label: '↳ Explore', title: expect.stringContaining('started by Agent at +0:20'), bars: 2 }]);
-    expect(await page.$$eval('.lane.waits .bar-item.wait', (els) => els.length)).toBe(1);
-    const gaps = await page.$$eval('.gap-label', (els) => els.map((e) => ({ text: e.textContent, waiting: e.classList.contains('waiting') })));
-    expect(gaps).toContainEqual({ text: '⋯ 5 min 59 s', waiting: true }); // 55.3 s (the prompt) to 414.7 s (the run)
-    // The Edit call's bar shows its wait for the person, then its run.
-    expect(await page.$$eval('.bar-item.waited .wait-part', (els) => els.length)).toBe(1);
-    expect(await page.$$eval('.lane.marks .mark.failed', (els) => els.length)).toBe(1); // the API error
-    expect(await page.$$eval('.lane.reqs .req', (els) => els.length)).toBe(3);
-    // The subagent's bars lie inside the Agent call's bar.
-    const geo = await page.evaluate(() => {
-      const box = (sel: string) => document.querySelector(sel)!.getBoundingClientRect();
-      const agent = [...document.querySelectorAll('.lane.tools:not(.sub) .bar-item')].find((e) => e.getAttribute('title')!.startsWith('Agent'))!.getBoundingClientRect();
-      const subs = [...document.querySelectorAll('.lane.tools.sub .bar-item')].map((e) => e.getBoundingClientRect());
-      return { agent: [agent.left, agent.right], subs: subs.map((r) => [r.left, r.right]), track: box('.lane-track').width };
-    });
-    for (const [l, r] of geo.subs) expect(l! >= geo.agent[0]! && r! <= geo.agent[1]! + 1).toBe(true);
-    // Failures stand out, worth-a-look links to the first one.
-    expect(await page.textContent('#worth')).toContain('2 failed steps · first: Bash — npm test: 3 failing');
-    expect(await page.textContent('#worth')).toMatch(/longest idle: 5 min 59 s \(waiting on a person\)/);
+      const { page, problems } = await openPage(`${serve.url}/`);
+      const link = page.locator('#sessions a.session-link', { hasText: 'T-42' });
+      await link.click();
+      await page.waitForURL(/\/sessions\/run%3Ar-live$/);
+      await page.waitForFunction(() => document.body.dataset.state === 'ready');
+      expect(await page.textContent('#title')).toBe('Session T-42');
+      // The header: outcome, project, tokens, cost, host, git.
+      const facts = await page.textContent('#facts');
+      for (const want of ['billing-api', 'nightly', 'ci-runner-3', 'fix/rounding @ 9f8e7d6c5b', '2.1.332', '$0.0981']) expect(facts).toContain(want);
+      expect(await page.textContent('#outcome')).toContain('running');
 
-    // The list: filter by tool and failures only.
-    const rowCount = () => page.$$eval('#steps tbody tr.step', (trs) => trs.length);
-    const all = await rowCount();
-    expect(all).toBe((await getJson(`${serve.url}/api/sessions/run:r-live/events`)).body.steps.length);
-    await page.check('#f-failed');
-    expect(await page.$$eval('#steps tbody tr.step', (trs) => trs.map((t) => t.children[2]!.textContent))).toEqual(['Bash', 'StopFailure']);
-    await page.uncheck('#f-failed');
-    await page.selectOption('#f-tool', 'Read');
-    expect(await rowCount()).toBe(2);
-    await page.selectOption('#f-tool', '');
+      // Timeline: main-agent bars, the failed one marked, the subagent's steps nested in their own lane, the wait compressed.
+      const mainBars = await page.$$eval('.lane.tools:not(.sub) .bar-item', (els) => els.map((e) => e.className));
+      expect(mainBars.length).toBe(4); // Read, Bash (failed), Agent, Edit
+      expect(mainBars.filter((c) => c.includes('failed')).length).toBe(1);
+      const sub = await page.$$eval('.lane.tools.sub', (els) => els.map((e) => ({ label: e.querySelector('.lane-label')!.textContent, title: e.querySelector('.lane-label')!.getAttribute('title'), bars: e.querySelectorAll('.bar-item').length })));
+      expect(sub).toEqual([{ label: '↳ Explore', title: expect.stringContaining('started by Agent at +0:20'), bars: 2 }]);
+      expect(await page.$$eval('.lane.waits .bar-item.wait', (els) => els.length)).toBe(1);
+      const gaps = await page.$$eval('.gap-label', (els) => els.map((e) => ({ text: e.textContent, waiting: e.classList.contains('waiting') })));
+      expect(gaps).toContainEqual({ text: '⋯ 5 min 59 s', waiting: true }); // 55.3 s (the prompt) to 414.7 s (the run)
+      // The Edit call's bar shows its wait for the person, then its run.
+      expect(await page.$$eval('.bar-item.waited .wait-part', (els) => els.length)).toBe(1);
+      expect(await page.$$eval('.lane.marks .mark.failed', (els) => els.length)).toBe(1); // the API error
+      expect(await page.$$eval('.lane.reqs .req', (els) => els.length)).toBe(3);
+      // The subagent's bars lie inside the Agent call's bar.
+      const geo = await page.evaluate(() => {
+        const box = (sel: string) => document.querySelector(sel)!.getBoundingClientRect();
+        const agent = [...document.querySelectorAll('.lane.tools:not(.sub) .bar-item')].find((e) => e.getAttribute('title')!.startsWith('Agent'))!.getBoundingClientRect();
+        const subs = [...document.querySelectorAll('.lane.tools.sub .bar-item')].map((e) => e.getBoundingClientRect());
+        return { agent: [agent.left, agent.right], subs: subs.map((r) => [r.left, r.right]), track: box('.lane-track').width };
+      });
+      for (const [l, r] of geo.subs) expect(l! >= geo.agent[0]! && r! <= geo.agent[1]! + 1).toBe(true);
+      // Failures stand out, worth-a-look links to the first one.
+      expect(await page.textContent('#worth')).toContain('2 failed steps · first: Bash — npm test: 3 failing');
+      expect(await page.textContent('#worth')).toMatch(/longest idle: 5 min 59 s \(waiting on a person\)/);
 
-    // Click a bar: its row opens with the raw metadata of its two events.
-    await page.click('.lane.tools:not(.sub) .bar-item.failed');
-    await page.waitForFunction(() => /PostToolUseFailure/.test(document.querySelector('pre.raw')?.textContent ?? ''));
-    expect(await page.textContent('pre.raw')).toContain('npm test: 3 failing');
-    expect(new URL(page.url()).hash).toBe('#step=tool%3Atu-test');
-    // Reload keeps the page and the selected step.
-    await page.reload();
-    await page.waitForFunction(() => /PostToolUseFailure/.test(document.querySelector('pre.raw')?.textContent ?? ''));
-    expect(await page.getAttribute('#steps tr.step.selected', 'data-step')).toBe('tool:tu-test');
+      // The list: filter by tool and failures only.
+      const rowCount = () => page.$$eval('#steps tbody tr.step', (trs) => trs.length);
+      const all = await rowCount();
+      expect(all).toBe((await getJson(`${serve.url}/api/sessions/run:r-live/events`)).body.steps.length);
+      await page.check('#f-failed');
+      expect(await page.$$eval('#steps tbody tr.step', (trs) => trs.map((t) => t.children[2]!.textContent))).toEqual(['Bash', 'StopFailure']);
+      await page.uncheck('#f-failed');
+      await page.selectOption('#f-tool', 'Read');
+      expect(await rowCount()).toBe(2);
+      await page.selectOption('#f-tool', '');
 
-    // Keyboard: rows are reachable, arrows move, Enter opens and closes the raw metadata.
-    await page.focus('#steps tbody tr.step');
-    await page.keyboard.press('ArrowDown');
-    const focused = await page.evaluate(() => (document.activeElement as HTMLElement).dataset.step);
-    await page.keyboard.press('Enter');
-    await page.waitForFunction((id) => document.querySelector('#steps tr.step.selected')?.getAttribute('data-step') === id, focused);
-    expect(await page.$$eval('tr.detail-row', (r) => r.length)).toBe(1);
-    await page.keyboard.press('Enter');
-    await page.waitForFunction(() => document.querySelectorAll('tr.detail-row').length === 0);
+      // Click a bar: its row opens with the raw metadata of its two events.
+      await page.click('.lane.tools:not(.sub) .bar-item.failed');
+      await page.waitForFunction(() => /PostToolUseFailure/.test(document.querySelector('pre.raw')?.textContent ?? ''));
+      expect(await page.textContent('pre.raw')).toContain('npm test: 3 failing');
+      expect(new URL(page.url()).hash).toBe('#step=tool%3Atu-test');
+      // Reload keeps the page and the selected step.
+      await page.reload();
+      await page.waitForFunction(() => /PostToolUseFailure/.test(document.querySelector('pre.raw')?.textContent ?? ''));
+      expect(await page.getAttribute('#steps tr.step.selected', 'data-step')).toBe('tool:tu-test');
 
-    // Live: a new step appears without a reload, through the stream.
-    expect(await page.textContent('#updated')).toMatch(/^Live/);
-    const before = await rowCount();
-    const late = { event_id: uuidv7(), source: 'ralph', run_id: 'r-live', session_id: 'cc-r-live', event: 'PostToolUseFailure', tool_name: 'WebFetch', tool_use_id: 'tu-late', success: false, error: 'fetch failed: ENOTFOUND', timestamp: new Date().toISOString() };
-    const marker = await page.evaluate(() => ((window as unknown as { __marker: number }).__marker = 42));
-    expect((await postJson(serve.endpoint, late)).status).toBe(200);
-    await page.waitForFunction((n) => document.querySelectorAll('#steps tbody tr.step').length === n + 1, before, { timeout: 5000 });
-    expect(await page.evaluate(() => (window as unknown as { __marker: number }).__marker)).toBe(marker); // same document: no reload
-    expect(await page.textContent('#steps')).toContain('fetch failed: ENOTFOUND');
+      // Keyboard: rows are reachable, arrows move, Enter opens and closes the raw metadata.
+      await page.focus('#steps tbody tr.step');
+      await page.keyboard.press('ArrowDown');
+      const focused = await page.evaluate(() => (document.activeElement as HTMLElement).dataset.step);
+      await page.keyboard.press('Enter');
+      await page.waitForFunction((id) => document.querySelector('#steps tr.step.selected')?.getAttribute('data-step') === id, focused);
+      expect(await page.$$eval('tr.detail-row', (r) => r.length)).toBe(1);
+      await page.keyboard.press('Enter');
+      await page.waitForFunction(() => document.querySelectorAll('tr.detail-row').length === 0);
 
-    // Back returns to the dashboard.
-    await page.goBack();
-    await page.waitForURL(`${serve.url}/`);
-    expect(problems).toEqual([]);
-  }, 120_000);
+      // Live: a new step appears without a reload, through the stream.
+      expect(await page.textContent('#updated')).toMatch(/^Live/);
+      const before = await rowCount();
+      const late = { event_id: uuidv7(), source: 'ralph', run_id: 'r-live', session_id: 'cc-r-live', event: 'PostToolUseFailure', tool_name: 'WebFetch', tool_use_id: 'tu-late', success: false, error: 'fetch failed: ENOTFOUND', timestamp: new Date().toISOString() };
+      const marker = await page.evaluate(() => ((window as unknown as { __marker: number }).__marker = 42));
+      expect((await postJson(serve.endpoint, late)).status).toBe(200);
+      await page.waitForFunction((n) => document.querySelectorAll('#steps tbody tr.step').length === n + 1, before, { timeout: 5000 });
+      expect(await page.evaluate(() => (window as unknown as { __marker: number }).__marker)).toBe(marker); // same document: no reload
+      expect(await page.textContent('#steps')).toContain('fetch failed: ENOTFOUND');
 
-  it('hostile strings in every field stay text; readable at 1280×800 and on a phone; makes the README screenshot', async () => {
-    home = tempHome();
-    serve = await startServe(home.env, ['--db', join(home.home, 'c.db')]);
-    const t0 = Date.now() - 20 * 60_000;
-    await postJson(serve.endpoint, { events: seedSession(t0, { run: 'r-shot' }) });
-    await postJson(serve.endpoint, { events: seedSession(t0 - 3_600_000, { run: 'r-xss', xss: true }) });
+      // Back returns to the dashboard.
+      await page.goBack();
+      await page.waitForURL(`${serve.url}/`);
+      expect(problems).toEqual([]);
+    }, 120_000);
 
-    const { page, problems } = await openPage(`${serve.url}/sessions/run%3Ar-shot`);
-    expect(await page.textContent('#outcome')).toContain('failed');
-    expect(await page.textContent('#end-error')).toContain('API Error: 529 overloaded_error');
-    await page.screenshot({ path: join(OUT, 'session.png'), fullPage: true });
-    // Nothing wider than the window but the timeline's own scroller.
-    expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(1280);
+    it('hostile strings in every field stay text; readable at 1280×800 and on a phone; makes the README screenshot', async () => {
+      home = tempHome();
+      db = await store.fresh(home);
+      serve = await startServe(home.env, ['--db', db]);
+      const t0 = Date.now() - 20 * 60_000;
+      await postJson(serve.endpoint, { events: seedSession(t0, { run: 'r-shot' }) });
+      await postJson(serve.endpoint, { events: seedSession(t0 - 3_600_000, { run: 'r-xss', xss: true }) });
 
-    const { page: x } = await openPage(`${serve.url}/sessions/run%3Ar-xss`);
-    await x.click('#steps tbody tr.step');
-    await x.waitForFunction(() => (document.querySelector('pre.raw')?.textContent ?? '').includes('onerror'));
-    const text = await x.evaluate(() => document.body.innerText);
-    for (const v of ['billing-api', 'nightly', 'T-42', 'ci-runner-3', '/srv/billing', 'fix/rounding', 'npm test: 3 failing', 'API Error: 529 overloaded_error', 'Explore']) expect(text).toContain(`${v} ${XSS}`);
-    expect(await x.$$eval('img', (imgs) => imgs.length)).toBe(0);
-    expect(await x.evaluate(() => document.querySelectorAll('[onerror]').length)).toBe(0);
+      const { page, problems } = await openPage(`${serve.url}/sessions/run%3Ar-shot`);
+      expect(await page.textContent('#outcome')).toContain('failed');
+      expect(await page.textContent('#end-error')).toContain('API Error: 529 overloaded_error');
+      await page.screenshot({ path: join(OUT, 'session.png'), fullPage: true });
+      // Nothing wider than the window but the timeline's own scroller.
+      expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(1280);
 
-    const { page: phone, problems: phoneProblems } = await openPage(`${serve.url}/sessions/run%3Ar-shot`, { width: 390, height: 844 });
-    expect(await phone.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(390);
-    expect(await phone.isVisible('#steps')).toBe(true);
-    await phone.screenshot({ path: join(OUT, 'session-phone.png'), fullPage: true });
-    expect([...problems, ...phoneProblems]).toEqual([]);
-  }, 120_000);
+      const { page: x } = await openPage(`${serve.url}/sessions/run%3Ar-xss`);
+      await x.click('#steps tbody tr.step');
+      await x.waitForFunction(() => (document.querySelector('pre.raw')?.textContent ?? '').includes('onerror'));
+      const text = await x.evaluate(() => document.body.innerText);
+      for (const v of ['billing-api', 'nightly', 'T-42', 'ci-runner-3', '/srv/billing', 'fix/rounding', 'npm test: 3 failing', 'API Error: 529 overloaded_error', 'Explore']) expect(text).toContain(`${v} ${XSS}`);
+      expect(await x.$$eval('img', (imgs) => imgs.length)).toBe(0);
+      expect(await x.evaluate(() => document.querySelectorAll('[onerror]').length)).toBe(0);
 
-  it('the dashboard updates live from the stream (no polling), and lists who is waiting on a person until answered', async () => {
-    home = tempHome();
-    serve = await startServe(home.env, ['--db', join(home.home, 'c.db')]);
-    const t0 = Date.now() - 5 * 60_000;
-    await postJson(serve.endpoint, { events: seedSession(t0, { run: 'r-1' }) });
-    const { page, problems } = await openPage(`${serve.url}/`);
-    await page.waitForFunction(() => /live/.test(document.getElementById('updated')!.textContent!));
-    const summaries: number[] = [];
-    page.on('request', (r) => {
-      if (r.url().includes('/api/summary')) summaries.push(Date.now());
-    });
-    const tasks = Number(await page.textContent('#t-tasks'));
-    expect(await page.isHidden('#waiting-panel')).toBe(true);
+      const { page: phone, problems: phoneProblems } = await openPage(`${serve.url}/sessions/run%3Ar-shot`, { width: 390, height: 844 });
+      expect(await phone.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(390);
+      expect(await phone.isVisible('#steps')).toBe(true);
+      await phone.screenshot({ path: join(OUT, 'session-phone.png'), fullPage: true });
+      expect([...problems, ...phoneProblems]).toEqual([]);
+    }, 120_000);
 
-    // A task completes elsewhere: the tile and the table follow, well before the 15 s poll would.
-    const done = (run: string, task: string) => [
-      { event_id: uuidv7(), source: 'ralph', run_id: run, task_id: task, label: 'nightly', project: 'billing-api', event: 'ralph_task_started', timestamp: new Date(Date.now() - 1000).toISOString() },
-      { event_id: uuidv7(), source: 'ralph', run_id: run, task_id: task, label: 'nightly', project: 'billing-api', event: 'ralph_task_completed', success: true, duration_ms: 900, timestamp: new Date().toISOString() },
-    ];
-    await postJson(serve.endpoint, { events: done('r-2', 'T-77') });
-    await page.waitForFunction((n) => Number(document.getElementById('t-tasks')!.textContent) === n + 1, tasks, { timeout: 5000 });
-    await page.waitForFunction(() => [...document.querySelectorAll('#sessions a.session-link')].some((a) => a.textContent === 'T-77'), undefined, { timeout: 5000 });
+    it('the dashboard updates live from the stream (no polling), and lists who is waiting on a person until answered', async () => {
+      home = tempHome();
+      db = await store.fresh(home);
+      serve = await startServe(home.env, ['--db', db]);
+      const t0 = Date.now() - 5 * 60_000;
+      await postJson(serve.endpoint, { events: seedSession(t0, { run: 'r-1' }) });
+      const { page, problems } = await openPage(`${serve.url}/`);
+      await page.waitForFunction(() => /live/.test(document.getElementById('updated')!.textContent!));
+      const summaries: number[] = [];
+      page.on('request', (r) => {
+        if (r.url().includes('/api/summary')) summaries.push(Date.now());
+      });
+      const tasks = Number(await page.textContent('#t-tasks'));
+      expect(await page.isHidden('#waiting-panel')).toBe(true);
 
-    // An interactive session on another machine asks for permission: it shows under "Waiting on you"…
-    const sid = 'cc-waiting-1';
-    const w = (o: Record<string, unknown>) => ({ event_id: uuidv7(), source: 'interactive', session_id: sid, project: 'web-app', context: { host: 'laptop-9', user: 'ana' }, timestamp: new Date().toISOString(), ...o });
-    await postJson(serve.endpoint, { events: [w({ event: 'PreToolUse', tool_name: 'Bash', tool_use_id: 'tw' }), w({ event: 'PermissionRequest', tool_name: 'Bash' }), w({ event: 'Notification', hook: { notification_type: 'permission_prompt' } })] });
-    await page.waitForSelector('#waiting-panel:not([hidden])', { timeout: 5000 });
-    const item = await page.textContent('#waiting-list li');
-    expect(item).toContain('permission (Bash)');
-    expect(item).toContain('ana@laptop-9');
-    expect(await page.getAttribute('#waiting-list a', 'href')).toBe(`/sessions/${encodeURIComponent(`session:${sid}`)}`);
-    // …its page says so too…
-    const { page: sp } = await openPage(`${serve.url}/sessions/${encodeURIComponent(`session:${sid}`)}`);
-    expect(await sp.textContent('#waiting')).toContain('Waiting on you');
-    // …until the person answers.
-    await postJson(serve.endpoint, w({ event: 'PostToolUse', tool_name: 'Bash', tool_use_id: 'tw', success: true, duration_ms: 20 }));
-    await page.waitForSelector('#waiting-panel[hidden]', { state: 'attached', timeout: 5000 });
-    await sp.waitForSelector('#waiting[hidden]', { state: 'attached', timeout: 5000 });
-    // Three changes, three refreshes: the stream drove them (a poll would be 15 s apart).
-    expect(summaries.length).toBeGreaterThanOrEqual(3);
-    expect(summaries.length).toBeLessThanOrEqual(6);
-    expect([...problems]).toEqual([]);
-  }, 120_000);
+      // A task completes elsewhere: the tile and the table follow, well before the 15 s poll would.
+      const done = (run: string, task: string) => [
+        { event_id: uuidv7(), source: 'ralph', run_id: run, task_id: task, label: 'nightly', project: 'billing-api', event: 'ralph_task_started', timestamp: new Date(Date.now() - 1000).toISOString() },
+        { event_id: uuidv7(), source: 'ralph', run_id: run, task_id: task, label: 'nightly', project: 'billing-api', event: 'ralph_task_completed', success: true, duration_ms: 900, timestamp: new Date().toISOString() },
+      ];
+      await postJson(serve.endpoint, { events: done('r-2', 'T-77') });
+      await page.waitForFunction((n) => Number(document.getElementById('t-tasks')!.textContent) === n + 1, tasks, { timeout: 5000 });
+      await page.waitForFunction(() => [...document.querySelectorAll('#sessions a.session-link')].some((a) => a.textContent === 'T-77'), undefined, { timeout: 5000 });
 
+      // An interactive session on another machine asks for permission: it shows under "Waiting on you"…
+      const sid = 'cc-waiting-1';
+      const w = (o: Record<string, unknown>) => ({ event_id: uuidv7(), source: 'interactive', session_id: sid, project: 'web-app', context: { host: 'laptop-9', user: 'ana' }, timestamp: new Date().toISOString(), ...o });
+      await postJson(serve.endpoint, { events: [w({ event: 'PreToolUse', tool_name: 'Bash', tool_use_id: 'tw' }), w({ event: 'PermissionRequest', tool_name: 'Bash' }), w({ event: 'Notification', hook: { notification_type: 'permission_prompt' } })] });
+      await page.waitForSelector('#waiting-panel:not([hidden])', { timeout: 5000 });
+      const item = await page.textContent('#waiting-list li');
+      expect(item).toContain('permission (Bash)');
+      expect(item).toContain('ana@laptop-9');
+      expect(await page.getAttribute('#waiting-list a', 'href')).toBe(`/sessions/${encodeURIComponent(`session:${sid}`)}`);
+      // …its page says so too…
+      const { page: sp } = await openPage(`${serve.url}/sessions/${encodeURIComponent(`session:${sid}`)}`);
+      expect(await sp.textContent('#waiting')).toContain('Waiting on you');
+      // …until the person answers.
+      await postJson(serve.endpoint, w({ event: 'PostToolUse', tool_name: 'Bash', tool_use_id: 'tw', success: true, duration_ms: 20 }));
+      await page.waitForSelector('#waiting-panel[hidden]', { state: 'attached', timeout: 5000 });
+      await sp.waitForSelector('#waiting[hidden]', { state: 'attached', timeout: 5000 });
+      // Three changes, three refreshes: the stream drove them (a poll would be 15 s apart).
+      expect(summaries.length).toBeGreaterThanOrEqual(3);
+      expect(summaries.length).toBeLessThanOrEqual(6);
+      expect([...problems]).toEqual([]);
+    }, 120_000);
+
+    it('an unknown session says so', async () => {
+      home = tempHome();
+      db = await store.fresh(home);
+      serve = await startServe(home.env, ['--db', db]);
+      const { page } = await openPage(`${serve.url}/sessions/nope`);
+      expect(await page.textContent('#banner')).toContain('No such session');
+    }, 60_000);
+  });
+});
+
+describe('session page, long sessions (SQLite)', () => {
   it('a long session: drawn from its first page at once, the rest paged in behind; every call on the timeline in a bounded number of elements', async () => {
     home = tempHome();
     serve = await startServe(home.env, ['--db', join(home.home, 'c.db')]);
@@ -311,10 +330,4 @@ describe('session page', () => {
     expect(problems).toEqual([]);
   }, 120_000);
 
-  it('an unknown session says so', async () => {
-    home = tempHome();
-    serve = await startServe(home.env, ['--db', join(home.home, 'c.db')]);
-    const { page } = await openPage(`${serve.url}/sessions/nope`);
-    expect(await page.textContent('#banner')).toContain('No such session');
-  }, 60_000);
 });

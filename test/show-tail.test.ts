@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { uuidv7 } from '../src/ids';
 import { deadPort, postJson, runCli, spawnCli, startServe, tempHome, waitFor, type ServeHandle, type TempHome } from './helpers/cli';
+import { STORES, useStore } from './helpers/stores';
 
 let home: TempHome;
 let serve: ServeHandle | undefined;
@@ -41,86 +42,93 @@ function seed() {
   ];
 }
 
-describe('show', () => {
-  it('prints the timeline aligned, failures marked, by any id; --json for scripts', async () => {
-    serve = await startServe(home.env, ['--db', join(home.home, 'c.db')]);
-    expect((await postJson(serve.endpoint, { events: seed() })).status).toBe(200);
-    const env = { ...home.env, CLAUDE_METRICS_ENDPOINT: serve.endpoint };
-    const r = await runCli(['show', 'T-9'], { env });
-    expect(r.stderr).toBe('');
-    expect(r.code).toBe(0);
-    expect(r.stdout).toMatch(/^session\s+run:R-9$/m);
-    expect(r.stdout).toMatch(/^outcome\s+FAILED \(error_max_turns\)$/m);
-    expect(r.stdout).toMatch(/^cost\s+\$0\.0123 \(estimate\)$/m);
-    const lines = r.stdout.split('\n');
-    const bash = lines.find((l) => / tool +Bash /.test(l))!;
-    const read = lines.find((l) => / tool +Read /.test(l))!;
-    const grep = lines.find((l) => /↳ Grep/.test(l))!;
-    expect(bash).toMatch(/^\+0:01 +✓ +tool +Bash +1\.2 s$/);
-    expect(read).toMatch(/^\+0:03 +✗ +tool +Read +\d+ ms +File does not exist\.\?\[31m$/); // no raw escape reaches the terminal
-    expect(grep).toMatch(/1m20s/);
-    // Durations end in the same column.
-    const end = (l: string, d: string) => l.indexOf(d) + d.length;
-    expect(end(bash, '1.2 s')).toBe(end(grep, '1m20s'));
-    expect(r.stdout).toMatch(/6 steps, 2 failed \(✗\)/);
-    for (const id of ['R-9', 'run:R-9', 'cc-9']) expect((await runCli(['show', id], { env })).stdout).toMatch(/^session\s+run:R-9$/m);
-    const j = await runCli(['show', 'T-9', '--json'], { env });
-    const parsed = JSON.parse(j.stdout);
-    expect(parsed.session).toMatchObject({ id: 'run:R-9', task_id: 'T-9', tool_failures: 1 });
-    expect(parsed.steps.map((s: any) => s.kind)).toEqual(['task', 'tool', 'tool', 'tool', 'request', 'task']);
+describe.each(STORES)('show and tail on %s', (backend) => {
+  const store = useStore(backend);
+  let db = '';
+  beforeEach(async () => {
+    db = await store.fresh(home);
   });
 
-  it('unknown id, unreachable collector, missing token: one clear line and a non-zero exit', async () => {
-    serve = await startServe(home.env, ['--db', join(home.home, 'c.db'), '--token', 'tk']);
-    const env = { ...home.env, CLAUDE_METRICS_ENDPOINT: serve.endpoint };
-    const noTok = await runCli(['show', 'x'], { env });
-    expect(noTok).toMatchObject({ code: 1, stdout: '' });
-    expect(noTok.stderr).toMatch(/^claude-metrics: the collector needs a token: pass --token or set CLAUDE_METRICS_TOKEN/);
-    const unknown = await runCli(['show', 'nope', '--token', 'tk'], { env });
-    expect(unknown.code).toBe(1);
-    expect(unknown.stderr).toBe('claude-metrics: no session, task or run with id "nope" on this collector (it may be older than the retention, or not sent yet)\n');
-    const dead = await runCli(['show', 'x', '--endpoint', `http://127.0.0.1:${await deadPort()}/metrics/harness`], { env: home.env });
-    expect(dead.code).toBe(75);
-    expect(dead.stderr).toMatch(/^claude-metrics: the collector at http:\/\/127\.0\.0\.1:\d+ is not reachable \(ECONNREFUSED\); start it with `claude-metrics serve` or pass --endpoint\n$/);
-    const usage = await runCli(['show'], { env });
-    expect(usage.code).not.toBe(0);
-    expect(usage.stderr).toMatch(/missing required argument 'id'/);
-    const tailDead = await runCli(['tail', '--endpoint', `http://127.0.0.1:${await deadPort()}`], { env: home.env });
-    expect(tailDead.code).toBe(75);
-    expect(tailDead.stderr).toMatch(/is not reachable/);
+  describe('show', () => {
+    it('prints the timeline aligned, failures marked, by any id; --json for scripts', async () => {
+      serve = await startServe(home.env, ['--db', db]);
+      expect((await postJson(serve.endpoint, { events: seed() })).status).toBe(200);
+      const env = { ...home.env, CLAUDE_METRICS_ENDPOINT: serve.endpoint };
+      const r = await runCli(['show', 'T-9'], { env });
+      expect(r.stderr).toBe('');
+      expect(r.code).toBe(0);
+      expect(r.stdout).toMatch(/^session\s+run:R-9$/m);
+      expect(r.stdout).toMatch(/^outcome\s+FAILED \(error_max_turns\)$/m);
+      expect(r.stdout).toMatch(/^cost\s+\$0\.0123 \(estimate\)$/m);
+      const lines = r.stdout.split('\n');
+      const bash = lines.find((l) => / tool +Bash /.test(l))!;
+      const read = lines.find((l) => / tool +Read /.test(l))!;
+      const grep = lines.find((l) => /↳ Grep/.test(l))!;
+      expect(bash).toMatch(/^\+0:01 +✓ +tool +Bash +1\.2 s$/);
+      expect(read).toMatch(/^\+0:03 +✗ +tool +Read +\d+ ms +File does not exist\.\?\[31m$/); // no raw escape reaches the terminal
+      expect(grep).toMatch(/1m20s/);
+      // Durations end in the same column.
+      const end = (l: string, d: string) => l.indexOf(d) + d.length;
+      expect(end(bash, '1.2 s')).toBe(end(grep, '1m20s'));
+      expect(r.stdout).toMatch(/6 steps, 2 failed \(✗\)/);
+      for (const id of ['R-9', 'run:R-9', 'cc-9']) expect((await runCli(['show', id], { env })).stdout).toMatch(/^session\s+run:R-9$/m);
+      const j = await runCli(['show', 'T-9', '--json'], { env });
+      const parsed = JSON.parse(j.stdout);
+      expect(parsed.session).toMatchObject({ id: 'run:R-9', task_id: 'T-9', tool_failures: 1 });
+      expect(parsed.steps.map((s: any) => s.kind)).toEqual(['task', 'tool', 'tool', 'tool', 'request', 'task']);
+    });
+
+    it('unknown id, unreachable collector, missing token: one clear line and a non-zero exit', async () => {
+      serve = await startServe(home.env, ['--db', db, '--token', 'tk']);
+      const env = { ...home.env, CLAUDE_METRICS_ENDPOINT: serve.endpoint };
+      const noTok = await runCli(['show', 'x'], { env });
+      expect(noTok).toMatchObject({ code: 1, stdout: '' });
+      expect(noTok.stderr).toMatch(/^claude-metrics: the collector needs a token: pass --token or set CLAUDE_METRICS_TOKEN/);
+      const unknown = await runCli(['show', 'nope', '--token', 'tk'], { env });
+      expect(unknown.code).toBe(1);
+      expect(unknown.stderr).toBe('claude-metrics: no session, task or run with id "nope" on this collector (it may be older than the retention, or not sent yet)\n');
+      const dead = await runCli(['show', 'x', '--endpoint', `http://127.0.0.1:${await deadPort()}/metrics/harness`], { env: home.env });
+      expect(dead.code).toBe(75);
+      expect(dead.stderr).toMatch(/^claude-metrics: the collector at http:\/\/127\.0\.0\.1:\d+ is not reachable \(ECONNREFUSED\); start it with `claude-metrics serve` or pass --endpoint\n$/);
+      const usage = await runCli(['show'], { env });
+      expect(usage.code).not.toBe(0);
+      expect(usage.stderr).toMatch(/missing required argument 'id'/);
+      const tailDead = await runCli(['tail', '--endpoint', `http://127.0.0.1:${await deadPort()}`], { env: home.env });
+      expect(tailDead.code).toBe(75);
+      expect(tailDead.stderr).toMatch(/is not reachable/);
+    });
   });
-});
 
-describe('tail', () => {
-  it('follows live, filtered, and resumes after a collector restart without losing steps', async () => {
-    const db = join(home.home, 'c.db');
-    serve = await startServe(home.env, ['--db', db]);
-    const port = new URL(serve.url).port;
-    const child = spawnCli(['tail', '--project', 'billing', '--endpoint', serve.url], { env: home.env });
-    kill.push(() => child.kill('SIGKILL'));
-    let out = '';
-    let err = '';
-    child.stdout!.on('data', (c: Buffer) => (out += c.toString()));
-    child.stderr!.on('data', (c: Buffer) => (err += c.toString()));
-    await waitFor(() => err.includes('following'));
-    const ev = (o: Record<string, unknown>) => ({ event_id: uuidv7(), source: 'interactive', session_id: 'L-1', project: 'billing', timestamp: new Date().toISOString(), ...o });
-    await postJson(serve.endpoint, { events: [ev({ event: 'PreToolUse', tool_name: 'Bash', tool_use_id: 'x1' }), ev({ event: 'PostToolUse', tool_name: 'Bash', tool_use_id: 'x1', success: true, duration_ms: 300 })] });
-    await postJson(serve.endpoint, ev({ project: 'other', session_id: 'L-2', event: 'PostToolUseFailure', tool_name: 'Secret', success: false, error: 'not for this tail' }));
-    await postJson(serve.endpoint, ev({ event: 'PostToolUseFailure', tool_name: 'Edit', tool_use_id: 'x2', success: false, error: 'old_string not found' }));
-    await waitFor(() => out.includes('old_string not found'));
-    expect(out).toMatch(/billing +✓ tool +Bash +300 ms/);
-    expect(out).toMatch(/billing +✗ tool +Edit .*old_string not found/);
-    expect(out).not.toContain('Secret');
+  describe('tail', () => {
+    it('follows live, filtered, and resumes after a collector restart without losing steps', async () => {
+      serve = await startServe(home.env, ['--db', db]);
+      const port = new URL(serve.url).port;
+      const child = spawnCli(['tail', '--project', 'billing', '--endpoint', serve.url], { env: home.env });
+      kill.push(() => child.kill('SIGKILL'));
+      let out = '';
+      let err = '';
+      child.stdout!.on('data', (c: Buffer) => (out += c.toString()));
+      child.stderr!.on('data', (c: Buffer) => (err += c.toString()));
+      await waitFor(() => err.includes('following'));
+      const ev = (o: Record<string, unknown>) => ({ event_id: uuidv7(), source: 'interactive', session_id: 'L-1', project: 'billing', timestamp: new Date().toISOString(), ...o });
+      await postJson(serve.endpoint, { events: [ev({ event: 'PreToolUse', tool_name: 'Bash', tool_use_id: 'x1' }), ev({ event: 'PostToolUse', tool_name: 'Bash', tool_use_id: 'x1', success: true, duration_ms: 300 })] });
+      await postJson(serve.endpoint, ev({ project: 'other', session_id: 'L-2', event: 'PostToolUseFailure', tool_name: 'Secret', success: false, error: 'not for this tail' }));
+      await postJson(serve.endpoint, ev({ event: 'PostToolUseFailure', tool_name: 'Edit', tool_use_id: 'x2', success: false, error: 'old_string not found' }));
+      await waitFor(() => out.includes('old_string not found'));
+      expect(out).toMatch(/billing +✓ tool +Bash +300 ms/);
+      expect(out).toMatch(/billing +✗ tool +Edit .*old_string not found/);
+      expect(out).not.toContain('Secret');
 
-    // The collector restarts on the same port; what arrives right after comes through.
-    await serve.stop();
-    serve = await startServe(home.env, ['--db', db, '--port', port]);
-    await postJson(serve.endpoint, ev({ event: 'PostToolUse', tool_name: 'WebFetch', tool_use_id: 'x3', success: true, duration_ms: 40 }));
-    await waitFor(() => out.includes('WebFetch'), { timeoutMs: 20_000 });
-    expect(err).toContain('stream dropped; reconnecting');
-    expect(out.split('\n').filter((l) => l.includes('Bash')).length).toBe(1); // nothing printed twice
-    child.kill('SIGINT');
-    const code = await new Promise((r) => child.on('exit', (c) => r(c)));
-    expect(code).toBe(0);
-  }, 60_000);
+      // The collector restarts on the same port; what arrives right after comes through.
+      await serve.stop();
+      serve = await startServe(home.env, ['--db', db, '--port', port]);
+      await postJson(serve.endpoint, ev({ event: 'PostToolUse', tool_name: 'WebFetch', tool_use_id: 'x3', success: true, duration_ms: 40 }));
+      await waitFor(() => out.includes('WebFetch'), { timeoutMs: 20_000 });
+      expect(err).toContain('stream dropped; reconnecting');
+      expect(out.split('\n').filter((l) => l.includes('Bash')).length).toBe(1); // nothing printed twice
+      child.kill('SIGINT');
+      const code = await new Promise((r) => child.on('exit', (c) => r(c)));
+      expect(code).toBe(0);
+    }, 60_000);
+  });
 });

@@ -211,7 +211,7 @@ function filterFrom(q: URLSearchParams, now: number): SessionFilter | string {
 export function createCollector(opts: CollectorOptions): Server {
   const { store, log } = opts;
   const dashboardRoot = resolve(opts.dashboardDir);
-  const sessions = new SessionRoutes(store);
+  const sessions = new SessionRoutes(store, (msg, fields) => log.warn(msg, fields));
   const commits = new GroupCommit(store, opts.maxCommitsInFlight ?? 1, (groups, outcomes) => {
     sessions.committed(groups, outcomes).catch((err: unknown) => log.error('stream publish failed', { error: (err as Error).message }));
   });
@@ -456,7 +456,7 @@ export function createCollector(opts: CollectorOptions): Server {
   // Live streams never end by themselves: end them when the server closes, so in-flight requests can drain.
   const close = server.close.bind(server);
   server.close = ((cb?: (err?: Error) => void) => {
-    sessions.hub?.closeAll();
+    sessions.close();
     return close(cb);
   }) as typeof server.close;
   server.keepAliveTimeout = 65_000;

@@ -12,7 +12,7 @@
  */
 import type { SessionRow } from './store';
 import { toSession } from './store/rows';
-import type { EventRow, SessionReader } from './session-reads';
+import type { EventRow, Position, SessionReader } from './session-reads';
 
 export const DEFAULT_PAGE = 500;
 export const MAX_PAGE = 5000;
@@ -22,7 +22,7 @@ export type StepStatus = 'ok' | 'failed' | 'unfinished' | 'denied' | null;
 
 export interface Step {
   id: string;
-  /** The newest ingest sequence number among the step's events. */
+  /** The newest ingest position among the step's events (SQLite: rowid; PostgreSQL: transaction id). */
   seq: number;
   kind: StepKind;
   event: string;
@@ -65,19 +65,25 @@ export interface Step {
 /** Pre → Post minus the tool's own duration below this is hook latency, not waiting. */
 const WAIT_MIN_MS = 1000;
 
-type Cursor = { s: number; t: number; e: string } | { a: number };
+/**
+ * A cursor: `s/t/e` pages a snapshot (the whole position s, after the row at time t with event id e);
+ * `a` (and `r`, PostgreSQL's row within transaction a) is "what arrived after that position".
+ */
+type Cursor = { s: number; t: number; e: string } | { a: number; r?: number };
 
 export function encodeCursor(c: Cursor): string {
   return Buffer.from(JSON.stringify(c)).toString('base64url');
 }
 
 export function decodeCursor(v: string): Cursor | null {
-  // A stream message's id (its ingest sequence) works too: "what arrived after that message".
+  // A stream message's id (a whole position) works too: "what arrived after that message".
   if (/^\d{1,15}$/.test(v)) return { a: Number(v) };
   try {
     const c = JSON.parse(Buffer.from(v, 'base64url').toString('utf8')) as Record<string, unknown>;
-    if (typeof c.a === 'number' && Number.isSafeInteger(c.a) && c.a >= 0) return { a: c.a };
-    if (typeof c.s === 'number' && Number.isSafeInteger(c.s) && typeof c.t === 'number' && Number.isFinite(c.t) && typeof c.e === 'string') return { s: c.s, t: c.t, e: c.e };
+    const whole = (x: unknown): x is number => typeof x === 'number' && Number.isSafeInteger(x) && x >= 0;
+    if (whole(c.a)) return c.r === undefined ? { a: c.a } : whole(c.r) ? { a: c.a, r: c.r } : null;
+    // Times are whole milliseconds (PostgreSQL's bigint takes nothing else: a crafted cursor is a 400, not a 500).
+    if (whole(c.s) && Number.isSafeInteger(c.t) && typeof c.e === 'string') return { s: c.s, t: c.t as number, e: c.e };
   } catch {
     /* not ours */
   }
@@ -341,14 +347,17 @@ export async function sessionSteps(reads: SessionReader, key: string, sessionDon
   const cursor = after === null ? null : decodeCursor(after);
   if (after !== null && cursor === null) return { error: 'after: not a cursor from this API' };
   if (cursor && 'a' in cursor) {
-    // Arrivals since a sequence number, each as its whole current step.
-    const rows = await reads.since(key, cursor.a, limit + 1);
+    // Arrivals after a position, each as its whole current step.
+    const after: Position = { seq: cursor.a, ord: cursor.r };
+    const rows = await reads.since(key, after, limit + 1);
     const more = rows.length > limit;
     const got = more ? rows.slice(0, limit) : rows;
-    const last = got.length ? got[got.length - 1]!.seq : cursor.a;
+    const lastRow = got[got.length - 1];
+    // Cut inside one transaction (PostgreSQL), the next read goes on from this row; else from the whole transaction.
+    const upTo: Position = lastRow ? { seq: lastRow.seq, ord: more ? lastRow.ord : undefined } : after;
     const bySeq = new Map<string, Step>();
     // As of this page's end: a Post on the next page brings the step again, with that event new.
-    const tools = await reads.toolUses(key, [...new Set(got.filter((r) => KIND[r.event] === 'tool' && r.tool_use_id).map((r) => r.tool_use_id!))], last);
+    const tools = await reads.toolUses(key, [...new Set(got.filter((r) => KIND[r.event] === 'tool' && r.tool_use_id).map((r) => r.tool_use_id!))], upTo);
     for (const r of got) {
       if (KIND[r.event] === 'tool' && r.tool_use_id) {
         const id = `tool:${r.tool_use_id}`;
@@ -359,14 +368,14 @@ export async function sessionSteps(reads: SessionReader, key: string, sessionDon
       }
     }
     const steps = mergeSame([...bySeq.values()]).sort(byTime);
-    const live = encodeCursor({ a: last });
-    return { session_id: key, snapshot: last, steps, next: more ? live : null, live };
+    const live = encodeCursor(upTo.ord === undefined ? { a: upTo.seq } : { a: upTo.seq, r: upTo.ord });
+    return { session_id: key, snapshot: upTo.seq, steps, next: more ? live : null, live };
   }
   const pos = cursor ?? { s: await reads.highWater(), t: -Number.MAX_SAFE_INTEGER, e: '' };
   const rows = await reads.page(key, { snapshot: pos.s, ts_ms: pos.t, event_id: pos.e }, limit + 1);
   const more = rows.length > limit;
   const got = more ? rows.slice(0, limit) : rows;
-  const tools = await reads.toolUses(key, [...new Set(got.filter((r) => KIND[r.event] === 'tool' && r.tool_use_id).map((r) => r.tool_use_id!))], pos.s);
+  const tools = await reads.toolUses(key, [...new Set(got.filter((r) => KIND[r.event] === 'tool' && r.tool_use_id).map((r) => r.tool_use_id!))], { seq: pos.s });
   const steps = mergeSame(got.map((r) => (KIND[r.event] === 'tool' && r.tool_use_id ? toolStep(tools.get(r.tool_use_id) ?? [r], sessionDone) : single(r))));
   const lastRow = got[got.length - 1];
   return {

@@ -15,6 +15,7 @@ import { sessionKey } from './normalize';
 import { DEFAULT_PAGE, MAX_PAGE, rawEvent, resolveSession, sessionHeader, sessionSteps, waitingSessions } from './session-api';
 import type { SessionReader } from './session-reads';
 import type { IngestOutcome, Store } from './store';
+import { ChangePoller } from './stream-poller';
 import { StreamHub, streamOptionsFromEnv, type ChangeSession } from './stream';
 
 function json(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
@@ -24,18 +25,30 @@ function json(res: ServerResponse, status: number, body: unknown, headers: Recor
 }
 
 export class SessionRoutes {
-  /** Undefined on a store that has no session reads yet (PostgreSQL): the routes answer 501. */
-  readonly reads: SessionReader | undefined;
-  readonly hub: StreamHub | undefined;
+  readonly reads: SessionReader;
+  readonly hub: StreamHub;
+  /** With other writers on the database (PostgreSQL replicas): what tells this replica's viewers about their commits. */
+  private readonly poller: ChangePoller | undefined;
 
-  constructor(store: Store) {
-    this.reads = store.sessionReads?.();
-    this.hub = this.reads ? new StreamHub(this.reads, streamOptionsFromEnv()) : undefined;
+  constructor(store: Store, log?: (msg: string, fields?: Record<string, unknown>) => void) {
+    this.reads = store.sessionReads();
+    const opts = streamOptionsFromEnv();
+    this.hub = new StreamHub(this.reads, opts);
+    if (this.reads.sharedWriters) {
+      this.poller = new ChangePoller(this.reads, this.hub, opts.pollMs, log);
+      this.poller.start();
+      this.hub.beforeOpen = () => this.poller!.ready();
+    }
   }
 
-  /** After a group commit: tell the stream which sessions changed (nothing to do without viewers). */
+  /**
+   * After a group commit: tell the stream which sessions changed (nothing to do without viewers).
+   * One writer (SQLite): from the events in hand. Several (PostgreSQL): the poller reads what
+   * every replica committed, in the ingest order; this commit only makes it look now.
+   */
   async committed(groups: HarnessEvent[][], outcomes: IngestOutcome[]): Promise<void> {
-    if (!this.hub || !this.reads || this.hub.size === 0) return;
+    if (this.hub.size === 0) return;
+    if (this.poller) return this.poller.kick();
     const touched = new Map<string, ChangeSession>();
     groups.forEach((g, i) => {
       if ((outcomes[i]?.accepted ?? 0) === 0) return;
@@ -49,8 +62,14 @@ export class SessionRoutes {
     if (touched.size > 0) this.hub.publish(await this.reads.highWater(), [...touched.values()]);
   }
 
+  /** Ends every stream and the poller (the collector is stopping). */
+  close(): void {
+    this.poller?.stop();
+    this.hub.closeAll();
+  }
+
   metricFamilies() {
-    return this.hub?.metricFamilies() ?? [];
+    return this.hub.metricFamilies();
   }
 
   /** Handles the request when the path is one of ours; false otherwise. */
@@ -60,10 +79,6 @@ export class SessionRoutes {
     const ours = path === '/api/stream' || path === '/api/waiting' || /^\/api\/events\/[^/]+$/.test(path) || /^\/api\/sessions\/[^/]+(\/events)?$/.test(path);
     if (!ours) return false;
     const reads = this.reads;
-    if (!reads || !this.hub) {
-      json(res, 501, { error: 'session pages, the live stream and "waiting on you" need the SQLite store for now; this collector runs on PostgreSQL' });
-      return true;
-    }
     if (path === '/api/stream') {
       const header = req.headers['last-event-id'];
       const last = (Array.isArray(header) ? header[0] : header) ?? q.get('last_event_id') ?? undefined;

@@ -1,9 +1,14 @@
 /**
  * `GET /api/stream`: Server-Sent Events that say what changed, so pages update
  * without a polling loop per viewer. A message names the sessions an ingest
- * touched; the page then reads what it shows. Its id is the ingest sequence
- * (harness_events' rowid) after that commit, so `Last-Event-ID` resumes exactly,
- * even across a collector restart: the catch-up is read from the store.
+ * touched; the page then reads what it shows. Its id is a whole position in the
+ * ingest order (session-reads.ts: SQLite's rowid, PostgreSQL's settled
+ * transaction id), so `Last-Event-ID` resumes exactly, even across a collector
+ * restart or on another replica: the catch-up is read from the store.
+ *
+ * Who publishes: with one writer (SQLite) the commit itself; with replicas on
+ * one PostgreSQL, one poller per replica (stream-poller.ts) that reads what any
+ * replica committed.
  *
  * A stream never holds the ingest path: publishing is a non-blocking write per
  * viewer, and a viewer whose socket buffer is past a bound is dropped (it
@@ -41,10 +46,12 @@ export interface StreamOptions {
   heartbeatMs: number;
   /** Bytes a viewer may leave unread before it is dropped. */
   maxBufferedBytes: number;
+  /** PostgreSQL: how often each replica looks for other replicas' commits (stream-poller.ts). */
+  pollMs: number;
 }
 
 /** Sessions listed in one message; past this it says "many" and the page refreshes. */
-const MAX_LISTED = 200;
+export const MAX_LISTED = 200;
 
 export function streamOptionsFromEnv(env = process.env): StreamOptions {
   const n = (v: string | undefined, def: number, min: number) => (v && /^\d+$/.test(v) && Number(v) >= min ? Number(v) : def);
@@ -52,6 +59,7 @@ export function streamOptionsFromEnv(env = process.env): StreamOptions {
     maxStreams: n(env.CLAUDE_METRICS_MAX_STREAMS, 100, 1),
     heartbeatMs: n(env.CLAUDE_METRICS_STREAM_HEARTBEAT_MS, 15_000, 50),
     maxBufferedBytes: n(env.CLAUDE_METRICS_STREAM_MAX_BUFFER, 256 * 1024, 1024),
+    pollMs: n(env.CLAUDE_METRICS_STREAM_POLL_MS, 250, 10),
   };
 }
 
@@ -63,6 +71,8 @@ export class StreamHub {
   private heartbeat: NodeJS.Timeout | undefined;
   /** Viewers dropped for reading too slowly, and streams refused at the cap (for /metrics and tests). */
   readonly stats = { dropped: 0, refused: 0, opened: 0, messages: 0 };
+  /** Awaited before a viewer reads its starting point (the PostgreSQL poller's ready()). */
+  beforeOpen: (() => Promise<void>) | undefined;
 
   constructor(
     private readonly reads: SessionReader,
@@ -105,6 +115,7 @@ export class StreamHub {
     let high = 0;
     let head = 'retry: 2000\n\n';
     try {
+      await this.beforeOpen?.();
       high = await this.reads.highWater();
       const last = lastEventId !== undefined && /^\d+$/.test(lastEventId) ? Number(lastEventId) : undefined;
       if (last === undefined || last === high) head += frame(high, 'hello', { seq: high });
@@ -146,6 +157,15 @@ export class StreamHub {
         made.set(key, text);
       }
       if (text === null) continue;
+      if (c.held) c.held.push({ seq, text });
+      else this.write(c, text);
+    }
+  }
+
+  /** Tells every viewer to read again from `seq` (more changed than can be listed). */
+  reset(seq: number, reason: string): void {
+    const text = frame(seq, 'reset', { seq, reason });
+    for (const c of this.clients) {
       if (c.held) c.held.push({ seq, text });
       else this.write(c, text);
     }

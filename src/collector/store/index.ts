@@ -91,8 +91,8 @@ export interface Store {
   /** Events stored (for health). */
   eventCount(): Promise<number>;
 
-  /** One session's page, `show`, the stream and "waiting on you" (../session-reads.ts); absent where not ported yet (PostgreSQL). */
-  sessionReads?(): SessionReader;
+  /** One session's page, `show`, the stream and "waiting on you" (../session-reads.ts). */
+  sessionReads(): SessionReader;
 
   /** Retention: deletes events and sessions older than this; counters stay. At most once per period across replicas. */
   sweep(retentionDays: number, now?: number): Promise<SweepResult>;

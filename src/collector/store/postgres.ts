@@ -23,6 +23,7 @@ import type { HarnessEvent } from '../../event';
 import { applyCompletions, factIdText, factsOf, foldEvents, labelsText, type CompletionState, type CounterSet, type FactRow } from '../fold';
 import { redactUrl, StoreUnavailableError, SWEEP_PERIOD_MS, type CounterTotal, type Filters, type IngestOutcome, type SessionFilter, type SessionRow, type Store, type StoreOptions, type SweepResult, type ToolRow } from './index';
 import { POSTGRES_MIGRATIONS } from './migrations/postgres';
+import { PostgresSessionReads } from './session-reads-postgres';
 import { completionSet, EVENT_COLUMNS, eventValues, pageOf, SESSION_DELTA_COLUMNS, sessionMergeSet, sessionWhere, toolWhere, topToolsSql, toSession, ACTIVE_WINDOW_MS } from './rows';
 
 /** pg_advisory_xact_lock key held while migrating ("cm-migr" as digits, any constant works). */
@@ -408,6 +409,11 @@ export class PostgresStore implements Store {
       const facts = (await c.query('DELETE FROM harness_facts WHERE ts_ms < $1', [cutoff])).rowCount ?? 0;
       return { events, sessions, facts };
     });
+  }
+
+  private reads: PostgresSessionReads | undefined;
+  sessionReads(): PostgresSessionReads {
+    return (this.reads ??= new PostgresSessionReads((sql, params) => this.query(sql, params)));
   }
 
   async close(): Promise<void> {

@@ -3,7 +3,6 @@
  * migrations, prepared statements. Synchronous underneath; the Store interface
  * is async because PostgreSQL's is, and a resolved promise costs nothing here.
  */
-import { SqliteSessionReads } from '../session-reads';
 import Database from 'better-sqlite3';
 import { chmodSync, existsSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
@@ -11,6 +10,7 @@ import type { HarnessEvent } from '../../event';
 import { applyCompletions, CounterSet, factIdText, factsOf, foldEvents, labelsText, type CompletionState, type FactRow } from '../fold';
 import type { CounterTotal, Filters, IngestOutcome, SessionFilter, SessionRow, Store, SweepResult, ToolRow } from './index';
 import { SQLITE_MIGRATIONS } from './migrations/sqlite';
+import { SqliteSessionReads } from './session-reads-sqlite';
 import { completionSet, EVENT_COLUMNS, eventValues, pageOf, SESSION_DELTA_COLUMNS, sessionMergeSet, sessionWhere, toolWhere, topToolsSql, toSession, ACTIVE_WINDOW_MS } from './rows';
 
 const q = () => '?';

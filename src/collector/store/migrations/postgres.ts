@@ -95,4 +95,27 @@ export const POSTGRES_MIGRATIONS: Array<{ name: string; sql: string }> = [
       ADD COLUMN completed_at TEXT GENERATED ALWAYS AS (claude_metrics_iso_ms(completed_ms)) STORED;
     `,
   },
+  {
+    // The session page, the live stream and "waiting on you" (../session-reads-postgres.ts). The
+    // ingest order across replicas: the storing transaction's id (xid8) and a serial within it;
+    // a reader takes only transactions below its snapshot's xmin, which makes "after (tx, ord)"
+    // gap-free under concurrent commits (a sequence alone is not: a later commit can hold a
+    // smaller number). A volatile default rewrites the table once (every existing event gets this
+    // migration's transaction). Then the indexes SQLite's SESSION_INDEXES makes, event ids in "C"
+    // order (bytewise, as SQLite's) so that one order serves the pages whatever the locale.
+    name: 'session reads: ingest order (tx, ord) and per-session indexes',
+    sql: `
+    ALTER TABLE harness_events
+      ADD COLUMN tx xid8 NOT NULL DEFAULT pg_current_xact_id(),
+      ADD COLUMN ord BIGSERIAL;
+    CREATE INDEX harness_events_tx ON harness_events(tx, ord);
+    CREATE INDEX harness_events_session ON harness_events(session_key, ts_ms, event_id COLLATE "C");
+    CREATE INDEX harness_events_session_tx ON harness_events(session_key, tx, ord);
+    CREATE INDEX harness_events_session_tool ON harness_events(session_key, tool_use_id) WHERE tool_use_id IS NOT NULL;
+    CREATE INDEX harness_events_waiting ON harness_events(ts_ms) WHERE event IN ('Notification', 'PermissionRequest');
+    CREATE INDEX harness_sessions_claude ON harness_sessions(claude_session_id);
+    CREATE INDEX harness_sessions_task ON harness_sessions(task_id);
+    CREATE INDEX harness_sessions_run ON harness_sessions(run_id);
+    `,
+  },
 ];
