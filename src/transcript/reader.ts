@@ -33,6 +33,8 @@ export interface ScanResult {
   lines: UsageLine[];
   /** Offset just past the last complete line consumed. */
   endOffset: number;
+  /** Offset just past the last newline: where an unterminated last line, parsed or not, starts. */
+  completeOffset: number;
   malformed: number;
 }
 
@@ -87,7 +89,7 @@ export function parseUsageLine(text: string, offset: number): UsageLine | null |
  * one-off report) it is parsed if it is whole JSON, as ccusage does.
  */
 export function scanTranscript(path: string, fromOffset = 0, opts: { partialTail?: 'skip' | 'parse' } = {}): ScanResult {
-  const result: ScanResult = { lines: [], endOffset: fromOffset, malformed: 0 };
+  const result: ScanResult = { lines: [], endOffset: fromOffset, completeOffset: fromOffset, malformed: 0 };
   let fd: number;
   try {
     fd = openSync(path, 'r');
@@ -121,7 +123,7 @@ export function scanTranscript(path: string, fromOffset = 0, opts: { partialTail
         marker = lines.indexOf(USAGE_MARKER, nl + 1);
       }
       let pos = lines.length;
-      result.endOffset = filePos + pos;
+      result.endOffset = result.completeOffset = filePos + pos;
       if (n === 0) {
         // EOF: what remains is an unterminated line.
         if (pos < end && opts.partialTail === 'parse') {
@@ -159,9 +161,11 @@ export interface TranscriptFile {
   agentId: string | null;
   size: number;
   mtimeMs: number;
+  dev: number;
+  ino: number;
 }
 
-/** Every *.jsonl under a projects directory, sorted by path (ccusage's order). */
+/** Every *.jsonl under a projects directory, sorted by path (ccusage's order), with what identifies its bytes (device, inode, size, mtime). */
 export function listTranscripts(projectsDir: string): TranscriptFile[] {
   const out: TranscriptFile[] = [];
   const walk = (dir: string) => {
@@ -185,6 +189,8 @@ export function listTranscripts(projectsDir: string): TranscriptFile[] {
           agentId: rel.length > 2 && /^agent-/.test(e.name) ? basename(e.name, '.jsonl') : null,
           size: st.size,
           mtimeMs: st.mtimeMs,
+          dev: st.dev,
+          ino: st.ino,
         });
       }
     }

@@ -7,8 +7,8 @@
 import { collectUsage } from './collect';
 import { localDate } from './dates';
 import { listTranscripts } from './reader';
-import type { UsageLine } from './reader';
 import { addTokens, type PriceTable, type Tokens } from './pricing';
+import { fileUsages, type CacheStats, type ReportLine } from './usage-cache';
 
 export type CostMode = 'auto' | 'calculate' | 'display';
 
@@ -26,6 +26,8 @@ export interface UsageReport {
   files: number;
   malformed_lines: number;
   unknown_models: string[];
+  /** What the per-file cache saved, when one was used. */
+  cache?: CacheStats;
 }
 
 export interface ReportOptions {
@@ -35,9 +37,11 @@ export interface ReportOptions {
   since?: string;
   until?: string;
   session?: string;
+  /** The per-file cache (usage-cache.ts) to answer from and keep; without it every file is read. */
+  cacheFile?: string;
 }
 
-export function lineCost(line: UsageLine, prices: PriceTable, mode: CostMode): number {
+export function lineCost(line: ReportLine, prices: PriceTable, mode: CostMode): number {
   if (mode === 'display') return line.costUSD ?? 0;
   if (mode === 'auto' && line.costUSD !== null) return line.costUSD;
   return prices.cost(line.model, line.tokens);
@@ -45,17 +49,14 @@ export function lineCost(line: UsageLine, prices: PriceTable, mode: CostMode): n
 
 export function buildReport(projectsDir: string, opts: ReportOptions): UsageReport {
   const files = listTranscripts(projectsDir);
-  const { best, undeduped, malformed } = collectUsage(
-    files.map((f) => f.path),
-    { partialTail: 'parse' },
-  );
+  const { best, undeduped, malformed, cache } = opts.cacheFile ? fromCache(projectsDir, files, opts.cacheFile) : { ...collectUsage(files.map((f) => f.path), { partialTail: 'parse' }), cache: undefined };
   const mode = opts.mode ?? 'auto';
   const sessions = new Map<string, SessionUsage>();
   // One session record per file, looked up by index rather than by a string key per line.
   const sessionOfFile: Array<SessionUsage | undefined> = [];
   const unknown = new Set<string>();
   const totals = { input_tokens: 0, output_tokens: 0, cache_creation_input_tokens: 0, cache_read_input_tokens: 0, cost_usd: 0 };
-  const add = ({ line, file: index }: { line: UsageLine; file: number }) => {
+  const add = ({ line, file: index }: { line: ReportLine; file: number }) => {
     const file = files[index]!;
     if (opts.since || opts.until) {
       const date = localDate(line.timestamp);
@@ -88,5 +89,28 @@ export function buildReport(projectsDir: string, opts: ReportOptions): UsageRepo
   for (const w of undeduped) add(w);
   const list = [...sessions.values()].sort((a, b) => (a.last_activity < b.last_activity ? 1 : a.last_activity > b.last_activity ? -1 : 0));
   for (const s of list) s.models.sort();
-  return { sessions: list, totals, files: files.length, malformed_lines: malformed, unknown_models: [...unknown].sort() };
+  return { sessions: list, totals, files: files.length, malformed_lines: malformed, unknown_models: [...unknown].sort(), ...(cache ? { cache } : {}) };
+}
+
+/**
+ * The files' own reductions (cached or read), folded in path order by the rule of
+ * collect.ts: the same winners in the same first-seen order as folding every line.
+ */
+function fromCache(projectsDir: string, files: Parameters<typeof fileUsages>[1], cacheFile: string) {
+  const { usages, stats } = fileUsages(projectsDir, files, cacheFile);
+  const best = new Map<string, { line: ReportLine; file: number }>();
+  const undeduped: Array<{ line: ReportLine; file: number }> = [];
+  let malformed = 0;
+  usages.forEach((u, file) => {
+    malformed += u.malformed;
+    for (const line of u.lines) {
+      if (line.key === null) {
+        undeduped.push({ line, file });
+        continue;
+      }
+      const prev = best.get(line.key);
+      if (!prev || line.total > prev.line.total) best.set(line.key, { line, file });
+    }
+  });
+  return { best, undeduped, malformed, cache: stats };
 }
