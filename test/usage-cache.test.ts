@@ -35,6 +35,10 @@ const cached = (dir: string, cacheFile: string) => buildReport(dir, { prices, ca
 /** The report without its cache statistics: what `usage` prints. */
 const shown = ({ cache: _c, ...r }: UsageReport) => r;
 
+/** The cache's two JSON lines: per-file figures, then the ids. */
+const readCache = (file: string): [any, any] => readFileSync(file, 'utf8').trimEnd().split('\n').map((l) => JSON.parse(l)) as [any, any];
+const writeCache = (file: string, head: unknown, ids: unknown) => writeFileSync(file, `${JSON.stringify(head)}\n${JSON.stringify(ids)}\n`);
+
 const usageLine = (id: string, req: string | null, out: number, ts = '2026-11-20T10:00:00.000Z') =>
   JSON.stringify({ type: 'assistant', timestamp: ts, sessionId: 's', ...(req ? { requestId: req } : {}), message: { id, model: 'claude-sonnet-4-5', usage: { input_tokens: 3, output_tokens: out, cache_creation_input_tokens: 100, cache_read_input_tokens: 1000 } } });
 
@@ -89,14 +93,14 @@ describe('an appended, rewritten, replaced and deleted file, step by step', () =
   };
 
   beforeAll(() => {
-    execFileSync(process.execPath, [join(ROOT, 'scripts/gen-transcripts.mjs'), '--out', dir, '--mb', '1', '--seed', '5', '--projects', '3'], { stdio: 'ignore' });
+    execFileSync(process.execPath, [join(ROOT, 'scripts/gen-transcripts.mjs'), '--out', dir, '--mb', '2', '--seed', '5', '--projects', '3'], { stdio: 'ignore' });
     age(dir);
     files = listTranscripts(dir).map((f) => f.path);
   });
 
   it('cold: every file read whole; warm: none read', () => {
     const n = files.length;
-    expect(n).toBeGreaterThan(5);
+    expect(n).toBeGreaterThan(7);
     step({ unchanged: 0, appended: 0, whole: n, dropped: 0 });
     step({ unchanged: n, appended: 0, whole: 0, dropped: 0, bytesRead: 0 });
   });
@@ -161,7 +165,7 @@ describe('an appended, rewritten, replaced and deleted file, step by step', () =
   it('a deleted file drops out of the report and of the cache', () => {
     unlinkSync(files[5]!);
     step({ dropped: 1, whole: 0, appended: 0 });
-    expect(JSON.stringify(JSON.parse(readFileSync(cacheFile, 'utf8')).files)).not.toContain(files[5]!.slice(dir.length + 1));
+    expect(JSON.stringify(readCache(cacheFile))).not.toContain(files[5]!.slice(dir.length + 1));
     step({ dropped: 0, bytesRead: 0 });
   });
 
@@ -179,22 +183,49 @@ describe('an appended, rewritten, replaced and deleted file, step by step', () =
     step({ whole: 1 });
   });
 
+  it('a message in two files (a resumed session) goes to the larger repeat, whichever file is cached and whichever is new', () => {
+    const a = files[files.length - 2]!;
+    const b = files[files.length - 1]!;
+    appendFileSync(a, `${usageLine('msg_two_1', 'req_two_1', 50)}\n${usageLine('msg_two_2', 'req_two_2', 70)}\n`);
+    age(dir);
+    step({ appended: 1 }); // both keys in one file only so far
+    step({ unchanged: files.length - 1 });
+    appendFileSync(b, `${usageLine('msg_two_1', 'req_two_1', 90)}\n${usageLine('msg_two_2', 'req_two_2', 70)}\n`); // larger; a tie (the first file keeps it)
+    age(dir);
+    step({ appended: 1 });
+    step({ unchanged: files.length - 1, bytesRead: 0 });
+    const moved = `${b}.moved`; // b gone: the keys are back to a's lines alone
+    renameSync(b, moved);
+    step({ dropped: 1 });
+    renameSync(moved, b);
+    step({ whole: 1 });
+  });
+
   it('a corrupt cache, or one from another version, is ignored and rebuilt', () => {
     age(dir);
     step({});
     writeFileSync(cacheFile, '{"format":1,"app":"0.1.0","files":{"x":');
     let r = step({ whole: files.length - 1 });
     expect(r.cache!.ignored).toMatch(/corrupt/);
-    const c = JSON.parse(readFileSync(cacheFile, 'utf8'));
-    writeFileSync(cacheFile, JSON.stringify({ ...c, format: CACHE_FORMAT + 1 }));
+    const [head, ids] = readCache(cacheFile);
+    writeCache(cacheFile, { ...head, format: CACHE_FORMAT + 1 }, ids);
     r = step({ whole: files.length - 1 });
     expect(r.cache!.ignored).toMatch(/another version/);
     // A damaged entry (valid JSON, wrong columns) costs that file a read, nothing else.
-    const good = JSON.parse(readFileSync(cacheFile, 'utf8'));
+    const [good, goodIds] = readCache(cacheFile);
     const rel = Object.keys(good.files)[0]!;
     good.files[rel].n = good.files[rel].n.slice(1);
-    writeFileSync(cacheFile, JSON.stringify(good));
+    writeCache(cacheFile, good, goodIds);
     step({ whole: 1, unchanged: files.length - 2 });
+    // Damaged ids: an unchanged tree does not need them; a run that does reads every file.
+    const [h2] = readCache(cacheFile);
+    writeFileSync(cacheFile, `${JSON.stringify(h2)}\n{"broken":`);
+    step({ unchanged: files.length - 1, bytesRead: 0 });
+    appendFileSync(files[1]!, `${usageLine('msg_ids_1', 'req_ids_1', 12)}\n`);
+    age(dir);
+    r = step({ whole: files.length - 1 });
+    expect(r.cache!.ignored).toMatch(/corrupt \(ids\)/);
+    step({ unchanged: files.length - 1, bytesRead: 0 });
   });
 
   it('concurrent `usage` runs all answer right and leave a whole cache', async () => {
@@ -214,7 +245,7 @@ describe('an appended, rewritten, replaced and deleted file, step by step', () =
       expect(readdirSync(cacheDir).filter((n) => n.endsWith('.tmp'))).toEqual([]);
       const file = cacheFileFor(cacheDir, dir);
       expect(existsSync(file)).toBe(true);
-      expect(() => JSON.parse(readFileSync(file, 'utf8'))).not.toThrow();
+      expect(() => readCache(file)).not.toThrow();
       const again = await runCli(['usage', '--projects-dir', dir, '--json', '--verbose'], { env: home.env });
       expect(again.stderr).toMatch(/0 read whole, 0 gone; 0 bytes read/);
       expect(again.stdout).toBe(runs[0]!.stdout);

@@ -154,6 +154,8 @@ function handle(buf: Buffer, start: number, end: number, offset: number, result:
 
 export interface TranscriptFile {
   path: string;
+  /** The path under the projects directory. */
+  relPath: string;
   project: string;
   /** The file name, or the `<session>` directory of `<session>/subagents/agent-*.jsonl`. */
   sessionId: string;
@@ -180,10 +182,12 @@ export function listTranscripts(projectsDir: string): TranscriptFile[] {
       const p = join(dir, e.name);
       if (e.isDirectory()) walk(p);
       else if (e.isFile() && e.name.endsWith('.jsonl')) {
-        const rel = relative(projectsDir, p).split(sep);
+        const relPath = relative(projectsDir, p);
+        const rel = relPath.split(sep);
         const st = statSync(p);
         out.push({
           path: p,
+          relPath,
           project: rel[0] ?? '',
           sessionId: rel.length > 2 ? rel[1]! : basename(rel[1] ?? rel[0]!, '.jsonl'),
           agentId: rel.length > 2 && /^agent-/.test(e.name) ? basename(e.name, '.jsonl') : null,

@@ -8,7 +8,7 @@ import { collectUsage } from './collect';
 import { localDate } from './dates';
 import { listTranscripts } from './reader';
 import { addTokens, type PriceTable, type Tokens } from './pricing';
-import { fileUsages, type CacheStats, type ReportLine } from './usage-cache';
+import { cachedUsage, type CacheStats, type ReportLine } from './usage-cache';
 
 export type CostMode = 'auto' | 'calculate' | 'display';
 
@@ -49,14 +49,14 @@ export function lineCost(line: ReportLine, prices: PriceTable, mode: CostMode): 
 
 export function buildReport(projectsDir: string, opts: ReportOptions): UsageReport {
   const files = listTranscripts(projectsDir);
-  const { best, undeduped, malformed, cache } = opts.cacheFile ? fromCache(projectsDir, files, opts.cacheFile) : { ...collectUsage(files.map((f) => f.path), { partialTail: 'parse' }), cache: undefined };
   const mode = opts.mode ?? 'auto';
   const sessions = new Map<string, SessionUsage>();
   // One session record per file, looked up by index rather than by a string key per line.
   const sessionOfFile: Array<SessionUsage | undefined> = [];
   const unknown = new Set<string>();
   const totals = { input_tokens: 0, output_tokens: 0, cache_creation_input_tokens: 0, cache_read_input_tokens: 0, cost_usd: 0 };
-  const add = ({ line, file: index }: { line: ReportLine; file: number }) => {
+  // `line` may be a scratch object refilled for the next call: keep its values, never it.
+  const add = (line: ReportLine, index: number) => {
     const file = files[index]!;
     if (opts.since || opts.until) {
       const date = localDate(line.timestamp);
@@ -85,32 +85,22 @@ export function buildReport(projectsDir: string, opts: ReportOptions): UsageRepo
     if (line.timestamp > s.last_activity) s.last_activity = line.timestamp;
   };
   // Winners in first-seen order, then the lines never deduplicated: the order ccusage sums in.
-  for (const w of best.values()) add(w);
-  for (const w of undeduped) add(w);
+  let malformed: number;
+  let cache: CacheStats | undefined;
+  if (opts.cacheFile) {
+    const cached = cachedUsage(projectsDir, files, opts.cacheFile);
+    cached.each(add);
+    ({ malformed, stats: cache } = cached);
+  } else {
+    const collected = collectUsage(
+      files.map((f) => f.path),
+      { partialTail: 'parse' },
+    );
+    for (const w of collected.best.values()) add(w.line, w.file);
+    for (const w of collected.undeduped) add(w.line, w.file);
+    malformed = collected.malformed;
+  }
   const list = [...sessions.values()].sort((a, b) => (a.last_activity < b.last_activity ? 1 : a.last_activity > b.last_activity ? -1 : 0));
   for (const s of list) s.models.sort();
   return { sessions: list, totals, files: files.length, malformed_lines: malformed, unknown_models: [...unknown].sort(), ...(cache ? { cache } : {}) };
-}
-
-/**
- * The files' own reductions (cached or read), folded in path order by the rule of
- * collect.ts: the same winners in the same first-seen order as folding every line.
- */
-function fromCache(projectsDir: string, files: Parameters<typeof fileUsages>[1], cacheFile: string) {
-  const { usages, stats } = fileUsages(projectsDir, files, cacheFile);
-  const best = new Map<string, { line: ReportLine; file: number }>();
-  const undeduped: Array<{ line: ReportLine; file: number }> = [];
-  let malformed = 0;
-  usages.forEach((u, file) => {
-    malformed += u.malformed;
-    for (const line of u.lines) {
-      if (line.key === null) {
-        undeduped.push({ line, file });
-        continue;
-      }
-      const prev = best.get(line.key);
-      if (!prev || line.total > prev.line.total) best.set(line.key, { line, file });
-    }
-  });
-  return { best, undeduped, malformed, cache: stats };
 }

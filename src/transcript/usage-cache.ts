@@ -5,7 +5,8 @@
  * - all four the same: its usage comes from the cache, nothing is read;
  * - the same file grown, and the bytes it had are still there (a hash of its head
  *   and of the bytes just before its old end): only the new tail is read, from the
- *   start of its last unterminated line (the reader's offset, as at Stop);
+ *   start of its last unterminated line (scanTranscript from an offset, as the
+ *   Stop hook's incremental reader does);
  * - anything else (shrunk, replaced, rewritten in place, another inode): read whole;
  * - a file no longer in the tree drops out of the cache.
  * A file modified within RACY_MS before it was last read may have changed again in
@@ -16,7 +17,10 @@
  * message key the first line with the largest token total, in first-seen order,
  * and the lines without a message id in file order. Folding these per file, in path
  * order, gives the same winners, in the same order, as folding every line
- * (collect.ts), so the totals are ccusage's with or without the cache.
+ * (collect.ts), so the report is the one read without the cache, to the bit.
+ * Each kept line also says whether its key was seen in another file: keys seen in
+ * one file only (nearly all) skip the cross-file map, unless a file read in this
+ * run has them too.
  *
  * The cache is one JSON file per projects directory in the state dir, 0600,
  * versioned (format and app version: another version's cache is ignored and
@@ -26,19 +30,13 @@
  */
 import { createHash } from 'node:crypto';
 import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { join, relative, resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { VERSION } from '../version';
 import type { Tokens } from './pricing';
 import { scanTranscript, type TranscriptFile, type UsageLine } from './reader';
 
 /** What the report needs of a usage line (a UsageLine has more). */
 export type ReportLine = Pick<UsageLine, 'key' | 'model' | 'tokens' | 'total' | 'timestamp' | 'costUSD'>;
-
-/** One file's reduction: keyed winners in first-seen order and unkeyed lines, interleaved as first seen. */
-export interface FileUsage {
-  lines: ReportLine[];
-  malformed: number;
-}
 
 export interface CacheStats {
   unchanged: number;
@@ -47,9 +45,9 @@ export interface CacheStats {
   whole: number;
   dropped: number;
   bytesRead: number;
-  /** Why the cache file was not used, when it was not (missing, corrupt, another version). */
+  /** Why the cache file was not used, when it was not (corrupt, another version). */
   ignored?: string;
-  /** Something changed and the cache could not be written back (the state dir is read-only, full…). */
+  /** Something changed and the cache could not be written back (a read-only or full state dir). */
   writeFailed?: boolean;
 }
 
@@ -61,21 +59,29 @@ export const RACY_MS = 2000;
 /** Temp files of a crashed writer older than this are removed by the next writer. */
 const STALE_TMP_MS = 10 * 60_000;
 
-/** Columns of a file's lines, as stored: key, model (index into the cache's model table), timestamp, 4 token counts, cost. */
+/**
+ * A file's kept lines as columns (what JSON parses fastest): message id (null: a
+ * line without one, never deduplicated), request id ('' for none), model (index
+ * into the cache's model table), timestamp, 4 token counts per line, cost.
+ */
 interface Columns {
-  k: Array<string | null>;
+  mid: Array<string | null>;
+  rid: string[];
   m: number[];
   ts: string[];
   n: number[];
   c: Array<number | null>;
 }
 
-interface Entry extends Columns {
+/** A file's lines without their message and request ids (those are in the cache's second section). */
+type Figures = Pick<Columns, 'm' | 'ts' | 'n' | 'c'>;
+
+interface Entry extends Figures {
   dev: number;
   ino: number;
   size: number;
   mtimeMs: number;
-  /** Date.now() when the file was stat'ed for this read. */
+  /** Date.now() when the file was stat'ed for the read these lines came from. */
   readMs: number;
   head: string;
   tail: string;
@@ -83,11 +89,23 @@ interface Entry extends Columns {
   resume: number;
   /** Malformed lines before `resume`. */
   malformed: number;
-  /** The unterminated last line, when it parsed (ccusage counts it), as columns of one line. */
+  /** Indices of the lines without a message id (never deduplicated), ascending. */
+  u: number[];
+  /** [index, key] of the lines whose key was also in another file at the last write, ascending. */
+  sh: Array<[number, string]>;
+  /** The unterminated last line, when it parsed (ccusage counts it): folded in at use, never kept among the lines. */
   end?: Columns;
 }
 
-interface CacheFile {
+/** Per file, the ids of its lines: read only when a run must fold keys (a file changed) or write the cache. */
+type KeySection = Record<string, Pick<Columns, 'mid' | 'rid'>>;
+
+/**
+ * On disk: two JSON lines. The first (format, models, per-file figures) is all an
+ * unchanged tree needs; the second (message and request ids) is parsed only when
+ * something changed. One file, so one rename replaces both together.
+ */
+interface CacheHead {
   format: number;
   app: string;
   dir: string;
@@ -100,52 +118,108 @@ export function cacheFileFor(cacheDir: string, projectsDir: string): string {
   return join(cacheDir, `${createHash('sha256').update(resolve(projectsDir)).digest('hex').slice(0, 24)}.json`);
 }
 
-/** Adds lines to a file's reduction (the rule of collect.ts, within one file). */
-function fold(into: ReportLine[], index: Map<string, number>, lines: Iterable<ReportLine>): void {
-  for (const line of lines) {
-    if (line.key === null) {
-      into.push(line);
-      continue;
+const emptyColumns = (): Columns => ({ mid: [], rid: [], m: [], ts: [], n: [], c: [] });
+const keyOf = (cols: Columns, i: number): string | null => (cols.mid[i] === null ? null : `${cols.mid[i]}\u0000${cols.rid[i]}`);
+const totalOf = (cols: Figures, i: number): number => cols.n[4 * i]! + cols.n[4 * i + 1]! + cols.n[4 * i + 2]! + cols.n[4 * i + 3]!;
+
+/** A model table shared by every file of the cache. */
+class Models {
+  readonly names: string[];
+  private readonly index = new Map<string, number>();
+  constructor(names: string[]) {
+    this.names = [...names];
+    this.names.forEach((n, i) => this.index.set(n, i));
+  }
+  id(name: string): number {
+    let i = this.index.get(name);
+    if (i === undefined) {
+      i = this.names.length;
+      this.names.push(name);
+      this.index.set(name, i);
     }
-    const at = index.get(line.key);
+    return i;
+  }
+}
+
+function push(cols: Columns, l: UsageLine, models: Models): void {
+  cols.mid.push(l.messageId);
+  cols.rid.push(l.requestId ?? '');
+  cols.m.push(models.id(l.model));
+  cols.ts.push(l.timestamp);
+  cols.n.push(l.tokens.input_tokens, l.tokens.output_tokens, l.tokens.cache_creation_input_tokens, l.tokens.cache_read_input_tokens);
+  cols.c.push(l.costUSD);
+}
+
+function copyLine(to: Columns, from: Columns, i: number): void {
+  to.mid.push(from.mid[i]!);
+  to.rid.push(from.rid[i]!);
+  to.m.push(from.m[i]!);
+  to.ts.push(from.ts[i]!);
+  to.n.push(from.n[4 * i]!, from.n[4 * i + 1]!, from.n[4 * i + 2]!, from.n[4 * i + 3]!);
+  to.c.push(from.c[i]!);
+}
+
+function setLine(to: Columns, at: number, from: Columns, i: number): void {
+  to.mid[at] = from.mid[i]!;
+  to.rid[at] = from.rid[i]!;
+  to.m[at] = from.m[i]!;
+  to.ts[at] = from.ts[i]!;
+  for (let k = 0; k < 4; k++) to.n[4 * at + k] = from.n[4 * i + k]!;
+  to.c[at] = from.c[i]!;
+}
+
+/** Folds `from`'s lines into `into` (the rule of collect.ts, within one file): a repeat replaces its key's line only when larger. */
+function fold(into: Columns, from: Columns): void {
+  const index = new Map<string, number>();
+  for (let i = 0; i < into.mid.length; i++) {
+    const k = keyOf(into, i);
+    if (k !== null) index.set(k, i);
+  }
+  for (let i = 0; i < from.mid.length; i++) {
+    const k = keyOf(from, i);
+    const at = k === null ? undefined : index.get(k);
     if (at === undefined) {
-      index.set(line.key, into.length);
-      into.push(line);
-    } else if (line.total > into[at]!.total) into[at] = line;
+      if (k !== null) index.set(k, into.mid.length);
+      copyLine(into, from, i);
+    } else if (totalOf(from, i) > totalOf(into, at)) setLine(into, at, from, i);
   }
 }
 
-function decode(cols: Columns, models: string[]): ReportLine[] {
-  const { k, m, ts, n, c } = cols;
-  const count = k.length;
-  if (!Array.isArray(k) || !Array.isArray(m) || !Array.isArray(ts) || !Array.isArray(n) || !Array.isArray(c) || m.length !== count || ts.length !== count || c.length !== count || n.length !== count * 4) throw new Error('columns of unequal length');
-  const out: ReportLine[] = new Array(count);
+/** Lines read from `fromOffset`: those before the last newline, and the unterminated last one when it parsed. */
+function read(path: string, fromOffset: number, models: Models): { settled: Columns; end: Columns; resume: number; malformed: number } {
+  const scan = scanTranscript(path, fromOffset, { partialTail: 'parse' });
+  const settled = emptyColumns();
+  const end = emptyColumns();
+  for (const l of scan.lines) push(l.offset < scan.completeOffset ? settled : end, l, models);
+  return { settled, end, resume: scan.completeOffset, malformed: scan.malformed };
+}
+
+/** Checks a cached entry's figures before trusting them (a damaged entry costs its file one read, nothing else). */
+function validFigures(c: Figures, models: number): boolean {
+  if (!Array.isArray(c.m) || !Array.isArray(c.ts) || !Array.isArray(c.n) || !Array.isArray(c.c)) return false;
+  const count = c.m.length;
+  if (c.ts.length !== count || c.c.length !== count || c.n.length !== 4 * count) return false;
   for (let i = 0; i < count; i++) {
-    const model = models[m[i]!];
-    const key = k[i]!;
-    const timestamp = ts[i]!;
-    const cost = c[i]!;
-    if (model === undefined || typeof timestamp !== 'string' || (key !== null && typeof key !== 'string') || (cost !== null && typeof cost !== 'number')) throw new Error('bad line');
-    const tokens: Tokens = { input_tokens: n[4 * i]!, output_tokens: n[4 * i + 1]!, cache_creation_input_tokens: n[4 * i + 2]!, cache_read_input_tokens: n[4 * i + 3]! };
-    const total = tokens.input_tokens + tokens.output_tokens + tokens.cache_creation_input_tokens + tokens.cache_read_input_tokens;
-    if (!Number.isFinite(total)) throw new Error('bad tokens');
-    out[i] = { key, model, tokens, total, timestamp, costUSD: cost };
+    const mi = c.m[i]!;
+    const cost = c.c[i];
+    if (!(mi >= 0 && mi < models) || typeof c.ts[i] !== 'string' || (cost !== null && typeof cost !== 'number')) return false;
   }
-  return out;
+  for (const x of c.n) if (typeof x !== 'number' || !(x >= 0)) return false;
+  return true;
 }
 
-function encode(lines: readonly ReportLine[], modelIndex: Map<string, number>): Columns {
-  const cols: Columns = { k: [], m: [], ts: [], n: [], c: [] };
-  for (const l of lines) {
-    let mi = modelIndex.get(l.model);
-    if (mi === undefined) modelIndex.set(l.model, (mi = modelIndex.size));
-    cols.k.push(l.key);
-    cols.m.push(mi);
-    cols.ts.push(l.timestamp);
-    cols.n.push(l.tokens.input_tokens, l.tokens.output_tokens, l.tokens.cache_creation_input_tokens, l.tokens.cache_read_input_tokens);
-    cols.c.push(l.costUSD);
-  }
-  return cols;
+function validIds(k: Pick<Columns, 'mid' | 'rid'> | undefined, count: number): boolean {
+  if (!k || !Array.isArray(k.mid) || !Array.isArray(k.rid) || k.mid.length !== count || k.rid.length !== count) return false;
+  for (let i = 0; i < count; i++) if ((k.mid[i] !== null && typeof k.mid[i] !== 'string') || typeof k.rid[i] !== 'string') return false;
+  return true;
+}
+
+function validEntry(e: Entry, models: number): boolean {
+  if (!validFigures(e, models) || !Array.isArray(e.u) || !Array.isArray(e.sh)) return false;
+  const count = e.m.length;
+  if (!e.u.every((i) => Number.isInteger(i) && i >= 0 && i < count)) return false;
+  if (!e.sh.every((x) => Array.isArray(x) && Number.isInteger(x[0]) && x[0] >= 0 && x[0] < count && typeof x[1] === 'string')) return false;
+  return e.end === undefined || (validFigures(e.end, models) && validIds(e.end, e.end.m.length));
 }
 
 /** sha1 of `length` bytes at `position` (fewer if the file is shorter). */
@@ -160,6 +234,7 @@ function hashAt(fd: number, position: number, length: number): string {
   return createHash('sha1').update(buf.subarray(0, got)).digest('base64');
 }
 
+/** Hashes of the head and of the bytes just before `size`; null when the file cannot be opened. */
 function probes(path: string, size: number): { head: string; tail: string } | null {
   let fd: number;
   try {
@@ -174,131 +249,274 @@ function probes(path: string, size: number): { head: string; tail: string } | nu
   }
 }
 
-/** Does the file still hold, unchanged, the bytes the entry was read from? (It may have more after them.) */
-function stillHolds(path: string, e: Entry): boolean {
-  let fd: number;
-  try {
-    fd = openSync(path, 'r');
-  } catch {
-    return false;
-  }
-  try {
-    return hashAt(fd, 0, Math.min(PROBE, e.size)) === e.head && hashAt(fd, Math.max(0, e.size - PROBE), Math.min(PROBE, e.size)) === e.tail;
-  } finally {
-    closeSync(fd);
-  }
+interface Loaded {
+  head: CacheHead | null;
+  /** The ids section, parsed on first use; null when it is damaged (then the cache is not used for keys). */
+  keys: () => KeySection | null;
+  ignored?: string;
 }
 
-function loadCache(file: string, projectsDir: string): { cache: CacheFile | null; ignored?: string } {
-  let text: string;
+function loadCache(file: string, projectsDir: string): Loaded {
+  const none = (ignored?: string): Loaded => ({ head: null, keys: () => null, ...(ignored ? { ignored } : {}) });
+  let buf: Buffer;
   try {
-    text = readFileSync(file, 'utf8');
+    buf = readFileSync(file);
   } catch {
-    return { cache: null, ignored: 'none yet' };
+    return none(); // none yet
   }
-  let c: CacheFile;
+  const nl = buf.indexOf(10);
+  let c: CacheHead;
   try {
-    c = JSON.parse(text) as CacheFile;
+    if (nl < 0) throw new Error('one line');
+    c = JSON.parse(buf.toString('utf8', 0, nl)) as CacheHead;
   } catch {
-    return { cache: null, ignored: 'corrupt (not JSON)' };
+    return none('corrupt (not JSON)');
   }
-  if (c === null || typeof c !== 'object' || c.format !== CACHE_FORMAT || c.app !== VERSION) return { cache: null, ignored: `another version (${String((c as Partial<CacheFile> | null)?.format)}/${String((c as Partial<CacheFile> | null)?.app)})` };
-  if (c.dir !== resolve(projectsDir) || !Array.isArray(c.models) || c.files === null || typeof c.files !== 'object') return { cache: null, ignored: 'corrupt (shape)' };
-  return { cache: c };
+  if (c === null || typeof c !== 'object' || c.format !== CACHE_FORMAT || c.app !== VERSION) return none(`from another version (format ${String((c as Partial<CacheHead> | null)?.format)}, claude-metrics ${String((c as Partial<CacheHead> | null)?.app)})`);
+  if (c.dir !== resolve(projectsDir) || !Array.isArray(c.models) || !c.models.every((m) => typeof m === 'string') || c.files === null || typeof c.files !== 'object') return none('corrupt (shape)');
+  let keys: KeySection | null | undefined;
+  return {
+    head: c,
+    keys: () => {
+      if (keys !== undefined) return keys;
+      try {
+        const k = JSON.parse(buf.toString('utf8', nl + 1)) as KeySection;
+        keys = k !== null && typeof k === 'object' ? k : null;
+      } catch {
+        keys = null;
+      }
+      return keys;
+    },
+  };
 }
+
+/** One file's usage this run. */
+interface FileState {
+  rel: string;
+  /** What the cache keeps of it (the old entry when it was served unchanged). */
+  entry: Entry;
+  /** Every line's figures: the settled ones, with the unterminated last line folded in. */
+  lines: Figures;
+  /** The ids of `lines`, known for a file read now or one with an unterminated line; else in the cache's ids section. */
+  ids?: Pick<Columns, 'mid' | 'rid'>;
+  /** The ids of its settled lines, for writing the cache (those of a file read now). */
+  settledIds?: Pick<Columns, 'mid' | 'rid'>;
+}
+
+/** The winners, then the lines without a message id, as collect.ts orders them; `each` fills one scratch line per call. */
+export interface CachedUsage {
+  each(fn: (line: ReportLine, file: number) => void): void;
+  malformed: number;
+  stats: CacheStats;
+}
+
+const freshStats = (): CacheStats => ({ unchanged: 0, appended: 0, whole: 0, dropped: 0, bytesRead: 0 });
 
 /**
- * Each file's reduction, from the cache where its bytes are known, reading what is
- * not; then writes the cache back if anything changed (best effort: a cache that
- * cannot be written only costs the next run its speed).
+ * Every file's lines, from the cache where its bytes are known and read where
+ * not, folded across files; then the cache is written back if anything changed
+ * (best effort: a cache that cannot be written only costs the next run its speed).
  */
-export function fileUsages(projectsDir: string, files: readonly TranscriptFile[], cacheFile: string): { usages: FileUsage[]; stats: CacheStats } {
-  const { cache, ignored } = loadCache(cacheFile, projectsDir);
-  const stats: CacheStats = { unchanged: 0, appended: 0, whole: 0, dropped: 0, bytesRead: 0, ...(ignored && ignored !== 'none yet' ? { ignored } : {}) };
-  const oldModels = cache?.models ?? [];
-  const oldFiles = cache?.files ?? {};
-  const next: Record<string, Entry> = {};
-  const modelIndex = new Map<string, number>();
-  let changed = cache === null;
-  const usages: FileUsage[] = [];
+export function cachedUsage(projectsDir: string, files: readonly TranscriptFile[], cacheFile: string): CachedUsage {
   const root = resolve(projectsDir);
-
-  for (const f of files) {
-    const rel = relative(root, resolve(f.path));
-    const readMs = Date.now();
-    const old = Object.prototype.hasOwnProperty.call(oldFiles, rel) ? oldFiles[rel] : undefined;
-    const sameFile = old !== undefined && old.dev === f.dev && old.ino === f.ino;
-    const trusted = sameFile && old.mtimeMs < old.readMs - RACY_MS;
-    let settled: ReportLine[] | undefined;
-    let endLines: ReportLine[] = [];
-    let resume = 0;
-    let malformed = 0;
-    let head: string | undefined;
-    let tail: string | undefined;
-    let fromCache = false;
-
-    if (sameFile && trusted && old.size === f.size && old.mtimeMs === f.mtimeMs) {
-      try {
-        settled = decode(old, oldModels);
-        endLines = old.end ? decode(old.end, oldModels) : [];
-        ({ resume, malformed, head, tail } = old);
-        fromCache = true;
-        stats.unchanged++;
-      } catch {
-        settled = undefined; // a damaged entry: read the file again
-      }
-    }
-    if (settled === undefined && sameFile && f.size > old.size && stillHolds(f.path, old)) {
-      try {
-        const base = decode(old, oldModels);
-        const scan = scanTranscript(f.path, old.resume, { partialTail: 'parse' });
-        const index = new Map<string, number>();
-        base.forEach((l, i) => l.key !== null && index.set(l.key, i));
-        fold(base, index, scan.lines.filter((l) => l.offset < scan.completeOffset));
-        settled = base;
-        endLines = scan.lines.filter((l) => l.offset >= scan.completeOffset);
-        resume = scan.completeOffset;
-        malformed = old.malformed + scan.malformed;
-        stats.bytesRead += f.size - old.resume;
-        stats.appended++;
-        changed = true;
-      } catch {
-        settled = undefined;
-      }
-    }
-    if (settled === undefined) {
-      const scan = scanTranscript(f.path, 0, { partialTail: 'parse' });
-      settled = [];
-      fold(settled, new Map(), scan.lines.filter((l) => l.offset < scan.completeOffset));
-      endLines = scan.lines.filter((l) => l.offset >= scan.completeOffset);
-      resume = scan.completeOffset;
-      malformed = scan.malformed;
-      stats.bytesRead += f.size;
-      stats.whole++;
-      changed = true;
-    }
-    if (head === undefined || tail === undefined) ({ head, tail } = probes(f.path, f.size) ?? { head: '', tail: '' });
-
-    // The file's usage: its settled lines, then its unterminated last line folded in.
-    let lines = settled;
-    if (endLines.length > 0) {
-      lines = [...settled];
-      const index = new Map<string, number>();
-      lines.forEach((l, i) => l.key !== null && index.set(l.key, i));
-      fold(lines, index, endLines);
-    }
-    usages.push({ lines, malformed });
-    // An entry served as it was keeps the time its bytes were read: that is what its mtime is trusted against.
-    next[rel] = { dev: f.dev, ino: f.ino, size: f.size, mtimeMs: f.mtimeMs, readMs: fromCache ? old!.readMs : readMs, head, tail, resume, malformed, ...encode(settled, modelIndex), ...(endLines.length > 0 ? { end: encode(endLines, modelIndex) } : {}) };
+  let loaded = loadCache(cacheFile, projectsDir);
+  let models = new Models(loaded.head?.models ?? []);
+  let states = files.map((f) => fileState(f, loaded, models));
+  let stats = freshStats();
+  const count = () => {
+    stats = freshStats();
+    for (const s of states) stats[s.how]++;
+    stats.bytesRead = states.reduce((n, s) => n + s.bytesRead, 0);
+    const listed = new Set(files.map((f) => f.relPath));
+    if (loaded.head) for (const rel of Object.keys(loaded.head.files)) if (!listed.has(rel)) stats.dropped++;
+  };
+  count();
+  let changed = loaded.head === null || stats.appended + stats.whole + stats.dropped > 0;
+  // A run that folds new keys or writes the cache needs the ids of the unchanged files too:
+  // if the ids section is damaged, the cache is of no use and every file is read.
+  if (changed && loaded.head !== null && states.some((s) => s.how === 'unchanged' && !s.state.ids && !idsOf(loaded, s.state.rel, s.state.entry.m.length))) {
+    loaded = { head: null, keys: () => null, ignored: 'corrupt (ids)' };
+    models = new Models([]);
+    states = files.map((f) => fileState(f, loaded, models));
+    count();
+    changed = true;
   }
-  for (const rel of Object.keys(oldFiles)) if (!Object.prototype.hasOwnProperty.call(next, rel)) stats.dropped++;
-  if (stats.dropped > 0) changed = true;
+  if (loaded.ignored) stats.ignored = loaded.ignored;
+  const fs = states.map((s) => s.state);
+
+  // Keys of the files read now: a key cached as seen in one file only may be in one of them too.
+  const fresh = new Set<string>();
+  for (const s of fs) {
+    if (!s.ids) continue;
+    for (let i = 0; i < s.ids.mid.length; i++) if (s.ids.mid[i] !== null) fresh.add(`${s.ids.mid[i]}\u0000${s.ids.rid[i]}`);
+  }
+  // Winners as (file, line) in first-seen order; the map holds only keys that may be in several files.
+  const winFile: number[] = [];
+  const winLine: number[] = [];
+  const byKey = new Map<string, { slot: number; file: number; many: boolean }>();
+  const mapped: Array<Array<string | undefined>> = fs.map(() => []);
+  const undeduped: Array<[number, number]> = [];
+  let malformed = 0;
+  fs.forEach((s, file) => {
+    malformed += s.entry.malformed;
+    const count = s.lines.m.length;
+    const viaIds = s.ids;
+    const cached = viaIds ? undefined : idsLater(loaded, s.rel, count, fresh.size > 0);
+    const u = viaIds ? undefined : s.entry.u;
+    const sh = viaIds ? undefined : s.entry.sh;
+    let ui = 0;
+    let si = 0;
+    for (let i = 0; i < count; i++) {
+      let key: string | undefined;
+      if (viaIds) {
+        if (viaIds.mid[i] === null) {
+          undeduped.push([file, i]);
+          continue;
+        }
+        key = `${viaIds.mid[i]}\u0000${viaIds.rid[i]}`;
+      } else {
+        if (ui < u!.length && u![ui] === i) {
+          ui++;
+          undeduped.push([file, i]);
+          continue;
+        }
+        if (si < sh!.length && sh![si]![0] === i) key = sh![si++]![1];
+        else if (cached) {
+          const k = `${cached.mid[i]}\u0000${cached.rid[i]}`;
+          if (fresh.has(k)) key = k;
+        }
+      }
+      if (key === undefined) {
+        // Seen in this file only, at the last write and in every file read since.
+        winFile.push(file);
+        winLine.push(i);
+        continue;
+      }
+      mapped[file]![i] = key;
+      const w = byKey.get(key);
+      if (w === undefined) {
+        byKey.set(key, { slot: winFile.length, file, many: false });
+        winFile.push(file);
+        winLine.push(i);
+      } else {
+        if (w.file !== file) w.many = true;
+        if (totalOf(s.lines, i) > totalOf(fs[winFile[w.slot]!]!.lines, winLine[w.slot]!)) {
+          winFile[w.slot] = file;
+          winLine[w.slot] = i;
+        }
+      }
+    }
+  });
 
   if (changed) {
-    const out: CacheFile = { format: CACHE_FORMAT, app: VERSION, dir: root, models: [...modelIndex.keys()], files: next };
-    if (!writeCache(cacheFile, JSON.stringify(out))) stats.writeFailed = true;
+    const head: Record<string, Entry> = {};
+    const ids: KeySection = {};
+    fs.forEach((s, file) => {
+      const settled = s.settledIds ?? idsOf(loaded, s.rel, s.entry.m.length)!;
+      const keys = mapped[file]!;
+      const u: number[] = [];
+      const sh: Array<[number, string]> = [];
+      // Settled lines only: a file with an unterminated last line goes through the map anyway.
+      for (let i = 0; i < s.entry.m.length; i++) {
+        if (settled.mid[i] === null) u.push(i);
+        else if (keys[i] !== undefined && byKey.get(keys[i]!)!.many) sh.push([i, keys[i]!]);
+      }
+      head[s.rel] = { ...s.entry, u, sh };
+      ids[s.rel] = { mid: settled.mid, rid: settled.rid };
+    });
+    const text = `${JSON.stringify({ format: CACHE_FORMAT, app: VERSION, dir: root, models: models.names, files: head } satisfies CacheHead)}\n${JSON.stringify(ids)}\n`;
+    if (!writeCache(cacheFile, text)) stats.writeFailed = true;
   }
-  return { usages, stats };
+
+  const names = models.names;
+  return {
+    malformed,
+    stats,
+    each(fn) {
+      const tokens: Tokens = { input_tokens: 0, output_tokens: 0, cache_creation_input_tokens: 0, cache_read_input_tokens: 0 };
+      const line: ReportLine = { key: null, model: '', tokens, total: 0, timestamp: '', costUSD: null };
+      const emit = (file: number, i: number) => {
+        const c = fs[file]!.lines;
+        tokens.input_tokens = c.n[4 * i]!;
+        tokens.output_tokens = c.n[4 * i + 1]!;
+        tokens.cache_creation_input_tokens = c.n[4 * i + 2]!;
+        tokens.cache_read_input_tokens = c.n[4 * i + 3]!;
+        line.total = tokens.input_tokens + tokens.output_tokens + tokens.cache_creation_input_tokens + tokens.cache_read_input_tokens;
+        line.model = names[c.m[i]!]!;
+        line.timestamp = c.ts[i]!;
+        line.costUSD = c.c[i]!;
+        fn(line, file);
+      };
+      for (let w = 0; w < winFile.length; w++) emit(winFile[w]!, winLine[w]!);
+      for (const [file, i] of undeduped) emit(file, i);
+    },
+  };
+}
+
+/** The ids of a cached file's settled lines, or null when the ids section lacks them. */
+function idsOf(loaded: Loaded, rel: string, count: number): Pick<Columns, 'mid' | 'rid'> | null {
+  const k = loaded.keys()?.[rel];
+  return k !== undefined && validIds(k, count) ? k : null;
+}
+
+/** A cached file's ids, needed only to look its keys up among those of files read now. */
+function idsLater(loaded: Loaded, rel: string, count: number, needed: boolean): Pick<Columns, 'mid' | 'rid'> | undefined {
+  return needed ? (idsOf(loaded, rel, count) ?? undefined) : undefined;
+}
+
+/** How one file is known this run: from the cache as it was, its tail read, or read whole. */
+function fileState(f: TranscriptFile, loaded: Loaded, models: Models): { state: FileState; how: 'unchanged' | 'appended' | 'whole'; bytesRead: number } {
+  const rel = f.relPath;
+  const readMs = Date.now();
+  const files = loaded.head?.files ?? {};
+  const old = Object.prototype.hasOwnProperty.call(files, rel) ? files[rel] : undefined;
+  const sameFile = old !== undefined && old.dev === f.dev && old.ino === f.ino && validEntry(old, models.names.length);
+  if (sameFile && old.size === f.size && old.mtimeMs === f.mtimeMs && old.mtimeMs < old.readMs - RACY_MS) {
+    if (!old.end) return { state: { rel, entry: old, lines: old }, how: 'unchanged', bytesRead: 0 };
+    const ids = idsOf(loaded, rel, old.m.length);
+    if (ids) {
+      const full = foldedCopy({ ...old, ...ids }, old.end);
+      return { state: { rel, entry: old, lines: full, ids: full }, how: 'unchanged', bytesRead: 0 };
+    }
+    // its ids are lost: read it again
+  }
+  const grown = sameFile && f.size > old.size ? probes(f.path, old.size) : null;
+  const oldIds = sameFile && grown && grown.head === old.head && grown.tail === old.tail ? idsOf(loaded, rel, old.m.length) : null;
+  let settled: Columns;
+  let end: Columns;
+  let resume: number;
+  let malformed: number;
+  let how: 'appended' | 'whole';
+  let bytesRead: number;
+  if (sameFile && oldIds) {
+    const tail = read(f.path, old.resume, models);
+    settled = { mid: [...oldIds.mid], rid: [...oldIds.rid], m: [...old.m], ts: [...old.ts], n: [...old.n], c: [...old.c] };
+    fold(settled, tail.settled);
+    ({ end, resume } = tail);
+    malformed = old.malformed + tail.malformed;
+    bytesRead = f.size - old.resume;
+    how = 'appended';
+  } else {
+    const whole = read(f.path, 0, models);
+    settled = emptyColumns();
+    fold(settled, whole.settled);
+    ({ end, resume, malformed } = whole);
+    bytesRead = f.size;
+    how = 'whole';
+  }
+  // The probes are of the size listed, so the next run compares the bytes it was told about.
+  const p = probes(f.path, f.size) ?? { head: '', tail: '' };
+  const entry: Entry = { dev: f.dev, ino: f.ino, size: f.size, mtimeMs: f.mtimeMs, readMs, head: p.head, tail: p.tail, resume, malformed, m: settled.m, ts: settled.ts, n: settled.n, c: settled.c, u: [], sh: [], ...(end.mid.length > 0 ? { end } : {}) };
+  const lines = end.mid.length > 0 ? foldedCopy(settled, end) : settled;
+  return { state: { rel, entry, lines, ids: lines, settledIds: settled }, how, bytesRead };
+}
+
+/** A file's settled lines with its unterminated last line folded in (a copy: the settled ones are kept as they are). */
+function foldedCopy(settled: Columns, end: Columns): Columns {
+  const out = emptyColumns();
+  fold(out, settled);
+  fold(out, end);
+  return out;
 }
 
 function writeCache(file: string, text: string): boolean {
