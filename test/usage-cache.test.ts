@@ -228,6 +228,14 @@ describe('an appended, rewritten, replaced and deleted file, step by step', () =
     step({ unchanged: files.length - 1, bytesRead: 0 });
   });
 
+  it('a cache that cannot be written costs speed, not the answer', () => {
+    const blocker = join(scratch, 'not-a-dir');
+    writeFileSync(blocker, 'a file where the cache directory would be');
+    const r = cached(dir, join(blocker, 'usage-cache', 'c.json'));
+    expect(r.cache!.writeFailed).toBe(true);
+    expect(shown(r)).toEqual(shown(fresh(dir)));
+  });
+
   it('concurrent `usage` runs all answer right and leave a whole cache', async () => {
     const home = tempHome();
     try {

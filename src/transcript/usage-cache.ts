@@ -527,7 +527,11 @@ function writeCache(file: string, text: string): boolean {
     writeFileSync(tmp, text, { mode: 0o600 });
     renameSync(tmp, file);
   } catch {
-    rmSync(tmp, { force: true });
+    try {
+      rmSync(tmp, { force: true }); // a full disk leaves it created and empty
+    } catch {
+      /* never created: its directory could not be */
+    }
     return false;
   }
   // A writer killed between its write and its rename leaves a temp file: the next one tidies up.
