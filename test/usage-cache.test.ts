@@ -6,7 +6,7 @@
  * (which equals ccusage 20: test/transcript.test.ts), as it does on the fixtures.
  */
 import { execFileSync } from 'node:child_process';
-import { appendFileSync, cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, truncateSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { appendFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, truncateSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -28,6 +28,11 @@ afterAll(() => rmSync(scratch, { recursive: true, force: true }));
 const AN_HOUR_AGO = Math.floor(Date.now() / 1000) - 3600;
 function age(dir: string): void {
   for (const f of listTranscripts(dir)) utimesSync(f.path, AN_HOUR_AGO, AN_HOUR_AGO);
+}
+/** Every directory's mtime set to `t` (seconds): the cache lists a directory again only when its mtime moves. */
+function ageDirs(dir: string, t: number): void {
+  for (const e of readdirSync(dir, { withFileTypes: true })) if (e.isDirectory()) ageDirs(join(dir, e.name), t);
+  utimesSync(dir, t, t);
 }
 const prices = new PriceTable();
 const fresh = (dir: string) => buildReport(dir, { prices });
@@ -162,6 +167,26 @@ describe('an appended, rewritten, replaced and deleted file, step by step', () =
     step({ appended: 0, whole: 1 });
   });
 
+  it('a new transcript is found, in a directory listed before and in a new one', () => {
+    age(dir);
+    ageDirs(dir, AN_HOUR_AGO);
+    step({});
+    step({ unchanged: files.length, bytesRead: 0 }); // every directory stat'ed, none read
+    const project = join(files[0]!, '..');
+    const added = join(project, 'new-session.jsonl');
+    writeFileSync(added, `${usageLine('msg_new_1', 'req_new_1', 21)}\n`);
+    age(dir);
+    ageDirs(dir, AN_HOUR_AGO + 60); // its directory's mtime moved (old enough to trust)
+    step({ whole: 1, unchanged: files.length });
+    step({ unchanged: files.length + 1, bytesRead: 0 });
+    mkdirSync(join(project, 'new-session', 'subagents'), { recursive: true });
+    writeFileSync(join(project, 'new-session', 'subagents', 'agent-x.jsonl'), `${usageLine('msg_new_2', 'req_new_2', 22)}\n`);
+    step({ whole: 1, unchanged: files.length + 1 });
+    rmSync(join(project, 'new-session'), { recursive: true });
+    unlinkSync(added);
+    step({ dropped: 2, whole: 0 });
+  });
+
   it('a deleted file drops out of the report and of the cache', () => {
     unlinkSync(files[5]!);
     step({ dropped: 1, whole: 0, appended: 0 });
@@ -203,6 +228,7 @@ describe('an appended, rewritten, replaced and deleted file, step by step', () =
 
   it('a corrupt cache, or one from another version, is ignored and rebuilt', () => {
     age(dir);
+    ageDirs(dir, AN_HOUR_AGO + 120);
     step({});
     writeFileSync(cacheFile, '{"format":1,"app":"0.1.0","files":{"x":');
     let r = step({ whole: files.length - 1 });

@@ -8,7 +8,7 @@ import { collectUsage } from './collect';
 import { localDate } from './dates';
 import { listTranscripts } from './reader';
 import { addTokens, type PriceTable, type Tokens } from './pricing';
-import { cachedUsage, type CacheStats, type ReportLine } from './usage-cache';
+import { openUsageCache, type CacheStats, type ReportLine } from './usage-cache';
 
 export type CostMode = 'auto' | 'calculate' | 'display';
 
@@ -48,7 +48,8 @@ export function lineCost(line: ReportLine, prices: PriceTable, mode: CostMode): 
 }
 
 export function buildReport(projectsDir: string, opts: ReportOptions): UsageReport {
-  const files = listTranscripts(projectsDir);
+  const usageCache = opts.cacheFile ? openUsageCache(projectsDir, opts.cacheFile) : undefined;
+  const files = listTranscripts(projectsDir, usageCache?.dirs);
   const mode = opts.mode ?? 'auto';
   const sessions = new Map<string, SessionUsage>();
   // One session record per file, looked up by index rather than by a string key per line.
@@ -87,8 +88,8 @@ export function buildReport(projectsDir: string, opts: ReportOptions): UsageRepo
   // Winners in first-seen order, then the lines never deduplicated: the order ccusage sums in.
   let malformed: number;
   let cache: CacheStats | undefined;
-  if (opts.cacheFile) {
-    const cached = cachedUsage(projectsDir, files, opts.cacheFile);
+  if (usageCache) {
+    const cached = usageCache.collect(files);
     cached.each(add);
     ({ malformed, stats: cache } = cached);
   } else {

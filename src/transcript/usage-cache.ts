@@ -33,7 +33,7 @@ import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, re
 import { join, resolve } from 'node:path';
 import { VERSION } from '../version';
 import type { Tokens } from './pricing';
-import { scanTranscript, type TranscriptFile, type UsageLine } from './reader';
+import { scanTranscript, type DirListing, type DirMemo, type TranscriptFile, type UsageLine } from './reader';
 
 /** What the report needs of a usage line (a UsageLine has more). */
 export type ReportLine = Pick<UsageLine, 'key' | 'model' | 'tokens' | 'total' | 'timestamp' | 'costUSD'>;
@@ -111,6 +111,8 @@ interface CacheHead {
   dir: string;
   models: string[];
   files: Record<string, Entry>;
+  /** The tree's directories as last read, so an unchanged one is stat'ed, not read (reader.ts DirMemo). */
+  dirs: Record<string, DirListing>;
 }
 
 /** The cache file for a projects directory. */
@@ -312,14 +314,64 @@ export interface CachedUsage {
 
 const freshStats = (): CacheStats => ({ unchanged: 0, appended: 0, whole: 0, dropped: 0, bytesRead: 0 });
 
+/** A listing kept in the cache, checked before it is trusted. */
+function validListing(l: DirListing | undefined): l is DirListing {
+  return (
+    l !== undefined &&
+    l !== null &&
+    typeof l === 'object' &&
+    typeof l.ino === 'number' &&
+    typeof l.mtimeMs === 'number' &&
+    typeof l.readMs === 'number' &&
+    Array.isArray(l.names) &&
+    Array.isArray(l.isDir) &&
+    l.names.length === l.isDir.length &&
+    l.names.every((n) => typeof n === 'string' && n !== '' && !n.includes('/') && n !== '.' && n !== '..') &&
+    l.isDir.every((d) => d === 0 || d === 1)
+  );
+}
+
+/** The cache of one projects directory, opened before the tree is listed (its directory listings speed the walk). */
+export interface UsageCache {
+  dirs: DirMemo;
+  collect(files: readonly TranscriptFile[]): CachedUsage;
+}
+
+export function openUsageCache(projectsDir: string, cacheFile: string): UsageCache {
+  const loaded = loadCache(cacheFile, projectsDir);
+  const oldDirs = loaded.head && loaded.head.dirs !== null && typeof loaded.head.dirs === 'object' ? loaded.head.dirs : {};
+  const dirs: Record<string, DirListing> = {};
+  let dirsRead = 0;
+  const memo: DirMemo = {
+    racyMs: RACY_MS,
+    get(rel) {
+      const l = Object.prototype.hasOwnProperty.call(oldDirs, rel) ? oldDirs[rel] : undefined;
+      if (!validListing(l)) return undefined;
+      dirs[rel] = l; // seen this walk: kept
+      return l;
+    },
+    set(rel, listing) {
+      dirs[rel] = listing;
+      dirsRead++;
+    },
+  };
+  return {
+    dirs: memo,
+    collect: (files) => {
+      const dirsChanged = dirsRead > 0 || Object.keys(oldDirs).some((rel) => !Object.prototype.hasOwnProperty.call(dirs, rel));
+      return cachedUsage(projectsDir, files, cacheFile, loaded, dirs, dirsChanged);
+    },
+  };
+}
+
 /**
  * Every file's lines, from the cache where its bytes are known and read where
  * not, folded across files; then the cache is written back if anything changed
  * (best effort: a cache that cannot be written only costs the next run its speed).
  */
-export function cachedUsage(projectsDir: string, files: readonly TranscriptFile[], cacheFile: string): CachedUsage {
+function cachedUsage(projectsDir: string, files: readonly TranscriptFile[], cacheFile: string, opened: Loaded, dirs: Record<string, DirListing>, dirsChanged: boolean): CachedUsage {
   const root = resolve(projectsDir);
-  let loaded = loadCache(cacheFile, projectsDir);
+  let loaded = opened;
   let models = new Models(loaded.head?.models ?? []);
   let states = files.map((f) => fileState(f, loaded, models));
   let stats = freshStats();
@@ -331,7 +383,7 @@ export function cachedUsage(projectsDir: string, files: readonly TranscriptFile[
     if (loaded.head) for (const rel of Object.keys(loaded.head.files)) if (!listed.has(rel)) stats.dropped++;
   };
   count();
-  let changed = loaded.head === null || stats.appended + stats.whole + stats.dropped > 0;
+  let changed = loaded.head === null || dirsChanged || stats.appended + stats.whole + stats.dropped > 0;
   // A run that folds new keys or writes the cache needs the ids of the unchanged files too:
   // if the ids section is damaged, the cache is of no use and every file is read.
   if (changed && loaded.head !== null && states.some((s) => s.how === 'unchanged' && !s.state.ids && !idsOf(loaded, s.state.rel, s.state.entry.m.length))) {
@@ -424,7 +476,7 @@ export function cachedUsage(projectsDir: string, files: readonly TranscriptFile[
       head[s.rel] = { ...s.entry, u, sh };
       ids[s.rel] = { mid: settled.mid, rid: settled.rid };
     });
-    const text = `${JSON.stringify({ format: CACHE_FORMAT, app: VERSION, dir: root, models: models.names, files: head } satisfies CacheHead)}\n${JSON.stringify(ids)}\n`;
+    const text = `${JSON.stringify({ format: CACHE_FORMAT, app: VERSION, dir: root, models: models.names, files: head, dirs } satisfies CacheHead)}\n${JSON.stringify(ids)}\n`;
     if (!writeCache(cacheFile, text)) stats.writeFailed = true;
   }
 
