@@ -15,6 +15,7 @@ const spec = JSON.parse(process.argv[2]);
 const BATCH = spec.batch ?? 500;
 const CONNS = spec.connections ?? 4;
 const MAX_RETRIES = 600; // 503s for one batch (~60 s at 100 ms): past that the run fails
+const REQUEST_TIMEOUT_MS = 120_000; // a collector that stops answering fails the run instead of hanging it
 const agent = new http.Agent({ keepAlive: true, maxSockets: CONNS });
 const events = generate({ seed: spec.seed, total: spec.total, beginMs: spec.beginMs, endMs: spec.endMs });
 let stop = false;
@@ -41,6 +42,7 @@ const post = (body) =>
       res.on('data', (d) => (text += d));
       res.on('end', () => resolve({ status: res.statusCode, text }));
     });
+    q.setTimeout(REQUEST_TIMEOUT_MS, () => q.destroy(new Error(`no answer in ${REQUEST_TIMEOUT_MS / 1000} s`)));
     q.on('error', reject);
     q.end(body);
   });

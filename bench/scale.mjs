@@ -92,7 +92,10 @@ function get(url) {
         r.on('data', (d) => (bytes += d.length, chunks.push(d)));
         r.on('end', () => res({ status: r.statusCode, ms: performance.now() - t0, bytes, body: Buffer.concat(chunks).toString('utf8') }));
       })
-      .on('error', rej);
+      .on('error', rej)
+      .setTimeout(60_000, function () {
+        this.destroy(new Error(`GET ${url}: no answer in 60 s`));
+      });
   });
 }
 

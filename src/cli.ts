@@ -93,6 +93,7 @@ export function buildProgram(): Command {
     .option('--pricing <file>', 'pricing table JSON overriding the bundled one')
     .addOption(new Option('--mode <mode>', "cost: auto (a line's costUSD when present, else computed), calculate, display").choices(['auto', 'calculate', 'display']).default('auto'))
     .option('--json', 'machine-readable output')
+    .option('--no-cache', 'read every transcript whole, neither using nor updating the per-file cache')
     .action(lazy('usage'));
 
   program

@@ -6,9 +6,11 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { UsageError } from '../errors';
+import { resolveConfig } from '../config';
 import { claudeConfigDir } from '../paths';
 import { PriceTable } from '../transcript/pricing';
 import { buildReport, type CostMode, type UsageReport } from '../transcript/report';
+import { cacheFileFor } from '../transcript/usage-cache';
 
 /** YYYY-MM-DD or YYYYMMDD → YYYY-MM-DD; throws a UsageError for anything else. */
 export function parseDateFlag(name: string, v: unknown): string | undefined {
@@ -35,12 +37,15 @@ export function projectsDirFrom(opt: unknown): string {
 
 export default function usage(opts: Record<string, unknown>): number {
   const mode = (opts.mode as CostMode | undefined) ?? 'auto';
-  const report = buildReport(projectsDirFrom(opts.projectsDir), {
+  const projectsDir = projectsDirFrom(opts.projectsDir);
+  const report = buildReport(projectsDir, {
     prices: loadPrices(opts.pricing),
     mode,
     since: parseDateFlag('--since', opts.since),
     until: parseDateFlag('--until', opts.until),
     session: opts.session as string | undefined,
+    // What was read before, per file, in the state dir (`--no-cache`: every file read whole, the cache left alone).
+    cacheFile: opts.cache === false ? undefined : cacheFileFor(join(usageStateDir(opts.config as string | undefined), 'usage-cache'), projectsDir),
   });
   if (opts.json) {
     const round = (v: number) => Math.round(v * 1e9) / 1e9;
@@ -55,8 +60,17 @@ export default function usage(opts: Record<string, unknown>): number {
     process.stdout.write(renderTable(report));
   }
   if (report.unknown_models.length > 0) process.stderr.write(`usage: unpriced model(s) ${report.unknown_models.join(', ')}: their tokens are counted, their cost is not in the totals (unknown, not zero); add prices with --pricing FILE, or see Claude Code's own cost through its OTel export (claude-metrics install --otel)\n`);
+  if (report.cache && opts.verbose) {
+    const c = report.cache;
+    process.stderr.write(`usage: cache: ${c.unchanged} file(s) unchanged, ${c.appended} appended, ${c.whole} read whole, ${c.dropped} gone; ${c.bytesRead} bytes read${c.ignored ? `; the cache file was ${c.ignored}, rebuilt` : ''}${c.writeFailed ? '; could not write it back' : ''}\n`);
+  }
   if (report.malformed_lines > 0 && opts.verbose) process.stderr.write(`usage: skipped ${report.malformed_lines} malformed line(s)\n`);
   return 0;
+}
+
+/** The state dir (config file, env, default; the private fallback when it cannot be written): the config's other settings do not matter here. */
+function usageStateDir(configFile: string | undefined): string {
+  return resolveConfig({ configFile, checkStateDir: true }).config.stateDir;
 }
 
 const fmt = (n: number) => n.toLocaleString('en-US');

@@ -6,7 +6,7 @@
  * is the caller's (ccusage's rule needs every file).
  */
 import { closeSync, openSync, readdirSync, readSync, statSync } from 'node:fs';
-import { basename, join, relative, sep } from 'node:path';
+import { basename, join, sep } from 'node:path';
 import type { Tokens } from './pricing';
 
 export interface UsageLine {
@@ -33,6 +33,8 @@ export interface ScanResult {
   lines: UsageLine[];
   /** Offset just past the last complete line consumed. */
   endOffset: number;
+  /** Offset just past the last newline: where an unterminated last line, parsed or not, starts. */
+  completeOffset: number;
   malformed: number;
 }
 
@@ -87,7 +89,7 @@ export function parseUsageLine(text: string, offset: number): UsageLine | null |
  * one-off report) it is parsed if it is whole JSON, as ccusage does.
  */
 export function scanTranscript(path: string, fromOffset = 0, opts: { partialTail?: 'skip' | 'parse' } = {}): ScanResult {
-  const result: ScanResult = { lines: [], endOffset: fromOffset, malformed: 0 };
+  const result: ScanResult = { lines: [], endOffset: fromOffset, completeOffset: fromOffset, malformed: 0 };
   let fd: number;
   try {
     fd = openSync(path, 'r');
@@ -121,7 +123,7 @@ export function scanTranscript(path: string, fromOffset = 0, opts: { partialTail
         marker = lines.indexOf(USAGE_MARKER, nl + 1);
       }
       let pos = lines.length;
-      result.endOffset = filePos + pos;
+      result.endOffset = result.completeOffset = filePos + pos;
       if (n === 0) {
         // EOF: what remains is an unterminated line.
         if (pos < end && opts.partialTail === 'parse') {
@@ -152,6 +154,8 @@ function handle(buf: Buffer, start: number, end: number, offset: number, result:
 
 export interface TranscriptFile {
   path: string;
+  /** The path under the projects directory. */
+  relPath: string;
   project: string;
   /** The file name, or the `<session>` directory of `<session>/subagents/agent-*.jsonl`. */
   sessionId: string;
@@ -159,36 +163,108 @@ export interface TranscriptFile {
   agentId: string | null;
   size: number;
   mtimeMs: number;
+  dev: number;
+  ino: number;
 }
 
-/** Every *.jsonl under a projects directory, sorted by path (ccusage's order). */
-export function listTranscripts(projectsDir: string): TranscriptFile[] {
+/** What a directory held when it was read: its transcripts and subdirectories, sorted by name. */
+export interface DirListing {
+  ino: number;
+  mtimeMs: number;
+  /** Date.now() when it was stat'ed for this read. */
+  readMs: number;
+  /** Names of the *.jsonl files and the subdirectories, in walk order. */
+  names: string[];
+  /** For each name: 1 a directory, 0 a file. */
+  isDir: number[];
+}
+
+/**
+ * Directory listings remembered from an earlier walk (usage's cache): a directory
+ * whose inode and mtime are unchanged has the same entries (adding, removing or
+ * renaming one changes its mtime), so it is stat'ed instead of read; one modified
+ * within `racyMs` before it was read is read again.
+ */
+export interface DirMemo {
+  get(rel: string): DirListing | undefined;
+  set(rel: string, listing: DirListing): void;
+  racyMs: number;
+}
+
+/** Every *.jsonl under a projects directory, sorted by path (ccusage's order), with what identifies its bytes (device, inode, size, mtime). */
+export function listTranscripts(projectsDir: string, memo?: DirMemo): TranscriptFile[] {
   const out: TranscriptFile[] = [];
-  const walk = (dir: string) => {
-    let entries;
-    try {
-      entries = readdirSync(dir, { withFileTypes: true });
-    } catch {
-      return;
-    }
-    entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-    for (const e of entries) {
-      const p = join(dir, e.name);
-      if (e.isDirectory()) walk(p);
-      else if (e.isFile() && e.name.endsWith('.jsonl')) {
-        const rel = relative(projectsDir, p).split(sep);
-        const st = statSync(p);
-        out.push({
-          path: p,
-          project: rel[0] ?? '',
-          sessionId: rel.length > 2 ? rel[1]! : basename(rel[1] ?? rel[0]!, '.jsonl'),
-          agentId: rel.length > 2 && /^agent-/.test(e.name) ? basename(e.name, '.jsonl') : null,
-          size: st.size,
-          mtimeMs: st.mtimeMs,
-        });
+  const listing = (dir: string, rel: string): { names: string[]; isDir: number[] } | null => {
+    let st;
+    if (memo) {
+      const readMs = Date.now();
+      try {
+        st = statSync(dir);
+      } catch {
+        return null;
       }
+      const known = memo.get(rel);
+      if (known && known.ino === st.ino && known.mtimeMs === st.mtimeMs && known.mtimeMs < known.readMs - memo.racyMs) return known;
+      const fresh = readListing(dir);
+      if (fresh) memo.set(rel, { ino: st.ino, mtimeMs: st.mtimeMs, readMs, ...fresh });
+      return fresh;
+    }
+    return readListing(dir);
+  };
+  const walk = (dir: string, rel: string) => {
+    const l = listing(dir, rel);
+    if (!l) return;
+    for (let i = 0; i < l.names.length; i++) {
+      const name = l.names[i]!;
+      const p = join(dir, name);
+      const relPath = rel === '' ? name : `${rel}${sep}${name}`;
+      if (l.isDir[i] === 1) {
+        walk(p, relPath);
+        continue;
+      }
+      let st;
+      try {
+        st = statSync(p);
+      } catch {
+        continue; // gone since its directory was read
+      }
+      const parts = relPath.split(sep);
+      out.push({
+        path: p,
+        relPath,
+        project: parts[0] ?? '',
+        sessionId: parts.length > 2 ? parts[1]! : basename(parts[1] ?? parts[0]!, '.jsonl'),
+        agentId: parts.length > 2 && /^agent-/.test(name) ? basename(name, '.jsonl') : null,
+        size: st.size,
+        mtimeMs: st.mtimeMs,
+        dev: st.dev,
+        ino: st.ino,
+      });
     }
   };
-  walk(projectsDir);
+  walk(projectsDir, '');
   return out;
+}
+
+/** A directory's transcripts and subdirectories, sorted by name (null when it cannot be read). */
+function readListing(dir: string): { names: string[]; isDir: number[] } | null {
+  let entries;
+  try {
+    entries = readdirSync(dir, { withFileTypes: true });
+  } catch {
+    return null;
+  }
+  entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  const names: string[] = [];
+  const isDir: number[] = [];
+  for (const e of entries) {
+    if (e.isDirectory()) {
+      names.push(e.name);
+      isDir.push(1);
+    } else if (e.isFile() && e.name.endsWith('.jsonl')) {
+      names.push(e.name);
+      isDir.push(0);
+    }
+  }
+  return { names, isDir };
 }

@@ -7,8 +7,8 @@
 import { collectUsage } from './collect';
 import { localDate } from './dates';
 import { listTranscripts } from './reader';
-import type { UsageLine } from './reader';
 import { addTokens, type PriceTable, type Tokens } from './pricing';
+import { openUsageCache, type CacheStats, type ReportLine } from './usage-cache';
 
 export type CostMode = 'auto' | 'calculate' | 'display';
 
@@ -26,6 +26,8 @@ export interface UsageReport {
   files: number;
   malformed_lines: number;
   unknown_models: string[];
+  /** What the per-file cache saved, when one was used. */
+  cache?: CacheStats;
 }
 
 export interface ReportOptions {
@@ -35,27 +37,27 @@ export interface ReportOptions {
   since?: string;
   until?: string;
   session?: string;
+  /** The per-file cache (usage-cache.ts) to answer from and keep; without it every file is read. */
+  cacheFile?: string;
 }
 
-export function lineCost(line: UsageLine, prices: PriceTable, mode: CostMode): number {
+export function lineCost(line: ReportLine, prices: PriceTable, mode: CostMode): number {
   if (mode === 'display') return line.costUSD ?? 0;
   if (mode === 'auto' && line.costUSD !== null) return line.costUSD;
   return prices.cost(line.model, line.tokens);
 }
 
 export function buildReport(projectsDir: string, opts: ReportOptions): UsageReport {
-  const files = listTranscripts(projectsDir);
-  const { best, undeduped, malformed } = collectUsage(
-    files.map((f) => f.path),
-    { partialTail: 'parse' },
-  );
+  const usageCache = opts.cacheFile ? openUsageCache(projectsDir, opts.cacheFile) : undefined;
+  const files = listTranscripts(projectsDir, usageCache?.dirs);
   const mode = opts.mode ?? 'auto';
   const sessions = new Map<string, SessionUsage>();
   // One session record per file, looked up by index rather than by a string key per line.
   const sessionOfFile: Array<SessionUsage | undefined> = [];
   const unknown = new Set<string>();
   const totals = { input_tokens: 0, output_tokens: 0, cache_creation_input_tokens: 0, cache_read_input_tokens: 0, cost_usd: 0 };
-  const add = ({ line, file: index }: { line: UsageLine; file: number }) => {
+  // `line` may be a scratch object refilled for the next call: keep its values, never it.
+  const add = (line: ReportLine, index: number) => {
     const file = files[index]!;
     if (opts.since || opts.until) {
       const date = localDate(line.timestamp);
@@ -84,9 +86,22 @@ export function buildReport(projectsDir: string, opts: ReportOptions): UsageRepo
     if (line.timestamp > s.last_activity) s.last_activity = line.timestamp;
   };
   // Winners in first-seen order, then the lines never deduplicated: the order ccusage sums in.
-  for (const w of best.values()) add(w);
-  for (const w of undeduped) add(w);
+  let malformed: number;
+  let cache: CacheStats | undefined;
+  if (usageCache) {
+    const cached = usageCache.collect(files);
+    cached.each(add);
+    ({ malformed, stats: cache } = cached);
+  } else {
+    const collected = collectUsage(
+      files.map((f) => f.path),
+      { partialTail: 'parse' },
+    );
+    for (const w of collected.best.values()) add(w.line, w.file);
+    for (const w of collected.undeduped) add(w.line, w.file);
+    malformed = collected.malformed;
+  }
   const list = [...sessions.values()].sort((a, b) => (a.last_activity < b.last_activity ? 1 : a.last_activity > b.last_activity ? -1 : 0));
   for (const s of list) s.models.sort();
-  return { sessions: list, totals, files: files.length, malformed_lines: malformed, unknown_models: [...unknown].sort() };
+  return { sessions: list, totals, files: files.length, malformed_lines: malformed, unknown_models: [...unknown].sort(), ...(cache ? { cache } : {}) };
 }
