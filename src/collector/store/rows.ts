@@ -119,6 +119,7 @@ export function sessionWhere(f: SessionFilter, ph: (i: number) => string): { sql
   if (f.label) add((p) => `label = ${p}`, f.label);
   if (f.sinceMs !== undefined) add((p) => `last_seen_ms >= ${p}`, f.sinceMs);
   if (f.untilMs !== undefined) add((p) => `started_ms <= ${p}`, f.untilMs);
+  if (f.seenBeforeMs !== undefined) add((p) => `last_seen_ms < ${p}`, f.seenBeforeMs);
   return { sql: parts.length ? `WHERE ${parts.join(' AND ')}` : '', params };
 }
 
@@ -134,6 +135,7 @@ export function toolWhere(f: SessionFilter, ph: (i: number) => string): { sql: s
   if (f.project) add((p) => `project = ${p}`, f.project);
   if (f.label) add((p) => `label = ${p}`, f.label);
   if (f.sinceMs !== undefined) add((p) => `ts_ms >= ${p}`, f.sinceMs);
+  if (f.seenBeforeMs !== undefined) add((p) => `ts_ms < ${p}`, f.seenBeforeMs);
   return { sql: `WHERE ${parts.join(' AND ')}`, params };
 }
 
@@ -141,11 +143,17 @@ export function toolWhere(f: SessionFilter, ph: (i: number) => string): { sql: s
  * Top tools over events, in SQL both databases run. One call reported by the
  * hook and by OTel's tool_result is one call (same session and tool_use_id).
  */
-export function topToolsSql(where: string, limitPh: string): string {
-  return `SELECT tool, count(*) AS calls, sum(failed) AS failures, avg(duration_ms) AS avg_duration_ms FROM (
-      SELECT min(tool_name) AS tool, max(CASE WHEN success = 0 THEN 1 ELSE 0 END) AS failed, max(duration_ms) AS duration_ms
-      FROM harness_events ${where} GROUP BY coalesce(session_id, ''), coalesce(tool_use_id, event_id)) AS calls_by_id
+export function topToolsSql(where: string, limitPh: string, collate = ''): string {
+  return `SELECT tool, count(*) AS calls, sum(failed) AS failures, avg(duration_ms) AS avg_duration_ms FROM (${toolCallsSql(where, collate)}) AS calls_by_id
     GROUP BY tool ORDER BY calls DESC, tool LIMIT ${limitPh}`;
+}
+
+const toolCallsSql = (where: string, collate: string) => `SELECT min(tool_name${collate}) AS tool, max(CASE WHEN success = 0 THEN 1 ELSE 0 END) AS failed, max(duration_ms) AS duration_ms
+      FROM harness_events ${where} GROUP BY coalesce(session_id, ''), coalesce(tool_use_id, event_id)`;
+
+/** topToolsSql's per-tool sums, unlimited (the partial first day of a window, added to the tool rollups). */
+export function toolSumsSql(where: string, collate = ''): string {
+  return `SELECT tool, count(*) AS calls, sum(failed) AS failures, coalesce(sum(duration_ms), 0) AS dur_sum, count(duration_ms) AS dur_count FROM (${toolCallsSql(where, collate)}) AS calls_by_id GROUP BY tool`;
 }
 
 /** The page size the API allows. */

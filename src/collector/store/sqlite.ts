@@ -8,12 +8,19 @@ import { chmodSync, existsSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { HarnessEvent } from '../../event';
 import { applyCompletions, CounterSet, factIdText, factsOf, foldEvents, labelsText, type CompletionState, type FactRow } from '../fold';
-import type { CounterTotal, Filters, IngestOutcome, SessionFilter, SessionRow, Store, SweepResult, ToolRow } from './index';
+import { RollupDelta, ROLLUP_VALUES, rollupSql, toolRollups, toolRollupSql, toRollupSum, utcDay, type RollupQuery, type RollupSum, type ToolRollupRow } from '../rollups';
+import { SWEEP_CHUNK, type CounterTotal, type Filters, type IngestOutcome, type IngestTotals, type RebuildResult, type SessionFilter, type SessionRow, type Store, type SweepResult, type ToolRow, type ToolSum } from './index';
 import { SQLITE_MIGRATIONS } from './migrations/sqlite';
 import { SqliteSessionReads } from './session-reads-sqlite';
-import { completionSet, EVENT_COLUMNS, eventValues, pageOf, SESSION_DELTA_COLUMNS, sessionMergeSet, sessionWhere, toolWhere, topToolsSql, toSession, ACTIVE_WINDOW_MS } from './rows';
+import { completionSet, EVENT_COLUMNS, eventValues, pageOf, SESSION_DELTA_COLUMNS, sessionMergeSet, sessionWhere, toolSumsSql, toolWhere, topToolsSql, toSession, ACTIVE_WINDOW_MS } from './rows';
 
 const q = () => '?';
+/** A stored session row as rollups.ts reads it (the `now` of toSession only decides `active`, which rollups do not use). */
+const asSession = (r: Record<string, unknown> | undefined): SessionRow | null => (r === undefined || r.last_seen_ms === null ? null : toSession(r, 0));
+/** SQLite pages incremental_vacuum gives back per step (4 MB at the default page size): a bounded pause for ingest. */
+const VACUUM_STEP_PAGES = 1000;
+
+const pause = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 export class SqliteStore implements Store {
   readonly kind = 'sqlite' as const;
@@ -29,6 +36,9 @@ export class SqliteStore implements Store {
       const fresh = !existsSync(path);
       this.db = new Database(path);
       if (fresh) chmodSync(path, 0o600);
+      // A new file gives the pages retention frees back to the file system (`PRAGMA incremental_vacuum`
+      // after a sweep). It must be set before the first table; an older file keeps NONE (docs/administrators.md: VACUUM).
+      if (fresh) this.db.pragma('auto_vacuum = INCREMENTAL');
     } else this.db = new Database(path);
     this.db.pragma('journal_mode = WAL');
     // WAL + NORMAL: a commit is in the WAL file before we answer, so an
@@ -40,6 +50,9 @@ export class SqliteStore implements Store {
     this.db.pragma('foreign_keys = ON');
     this.migrate();
     this.stmts = this.prepare();
+    // A migration that added aggregate tables leaves them to be filled from the stored sessions.
+    const state = this.db.prepare("SELECT value FROM aggregates_state WHERE name = 'rebuild'").get() as { value: string } | undefined;
+    if (state?.value === 'due') this.rebuildSync();
   }
 
   private migrate(): void {
@@ -67,6 +80,21 @@ export class SqliteStore implements Store {
         ON CONFLICT(session_id, kind, key) DO UPDATE SET model = excluded.model, ts_ms = excluded.ts_ms, unpriced = excluded.unpriced, state = excluded.state`),
       bump: db.prepare('INSERT INTO counters (metric, labels, value) VALUES (?, ?, ?) ON CONFLICT(metric, labels) DO UPDATE SET value = value + excluded.value'),
       counters: db.prepare('SELECT metric, labels, value FROM counters'),
+      sessionRow: db.prepare('SELECT * FROM harness_sessions WHERE id = ?'),
+      addRollup: db.prepare(`INSERT INTO session_rollups (day, seen_day, source, project, label, ${ROLLUP_VALUES.join(', ')})
+        VALUES (@day, @seen_day, @source, @project, @label, ${ROLLUP_VALUES.map((v) => `@${v}`).join(', ')})
+        ON CONFLICT(day, seen_day, source, project, label) DO UPDATE SET ${ROLLUP_VALUES.map((v) => `${v} = ${v} + excluded.${v}`).join(', ')}`),
+      addTool: db.prepare(`INSERT INTO tool_rollups (day, source, project, label, tool, calls, failures, dur_sum, dur_count) VALUES (@day, @source, @project, @label, @tool, @calls, @failures, @dur_sum, @dur_count)
+        ON CONFLICT(day, source, project, label, tool) DO UPDATE SET calls = calls + excluded.calls, failures = failures + excluded.failures, dur_sum = dur_sum + excluded.dur_sum, dur_count = dur_count + excluded.dur_count`),
+      addFilter: db.prepare('INSERT INTO filter_values (dim, value, sessions) VALUES (@dim, @value, @sessions) ON CONFLICT(dim, value) DO UPDATE SET sessions = sessions + excluded.sessions'),
+      addTotal: db.prepare('INSERT INTO ingest_totals (name, value) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value = value + excluded.value'),
+      totals: db.prepare('SELECT name, value FROM ingest_totals'),
+      rejects: db.prepare("SELECT labels, value FROM counters WHERE metric = 'rejects_total'"),
+      filterValues: db.prepare('SELECT value FROM filter_values WHERE dim = ? AND sessions > 0 ORDER BY value LIMIT 500'),
+      oldSessions: db.prepare('SELECT * FROM harness_sessions WHERE last_seen_ms < ? LIMIT ?'),
+      deleteSession: db.prepare('DELETE FROM harness_sessions WHERE id = ?'),
+      deleteEvents: db.prepare('DELETE FROM harness_events WHERE rowid IN (SELECT rowid FROM harness_events WHERE ts_ms < ? LIMIT ?)'),
+      deleteFacts: db.prepare('DELETE FROM harness_facts WHERE (session_id, kind, key) IN (SELECT session_id, kind, key FROM harness_facts WHERE ts_ms < ? LIMIT ?)'),
       eventCount: db.prepare('SELECT count(*) AS n FROM harness_events'),
     };
   }
@@ -93,8 +121,13 @@ export class SqliteStore implements Store {
       const row = this.stmts.getFact.get(f.session_id, f.kind, f.key) as (FactRow & { state: string }) | undefined;
       if (row) facts.set(factIdText(f), { ...row, state: JSON.parse(row.state) as unknown });
     }
+    // Before the fold: it updates `facts` in place, and a call is new when its fact was not stored.
+    const tools = toolRollups(stored, facts);
     const fold = foldEvents(stored, facts, duplicates);
+    for (const t of tools) this.stmts.addTool.run(t);
     for (const f of fold.facts) this.stmts.putFact.run({ ...f, state: JSON.stringify(f.state) });
+    // Each touched session as it was, to move its rollup contribution to what it becomes (rollups.ts).
+    const before = fold.sessions.map((d) => this.stmts.sessionRow.get(d.id) as Record<string, unknown> | undefined);
     for (const d of fold.sessions) this.stmts.upsertSession.run(d);
     if (fold.completions.length > 0) {
       const states = new Map<string, CompletionState>();
@@ -102,7 +135,17 @@ export class SqliteStore implements Store {
       for (const { labels: _, ...c } of applyCompletions(states, fold.completions, fold.counters)) this.stmts.setCompletion.run(c);
     }
     this.writeCounters(fold.counters);
+    const delta = new RollupDelta();
+    fold.sessions.forEach((d, i) => delta.diff(asSession(before[i]), asSession(this.stmts.sessionRow.get(d.id) as Record<string, unknown>)));
+    this.writeRollups(delta);
+    if (stored.length > 0) this.stmts.addTotal.run('events', stored.length);
+    if (duplicates > 0) this.stmts.addTotal.run('duplicates', duplicates);
     return outcomes;
+  }
+
+  private writeRollups(delta: RollupDelta): void {
+    for (const r of delta.rows()) this.stmts.addRollup.run(r);
+    for (const f of delta.filters()) this.stmts.addFilter.run(f);
   }
 
   private writeCounters(c: CounterSet): void {
@@ -148,21 +191,120 @@ export class SqliteStore implements Store {
   }
 
   async filters(): Promise<Filters> {
-    const col = (c: string) => (this.db.prepare(`SELECT DISTINCT ${c} AS v FROM harness_sessions WHERE ${c} IS NOT NULL ORDER BY v LIMIT 500`).all() as Array<{ v: string }>).map((r) => r.v);
+    const col = (dim: string) => (this.stmts.filterValues.all(dim) as Array<{ value: string }>).map((r) => r.value);
     return { sources: col('source'), projects: col('project'), labels: col('label') };
+  }
+
+  async toolRollupSums(query: { source?: string; project?: string; label?: string; dayFrom: number }): Promise<ToolSum[]> {
+    const { sql, params } = toolRollupSql(query, q);
+    return this.db.prepare(sql).all(...params) as ToolSum[];
+  }
+
+  async toolSums(f: SessionFilter): Promise<ToolSum[]> {
+    const w = toolWhere(f, q);
+    return this.db.prepare(toolSumsSql(w.sql)).all(...w.params) as ToolSum[];
+  }
+
+  async rollupSums(query: RollupQuery): Promise<RollupSum[]> {
+    const { sql, params } = rollupSql(query, q);
+    return (this.db.prepare(sql).all(...params) as Array<Record<string, unknown>>).map(toRollupSum);
+  }
+
+  async ingestTotals(): Promise<IngestTotals> {
+    const t = new Map((this.stmts.totals.all() as Array<{ name: string; value: number }>).map((r) => [r.name, r.value]));
+    const rejects: Record<string, number> = {};
+    for (const r of this.stmts.rejects.all() as Array<{ labels: string; value: number }>) {
+      const reason = (JSON.parse(r.labels) as { reason?: string }).reason ?? 'unknown';
+      rejects[reason] = (rejects[reason] ?? 0) + r.value;
+    }
+    return { events: t.get('events') ?? 0, duplicates: t.get('duplicates') ?? 0, rejects };
+  }
+
+  async rebuildAggregates(): Promise<RebuildResult> {
+    return this.rebuildSync();
+  }
+
+  /** The aggregates from scratch: every stored session's contribution, and the totals from the counters (monotonic, so they survive retention). */
+  private rebuildSync(): RebuildResult {
+    return this.db.transaction(() => {
+      this.db.exec('DELETE FROM session_rollups; DELETE FROM tool_rollups; DELETE FROM filter_values; DELETE FROM ingest_totals');
+      const delta = new RollupDelta();
+      let sessions = 0;
+      for (const r of this.db.prepare('SELECT * FROM harness_sessions').iterate() as Iterable<Record<string, unknown>>) {
+        sessions++;
+        delta.diff(null, asSession(r));
+      }
+      this.writeRollups(delta);
+      // Tool calls from the stored events in time order: each call's first report counts it, as at ingest.
+      const events = this.db.prepare("SELECT body FROM harness_events WHERE event IN ('PostToolUse', 'PostToolUseFailure', 'tool_result') ORDER BY ts_ms, event_id").pluck().iterate() as Iterable<string>;
+      const tools = toolRollups((function* () {
+        for (const b of events) yield JSON.parse(b) as HarnessEvent;
+      })(), new Map());
+      for (const t of tools) this.stmts.addTool.run(t);
+      const sum = (metric: string) => (this.db.prepare('SELECT coalesce(sum(value), 0) AS v FROM counters WHERE metric = ?').get(metric) as { v: number }).v;
+      this.stmts.addTotal.run('events', sum('events_total'));
+      this.stmts.addTotal.run('duplicates', sum('duplicates_total'));
+      this.db.prepare("INSERT INTO aggregates_state (name, value) VALUES ('rebuild', 'done') ON CONFLICT(name) DO UPDATE SET value = excluded.value").run();
+      return { sessions, rollupRows: delta.rows().length, toolCalls: tools.reduce((a, t: ToolRollupRow) => a + t.calls, 0), toolRows: tools.length, filterValues: delta.filters().length };
+    })();
   }
 
   async eventCount(): Promise<number> {
     return (this.stmts.eventCount.get() as { n: number }).n;
   }
 
+  /**
+   * Retention in chunks of at most SWEEP_CHUNK rows, each its own transaction, with a
+   * pause as long as the chunk took between them, so that ingest (in this process or
+   * another on the same file) gets the write lock in between and never waits for more
+   * than one chunk. A deleted session's contribution leaves the rollups in its chunk's
+   * transaction. Then the freed pages go back to the file system (auto_vacuum=INCREMENTAL).
+   */
   async sweep(retentionDays: number, now = Date.now()): Promise<SweepResult> {
     const cutoff = now - retentionDays * 86_400_000;
-    return this.db.transaction(() => ({
-      events: this.db.prepare('DELETE FROM harness_events WHERE ts_ms < ?').run(cutoff).changes,
-      sessions: this.db.prepare('DELETE FROM harness_sessions WHERE last_seen_ms < ?').run(cutoff).changes,
-      facts: this.db.prepare('DELETE FROM harness_facts WHERE ts_ms < ?').run(cutoff).changes,
-    }))();
+    const out: SweepResult = { events: 0, sessions: 0, facts: 0, chunks: 0, reclaimedPages: 0 };
+    const chunked = async (step: () => number): Promise<number> => {
+      let total = 0;
+      for (;;) {
+        const t0 = performance.now();
+        const n = step();
+        if (n === 0) return total;
+        total += n;
+        out.chunks!++;
+        await pause(Math.max(2, performance.now() - t0));
+      }
+    };
+    out.sessions = await chunked(() =>
+      this.db.transaction(() => {
+        const rows = this.stmts.oldSessions.all(cutoff, SWEEP_CHUNK) as Array<Record<string, unknown>>;
+        const delta = new RollupDelta();
+        for (const r of rows) {
+          delta.diff(asSession(r), null);
+          this.stmts.deleteSession.run(r.id);
+        }
+        this.writeRollups(delta);
+        return rows.length;
+      })(),
+    );
+    out.events = await chunked(() => this.stmts.deleteEvents.run(cutoff, SWEEP_CHUNK).changes);
+    out.facts = await chunked(() => this.stmts.deleteFacts.run(cutoff, SWEEP_CHUNK).changes);
+    // Tool calls of whole days before the cutoff (their events are gone).
+    this.db.prepare('DELETE FROM tool_rollups WHERE day < ?').run(utcDay(cutoff));
+    if (out.sessions > 0) {
+      // Rows every session has left add nothing; they would only be read.
+      this.db.exec(`DELETE FROM session_rollups WHERE ${ROLLUP_VALUES.map((v) => `${v} = 0`).join(' AND ')}; DELETE FROM filter_values WHERE sessions = 0`);
+    }
+    if (this.db.pragma('auto_vacuum', { simple: true }) === 2) {
+      for (;;) {
+        const free = this.db.pragma('freelist_count', { simple: true }) as number;
+        if (free === 0) break;
+        const t0 = performance.now();
+        this.db.pragma(`incremental_vacuum(${VACUUM_STEP_PAGES})`);
+        out.reclaimedPages! += Math.min(free, VACUUM_STEP_PAGES);
+        await pause(Math.max(2, performance.now() - t0));
+      }
+    }
+    return out;
   }
 
   private reads: SqliteSessionReads | undefined;
