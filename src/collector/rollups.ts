@@ -63,6 +63,9 @@ export interface Contribution {
 
 export const zeroValues = (): RollupValues => ({ sessions: 0, tasks: 0, succeeded: 0, failed: 0, tool_calls: 0, input_tokens: 0, output_tokens: 0, cache_creation_input_tokens: 0, cache_read_input_tokens: 0, cost_nano: 0, cost_micro: 0 });
 
+/** A cost beyond what a double holds (1e300 USD sent as a cost) is the largest double, so sums stay numbers. */
+const finite = (x: number) => (Number.isFinite(x) ? x : Math.sign(x) * Number.MAX_VALUE);
+
 /** One session's values, as the API tallies them (api.ts sums exactly these). */
 export function sessionValues(r: SessionRow): RollupValues {
   const completed = r.completed_at !== null;
@@ -76,8 +79,8 @@ export function sessionValues(r: SessionRow): RollupValues {
     output_tokens: r.output_tokens,
     cache_creation_input_tokens: r.cache_creation_input_tokens,
     cache_read_input_tokens: r.cache_read_input_tokens,
-    cost_nano: Math.round(r.cost_usd * 1e9),
-    cost_micro: Math.round(r.cost_usd * 1e6),
+    cost_nano: finite(Math.round(r.cost_usd * 1e9)),
+    cost_micro: finite(Math.round(r.cost_usd * 1e6)),
   };
 }
 

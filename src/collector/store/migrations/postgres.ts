@@ -141,8 +141,9 @@ export const POSTGRES_MIGRATIONS: Array<{ name: string; sql: string }> = [
       output_tokens BIGINT NOT NULL DEFAULT 0,
       cache_creation_input_tokens BIGINT NOT NULL DEFAULT 0,
       cache_read_input_tokens BIGINT NOT NULL DEFAULT 0,
-      cost_nano BIGINT NOT NULL DEFAULT 0,
-      cost_micro BIGINT NOT NULL DEFAULT 0,
+      -- Whole numbers, as double precision: exact below 2^53 as in JS, and a cost too large for an integer is still stored.
+      cost_nano DOUBLE PRECISION NOT NULL DEFAULT 0,
+      cost_micro DOUBLE PRECISION NOT NULL DEFAULT 0,
       PRIMARY KEY (day, seen_day, source, project, label, shard)
     );
     CREATE INDEX session_rollups_seen ON session_rollups(seen_day);
