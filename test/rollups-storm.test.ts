@@ -107,8 +107,8 @@ async function compare(store: Store, now: number, projects: string[], opts: { to
       const f = { ...base, sinceMs };
       const got = await summary(store, f, now);
       const want = await summaryFromSessions(store, f, now);
-      // Top tools by source: a call reported by two sources counts under its first report's (documented); retention removes whole days of tool rollups.
-      const toolsComparable = base.source === undefined && (opts.toolsBefore === undefined || (sinceMs ?? now - 6 * DAY) >= opts.toolsBefore);
+      // Retention removes whole days of tool rollups (documented). (A call reported under two sources counts under its first report's; the storm reports each under one.)
+      const toolsComparable = (opts.toolsBefore === undefined || (sinceMs ?? now - 6 * DAY) >= opts.toolsBefore);
       if (!toolsComparable) {
         got.top_tools = [];
         want.top_tools = [];

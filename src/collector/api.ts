@@ -154,7 +154,8 @@ export async function summary(store: Store, f: SessionFilter, now = Date.now()) 
     const rows = await store.rollupSums({ ...d, seenFrom: wholeFrom, by: [dim] });
     return grouped([...rows.map((r): [string, RollupValues] => [r[dim] ?? '(none)', r]), ...edge.map((r): [string, RollupValues] => [r[dim] ?? '(none)', sessionValues(r)])]);
   };
-  const tools = [...(await store.toolRollupSums({ ...d, dayFrom: wholeFrom })), ...(since === sinceDay ? [] : await store.toolSums({ ...f, sinceMs: since, seenBeforeMs: sinceDay + DAY_MS }))];
+  const rolled = await store.toolRollupSums({ ...d, dayFrom: wholeFrom });
+  const tools = rolled === null ? await store.toolSums({ ...f, sinceMs: since }) : [...rolled, ...(since === sinceDay ? [] : await store.toolSums({ ...f, sinceMs: since, seenBeforeMs: sinceDay + DAY_MS }))];
   return summaryOf(store, f, now, { today: await total(today), week: await total(week), byProject: await by('project'), byLabel: await by('label'), topTools: topToolsOf(tools, 10) });
 }
 

@@ -55,6 +55,10 @@ export interface FilterCount {
   sessions: number;
 }
 
+export const DIMS = ['source', 'project', 'label'] as const;
+/** A row of session_dim_rollups: one dimension's value (encoded), the two days, the sums. */
+export type DimRollupRow = { dim: FilterDim; value: string; day: number; seen_day: number } & RollupValues;
+
 /** What one session adds: its rollup row (none when it has no time yet) and its filter values. */
 export interface Contribution {
   row: RollupRow | null;
@@ -147,6 +151,27 @@ export class RollupDelta {
       .map(([, r]) => r);
   }
 
+  /**
+   * The same changes per single dimension (session_dim_rollups): what an unfiltered or
+   * one-filter question reads, a table whose size grows with days and distinct values,
+   * not with sessions.
+   */
+  dimRows(): DimRollupRow[] {
+    const m = new Map<string, DimRollupRow>();
+    for (const r of this.rowsByKey.values()) {
+      for (const dim of DIMS) {
+        const k = `${dim}\u0000${r[dim]}\u0000${r.day}\u0000${r.seen_day}`;
+        let cur = m.get(k);
+        if (!cur) m.set(k, (cur = { dim, value: r[dim], day: r.day, seen_day: r.seen_day, ...zeroValues() }));
+        for (const v of ROLLUP_VALUES) cur[v] += r[v];
+      }
+    }
+    return [...m.entries()]
+      .filter(([, r]) => ROLLUP_VALUES.some((v) => r[v] !== 0))
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+      .map(([, r]) => r);
+  }
+
   filters(): FilterCount[] {
     return [...this.filtersByKey.entries()]
       .filter(([, f]) => f.sessions !== 0)
@@ -182,23 +207,39 @@ export interface RollupQuery {
 
 export type RollupSum = Partial<{ day: number; source: string | null; project: string | null; label: string | null }> & RollupValues;
 
-/** The rollup query as SQL for either database (`ph(i)` writes the i-th placeholder); `table` may carry shards (summed). */
-export function rollupSql(q: RollupQuery, ph: (i: number) => string, table = 'session_rollups'): { sql: string; params: unknown[] } {
+/**
+ * The rollup query as SQL for either database (`ph(i)` writes the i-th placeholder).
+ * A question about at most one dimension (filtered by it, grouped by it, or
+ * neither) reads session_dim_rollups; one that crosses two (a project's labels)
+ * reads session_rollups. Shards, where a table has them, are summed by the GROUP BY.
+ */
+export function rollupSql(q: RollupQuery, ph: (i: number) => string): { sql: string; params: unknown[] } {
   const parts: string[] = [];
   const params: unknown[] = [];
   const add = (cond: (p: string) => string, v: unknown) => {
     params.push(v);
     parts.push(cond(ph(params.length)));
   };
-  if (q.source !== undefined) add((p) => `source = ${p}`, dimKey(q.source));
-  if (q.project !== undefined) add((p) => `project = ${p}`, dimKey(q.project));
-  if (q.label !== undefined) add((p) => `label = ${p}`, dimKey(q.label));
+  const filtered = DIMS.filter((d) => q[d] !== undefined);
+  const grouped = q.by.filter((b): b is (typeof DIMS)[number] => b !== 'day');
+  const dims = [...new Set([...filtered, ...grouped])];
+  const sums = ROLLUP_VALUES.map((v) => `sum(${v}) AS ${v}`).join(', ');
+  if (dims.length <= 1) {
+    const dim = dims[0] ?? 'source';
+    add((p) => `dim = ${p}`, dim);
+    if (q[dim] !== undefined) add((p) => `value = ${p}`, dimKey(q[dim]!));
+    if (q.dayFrom !== undefined) add((p) => `day >= ${p}`, q.dayFrom);
+    if (q.seenFrom !== undefined) add((p) => `seen_day >= ${p}`, q.seenFrom);
+    const cols = [...(q.by.includes('day') ? ['day'] : []), ...(grouped.length ? ['value'] : [])];
+    const select = [...(q.by.includes('day') ? ['day'] : []), ...(grouped.length ? [`value AS ${dim}`] : [])];
+    return { sql: `SELECT ${select.length ? `${select.join(', ')}, ` : ''}${sums} FROM session_dim_rollups WHERE ${parts.join(' AND ')}${cols.length ? ` GROUP BY ${cols.join(', ')}` : ''}`, params };
+  }
+  for (const d of filtered) add((p) => `${d} = ${p}`, dimKey(q[d]!));
   if (q.dayFrom !== undefined) add((p) => `day >= ${p}`, q.dayFrom);
   if (q.seenFrom !== undefined) add((p) => `seen_day >= ${p}`, q.seenFrom);
   const where = parts.length ? `WHERE ${parts.join(' AND ')}` : '';
-  const sums = ROLLUP_VALUES.map((v) => `sum(${v}) AS ${v}`).join(', ');
   const by = q.by.join(', ');
-  return { sql: `SELECT ${by ? `${by}, ` : ''}${sums} FROM ${table} ${where}${by ? ` GROUP BY ${by}` : ''}`, params };
+  return { sql: `SELECT ${by ? `${by}, ` : ''}${sums} FROM session_rollups ${where}${by ? ` GROUP BY ${by}` : ''}`, params };
 }
 
 /** A row of rollupSql's answer (numbers may arrive as strings from PostgreSQL) → RollupSum with decoded dimensions. */
@@ -221,10 +262,10 @@ export function toRollupSum(r: Record<string, unknown>): RollupSum {
  * reported once or reported again the same day without a longer duration.
  */
 export interface ToolRollupRow {
+  /** '' (every call), or the dimension whose value this row is for: one row per dimension, never a cross product. */
+  dim: '' | FilterDim;
+  value: string;
   day: number;
-  source: string;
-  project: string;
-  label: string;
   tool: string;
   calls: number;
   failures: number;
@@ -246,14 +287,17 @@ export function toolRollups(events: Iterable<HarnessEvent>, facts: ReadonlyMap<s
     states.set(id, next);
     const d = toolDelta(prev, next);
     if ((d.tool_call === 0 && d.tool_failure === 0) || !e.tool_name) continue;
-    const key = { day: utcDay(Date.parse(e.timestamp)), source: dimKey(e.source), project: dimKey(e.project ?? null), label: dimKey(e.label ?? null), tool: e.tool_name };
-    const k = `${key.day}\u0000${key.source}\u0000${key.project}\u0000${key.label}\u0000${key.tool}`;
-    const r = rows.get(k) ?? rows.set(k, { ...key, calls: 0, failures: 0, dur_sum: 0, dur_count: 0 }).get(k)!;
-    r.calls += d.tool_call;
-    r.failures += d.tool_failure;
-    if (d.tool_call && e.duration_ms !== undefined && e.duration_ms !== null) {
-      r.dur_sum += e.duration_ms;
-      r.dur_count++;
+    const day = utcDay(Date.parse(e.timestamp));
+    const keys: Array<['' | FilterDim, string]> = [['', ''], ['source', dimKey(e.source)], ['project', dimKey(e.project ?? null)], ['label', dimKey(e.label ?? null)]];
+    for (const [dim, value] of keys) {
+      const k = `${dim}\u0000${value}\u0000${day}\u0000${e.tool_name}`;
+      const r = rows.get(k) ?? rows.set(k, { dim, value, day, tool: e.tool_name, calls: 0, failures: 0, dur_sum: 0, dur_count: 0 }).get(k)!;
+      r.calls += d.tool_call;
+      r.failures += d.tool_failure;
+      if (d.tool_call && e.duration_ms !== undefined && e.duration_ms !== null) {
+        r.dur_sum += e.duration_ms;
+        r.dur_count++;
+      }
     }
   }
   return [...rows.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, r]) => r);
@@ -276,17 +320,11 @@ export function topToolsOf(sums: Iterable<{ tool: string; calls: number; failure
     .map(([tool, v]) => ({ tool, calls: v.calls, failures: v.failures, avg_duration_ms: v.dur_count === 0 ? null : Math.round(v.dur_sum / v.dur_count) }));
 }
 
-/** The tool rollup query: filters and a first day, summed by tool. */
-export function toolRollupSql(q: { source?: string; project?: string; label?: string; dayFrom: number }, ph: (i: number) => string): { sql: string; params: unknown[] } {
-  const parts: string[] = [];
-  const params: unknown[] = [];
-  const add = (cond: (p: string) => string, v: unknown) => {
-    params.push(v);
-    parts.push(cond(ph(params.length)));
-  };
-  if (q.source !== undefined) add((p) => `source = ${p}`, dimKey(q.source));
-  if (q.project !== undefined) add((p) => `project = ${p}`, dimKey(q.project));
-  if (q.label !== undefined) add((p) => `label = ${p}`, dimKey(q.label));
-  add((p) => `day >= ${p}`, q.dayFrom);
-  return { sql: `SELECT tool, sum(calls) AS calls, sum(failures) AS failures, sum(dur_sum) AS dur_sum, sum(dur_count) AS dur_count FROM tool_rollups WHERE ${parts.join(' AND ')} GROUP BY tool`, params };
+/** The tool rollup query: at most one filter and a first day, summed by tool; null when two filters cross (then the events answer). */
+export function toolRollupSql(q: { source?: string; project?: string; label?: string; dayFrom: number }, ph: (i: number) => string): { sql: string; params: unknown[] } | null {
+  const filtered = DIMS.filter((d) => q[d] !== undefined);
+  if (filtered.length > 1) return null;
+  const dim = filtered[0];
+  const params: unknown[] = [dim ?? '', dim ? dimKey(q[dim]!) : '', q.dayFrom];
+  return { sql: `SELECT tool, sum(calls) AS calls, sum(failures) AS failures, sum(dur_sum) AS dur_sum, sum(dur_count) AS dur_count FROM tool_rollups WHERE dim = ${ph(1)} AND value = ${ph(2)} AND day >= ${ph(3)} GROUP BY tool`, params };
 }

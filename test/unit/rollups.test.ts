@@ -41,6 +41,22 @@ describe('contribution', () => {
   });
 });
 
+describe('RollupDelta.dimRows', () => {
+  it('the per-dimension rows are the cross rows summed by each dimension', () => {
+    const d = new RollupDelta();
+    d.diff(null, session({ id: 'a' }));
+    d.diff(null, session({ id: 'b', project: 'api', label: 'x' }));
+    const rows = d.dimRows();
+    expect(rows.map((r) => [r.dim, r.value, r.sessions])).toEqual([
+      ['label', '', 1],
+      ['label', '.x', 1],
+      ['project', '.api', 1],
+      ['project', '.web', 1],
+      ['source', '.interactive', 2],
+    ]);
+  });
+});
+
 describe('diff', () => {
   it('an unchanged session writes nothing; more tokens write only the difference', () => {
     expect(diff(session(), session())).toEqual({ rows: [], filters: [] });
@@ -81,14 +97,20 @@ describe('toolRollups', () => {
   const ev = (over: Partial<HarnessEvent>): HarnessEvent => ({ event_id: `e${Math.random()}`, event: 'PostToolUse', source: 'interactive', timestamp: iso(D + 60_000), session_id: 'S', project: 'web', tool_name: 'Bash', tool_use_id: 't1', success: true, duration_ms: 12, ...over }) as HarnessEvent;
   it('a call reported twice counts once; a later failure report adds the failure; a call already stored adds only what changed', () => {
     const rows = toolRollups([ev({}), ev({ event: 'tool_result', success: false, duration_ms: undefined }), ev({ tool_use_id: 't2', tool_name: 'Read', duration_ms: 4 })], new Map());
-    expect(rows.map((r) => [r.tool, r.calls, r.failures, r.dur_sum, r.dur_count])).toEqual([
+    // One row per dimension (every call, its source, its project, its label), never their cross product.
+    expect(rows.filter((r) => r.dim === '').map((r) => [r.tool, r.calls, r.failures, r.dur_sum, r.dur_count])).toEqual([
       ['Bash', 1, 1, 12, 1],
       ['Read', 1, 0, 4, 1],
     ]);
-    expect(rows[0]).toMatchObject({ day: utcDay(D), source: '.interactive', project: '.web', label: '' });
+    expect(rows.filter((r) => r.tool === 'Bash').map((r) => [r.dim, r.value, r.day, r.calls])).toEqual([
+      ['', '', utcDay(D), 1],
+      ['label', '', utcDay(D), 1],
+      ['project', '.web', utcDay(D), 1],
+      ['source', '.interactive', utcDay(D), 1],
+    ]);
     const stored = new Map([['S\u0000tool\u0000tool:t1', { session_key: 'session:S', model: null, ts_ms: D, unpriced: 0, state: { failed: false } }]]);
     expect(toolRollups([ev({})], stored)).toEqual([]);
-    expect(toolRollups([ev({ success: false })], stored).map((r) => [r.calls, r.failures])).toEqual([[0, 1]]);
+    expect(toolRollups([ev({ success: false })], stored).map((r) => [r.calls, r.failures])).toEqual([[0, 1], [0, 1], [0, 1], [0, 1]]);
   });
 
   it('topToolsOf: most calls first, ties by name, averages of the durations known, empty tools left out', () => {

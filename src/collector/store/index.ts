@@ -121,8 +121,8 @@ export interface Store {
   filters(): Promise<Filters>;
   /** Models seen with tokens but no price and no Claude Code cost (their cost is unknown, not zero). */
   unpricedModels(limit?: number): Promise<Array<{ model: string; requests: number }>>;
-  /** Per-tool sums of the tool rollups from a UTC day on (rollups.ts). */
-  toolRollupSums(q: { source?: string; project?: string; label?: string; dayFrom: number }): Promise<ToolSum[]>;
+  /** Per-tool sums of the tool rollups from a UTC day on (rollups.ts); null when the filters cross two dimensions (the rollups are per dimension). */
+  toolRollupSums(q: { source?: string; project?: string; label?: string; dayFrom: number }): Promise<ToolSum[] | null>;
   /** The same sums recomputed from the events (`sinceMs` ≤ ts < `seenBeforeMs`): a window's partial first day. */
   toolSums(f: SessionFilter): Promise<ToolSum[]>;
   /** Sums of session_rollups (rollups.ts), grouped as asked. */

@@ -25,7 +25,7 @@ import { RollupDelta, ROLLUP_VALUES, rollupSql, toolRollups, toolRollupSql, toRo
 import { redactUrl, StoreUnavailableError, SWEEP_CHUNK, SWEEP_PERIOD_MS, type CounterTotal, type Filters, type IngestOutcome, type IngestTotals, type RebuildResult, type SessionFilter, type SessionRow, type Store, type StoreOptions, type SweepResult, type ToolRow, type ToolSum } from './index';
 import { POSTGRES_MIGRATIONS } from './migrations/postgres';
 import { PostgresSessionReads } from './session-reads-postgres';
-import { completionSet, EVENT_COLUMNS, eventValues, pageOf, SESSION_DELTA_COLUMNS, sessionMergeSet, sessionWhere, toolSumsSql, toolWhere, topToolsSql, toSession, ACTIVE_WINDOW_MS } from './rows';
+import { completionSet, EVENT_COLUMNS, eventValues, pageOf, SESSION_DELTA_COLUMNS, sessionMergeSet, sessionWhere, TOOL_EVENTS_SQL, toolEventOf, toolSumsSql, toolWhere, topToolsSql, toSession, ACTIVE_WINDOW_MS } from './rows';
 
 /** pg_advisory_xact_lock key held while migrating ("cm-migr" as digits, any constant works). */
 const MIGRATION_LOCK = 6_373_609_105;
@@ -360,6 +360,17 @@ export class PostgresStore implements Store {
         [json(rows)],
       );
     }
+    const dimRows = delta.dimRows();
+    if (dimRows.length > 0) {
+      const cols = ROLLUP_VALUES.join(', ');
+      await c.query(
+        `INSERT INTO session_dim_rollups AS r (dim, value, day, seen_day, shard, ${cols})
+         SELECT dim, value, day, seen_day, ${SHARD}, ${cols} FROM json_populate_recordset(NULL::session_dim_rollups, $1::json)
+         ORDER BY dim, value COLLATE "C", day, seen_day
+         ON CONFLICT (dim, value, day, seen_day, shard) DO UPDATE SET ${ROLLUP_VALUES.map((v) => `${v} = r.${v} + excluded.${v}`).join(', ')}`,
+        [json(dimRows)],
+      );
+    }
     const filters = delta.filters();
     if (filters.length > 0) {
       await c.query(
@@ -373,10 +384,10 @@ export class PostgresStore implements Store {
   private async writeToolRollups(c: PoolClient, tools: ToolRollupRow[]): Promise<void> {
     if (tools.length === 0) return;
     await c.query(
-      `INSERT INTO tool_rollups AS r (day, source, project, label, tool, shard, calls, failures, dur_sum, dur_count)
-       SELECT day, source, project, label, tool, ${SHARD}, calls, failures, dur_sum, dur_count FROM json_populate_recordset(NULL::tool_rollups, $1::json)
-       ORDER BY day, source COLLATE "C", project COLLATE "C", label COLLATE "C", tool COLLATE "C"
-       ON CONFLICT (day, source, project, label, tool, shard) DO UPDATE SET calls = r.calls + excluded.calls, failures = r.failures + excluded.failures,
+      `INSERT INTO tool_rollups AS r (dim, value, day, tool, shard, calls, failures, dur_sum, dur_count)
+       SELECT dim, value, day, tool, ${SHARD}, calls, failures, dur_sum, dur_count FROM json_populate_recordset(NULL::tool_rollups, $1::json)
+       ORDER BY dim, value COLLATE "C", day, tool COLLATE "C"
+       ON CONFLICT (dim, value, day, tool, shard) DO UPDATE SET calls = r.calls + excluded.calls, failures = r.failures + excluded.failures,
          dur_sum = r.dur_sum + excluded.dur_sum, dur_count = r.dur_count + excluded.dur_count`,
       [json(tools)],
     );
@@ -450,9 +461,10 @@ export class PostgresStore implements Store {
     return { sources: col('source'), projects: col('project'), labels: col('label') };
   }
 
-  async toolRollupSums(q: { source?: string; project?: string; label?: string; dayFrom: number }): Promise<ToolSum[]> {
-    const { sql, params } = toolRollupSql(q, ph);
-    return (await this.query<Record<string, unknown>>(sql, params)).map((r) => ({ tool: r.tool as string, calls: Number(r.calls), failures: Number(r.failures), dur_sum: Number(r.dur_sum), dur_count: Number(r.dur_count) }));
+  async toolRollupSums(q: { source?: string; project?: string; label?: string; dayFrom: number }): Promise<ToolSum[] | null> {
+    const w = toolRollupSql(q, ph);
+    if (w === null) return null;
+    return (await this.query<Record<string, unknown>>(w.sql, w.params)).map((r) => ({ tool: r.tool as string, calls: Number(r.calls), failures: Number(r.failures), dur_sum: Number(r.dur_sum), dur_count: Number(r.dur_count) }));
   }
 
   async toolSums(f: SessionFilter): Promise<ToolSum[]> {
@@ -490,8 +502,8 @@ export class PostgresStore implements Store {
    * adds its own difference on top, and nothing is counted twice or lost.
    */
   private async rebuildIn(c: PoolClient): Promise<RebuildResult> {
-    await c.query('LOCK TABLE session_rollups, tool_rollups, filter_values, ingest_totals IN EXCLUSIVE MODE');
-    await c.query('DELETE FROM session_rollups; DELETE FROM tool_rollups; DELETE FROM filter_values; DELETE FROM ingest_totals');
+    await c.query('LOCK TABLE session_rollups, session_dim_rollups, tool_rollups, filter_values, ingest_totals IN EXCLUSIVE MODE');
+    await c.query('DELETE FROM session_rollups; DELETE FROM session_dim_rollups; DELETE FROM tool_rollups; DELETE FROM filter_values; DELETE FROM ingest_totals');
     const delta = new RollupDelta();
     let sessions = 0;
     // A cursor-free walk by id in pages: bounded memory for the rows, whatever the table's size.
@@ -505,8 +517,7 @@ export class PostgresStore implements Store {
     }
     await this.writeRollups(c, delta);
     // Tool calls from the stored events in time order: each call's first report counts it, as at ingest.
-    const bodies = (await c.query<{ body: string }>("SELECT body FROM harness_events WHERE event IN ('PostToolUse', 'PostToolUseFailure', 'tool_result') ORDER BY ts_ms, event_id COLLATE \"C\"")).rows;
-    const tools = toolRollups(bodies.map((b) => JSON.parse(b.body) as HarnessEvent), new Map());
+    const tools = toolRollups((await c.query(`${TOOL_EVENTS_SQL} COLLATE "C"`)).rows.map(toolEventOf), new Map());
     for (let i = 0; i < tools.length; i += 5000) await this.writeToolRollups(c, tools.slice(i, i + 5000));
     await c.query(
       `INSERT INTO ingest_totals (name, shard, value)
@@ -514,7 +525,7 @@ export class PostgresStore implements Store {
        UNION ALL SELECT 'duplicates', 0, coalesce(sum(value), 0) FROM counters WHERE metric = 'duplicates_total'`,
     );
     await c.query("INSERT INTO aggregates_state (name, value) VALUES ('rebuild', 'done') ON CONFLICT (name) DO UPDATE SET value = excluded.value");
-    return { sessions, rollupRows: delta.rows().length, toolCalls: tools.reduce((a, t) => a + t.calls, 0), toolRows: tools.length, filterValues: delta.filters().length };
+    return { sessions, rollupRows: delta.rows().length + delta.dimRows().length, toolCalls: tools.reduce((a, t) => a + t.calls, 0), toolRows: tools.length, filterValues: delta.filters().length };
   }
 
   async eventCount(): Promise<number> {
@@ -570,7 +581,9 @@ export class PostgresStore implements Store {
     await this.query('DELETE FROM tool_rollups WHERE day < $1', [utcDay(cutoff)]);
     if (out.sessions > 0) {
       // Rows every session has left add nothing; they would only be read.
-      await this.query(`DELETE FROM session_rollups WHERE ${ROLLUP_VALUES.map((v) => `${v} = 0`).join(' AND ')}`);
+      const zero = ROLLUP_VALUES.map((v) => `${v} = 0`).join(' AND ');
+      await this.query(`DELETE FROM session_rollups WHERE ${zero}`);
+      await this.query(`DELETE FROM session_dim_rollups WHERE ${zero}`);
       await this.query('DELETE FROM filter_values WHERE sessions = 0');
     }
     return out;

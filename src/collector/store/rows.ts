@@ -202,3 +202,26 @@ export function completionSet(t: string, v: (name: string) => string): string {
   result_input_tokens = ${v('input_tokens')}, result_output_tokens = ${v('output_tokens')}, result_cache_creation_input_tokens = ${v('cache_creation_input_tokens')},
   result_cache_read_input_tokens = ${v('cache_read_input_tokens')}, result_cost_usd = ${v('cost_usd')}`;
 }
+
+/** What the tool rollups read of a stored tool event when they are rebuilt (columns, not the body: the same for every stored shape). */
+export const TOOL_EVENTS_SQL = `SELECT event_id, event, source, ts_ms, session_id, run_id, task_id, label, project, tool_name, tool_use_id, success, duration_ms
+  FROM harness_events WHERE event IN ('PostToolUse', 'PostToolUseFailure', 'tool_result') ORDER BY ts_ms, event_id`;
+
+export function toolEventOf(r: Record<string, unknown>): HarnessEvent {
+  const opt = (v: unknown) => (v === null || v === undefined ? undefined : v);
+  return {
+    event_id: r.event_id as string,
+    event: r.event as string,
+    source: r.source as HarnessEvent['source'],
+    timestamp: new Date(Number(r.ts_ms)).toISOString(),
+    session_id: opt(r.session_id) as string | undefined,
+    run_id: opt(r.run_id) as string | undefined,
+    task_id: opt(r.task_id) as string | undefined,
+    label: opt(r.label) as string | undefined,
+    project: opt(r.project) as string | undefined,
+    tool_name: opt(r.tool_name) as string | undefined,
+    tool_use_id: opt(r.tool_use_id) as string | undefined,
+    success: r.success === null || r.success === undefined ? undefined : Number(r.success) === 1,
+    duration_ms: r.duration_ms === null || r.duration_ms === undefined ? undefined : Number(r.duration_ms),
+  } as HarnessEvent;
+}

@@ -12,7 +12,7 @@ import { RollupDelta, ROLLUP_VALUES, rollupSql, toolRollups, toolRollupSql, toRo
 import { SWEEP_CHUNK, type CounterTotal, type Filters, type IngestOutcome, type IngestTotals, type RebuildResult, type SessionFilter, type SessionRow, type Store, type SweepResult, type ToolRow, type ToolSum } from './index';
 import { SQLITE_MIGRATIONS } from './migrations/sqlite';
 import { SqliteSessionReads } from './session-reads-sqlite';
-import { completionSet, EVENT_COLUMNS, eventValues, pageOf, SESSION_DELTA_COLUMNS, sessionMergeSet, sessionWhere, toolSumsSql, toolWhere, topToolsSql, toSession, ACTIVE_WINDOW_MS } from './rows';
+import { completionSet, EVENT_COLUMNS, eventValues, pageOf, SESSION_DELTA_COLUMNS, sessionMergeSet, sessionWhere, TOOL_EVENTS_SQL, toolEventOf, toolSumsSql, toolWhere, topToolsSql, toSession, ACTIVE_WINDOW_MS } from './rows';
 
 const q = () => '?';
 /** A stored session row as rollups.ts reads it (the `now` of toSession only decides `active`, which rollups do not use). */
@@ -84,8 +84,11 @@ export class SqliteStore implements Store {
       addRollup: db.prepare(`INSERT INTO session_rollups (day, seen_day, source, project, label, ${ROLLUP_VALUES.join(', ')})
         VALUES (@day, @seen_day, @source, @project, @label, ${ROLLUP_VALUES.map((v) => `@${v}`).join(', ')})
         ON CONFLICT(day, seen_day, source, project, label) DO UPDATE SET ${ROLLUP_VALUES.map((v) => `${v} = ${v} + excluded.${v}`).join(', ')}`),
-      addTool: db.prepare(`INSERT INTO tool_rollups (day, source, project, label, tool, calls, failures, dur_sum, dur_count) VALUES (@day, @source, @project, @label, @tool, @calls, @failures, @dur_sum, @dur_count)
-        ON CONFLICT(day, source, project, label, tool) DO UPDATE SET calls = calls + excluded.calls, failures = failures + excluded.failures, dur_sum = dur_sum + excluded.dur_sum, dur_count = dur_count + excluded.dur_count`),
+      addDimRollup: db.prepare(`INSERT INTO session_dim_rollups (dim, value, day, seen_day, ${ROLLUP_VALUES.join(', ')})
+        VALUES (@dim, @value, @day, @seen_day, ${ROLLUP_VALUES.map((v) => `@${v}`).join(', ')})
+        ON CONFLICT(dim, value, day, seen_day) DO UPDATE SET ${ROLLUP_VALUES.map((v) => `${v} = ${v} + excluded.${v}`).join(', ')}`),
+      addTool: db.prepare(`INSERT INTO tool_rollups (dim, value, day, tool, calls, failures, dur_sum, dur_count) VALUES (@dim, @value, @day, @tool, @calls, @failures, @dur_sum, @dur_count)
+        ON CONFLICT(dim, value, day, tool) DO UPDATE SET calls = calls + excluded.calls, failures = failures + excluded.failures, dur_sum = dur_sum + excluded.dur_sum, dur_count = dur_count + excluded.dur_count`),
       addFilter: db.prepare('INSERT INTO filter_values (dim, value, sessions) VALUES (@dim, @value, @sessions) ON CONFLICT(dim, value) DO UPDATE SET sessions = sessions + excluded.sessions'),
       addTotal: db.prepare('INSERT INTO ingest_totals (name, value) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value = value + excluded.value'),
       totals: db.prepare('SELECT name, value FROM ingest_totals'),
@@ -145,6 +148,7 @@ export class SqliteStore implements Store {
 
   private writeRollups(delta: RollupDelta): void {
     for (const r of delta.rows()) this.stmts.addRollup.run(r);
+    for (const r of delta.dimRows()) this.stmts.addDimRollup.run(r);
     for (const f of delta.filters()) this.stmts.addFilter.run(f);
   }
 
@@ -195,9 +199,9 @@ export class SqliteStore implements Store {
     return { sources: col('source'), projects: col('project'), labels: col('label') };
   }
 
-  async toolRollupSums(query: { source?: string; project?: string; label?: string; dayFrom: number }): Promise<ToolSum[]> {
-    const { sql, params } = toolRollupSql(query, q);
-    return this.db.prepare(sql).all(...params) as ToolSum[];
+  async toolRollupSums(query: { source?: string; project?: string; label?: string; dayFrom: number }): Promise<ToolSum[] | null> {
+    const w = toolRollupSql(query, q);
+    return w === null ? null : (this.db.prepare(w.sql).all(...w.params) as ToolSum[]);
   }
 
   async toolSums(f: SessionFilter): Promise<ToolSum[]> {
@@ -227,7 +231,7 @@ export class SqliteStore implements Store {
   /** The aggregates from scratch: every stored session's contribution, and the totals from the counters (monotonic, so they survive retention). */
   private rebuildSync(): RebuildResult {
     return this.db.transaction(() => {
-      this.db.exec('DELETE FROM session_rollups; DELETE FROM tool_rollups; DELETE FROM filter_values; DELETE FROM ingest_totals');
+      this.db.exec('DELETE FROM session_rollups; DELETE FROM session_dim_rollups; DELETE FROM tool_rollups; DELETE FROM filter_values; DELETE FROM ingest_totals');
       const delta = new RollupDelta();
       let sessions = 0;
       for (const r of this.db.prepare('SELECT * FROM harness_sessions').iterate() as Iterable<Record<string, unknown>>) {
@@ -236,16 +240,13 @@ export class SqliteStore implements Store {
       }
       this.writeRollups(delta);
       // Tool calls from the stored events in time order: each call's first report counts it, as at ingest.
-      const events = this.db.prepare("SELECT body FROM harness_events WHERE event IN ('PostToolUse', 'PostToolUseFailure', 'tool_result') ORDER BY ts_ms, event_id").pluck().iterate() as Iterable<string>;
-      const tools = toolRollups((function* () {
-        for (const b of events) yield JSON.parse(b) as HarnessEvent;
-      })(), new Map());
+      const tools = toolRollups((this.db.prepare(TOOL_EVENTS_SQL).all() as Array<Record<string, unknown>>).map(toolEventOf), new Map());
       for (const t of tools) this.stmts.addTool.run(t);
       const sum = (metric: string) => (this.db.prepare('SELECT coalesce(sum(value), 0) AS v FROM counters WHERE metric = ?').get(metric) as { v: number }).v;
       this.stmts.addTotal.run('events', sum('events_total'));
       this.stmts.addTotal.run('duplicates', sum('duplicates_total'));
       this.db.prepare("INSERT INTO aggregates_state (name, value) VALUES ('rebuild', 'done') ON CONFLICT(name) DO UPDATE SET value = excluded.value").run();
-      return { sessions, rollupRows: delta.rows().length, toolCalls: tools.reduce((a, t: ToolRollupRow) => a + t.calls, 0), toolRows: tools.length, filterValues: delta.filters().length };
+      return { sessions, rollupRows: delta.rows().length + delta.dimRows().length, toolCalls: tools.reduce((a, t: ToolRollupRow) => a + t.calls, 0), toolRows: tools.length, filterValues: delta.filters().length };
     })();
   }
 
@@ -292,7 +293,8 @@ export class SqliteStore implements Store {
     this.db.prepare('DELETE FROM tool_rollups WHERE day < ?').run(utcDay(cutoff));
     if (out.sessions > 0) {
       // Rows every session has left add nothing; they would only be read.
-      this.db.exec(`DELETE FROM session_rollups WHERE ${ROLLUP_VALUES.map((v) => `${v} = 0`).join(' AND ')}; DELETE FROM filter_values WHERE sessions = 0`);
+      const zero = ROLLUP_VALUES.map((v) => `${v} = 0`).join(' AND ');
+      this.db.exec(`DELETE FROM session_rollups WHERE ${zero}; DELETE FROM session_dim_rollups WHERE ${zero}; DELETE FROM filter_values WHERE sessions = 0`);
     }
     if (this.db.pragma('auto_vacuum', { simple: true }) === 2) {
       for (;;) {

@@ -147,18 +147,36 @@ export const POSTGRES_MIGRATIONS: Array<{ name: string; sql: string }> = [
       PRIMARY KEY (day, seen_day, source, project, label, shard)
     );
     CREATE INDEX session_rollups_seen ON session_rollups(seen_day);
-    CREATE TABLE tool_rollups (
+    CREATE TABLE session_dim_rollups (
+      dim TEXT NOT NULL,
+      value TEXT NOT NULL,
       day BIGINT NOT NULL,
-      source TEXT NOT NULL,
-      project TEXT NOT NULL,
-      label TEXT NOT NULL,
+      seen_day BIGINT NOT NULL,
+      shard SMALLINT NOT NULL,
+      sessions BIGINT NOT NULL DEFAULT 0,
+      tasks BIGINT NOT NULL DEFAULT 0,
+      succeeded BIGINT NOT NULL DEFAULT 0,
+      failed BIGINT NOT NULL DEFAULT 0,
+      tool_calls BIGINT NOT NULL DEFAULT 0,
+      input_tokens BIGINT NOT NULL DEFAULT 0,
+      output_tokens BIGINT NOT NULL DEFAULT 0,
+      cache_creation_input_tokens BIGINT NOT NULL DEFAULT 0,
+      cache_read_input_tokens BIGINT NOT NULL DEFAULT 0,
+      cost_nano DOUBLE PRECISION NOT NULL DEFAULT 0,
+      cost_micro DOUBLE PRECISION NOT NULL DEFAULT 0,
+      PRIMARY KEY (dim, value, day, seen_day, shard)
+    );
+    CREATE TABLE tool_rollups (
+      dim TEXT NOT NULL,
+      value TEXT NOT NULL,
+      day BIGINT NOT NULL,
       tool TEXT NOT NULL,
       shard SMALLINT NOT NULL,
       calls BIGINT NOT NULL DEFAULT 0,
       failures BIGINT NOT NULL DEFAULT 0,
       dur_sum DOUBLE PRECISION NOT NULL DEFAULT 0,
       dur_count BIGINT NOT NULL DEFAULT 0,
-      PRIMARY KEY (day, source, project, label, tool, shard)
+      PRIMARY KEY (dim, value, day, tool, shard)
     );
     CREATE TABLE filter_values (
       dim TEXT NOT NULL,

@@ -97,8 +97,8 @@ export const SQLITE_MIGRATIONS: string[] = [
   ALTER TABLE harness_sessions ADD COLUMN completed_at TEXT GENERATED ALWAYS AS
     (strftime('%Y-%m-%dT%H:%M:%S', completed_ms / 1000, 'unixepoch') || printf('.%03dZ', completed_ms % 1000)) VIRTUAL;
   `,
-  // 4: aggregates kept at ingest (../../rollups.ts): per (day, day last seen, source, project, label)
-  // session sums, per (day, source, project, label, tool) tool calls, the values /api/filters lists with how many sessions have each, ingest totals.
+  // 4: aggregates kept at ingest (../../rollups.ts): session sums per (day, day last seen, source,
+  // project, label) and per single dimension, tool calls per dimension, day and tool, the values /api/filters lists with how many sessions have each, ingest totals.
   // Filled by the store right after this migration (from the sessions, with the same pure rules
   // ingest uses; `aggregates_state` says a rebuild is due), as `serve --rebuild-aggregates` does.
   `
@@ -122,17 +122,34 @@ export const SQLITE_MIGRATIONS: string[] = [
     PRIMARY KEY (day, seen_day, source, project, label)
   ) WITHOUT ROWID;
   CREATE INDEX session_rollups_seen ON session_rollups(seen_day);
-  CREATE TABLE tool_rollups (
+  CREATE TABLE session_dim_rollups (
+    dim TEXT NOT NULL,
+    value TEXT NOT NULL,
     day INTEGER NOT NULL,
-    source TEXT NOT NULL,
-    project TEXT NOT NULL,
-    label TEXT NOT NULL,
+    seen_day INTEGER NOT NULL,
+    sessions INTEGER NOT NULL DEFAULT 0,
+    tasks INTEGER NOT NULL DEFAULT 0,
+    succeeded INTEGER NOT NULL DEFAULT 0,
+    failed INTEGER NOT NULL DEFAULT 0,
+    tool_calls INTEGER NOT NULL DEFAULT 0,
+    input_tokens INTEGER NOT NULL DEFAULT 0,
+    output_tokens INTEGER NOT NULL DEFAULT 0,
+    cache_creation_input_tokens INTEGER NOT NULL DEFAULT 0,
+    cache_read_input_tokens INTEGER NOT NULL DEFAULT 0,
+    cost_nano INTEGER NOT NULL DEFAULT 0,
+    cost_micro INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (dim, value, day, seen_day)
+  ) WITHOUT ROWID;
+  CREATE TABLE tool_rollups (
+    dim TEXT NOT NULL,
+    value TEXT NOT NULL,
+    day INTEGER NOT NULL,
     tool TEXT NOT NULL,
     calls INTEGER NOT NULL DEFAULT 0,
     failures INTEGER NOT NULL DEFAULT 0,
     dur_sum REAL NOT NULL DEFAULT 0,
     dur_count INTEGER NOT NULL DEFAULT 0,
-    PRIMARY KEY (day, source, project, label, tool)
+    PRIMARY KEY (dim, value, day, tool)
   ) WITHOUT ROWID;
   CREATE TABLE filter_values (
     dim TEXT NOT NULL,
