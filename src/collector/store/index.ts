@@ -78,7 +78,7 @@ export interface SweepResult {
 }
 
 /** Rows one retention transaction deletes at most: ingest waits for one chunk, never for the whole sweep. */
-export const SWEEP_CHUNK = 2000;
+export const SWEEP_CHUNK = 1000;
 
 /** summary()'s ingest totals, kept in a tiny table at ingest so that they are not a scan of every counter. */
 export interface IngestTotals {

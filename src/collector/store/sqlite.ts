@@ -55,15 +55,22 @@ export class SqliteStore implements Store {
     if (state?.value === 'due') this.rebuildSync();
   }
 
+  /**
+   * Applies the migrations this collector knows, all in one IMMEDIATE transaction that
+   * reads the version inside it: two collectors starting at once on a new file take
+   * turns, and the second finds nothing left to do.
+   */
   private migrate(): void {
-    const version = this.db.pragma('user_version', { simple: true }) as number;
-    if (version > SQLITE_MIGRATIONS.length) throw new Error(`database schema version ${version} is newer than this collector (${SQLITE_MIGRATIONS.length}); upgrade claude-metrics`);
-    for (let v = version; v < SQLITE_MIGRATIONS.length; v++) {
-      this.db.transaction(() => {
-        this.db.exec(SQLITE_MIGRATIONS[v]!);
-        this.db.pragma(`user_version = ${v + 1}`);
-      })();
-    }
+    this.db
+      .transaction(() => {
+        const version = this.db.pragma('user_version', { simple: true }) as number;
+        if (version > SQLITE_MIGRATIONS.length) throw new Error(`database schema version ${version} is newer than this collector (${SQLITE_MIGRATIONS.length}); upgrade claude-metrics`);
+        for (let v = version; v < SQLITE_MIGRATIONS.length; v++) {
+          this.db.exec(SQLITE_MIGRATIONS[v]!);
+          this.db.pragma(`user_version = ${v + 1}`);
+        }
+      })
+      .immediate();
   }
 
   private prepare() {
@@ -72,9 +79,9 @@ export class SqliteStore implements Store {
       insertEvent: db.prepare(`INSERT OR IGNORE INTO harness_events (${EVENT_COLUMNS.join(', ')}) VALUES (${EVENT_COLUMNS.map(q).join(', ')})`),
       upsertSession: db.prepare(`INSERT INTO harness_sessions (${SESSION_DELTA_COLUMNS.map(([c]) => c).join(', ')})
         VALUES (${SESSION_DELTA_COLUMNS.map(([, f]) => `@${f}`).join(', ')})
-        ON CONFLICT(id) DO UPDATE SET ${sessionMergeSet('harness_sessions', 'min', 'max')}`),
+        ON CONFLICT(id) DO UPDATE SET ${sessionMergeSet('harness_sessions', 'min', 'max')} RETURNING *`),
       completionState: db.prepare('SELECT started_ms, completed_ms, completion_event_id FROM harness_sessions WHERE id = ?'),
-      setCompletion: db.prepare(`UPDATE harness_sessions SET ${completionSet('harness_sessions', (n) => `@${n}`)} WHERE id = @id`),
+      setCompletion: db.prepare(`UPDATE harness_sessions SET ${completionSet('harness_sessions', (n) => `@${n}`)} WHERE id = @id RETURNING *`),
       getFact: db.prepare('SELECT session_key, model, ts_ms, unpriced, state FROM harness_facts WHERE session_id = ? AND kind = ? AND key = ?'),
       putFact: db.prepare(`INSERT INTO harness_facts (session_id, kind, key, session_key, model, ts_ms, unpriced, state) VALUES (@session_id, @kind, @key, @session_key, @model, @ts_ms, @unpriced, @state)
         ON CONFLICT(session_id, kind, key) DO UPDATE SET model = excluded.model, ts_ms = excluded.ts_ms, unpriced = excluded.unpriced, state = excluded.state`),
@@ -131,15 +138,17 @@ export class SqliteStore implements Store {
     for (const f of fold.facts) this.stmts.putFact.run({ ...f, state: JSON.stringify(f.state) });
     // Each touched session as it was, to move its rollup contribution to what it becomes (rollups.ts).
     const before = fold.sessions.map((d) => this.stmts.sessionRow.get(d.id) as Record<string, unknown> | undefined);
-    for (const d of fold.sessions) this.stmts.upsertSession.run(d);
+    const after = new Map<string, Record<string, unknown>>();
+    for (const d of fold.sessions) after.set(d.id, this.stmts.upsertSession.get(d) as Record<string, unknown>);
     if (fold.completions.length > 0) {
       const states = new Map<string, CompletionState>();
-      for (const c of fold.completions) if (!states.has(c.id)) states.set(c.id, this.stmts.completionState.get(c.id) as CompletionState);
-      for (const { labels: _, ...c } of applyCompletions(states, fold.completions, fold.counters)) this.stmts.setCompletion.run(c);
+      // The rows as upserted above are the state each completion is placed on.
+      for (const c of fold.completions) if (!states.has(c.id)) states.set(c.id, (after.get(c.id) ?? this.stmts.completionState.get(c.id)) as CompletionState);
+      for (const { labels: _, ...c } of applyCompletions(states, fold.completions, fold.counters)) after.set(c.id, this.stmts.setCompletion.get(c) as Record<string, unknown>);
     }
     this.writeCounters(fold.counters);
     const delta = new RollupDelta();
-    fold.sessions.forEach((d, i) => delta.diff(asSession(before[i]), asSession(this.stmts.sessionRow.get(d.id) as Record<string, unknown>)));
+    fold.sessions.forEach((d, i) => delta.diff(asSession(before[i]), asSession(after.get(d.id))));
     this.writeRollups(delta);
     if (stored.length > 0) this.stmts.addTotal.run('events', stored.length);
     if (duplicates > 0) this.stmts.addTotal.run('duplicates', duplicates);
