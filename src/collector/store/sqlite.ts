@@ -256,7 +256,7 @@ export class SqliteStore implements Store {
       this.stmts.addTotal.run('duplicates', sum('duplicates_total'));
       this.db.prepare("INSERT INTO aggregates_state (name, value) VALUES ('rebuild', 'done') ON CONFLICT(name) DO UPDATE SET value = excluded.value").run();
       return { sessions, rollupRows: delta.rows().length + delta.dimRows().length, toolCalls: tools.reduce((a, t: ToolRollupRow) => a + t.calls, 0), toolRows: tools.length, filterValues: delta.filters().length };
-    })();
+    }).immediate();
   }
 
   async eventCount(): Promise<number> {
@@ -284,6 +284,8 @@ export class SqliteStore implements Store {
         await pause(Math.max(2, performance.now() - t0));
       }
     };
+    // IMMEDIATE: a chunk reads, then deletes; begun as a reader it could not become the writer after
+    // another process's commit (SQLITE_BUSY at once, no busy wait), so it takes the write lock first.
     out.sessions = await chunked(() =>
       this.db.transaction(() => {
         const rows = this.stmts.oldSessions.all(cutoff, SWEEP_CHUNK) as Array<Record<string, unknown>>;
@@ -294,7 +296,7 @@ export class SqliteStore implements Store {
         }
         this.writeRollups(delta);
         return rows.length;
-      })(),
+      }).immediate(),
     );
     out.events = await chunked(() => this.stmts.deleteEvents.run(cutoff, SWEEP_CHUNK).changes);
     out.facts = await chunked(() => this.stmts.deleteFacts.run(cutoff, SWEEP_CHUNK).changes);
