@@ -17,8 +17,8 @@ import { completionSet, EVENT_COLUMNS, eventValues, pageOf, SESSION_DELTA_COLUMN
 const q = () => '?';
 /** A stored session row as rollups.ts reads it (the `now` of toSession only decides `active`, which rollups do not use). */
 const asSession = (r: Record<string, unknown> | undefined): SessionRow | null => (r === undefined || r.last_seen_ms === null ? null : toSession(r, 0));
-/** SQLite pages incremental_vacuum gives back per step (4 MB at the default page size): a bounded pause for ingest. */
-const VACUUM_STEP_PAGES = 1000;
+/** SQLite pages incremental_vacuum gives back per step (1 MB at the default page size): a bounded pause for ingest. */
+const VACUUM_STEP_PAGES = 256;
 
 const pause = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
@@ -104,6 +104,10 @@ export class SqliteStore implements Store {
       oldSessions: db.prepare('SELECT * FROM harness_sessions WHERE last_seen_ms < ? LIMIT ?'),
       deleteSession: db.prepare('DELETE FROM harness_sessions WHERE id = ?'),
       deleteEvents: db.prepare('DELETE FROM harness_events WHERE rowid IN (SELECT rowid FROM harness_events WHERE ts_ms < ? LIMIT ?)'),
+      deleteOldTools: db.prepare('DELETE FROM tool_rollups WHERE (dim, value, day, tool) IN (SELECT dim, value, day, tool FROM tool_rollups WHERE day < ? LIMIT ?)'),
+      deleteZeroRollups: db.prepare(`DELETE FROM session_rollups WHERE (day, seen_day, source, project, label) IN (SELECT day, seen_day, source, project, label FROM session_rollups WHERE ${ROLLUP_VALUES.map((v) => `${v} = 0`).join(' AND ')} LIMIT ?)`),
+      deleteZeroDimRollups: db.prepare(`DELETE FROM session_dim_rollups WHERE (dim, value, day, seen_day) IN (SELECT dim, value, day, seen_day FROM session_dim_rollups WHERE ${ROLLUP_VALUES.map((v) => `${v} = 0`).join(' AND ')} LIMIT ?)`),
+      deleteZeroFilters: db.prepare('DELETE FROM filter_values WHERE (dim, value) IN (SELECT dim, value FROM filter_values WHERE sessions = 0 LIMIT ?)'),
       deleteFacts: db.prepare('DELETE FROM harness_facts WHERE (session_id, kind, key) IN (SELECT session_id, kind, key FROM harness_facts WHERE ts_ms < ? LIMIT ?)'),
       eventCount: db.prepare('SELECT count(*) AS n FROM harness_events'),
     };
@@ -300,12 +304,14 @@ export class SqliteStore implements Store {
     );
     out.events = await chunked(() => this.stmts.deleteEvents.run(cutoff, SWEEP_CHUNK).changes);
     out.facts = await chunked(() => this.stmts.deleteFacts.run(cutoff, SWEEP_CHUNK).changes);
-    // Tool calls of whole days before the cutoff (their events are gone).
-    this.db.prepare('DELETE FROM tool_rollups WHERE day < ?').run(utcDay(cutoff));
+    // Tool calls of whole days before the cutoff (their events are gone), and rollup rows every
+    // session has left (they add nothing, they would only be read): in chunks as well.
+    const cutoffDay = utcDay(cutoff);
+    await chunked(() => this.stmts.deleteOldTools.run(cutoffDay, SWEEP_CHUNK).changes);
     if (out.sessions > 0) {
-      // Rows every session has left add nothing; they would only be read.
-      const zero = ROLLUP_VALUES.map((v) => `${v} = 0`).join(' AND ');
-      this.db.exec(`DELETE FROM session_rollups WHERE ${zero}; DELETE FROM session_dim_rollups WHERE ${zero}; DELETE FROM filter_values WHERE sessions = 0`);
+      await chunked(() => this.stmts.deleteZeroRollups.run(SWEEP_CHUNK).changes);
+      await chunked(() => this.stmts.deleteZeroDimRollups.run(SWEEP_CHUNK).changes);
+      await chunked(() => this.stmts.deleteZeroFilters.run(SWEEP_CHUNK).changes);
     }
     if (this.db.pragma('auto_vacuum', { simple: true }) === 2) {
       for (;;) {
