@@ -22,6 +22,24 @@ const VACUUM_STEP_PAGES = 256;
 
 const pause = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
+/**
+ * WAL mode. Switching a new file to it takes an exclusive lock without waiting on the busy
+ * timeout, so a second collector opening the same new file at that moment got "database is
+ * locked": it retries for a few seconds instead (the switch itself takes milliseconds).
+ */
+function walMode(db: Database.Database): void {
+  const wait = new Int32Array(new SharedArrayBuffer(4));
+  for (let attempt = 0; ; attempt++) {
+    try {
+      db.pragma('journal_mode = WAL');
+      return;
+    } catch (err) {
+      if ((err as { code?: string }).code !== 'SQLITE_BUSY' || attempt >= 250) throw err;
+      Atomics.wait(wait, 0, 0, 20);
+    }
+  }
+}
+
 export class SqliteStore implements Store {
   readonly kind = 'sqlite' as const;
   readonly location: string;
@@ -40,7 +58,7 @@ export class SqliteStore implements Store {
       // after a sweep). It must be set before the first table; an older file keeps NONE (docs/administrators.md: VACUUM).
       if (fresh) this.db.pragma('auto_vacuum = INCREMENTAL');
     } else this.db = new Database(path);
-    this.db.pragma('journal_mode = WAL');
+    walMode(this.db);
     // WAL + NORMAL: a commit is in the WAL file before we answer, so an
     // acknowledged event survives a killed or crashed collector (tested with
     // kill -9). FULL would also survive power loss, at an fsync per request
