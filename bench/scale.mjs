@@ -232,8 +232,10 @@ async function measureSize(size, work, pg) {
     await steady.done;
     await sweeper.stop();
     const logFile = join(sweeperHome, '.local/state/claude-metrics/collector.log');
-    const line = existsSync(logFile) ? readFileSync(logFile, 'utf8').split('\n').find((l) => l.includes('retention sweep')) : undefined;
+    const line = existsSync(logFile) ? readFileSync(logFile, 'utf8').split('\n').find((l) => l.includes('"msg":"retention sweep')) : undefined;
     out.swept = line ? JSON.parse(line) : undefined;
+    if (out.swept?.error) process.stderr.write(`scale: the retention sweep failed: ${out.swept.error}\n`);
+    else if (!out.swept) process.stderr.write(`scale: no retention sweep line in ${logFile}\n`);
     out.sweepS = (sweepEnd - sweepStart) / 1000;
     const before = pass.filter((b) => b.t0 + b.ms < sweepStart).map((b) => b.ms);
     const during = pass.filter((b) => b.t0 < sweepEnd && b.t0 + b.ms > sweepStart).map((b) => b.ms);
@@ -289,8 +291,11 @@ function report(results) {
   console.table(
     results.map((r) => ({
       events: fmt(r.size),
-      'removed events': r.swept?.events ?? '?',
+      'removed events': r.swept?.events ?? (r.swept?.error ? 'failed' : '?'),
       'sessions': r.swept?.sessions ?? '?',
+      'facts': r.swept?.facts ?? '?',
+      'chunks': r.swept?.chunks ?? '-',
+      'sweep ms': r.swept?.ms ?? '-',
       'pass s': r.sweepS.toFixed(2),
       'batch p50 without (ms)': ms(r.passBaseP50),
       'batch max without': ms(r.passBaseMax),

@@ -81,6 +81,7 @@ export function buildProgram(): Command {
     .option('--retention-days <n>', 'delete events and sessions older than this', int('--retention-days'))
     .option('--active-window-ms <ms>', 'a session not ended and silent this long is stale, not active (default 1800000; env CLAUDE_METRICS_ACTIVE_WINDOW_MS)', int('--active-window-ms'))
     .option('--router-metrics-url <url>', 'router Prometheus URL to show beside harness usage')
+    .option('--rebuild-aggregates', 'derive the dashboard rollups again from the stored sessions and events, print what was done, exit')
     .action(lazy('serve'));
 
   program

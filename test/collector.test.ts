@@ -253,6 +253,15 @@ describe.each(['sqlite', 'postgres'] as const)('collector on %s', (backend) => {
       expect(body.sessions.map((s: { id: string }) => s.id)).toEqual(['session:new']);
       expect((await getJson(`${serve.url}/healthz`)).body.events).toBe(1);
       expect(await metric(serve.url, /^claude_harness_events_total/)).toBe(before);
+      // What went is reported: a counter by table (with its help text) and the log line.
+      expect(await metric(serve.url, /^claude_harness_retention_deleted_total\{table="events"\}/)).toBe(1);
+      expect(await metric(serve.url, /^claude_harness_retention_deleted_total\{table="sessions"\}/)).toBe(1);
+      expect((await getJson(`${serve.url}/metrics`)).body).toContain('# HELP claude_harness_retention_deleted_total ');
+      // …and the dashboard's aggregates lost the session with it.
+      const summary = (await getJson(`${serve.url}/api/summary?since=30d`)).body;
+      expect(summary.by_project.reduce((a: number, p: { tool_calls: number }) => a + p.tool_calls, 0)).toBe(1);
+      expect(summary.top_tools).toEqual([{ tool: 'Bash', calls: 1, failures: 0, avg_duration_ms: null }]);
+      expect((await getJson(`${serve.url}/api/daily?days=30`)).body.days.length).toBe(1);
     });
   });
 

@@ -7,6 +7,9 @@ import Database from 'better-sqlite3';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { daily, dailyFromSessions, summary, summaryFromSessions } from '../src/collector/api';
+import { SqliteStore } from '../src/collector/store/sqlite';
+import { SQLITE_MIGRATIONS } from '../src/collector/store/migrations/sqlite';
 import { uuidv7 } from '../src/ids';
 import { getJson, postJson, ROOT, startServe, tempHome, type TempHome } from './helpers/cli';
 
@@ -139,6 +142,64 @@ describe('harness_sessions migration from schema v1', () => {
       expect(router.prepare(PLAN_QUERY).all()).toEqual([]);
     } finally {
       router.close();
+    }
+  });
+
+  it('the aggregates (schema 4): a database from the previous schema is filled from its sessions by the migration, and the API answers as before', async () => {
+    const path = join(t.home, 'collector.db');
+    const now = Date.now();
+    const at = (h: number) => new Date(now - h * 3_600_000).toISOString();
+    // A collector of the previous schema with data: this one's tables but the aggregates (migration 4 adds only those).
+    const serve = await startServe(t.env, ['--db', path, ...KEEP_OLD_ROWS]);
+    const events: Array<Record<string, unknown>> = [];
+    for (let s = 0; s < 12; s++) {
+      const base = { source: s % 3 ? 'interactive' : 'ralph', session_id: `m-${s}`, project: s % 2 ? 'web' : 'api', ...(s % 4 ? { label: `l${s % 3}` } : {}) };
+      const h = s * 20 + 1;
+      events.push({ event_id: uuidv7(), event: 'SessionStart', timestamp: at(h), ...base });
+      events.push({ event_id: uuidv7(), event: 'PostToolUse', timestamp: at(h - 0.1), tool_name: s % 2 ? 'Bash' : 'Read', tool_use_id: `tu-${s}`, success: s % 5 !== 0, duration_ms: 10 * s, ...base });
+      events.push({ event_id: uuidv7(), event: 'usage', timestamp: at(h - 0.2), request_id: `r-${s}`, model: 'claude-sonnet-4-5', usage: { input_tokens: 100 * s, output_tokens: 7 * s }, cost_usd: 0.001 * s, ...base });
+      if (s % 3 !== 2) events.push({ event_id: uuidv7(), event: 'SessionEnd', timestamp: at(h - 0.5), success: s % 4 !== 1, ...base });
+    }
+    expect((await postJson(serve.endpoint, { events })).status).toBe(200);
+    const answers = async (url: string) => {
+      const out: Record<string, unknown> = {};
+      for (const q of ['summary', 'summary?since=7d', 'summary?since=30d&project=web', 'daily?days=30', 'daily?days=7&source=ralph', 'filters']) {
+        const { generated_at: _, ...body } = (await getJson(`${url}/api/${q}`)).body as Record<string, unknown>;
+        out[q] = body;
+      }
+      return out;
+    };
+    const before = await answers(serve.url);
+    await serve.stop();
+    const db = new Database(path);
+    db.exec('DROP TABLE session_rollups; DROP TABLE session_dim_rollups; DROP TABLE tool_rollups; DROP TABLE filter_values; DROP TABLE ingest_totals; DROP TABLE aggregates_state');
+    // The schema before the aggregates' migration (the last one when this was written; one added
+    // after it must be undone here too for this to start from the schema before it).
+    const aggregates = SQLITE_MIGRATIONS.findIndex((m) => m.includes('CREATE TABLE session_rollups'));
+    expect(aggregates).toBe(SQLITE_MIGRATIONS.length - 1);
+    db.pragma(`user_version = ${aggregates}`);
+    db.close();
+
+    const migrated = await startServe(t.env, ['--db', path, ...KEEP_OLD_ROWS]);
+    try {
+      expect(await answers(migrated.url)).toEqual(before);
+      expect((before.summary as { ingest: { events: number } }).ingest.events).toBe(events.length);
+    } finally {
+      await migrated.stop();
+    }
+    // …and exactly what recomputing from the stored sessions answers, for the old fixture as well.
+    writeV1(join(t.home, 'v1.db'));
+    for (const [file, when] of [[path, now], [join(t.home, 'v1.db'), 1764640900000]] as const) {
+      const store = new SqliteStore(file);
+      try {
+        expect(store.db.pragma('user_version', { simple: true })).toBe(SQLITE_MIGRATIONS.length);
+        for (const f of [{}, { sinceMs: when - 30 * 86_400_000 }, { project: 'web' }, { source: 'ralph', sinceMs: when - 36 * 3_600_000 }]) {
+          expect(await summary(store, f, when)).toEqual(await summaryFromSessions(store, f, when));
+          expect(await daily(store, f, 30, when)).toEqual(await dailyFromSessions(store, f, 30, when));
+        }
+      } finally {
+        await store.close();
+      }
     }
   });
 });

@@ -2,9 +2,9 @@
  * The JSON API and the Prometheus families, computed from the store. Pure
  * translation of store rows into the shapes of docs/contracts.md.
  */
-import { addTokens } from '../transcript/pricing';
 import { histogramSamples, DURATION_BUCKETS_S, type MetricFamily, type Sample } from './prometheus';
-import type { SessionFilter, SessionRow, Store } from './store';
+import { ROLLUP_VALUES, sessionDay, sessionValues, topToolsOf, zeroValues, type RollupValues } from './rollups';
+import type { SessionFilter, SessionRow, Store, ToolRow } from './store';
 
 const DAY_MS = 86_400_000;
 
@@ -34,91 +34,165 @@ interface Tally {
   cost_usd: number;
 }
 
-function tally(rows: SessionRow[]): Tally {
-  const t: Tally = { tasks: 0, succeeded: 0, failed: 0, tool_calls: 0, input_tokens: 0, output_tokens: 0, cache_creation_input_tokens: 0, cache_read_input_tokens: 0, tokens: 0, cost_usd: 0 };
-  for (const r of rows) {
-    if (r.completed_at) {
-      t.tasks++;
-      if (r.success === false) t.failed++;
-      else t.succeeded++;
-    }
-    t.tool_calls += r.tool_calls_count;
-    addTokens(t, r);
-    t.cost_usd += r.cost_usd;
-  }
-  t.tokens = t.input_tokens + t.output_tokens + t.cache_creation_input_tokens + t.cache_read_input_tokens;
-  t.cost_usd = round6(t.cost_usd);
-  return t;
-}
-
 const round6 = (v: number) => Math.round(v * 1e6) / 1e6;
 const rate = (t: Tally) => (t.tasks === 0 ? null : round6(t.succeeded / t.tasks));
 
-function groupBy(rows: SessionRow[], key: (r: SessionRow) => string | null) {
-  const m = new Map<string, SessionRow[]>();
-  for (const r of rows) {
-    const k = key(r) ?? '(none)';
-    (m.get(k) ?? m.set(k, []).get(k)!).push(r);
-  }
-  return [...m.entries()];
+/**
+ * Summed session values as the API shows them. Costs were summed as integers
+ * (rollups.ts): a total is rounded once to 6 decimals; /api/daily adds sessions
+ * already rounded to 6 decimals (`perSessionCost`), as it always has.
+ */
+function tallyOf(v: RollupValues, perSessionCost = false): Tally {
+  return {
+    tasks: v.tasks,
+    succeeded: v.succeeded,
+    failed: v.failed,
+    tool_calls: v.tool_calls,
+    input_tokens: v.input_tokens,
+    output_tokens: v.output_tokens,
+    cache_creation_input_tokens: v.cache_creation_input_tokens,
+    cache_read_input_tokens: v.cache_read_input_tokens,
+    tokens: v.input_tokens + v.output_tokens + v.cache_creation_input_tokens + v.cache_read_input_tokens,
+    cost_usd: perSessionCost ? v.cost_micro / 1e6 : round6(v.cost_nano / 1e9),
+  };
 }
 
-export async function summary(store: Store, f: SessionFilter, now = Date.now()) {
-  const today = utcDayStart(now);
-  const week = today - 6 * DAY_MS;
-  const rows7 = await store.allSessions({ ...f, sinceMs: week }, now);
-  const rowsToday = rows7.filter((r) => Date.parse(r.last_seen_at ?? '') >= today);
-  const completedIn = (rows: SessionRow[], from: number) => rows.filter((r) => !r.completed_at || Date.parse(r.completed_at) >= from);
-  const t = tally(completedIn(rowsToday, today));
-  const w = tally(completedIn(rows7, week));
+function addValues(a: RollupValues, b: RollupValues): RollupValues {
+  for (const k of ROLLUP_VALUES) a[k] += b[k];
+  return a;
+}
+
+const sumSessions = (rows: SessionRow[]): RollupValues => rows.reduce((acc, r) => addValues(acc, sessionValues(r)), zeroValues());
+
+/** Groups of summed values by a name; empty groups (every session left) are not groups. */
+function grouped(entries: Iterable<[string, RollupValues]>): Array<[string, RollupValues]> {
+  const m = new Map<string, RollupValues>();
+  for (const [k, v] of entries) addValues(m.get(k) ?? m.set(k, zeroValues()).get(k)!, v);
+  return [...m.entries()].filter(([, v]) => v.sessions > 0);
+}
+
+function breakdown(groups: Array<[string, RollupValues]>, name: 'project' | 'label') {
+  return groups
+    .map(([k, v]) => {
+      const x = tallyOf(v);
+      return { [name]: k, tasks: x.tasks, succeeded: x.succeeded, failed: x.failed, success_rate: rate(x), tool_calls: x.tool_calls, tokens: x.tokens, cost_usd: x.cost_usd };
+    })
+    .sort((a, b) => b.tasks - a.tasks || b.tokens - a.tokens || (a[name]! < b[name]! ? -1 : a[name]! > b[name]! ? 1 : 0));
+}
+
+/** What summary() shows, whichever way its sums were found. */
+interface SummaryParts {
+  today: RollupValues;
+  week: RollupValues;
+  byProject: Array<[string, RollupValues]>;
+  byLabel: Array<[string, RollupValues]>;
+  topTools: ToolRow[];
+}
+
+async function summaryOf(store: Store, f: SessionFilter, now: number, parts: SummaryParts) {
   const active = (await store.allSessions({ ...f, sinceMs: now - store.activeWindowMs }, now)).filter((r) => r.active);
   const bySource: Record<string, number> = {};
   for (const r of active) bySource[r.source ?? 'unknown'] = (bySource[r.source ?? 'unknown'] ?? 0) + 1;
-  const counters = await store.counters();
-  const sum = (metric: string) => counters.filter((c) => c.metric === metric).reduce((a, c) => a + c.value, 0);
-  const rejectsByReason: Record<string, number> = {};
-  for (const c of counters.filter((c) => c.metric === 'rejects_total')) rejectsByReason[c.labels.reason ?? 'unknown'] = c.value;
-  const window = f.sinceMs !== undefined ? await store.allSessions(f, now) : rows7;
-  const breakdown = (key: (r: SessionRow) => string | null, name: string) =>
-    groupBy(window, key)
-      .map(([k, rs]) => {
-        const x = tally(rs);
-        return { [name]: k, tasks: x.tasks, succeeded: x.succeeded, failed: x.failed, success_rate: rate(x), tool_calls: x.tool_calls, tokens: x.tokens, cost_usd: x.cost_usd };
-      })
-      .sort((a, b) => b.tasks - a.tasks || b.tokens - a.tokens);
+  const ingest = await store.ingestTotals();
+  const t = tallyOf(parts.today);
+  const w = tallyOf(parts.week);
   return {
     generated_at: new Date(now).toISOString(),
     today: { ...t, success_rate: rate(t) },
     last_7d: { tasks: w.tasks, succeeded: w.succeeded, failed: w.failed, success_rate: rate(w), tokens: w.tokens, cost_usd: w.cost_usd },
     active: { total: active.length, ralph: bySource.ralph ?? 0, by_source: bySource },
-    ingest: { events: sum('events_total'), duplicates: sum('duplicates_total'), rejects: sum('rejects_total'), rejects_by_reason: rejectsByReason },
-    by_project: breakdown((r) => r.project, 'project'),
-    by_label: breakdown((r) => r.label, 'label'),
-    top_tools: await store.topTools({ ...f, sinceMs: f.sinceMs ?? week }),
+    ingest: { events: ingest.events, duplicates: ingest.duplicates, rejects: Object.values(ingest.rejects).reduce((a, b) => a + b, 0), rejects_by_reason: ingest.rejects },
+    by_project: breakdown(parts.byProject, 'project'),
+    by_label: breakdown(parts.byLabel, 'label'),
+    top_tools: parts.topTools,
     /** Models with tokens but no price and no Claude Code cost: their cost is unknown, not zero. */
     unpriced_models: await store.unpricedModels(),
   };
 }
 
-export async function daily(store: Store, f: SessionFilter, days: number, now = Date.now()) {
-  const from = utcDayStart(now) - (days - 1) * DAY_MS;
-  const rows = await store.allSessions({ ...f, sinceMs: from }, now);
-  const out = new Map<string, ReturnType<typeof tally> & { date: string; source: string }>();
-  for (const r of rows) {
-    const at = Date.parse(r.completed_at ?? r.last_seen_at ?? r.started_at ?? '');
-    if (Number.isNaN(at) || at < from) continue;
-    const date = new Date(utcDayStart(at)).toISOString().slice(0, 10);
-    const source = r.source ?? 'unknown';
-    const k = `${date}|${source}`;
-    const t = tally([r]);
-    const cur = out.get(k);
-    if (!cur) out.set(k, { ...t, date, source });
-    else for (const key of Object.keys(t) as Array<keyof Tally>) (cur[key] as number) = round6((cur[key] as number) + t[key]);
-  }
+/**
+ * The reference: /api/summary recomputed from the stored sessions of its
+ * window. summary() must answer the same from the rollups (tested after
+ * randomized storms); it is also the answer when `until` bounds the window.
+ */
+export async function summaryFromSessions(store: Store, f: SessionFilter, now = Date.now()) {
+  const today = utcDayStart(now);
+  const week = today - 6 * DAY_MS;
+  const rows7 = await store.allSessions({ ...f, sinceMs: week }, now);
+  const rowsToday = rows7.filter((r) => Date.parse(r.last_seen_at ?? '') >= today);
+  const completedIn = (rows: SessionRow[], from: number) => rows.filter((r) => !r.completed_at || Date.parse(r.completed_at) >= from);
+  const window = f.sinceMs !== undefined ? await store.allSessions(f, now) : rows7;
+  const by = (key: (r: SessionRow) => string | null) => grouped(window.map((r) => [key(r) ?? '(none)', sessionValues(r)]));
+  return summaryOf(store, f, now, {
+    today: sumSessions(completedIn(rowsToday, today)),
+    week: sumSessions(completedIn(rows7, week)),
+    byProject: by((r) => r.project),
+    byLabel: by((r) => r.label),
+    topTools: await store.topTools({ ...f, sinceMs: f.sinceMs ?? week }),
+  });
+}
+
+const dims = (f: SessionFilter) => ({ source: f.source || undefined, project: f.project || undefined, label: f.label || undefined });
+
+/**
+ * /api/summary from the rollups: whole UTC days from session_rollups, and when
+ * `since` falls inside a day, that first day's sessions from the sessions table.
+ * A session's `seen_day` and `day` (rollups.ts) place it exactly where the
+ * reference's filters on last_seen and completed would.
+ */
+export async function summary(store: Store, f: SessionFilter, now = Date.now()) {
+  if (f.untilMs !== undefined) return summaryFromSessions(store, f, now);
+  const d = dims(f);
+  const today = utcDayStart(now);
+  const week = today - 6 * DAY_MS;
+  const total = async (from: number) => (await store.rollupSums({ ...d, dayFrom: from, seenFrom: from, by: [] }))[0] ?? zeroValues();
+  const since = f.sinceMs ?? week;
+  const sinceDay = utcDayStart(since);
+  const edge = since === sinceDay ? [] : await store.allSessions({ ...f, sinceMs: since, seenBeforeMs: sinceDay + DAY_MS }, now);
+  const wholeFrom = since === sinceDay ? sinceDay : sinceDay + DAY_MS;
+  const by = async (dim: 'project' | 'label') => {
+    const rows = await store.rollupSums({ ...d, seenFrom: wholeFrom, by: [dim] });
+    return grouped([...rows.map((r): [string, RollupValues] => [r[dim] ?? '(none)', r]), ...edge.map((r): [string, RollupValues] => [r[dim] ?? '(none)', sessionValues(r)])]);
+  };
+  const rolled = await store.toolRollupSums({ ...d, dayFrom: wholeFrom });
+  const tools = rolled === null ? await store.toolSums({ ...f, sinceMs: since }) : [...rolled, ...(since === sinceDay ? [] : await store.toolSums({ ...f, sinceMs: since, seenBeforeMs: sinceDay + DAY_MS }))];
+  return summaryOf(store, f, now, { today: await total(today), week: await total(week), byProject: await by('project'), byLabel: await by('label'), topTools: topToolsOf(tools, 10) });
+}
+
+type DailyRow = Tally & { date: string; source: string };
+
+function dailyOf(from: number, groups: Array<[string, RollupValues]>) {
+  const days: DailyRow[] = groups.map(([k, v]) => {
+    const [date, source] = k.split('|') as [string, string];
+    return { ...tallyOf(v, true), date, source };
+  });
   return {
     from: new Date(from).toISOString().slice(0, 10),
-    days: [...out.values()].sort((a, b) => (a.date < b.date ? -1 : a.date > b.date ? 1 : a.source < b.source ? -1 : 1)),
+    days: days.sort((a, b) => (a.date < b.date ? -1 : a.date > b.date ? 1 : a.source < b.source ? -1 : a.source > b.source ? 1 : 0)),
   };
+}
+
+const dateOf = (dayMs: number) => new Date(dayMs).toISOString().slice(0, 10);
+
+/** The reference: /api/daily recomputed from the stored sessions (see summaryFromSessions). */
+export async function dailyFromSessions(store: Store, f: SessionFilter, days: number, now = Date.now()) {
+  const from = utcDayStart(now) - (days - 1) * DAY_MS;
+  const rows = await store.allSessions({ ...f, sinceMs: from }, now);
+  const entries: Array<[string, RollupValues]> = [];
+  for (const r of rows) {
+    const day = sessionDay(r);
+    if (day === null || day < from) continue;
+    entries.push([`${dateOf(day)}|${r.source ?? 'unknown'}`, sessionValues(r)]);
+  }
+  return dailyOf(from, grouped(entries));
+}
+
+/** /api/daily from the rollups: its window is whole UTC days. */
+export async function daily(store: Store, f: SessionFilter, days: number, now = Date.now()) {
+  if (f.untilMs !== undefined) return dailyFromSessions(store, f, days, now);
+  const from = utcDayStart(now) - (days - 1) * DAY_MS;
+  const rows = await store.rollupSums({ ...dims(f), dayFrom: from, seenFrom: from, by: ['day', 'source'] });
+  return dailyOf(from, grouped(rows.map((r) => [`${dateOf(r.day!)}|${r.source ?? 'unknown'}`, r])));
 }
 
 const HELP: Record<string, [string, 'counter' | 'gauge']> = {
@@ -134,6 +208,7 @@ const HELP: Record<string, [string, 'counter' | 'gauge']> = {
   otlp_ignored_total: ['OTLP log records and data points read and deliberately not kept (names not mapped), by signal.', 'counter'],
   run_reported_cost_usd_total: ['Cost in USD reported by Claude Code results of claude-metrics run tasks.', 'counter'],
   duplicates_total: ['Events received again and ignored (same event_id).', 'counter'],
+  retention_deleted_total: ['Rows retention deleted (older than --retention-days), by table.', 'counter'],
   rejects_total: ['Events or requests rejected, by reason.', 'counter'],
 };
 

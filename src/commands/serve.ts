@@ -40,10 +40,28 @@ export default async function serve(opts: Record<string, unknown>): Promise<numb
     throw new CliError(`cannot open the database ${isPostgresUrl(dbPath) ? redactUrl(dbPath) : dbPath}: ${(err as Error).message}`, 'E_DB', 1);
   }
   store.activeWindowMs = activeWindowMs;
+  if (opts.rebuildAggregates === true) {
+    // One-off: the rollups from what is stored (a migration does this once by itself; this is for repairs).
+    const t0 = Date.now();
+    try {
+      const r = await store.rebuildAggregates();
+      process.stdout.write(
+        `claude-metrics serve --rebuild-aggregates: ${r.sessions} sessions → ${r.rollupRows} session rollup rows, ${r.toolCalls} tool calls → ${r.toolRows} tool rollup rows, ${r.filterValues} filter values (db ${store.location}, ${Date.now() - t0} ms)\n`,
+      );
+      log.info('aggregates rebuilt', { ...r, ms: Date.now() - t0 });
+    } finally {
+      await store.close();
+    }
+    return 0;
+  }
   const sweep = async () => {
     try {
+      const t0 = Date.now();
       const r = await store.sweep(retentionDays);
-      if (r.events + r.sessions > 0) log.info('retention sweep', { ...r, retentionDays });
+      if (r.events + r.sessions + r.facts > 0) {
+        log.info('retention sweep', { ...r, retentionDays, ms: Date.now() - t0 });
+        for (const table of ['events', 'sessions', 'facts'] as const) await store.bump('retention_deleted_total', { table }, r[table]);
+      }
     } catch (err) {
       log.error('retention sweep failed', { error: (err as Error).message });
     }

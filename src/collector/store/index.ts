@@ -16,6 +16,7 @@
  */
 import type { HarnessEvent } from '../../event';
 import type { Session } from '../../client/types';
+import type { RollupQuery, RollupSum } from '../rollups';
 import type { SessionReader } from '../session-reads';
 
 export interface IngestOutcome {
@@ -32,6 +33,8 @@ export interface SessionFilter {
   label?: string;
   sinceMs?: number;
   untilMs?: number;
+  /** last_seen before this (the partial first day of a window the rollups cannot answer). */
+  seenBeforeMs?: number;
   limit?: number;
   offset?: number;
 }
@@ -49,6 +52,14 @@ export interface ToolRow {
   avg_duration_ms: number | null;
 }
 
+export interface ToolSum {
+  tool: string;
+  calls: number;
+  failures: number;
+  dur_sum: number;
+  dur_count: number;
+}
+
 export interface Filters {
   sources: string[];
   projects: string[];
@@ -61,6 +72,28 @@ export interface SweepResult {
   sessions: number;
   facts: number;
   skipped?: boolean;
+  /** Delete transactions it took (each ≤ SWEEP_CHUNK rows), and SQLite pages given back to the file system. */
+  chunks?: number;
+  reclaimedPages?: number;
+}
+
+/** Rows one retention transaction deletes at most: ingest waits for one chunk, never for the whole sweep. */
+export const SWEEP_CHUNK = 1000;
+
+/** summary()'s ingest totals, kept in a tiny table at ingest so that they are not a scan of every counter. */
+export interface IngestTotals {
+  events: number;
+  duplicates: number;
+  rejects: Record<string, number>;
+}
+
+/** What `serve --rebuild-aggregates` did. */
+export interface RebuildResult {
+  sessions: number;
+  rollupRows: number;
+  toolCalls: number;
+  toolRows: number;
+  filterValues: number;
 }
 
 export interface Store {
@@ -88,6 +121,15 @@ export interface Store {
   filters(): Promise<Filters>;
   /** Models seen with tokens but no price and no Claude Code cost (their cost is unknown, not zero). */
   unpricedModels(limit?: number): Promise<Array<{ model: string; requests: number }>>;
+  /** Per-tool sums of the tool rollups from a UTC day on (rollups.ts); null when the filters cross two dimensions (the rollups are per dimension). */
+  toolRollupSums(q: { source?: string; project?: string; label?: string; dayFrom: number }): Promise<ToolSum[] | null>;
+  /** The same sums recomputed from the events (`sinceMs` ≤ ts < `seenBeforeMs`): a window's partial first day. */
+  toolSums(f: SessionFilter): Promise<ToolSum[]>;
+  /** Sums of session_rollups (rollups.ts), grouped as asked. */
+  rollupSums(q: RollupQuery): Promise<RollupSum[]>;
+  ingestTotals(): Promise<IngestTotals>;
+  /** Derives the rollups and ingest totals again from the stored sessions and counters (one transaction). */
+  rebuildAggregates(): Promise<RebuildResult>;
   /** Events stored (for health). */
   eventCount(): Promise<number>;
 

@@ -21,16 +21,21 @@
 import { Pool, types as pgTypes, type PoolClient, type PoolConfig } from 'pg';
 import type { HarnessEvent } from '../../event';
 import { applyCompletions, factIdText, factsOf, foldEvents, labelsText, type CompletionState, type CounterSet, type FactRow } from '../fold';
-import { redactUrl, StoreUnavailableError, SWEEP_PERIOD_MS, type CounterTotal, type Filters, type IngestOutcome, type SessionFilter, type SessionRow, type Store, type StoreOptions, type SweepResult, type ToolRow } from './index';
+import { RollupDelta, ROLLUP_VALUES, rollupSql, toolRollups, toolRollupSql, toRollupSum, utcDay, type RollupQuery, type RollupSum, type ToolRollupRow } from '../rollups';
+import { redactUrl, StoreUnavailableError, SWEEP_CHUNK, SWEEP_PERIOD_MS, type CounterTotal, type Filters, type IngestOutcome, type IngestTotals, type RebuildResult, type SessionFilter, type SessionRow, type Store, type StoreOptions, type SweepResult, type ToolRow, type ToolSum } from './index';
 import { POSTGRES_MIGRATIONS } from './migrations/postgres';
 import { PostgresSessionReads } from './session-reads-postgres';
-import { completionSet, EVENT_COLUMNS, eventValues, pageOf, SESSION_DELTA_COLUMNS, sessionMergeSet, sessionWhere, toolWhere, topToolsSql, toSession, ACTIVE_WINDOW_MS } from './rows';
+import { completionSet, EVENT_COLUMNS, eventValues, pageOf, SESSION_DELTA_COLUMNS, sessionMergeSet, sessionWhere, TOOL_EVENTS_SQL, toolEventOf, toolSumsSql, toolWhere, topToolsSql, toSession, ACTIVE_WINDOW_MS } from './rows';
 
 /** pg_advisory_xact_lock key held while migrating ("cm-migr" as digits, any constant works). */
 const MIGRATION_LOCK = 6_373_609_105;
 /** Counter rows per series (see the counters table). */
 const COUNTER_SHARDS = 16;
 const ph = (i: number) => `$${i}`;
+/** This backend's shard of a spread-out row (counters, rollups, totals). */
+const SHARD = `(pg_backend_pid() % ${COUNTER_SHARDS})::smallint`;
+/** A stored session row as rollups.ts reads it; a row with no time yet (this transaction's placeholder) contributes nothing. */
+const asSession = (r: Record<string, unknown> | undefined): SessionRow | null => (r === undefined || r.last_seen_ms === null ? null : toSession(r, 0));
 
 /**
  * PostgreSQL text cannot hold U+0000 (SQLite can): in anything this store
@@ -138,6 +143,8 @@ export class PostgresStore implements Store {
         await c.query(POSTGRES_MIGRATIONS[v]!.sql);
         await c.query('INSERT INTO claude_metrics_migrations (version, name) VALUES ($1, $2)', [v + 1, POSTGRES_MIGRATIONS[v]!.name]);
       }
+      // A migration that added aggregate tables leaves them to be filled from the stored sessions (still under the migration lock).
+      if ((await c.query("SELECT 1 FROM aggregates_state WHERE name = 'rebuild' AND value = 'due'")).rowCount) await this.rebuildIn(c);
       await c.query('COMMIT');
       c.release();
     } catch (err) {
@@ -244,6 +251,8 @@ export class PostgresStore implements Store {
         return o;
       });
       const facts = await this.lockFacts(c, stored);
+      // Before the fold: it updates `facts` in place, and a call is new when its fact was not stored.
+      const tools = toolRollups(stored, facts);
       const fold = foldEvents(stored, facts, duplicates);
       if (fold.facts.length > 0) {
         await c.query(
@@ -253,36 +262,59 @@ export class PostgresStore implements Store {
           [json(fold.facts.map((f) => ({ ...f, state: JSON.stringify(f.state) })))],
         );
       }
+      // Each touched session as it was (locked: a new one as a placeholder row, so that a
+      // replica folding the same new session waits for this one), then as it becomes: the
+      // difference of the two moves its rollup contribution (rollups.ts).
+      const before = new Map<string, Record<string, unknown>>();
+      const after = new Map<string, Record<string, unknown>>();
       if (fold.sessions.length > 0) {
+        const ids = fold.sessions.map((d) => clean(d.id));
+        for (const r of (await c.query(`INSERT INTO harness_sessions AS s (id) SELECT id FROM unnest($1::text[]) AS t(id) ORDER BY id ON CONFLICT (id) DO UPDATE SET id = s.id RETURNING s.*`, [ids])).rows) before.set(r.id as string, r);
         const sessionCols = SESSION_DELTA_COLUMNS.map(([col]) => col).join(', ');
         const rows = fold.sessions.map((d) => {
           const o: Record<string, unknown> = {};
           for (const [col, field] of SESSION_DELTA_COLUMNS) o[col] = d[field];
           return o;
         });
-        await c.query(
+        const upserted = await c.query(
           `INSERT INTO harness_sessions AS s (${sessionCols}) SELECT ${sessionCols} FROM json_populate_recordset(NULL::harness_sessions, $1::json) ORDER BY id
-           ON CONFLICT (id) DO UPDATE SET ${sessionMergeSet('s', 'least', 'greatest', ' COLLATE "C"')}`,
+           ON CONFLICT (id) DO UPDATE SET ${sessionMergeSet('s', 'least', 'greatest', ' COLLATE "C"')} RETURNING s.*`,
           [json(rows)],
         );
+        for (const r of upserted.rows) after.set(r.id as string, r);
       }
       if (fold.completions.length > 0) {
         // These rows were upserted above, so this transaction holds their locks: the state read is the state written.
-        const ids = [...new Set(fold.completions.map((x) => x.id))];
         const states = new Map<string, CompletionState>();
-        for (const r of (await c.query<CompletionState & { id: string }>('SELECT id, started_ms, completed_ms, completion_event_id FROM harness_sessions WHERE id = ANY($1::text[])', [ids.map(clean)])).rows) {
-          states.set(r.id, { started_ms: r.started_ms, completed_ms: r.completed_ms, completion_event_id: r.completion_event_id });
+        for (const x of fold.completions) {
+          const r = after.get(clean(x.id));
+          if (r) states.set(x.id, { started_ms: r.started_ms as number, completed_ms: r.completed_ms as number | null, completion_event_id: r.completion_event_id as string | null });
         }
         const writes = applyCompletions(states, fold.completions, fold.counters).map(({ labels: _, ...w }) => w);
         if (writes.length > 0) {
-          await c.query(
+          const done = await c.query(
             `UPDATE harness_sessions AS s SET ${completionSet('s', (n) => `c.${n}`)}
              FROM json_to_recordset($1::json) AS c(id text, ts_ms bigint, event_id text, success smallint, exit_code bigint, duration_ms double precision, num_turns bigint,
                input_tokens bigint, output_tokens bigint, cache_creation_input_tokens bigint, cache_read_input_tokens bigint, cost_usd double precision)
-             WHERE s.id = c.id`,
+             WHERE s.id = c.id RETURNING s.*`,
             [json(writes)],
           );
+          for (const r of done.rows) after.set(r.id as string, r);
         }
+      }
+      const delta = new RollupDelta();
+      for (const [id, r] of after) delta.diff(asSession(before.get(id)), asSession(r));
+      await this.writeRollups(c, delta);
+      await this.writeToolRollups(c, tools);
+      const totals: Array<[string, number]> = [];
+      if (stored.length > 0) totals.push(['events', stored.length]);
+      if (duplicates > 0) totals.push(['duplicates', duplicates]);
+      if (totals.length > 0) {
+        await c.query(
+          `INSERT INTO ingest_totals AS t (name, shard, value) SELECT n, ${SHARD}, v FROM unnest($1::text[], $2::double precision[]) AS x(n, v) ORDER BY n
+           ON CONFLICT (name, shard) DO UPDATE SET value = t.value + excluded.value`,
+          [totals.map((t) => t[0]), totals.map((t) => t[1])],
+        );
       }
       await this.writeCounters(c, fold.counters);
       return outcomes;
@@ -313,6 +345,52 @@ export class PostgresStore implements Store {
       facts.set(factIdText(r), { session_key: r.session_key, model: r.model, ts_ms: r.ts_ms, unpriced: r.unpriced, state: JSON.parse(r.state) as unknown });
     }
     return facts;
+  }
+
+  /** Adds a transaction's rollup changes to this backend's shard of each row, in key order (the lock order). */
+  private async writeRollups(c: PoolClient, delta: RollupDelta): Promise<void> {
+    const rows = delta.rows();
+    if (rows.length > 0) {
+      const cols = ROLLUP_VALUES.join(', ');
+      await c.query(
+        `INSERT INTO session_rollups AS r (day, seen_day, source, project, label, shard, ${cols})
+         SELECT day, seen_day, source, project, label, ${SHARD}, ${cols} FROM json_populate_recordset(NULL::session_rollups, $1::json)
+         ORDER BY day, seen_day, source COLLATE "C", project COLLATE "C", label COLLATE "C"
+         ON CONFLICT (day, seen_day, source, project, label, shard) DO UPDATE SET ${ROLLUP_VALUES.map((v) => `${v} = r.${v} + excluded.${v}`).join(', ')}`,
+        [json(rows)],
+      );
+    }
+    const dimRows = delta.dimRows();
+    if (dimRows.length > 0) {
+      const cols = ROLLUP_VALUES.join(', ');
+      await c.query(
+        `INSERT INTO session_dim_rollups AS r (dim, value, day, seen_day, shard, ${cols})
+         SELECT dim, value, day, seen_day, ${SHARD}, ${cols} FROM json_populate_recordset(NULL::session_dim_rollups, $1::json)
+         ORDER BY dim, value COLLATE "C", day, seen_day
+         ON CONFLICT (dim, value, day, seen_day, shard) DO UPDATE SET ${ROLLUP_VALUES.map((v) => `${v} = r.${v} + excluded.${v}`).join(', ')}`,
+        [json(dimRows)],
+      );
+    }
+    const filters = delta.filters();
+    if (filters.length > 0) {
+      await c.query(
+        `INSERT INTO filter_values AS f (dim, value, shard, sessions) SELECT d, v, ${SHARD}, n FROM unnest($1::text[], $2::text[], $3::bigint[]) AS x(d, v, n) ORDER BY d, v COLLATE "C"
+         ON CONFLICT (dim, value, shard) DO UPDATE SET sessions = f.sessions + excluded.sessions`,
+        [filters.map((f) => f.dim), filters.map((f) => clean(f.value)), filters.map((f) => f.sessions)],
+      );
+    }
+  }
+
+  private async writeToolRollups(c: PoolClient, tools: ToolRollupRow[]): Promise<void> {
+    if (tools.length === 0) return;
+    await c.query(
+      `INSERT INTO tool_rollups AS r (dim, value, day, tool, shard, calls, failures, dur_sum, dur_count)
+       SELECT dim, value, day, tool, ${SHARD}, calls, failures, dur_sum, dur_count FROM json_populate_recordset(NULL::tool_rollups, $1::json)
+       ORDER BY dim, value COLLATE "C", day, tool COLLATE "C"
+       ON CONFLICT (dim, value, day, tool, shard) DO UPDATE SET calls = r.calls + excluded.calls, failures = r.failures + excluded.failures,
+         dur_sum = r.dur_sum + excluded.dur_sum, dur_count = r.dur_count + excluded.dur_count`,
+      [json(tools)],
+    );
   }
 
   private async writeCounters(c: PoolClient, counters: CounterSet): Promise<void> {
@@ -364,7 +442,7 @@ export class PostgresStore implements Store {
 
   async topTools(f: SessionFilter, limit = 10): Promise<ToolRow[]> {
     const w = toolWhere(f, ph);
-    const rows = await this.query<{ tool: string; calls: number; failures: number; avg_duration_ms: number | null }>(topToolsSql(w.sql, `$${w.params.length + 1}`), [...w.params, limit]);
+    const rows = await this.query<{ tool: string; calls: number; failures: number; avg_duration_ms: number | null }>(topToolsSql(w.sql, `$${w.params.length + 1}`, ' COLLATE "C"'), [...w.params, limit]);
     return rows.map((r) => ({ tool: r.tool, calls: Number(r.calls), failures: Number(r.failures), avg_duration_ms: r.avg_duration_ms === null ? null : Math.round(Number(r.avg_duration_ms)) }));
   }
 
@@ -378,9 +456,76 @@ export class PostgresStore implements Store {
 
   async filters(): Promise<Filters> {
     // COLLATE "C": the same order as SQLite's (bytewise), whatever the database's locale.
-    const col = async (c: string) => (await this.query<{ v: string }>(`SELECT DISTINCT ${c} COLLATE "C" AS v FROM harness_sessions WHERE ${c} IS NOT NULL ORDER BY v LIMIT 500`)).map((r) => r.v);
-    const [sources, projects, labels] = await Promise.all([col('source'), col('project'), col('label')]);
-    return { sources, projects, labels };
+    const rows = await this.query<{ dim: string; v: string }>(`SELECT dim, value COLLATE "C" AS v FROM filter_values GROUP BY dim, value HAVING sum(sessions) > 0 ORDER BY dim, v`);
+    const col = (dim: string) => rows.filter((r) => r.dim === dim).map((r) => r.v).slice(0, 500);
+    return { sources: col('source'), projects: col('project'), labels: col('label') };
+  }
+
+  async toolRollupSums(q: { source?: string; project?: string; label?: string; dayFrom: number }): Promise<ToolSum[] | null> {
+    const w = toolRollupSql(q, ph);
+    if (w === null) return null;
+    return (await this.query<Record<string, unknown>>(w.sql, w.params)).map((r) => ({ tool: r.tool as string, calls: Number(r.calls), failures: Number(r.failures), dur_sum: Number(r.dur_sum), dur_count: Number(r.dur_count) }));
+  }
+
+  async toolSums(f: SessionFilter): Promise<ToolSum[]> {
+    const w = toolWhere(f, ph);
+    return (await this.query<Record<string, unknown>>(toolSumsSql(w.sql, ' COLLATE "C"'), w.params)).map((r) => ({ tool: r.tool as string, calls: Number(r.calls), failures: Number(r.failures), dur_sum: Number(r.dur_sum), dur_count: Number(r.dur_count) }));
+  }
+
+  async rollupSums(q: RollupQuery): Promise<RollupSum[]> {
+    const { sql, params } = rollupSql(q, ph);
+    return (await this.query(sql, params)).map(toRollupSum);
+  }
+
+  async ingestTotals(): Promise<IngestTotals> {
+    const [totals, rejects] = await Promise.all([
+      this.query<{ name: string; v: number }>('SELECT name, sum(value::numeric) AS v FROM ingest_totals GROUP BY name'),
+      this.query<{ labels: string; v: number }>("SELECT labels, sum(value::numeric) AS v FROM counters WHERE metric = 'rejects_total' GROUP BY labels"),
+    ]);
+    const t = new Map(totals.map((r) => [r.name, Number(r.v)]));
+    const byReason: Record<string, number> = {};
+    for (const r of rejects) {
+      const reason = (JSON.parse(r.labels) as { reason?: string }).reason ?? 'unknown';
+      byReason[reason] = (byReason[reason] ?? 0) + Number(r.v);
+    }
+    return { events: t.get('events') ?? 0, duplicates: t.get('duplicates') ?? 0, rejects: byReason };
+  }
+
+  async rebuildAggregates(): Promise<RebuildResult> {
+    return this.tx((c) => this.rebuildIn(c));
+  }
+
+  /**
+   * The aggregates from scratch, in the caller's transaction. The exclusive lock on the
+   * rollup tables makes a replica's ingest wait at its rollup write (its session rows are
+   * already changed, not yet committed, so not in what this reads): after this commits it
+   * adds its own difference on top, and nothing is counted twice or lost.
+   */
+  private async rebuildIn(c: PoolClient): Promise<RebuildResult> {
+    await c.query('LOCK TABLE session_rollups, session_dim_rollups, tool_rollups, filter_values, ingest_totals IN EXCLUSIVE MODE');
+    await c.query('DELETE FROM session_rollups; DELETE FROM session_dim_rollups; DELETE FROM tool_rollups; DELETE FROM filter_values; DELETE FROM ingest_totals');
+    const delta = new RollupDelta();
+    let sessions = 0;
+    // A cursor-free walk by id in pages: bounded memory for the rows, whatever the table's size.
+    let lastId = '';
+    for (;;) {
+      const page = (await c.query('SELECT * FROM harness_sessions WHERE id > $1 ORDER BY id LIMIT 5000', [lastId])).rows;
+      if (page.length === 0) break;
+      for (const r of page) delta.diff(null, asSession(r));
+      sessions += page.length;
+      lastId = page[page.length - 1]!.id as string;
+    }
+    await this.writeRollups(c, delta);
+    // Tool calls from the stored events in time order: each call's first report counts it, as at ingest.
+    const tools = toolRollups((await c.query(`${TOOL_EVENTS_SQL} COLLATE "C"`)).rows.map(toolEventOf), new Map());
+    for (let i = 0; i < tools.length; i += 5000) await this.writeToolRollups(c, tools.slice(i, i + 5000));
+    await c.query(
+      `INSERT INTO ingest_totals (name, shard, value)
+       SELECT 'events', 0, coalesce(sum(value), 0) FROM counters WHERE metric = 'events_total'
+       UNION ALL SELECT 'duplicates', 0, coalesce(sum(value), 0) FROM counters WHERE metric = 'duplicates_total'`,
+    );
+    await c.query("INSERT INTO aggregates_state (name, value) VALUES ('rebuild', 'done') ON CONFLICT (name) DO UPDATE SET value = excluded.value");
+    return { sessions, rollupRows: delta.rows().length + delta.dimRows().length, toolCalls: tools.reduce((a, t) => a + t.calls, 0), toolRows: tools.length, filterValues: delta.filters().length };
   }
 
   async eventCount(): Promise<number> {
@@ -389,13 +534,17 @@ export class PostgresStore implements Store {
 
   /**
    * Retention, once per period across replicas: a replica claims the period in
-   * collector_jobs (a row lock decides between replicas sweeping at once) and
-   * deletes in the same transaction; the others find it claimed and skip. A
-   * changed retention setting claims at once.
+   * collector_jobs (a row lock decides between replicas sweeping at once); the
+   * others find it claimed and skip. A changed retention setting claims at once.
+   * The claiming replica then deletes in transactions of at most SWEEP_CHUNK rows,
+   * so ingest never waits behind more than one chunk's row locks; a deleted
+   * session's contribution leaves the rollups in its chunk's transaction (rows
+   * locked in id order, as ingest locks them). A replica stopped half-way leaves
+   * the rest to the next period.
    */
   async sweep(retentionDays: number, now = Date.now()): Promise<SweepResult> {
     const cutoff = now - retentionDays * 86_400_000;
-    return this.tx(async (c) => {
+    const claimed = await this.tx(async (c) => {
       const claim = await c.query(
         `INSERT INTO collector_jobs AS j (name, last_run_ms, setting) VALUES ('retention', $1, $2)
          ON CONFLICT (name) DO UPDATE SET last_run_ms = excluded.last_run_ms, setting = excluded.setting
@@ -403,12 +552,41 @@ export class PostgresStore implements Store {
         // A minute of slack: replicas' hourly timers drift.
         [now, String(retentionDays), now - SWEEP_PERIOD_MS + 60_000],
       );
-      if (claim.rowCount === 0) return { events: 0, sessions: 0, facts: 0, skipped: true };
-      const events = (await c.query('DELETE FROM harness_events WHERE ts_ms < $1', [cutoff])).rowCount ?? 0;
-      const sessions = (await c.query('DELETE FROM harness_sessions WHERE last_seen_ms < $1', [cutoff])).rowCount ?? 0;
-      const facts = (await c.query('DELETE FROM harness_facts WHERE ts_ms < $1', [cutoff])).rowCount ?? 0;
-      return { events, sessions, facts };
+      return (claim.rowCount ?? 0) > 0;
     });
+    if (!claimed) return { events: 0, sessions: 0, facts: 0, skipped: true };
+    const out: SweepResult = { events: 0, sessions: 0, facts: 0, chunks: 0 };
+    const chunked = async (step: (c: PoolClient) => Promise<number>): Promise<number> => {
+      let total = 0;
+      for (;;) {
+        const n = await this.tx(step);
+        if (n === 0) return total;
+        total += n;
+        out.chunks!++;
+      }
+    };
+    out.sessions = await chunked(async (c) => {
+      const gone = await c.query(
+        `DELETE FROM harness_sessions WHERE id IN (SELECT id FROM harness_sessions WHERE last_seen_ms < $1 ORDER BY id LIMIT $2 FOR UPDATE) RETURNING *`,
+        [cutoff, SWEEP_CHUNK],
+      );
+      const delta = new RollupDelta();
+      for (const r of gone.rows) delta.diff(asSession(r), null);
+      await this.writeRollups(c, delta);
+      return gone.rowCount ?? 0;
+    });
+    out.events = await chunked(async (c) => (await c.query('DELETE FROM harness_events WHERE ctid = ANY(ARRAY(SELECT ctid FROM harness_events WHERE ts_ms < $1 LIMIT $2))', [cutoff, SWEEP_CHUNK])).rowCount ?? 0);
+    out.facts = await chunked(async (c) => (await c.query('DELETE FROM harness_facts WHERE ctid = ANY(ARRAY(SELECT ctid FROM harness_facts WHERE ts_ms < $1 LIMIT $2))', [cutoff, SWEEP_CHUNK])).rowCount ?? 0);
+    // Tool calls of whole days before the cutoff (their events are gone).
+    await this.query('DELETE FROM tool_rollups WHERE day < $1', [utcDay(cutoff)]);
+    if (out.sessions > 0) {
+      // Rows every session has left add nothing; they would only be read.
+      const zero = ROLLUP_VALUES.map((v) => `${v} = 0`).join(' AND ');
+      await this.query(`DELETE FROM session_rollups WHERE ${zero}`);
+      await this.query(`DELETE FROM session_dim_rollups WHERE ${zero}`);
+      await this.query('DELETE FROM filter_values WHERE sessions = 0');
+    }
+    return out;
   }
 
   private reads: PostgresSessionReads | undefined;

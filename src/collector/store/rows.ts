@@ -119,6 +119,7 @@ export function sessionWhere(f: SessionFilter, ph: (i: number) => string): { sql
   if (f.label) add((p) => `label = ${p}`, f.label);
   if (f.sinceMs !== undefined) add((p) => `last_seen_ms >= ${p}`, f.sinceMs);
   if (f.untilMs !== undefined) add((p) => `started_ms <= ${p}`, f.untilMs);
+  if (f.seenBeforeMs !== undefined) add((p) => `last_seen_ms < ${p}`, f.seenBeforeMs);
   return { sql: parts.length ? `WHERE ${parts.join(' AND ')}` : '', params };
 }
 
@@ -134,6 +135,7 @@ export function toolWhere(f: SessionFilter, ph: (i: number) => string): { sql: s
   if (f.project) add((p) => `project = ${p}`, f.project);
   if (f.label) add((p) => `label = ${p}`, f.label);
   if (f.sinceMs !== undefined) add((p) => `ts_ms >= ${p}`, f.sinceMs);
+  if (f.seenBeforeMs !== undefined) add((p) => `ts_ms < ${p}`, f.seenBeforeMs);
   return { sql: `WHERE ${parts.join(' AND ')}`, params };
 }
 
@@ -141,11 +143,17 @@ export function toolWhere(f: SessionFilter, ph: (i: number) => string): { sql: s
  * Top tools over events, in SQL both databases run. One call reported by the
  * hook and by OTel's tool_result is one call (same session and tool_use_id).
  */
-export function topToolsSql(where: string, limitPh: string): string {
-  return `SELECT tool, count(*) AS calls, sum(failed) AS failures, avg(duration_ms) AS avg_duration_ms FROM (
-      SELECT min(tool_name) AS tool, max(CASE WHEN success = 0 THEN 1 ELSE 0 END) AS failed, max(duration_ms) AS duration_ms
-      FROM harness_events ${where} GROUP BY coalesce(session_id, ''), coalesce(tool_use_id, event_id)) AS calls_by_id
+export function topToolsSql(where: string, limitPh: string, collate = ''): string {
+  return `SELECT tool, count(*) AS calls, sum(failed) AS failures, avg(duration_ms) AS avg_duration_ms FROM (${toolCallsSql(where, collate)}) AS calls_by_id
     GROUP BY tool ORDER BY calls DESC, tool LIMIT ${limitPh}`;
+}
+
+const toolCallsSql = (where: string, collate: string) => `SELECT min(tool_name${collate}) AS tool, max(CASE WHEN success = 0 THEN 1 ELSE 0 END) AS failed, max(duration_ms) AS duration_ms
+      FROM harness_events ${where} GROUP BY coalesce(session_id, ''), coalesce(tool_use_id, event_id)`;
+
+/** topToolsSql's per-tool sums, unlimited (the partial first day of a window, added to the tool rollups). */
+export function toolSumsSql(where: string, collate = ''): string {
+  return `SELECT tool, count(*) AS calls, sum(failed) AS failures, coalesce(sum(duration_ms), 0) AS dur_sum, count(duration_ms) AS dur_count FROM (${toolCallsSql(where, collate)}) AS calls_by_id GROUP BY tool`;
 }
 
 /** The page size the API allows. */
@@ -193,4 +201,27 @@ export function completionSet(t: string, v: (name: string) => string): string {
   duration_ms = ${v('duration_ms')}, num_turns = coalesce(${v('num_turns')}, ${t}.num_turns),
   result_input_tokens = ${v('input_tokens')}, result_output_tokens = ${v('output_tokens')}, result_cache_creation_input_tokens = ${v('cache_creation_input_tokens')},
   result_cache_read_input_tokens = ${v('cache_read_input_tokens')}, result_cost_usd = ${v('cost_usd')}`;
+}
+
+/** What the tool rollups read of a stored tool event when they are rebuilt (columns, not the body: the same for every stored shape). */
+export const TOOL_EVENTS_SQL = `SELECT event_id, event, source, ts_ms, session_id, run_id, task_id, label, project, tool_name, tool_use_id, success, duration_ms
+  FROM harness_events WHERE event IN ('PostToolUse', 'PostToolUseFailure', 'tool_result') ORDER BY ts_ms, event_id`;
+
+export function toolEventOf(r: Record<string, unknown>): HarnessEvent {
+  const opt = (v: unknown) => (v === null || v === undefined ? undefined : v);
+  return {
+    event_id: r.event_id as string,
+    event: r.event as string,
+    source: r.source as HarnessEvent['source'],
+    timestamp: new Date(Number(r.ts_ms)).toISOString(),
+    session_id: opt(r.session_id) as string | undefined,
+    run_id: opt(r.run_id) as string | undefined,
+    task_id: opt(r.task_id) as string | undefined,
+    label: opt(r.label) as string | undefined,
+    project: opt(r.project) as string | undefined,
+    tool_name: opt(r.tool_name) as string | undefined,
+    tool_use_id: opt(r.tool_use_id) as string | undefined,
+    success: r.success === null || r.success === undefined ? undefined : Number(r.success) === 1,
+    duration_ms: r.duration_ms === null || r.duration_ms === undefined ? undefined : Number(r.duration_ms),
+  } as HarnessEvent;
 }

@@ -8,12 +8,37 @@ import { chmodSync, existsSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { HarnessEvent } from '../../event';
 import { applyCompletions, CounterSet, factIdText, factsOf, foldEvents, labelsText, type CompletionState, type FactRow } from '../fold';
-import type { CounterTotal, Filters, IngestOutcome, SessionFilter, SessionRow, Store, SweepResult, ToolRow } from './index';
+import { RollupDelta, ROLLUP_VALUES, rollupSql, toolRollups, toolRollupSql, toRollupSum, utcDay, type RollupQuery, type RollupSum, type ToolRollupRow } from '../rollups';
+import { SWEEP_CHUNK, type CounterTotal, type Filters, type IngestOutcome, type IngestTotals, type RebuildResult, type SessionFilter, type SessionRow, type Store, type SweepResult, type ToolRow, type ToolSum } from './index';
 import { SQLITE_MIGRATIONS } from './migrations/sqlite';
 import { SqliteSessionReads } from './session-reads-sqlite';
-import { completionSet, EVENT_COLUMNS, eventValues, pageOf, SESSION_DELTA_COLUMNS, sessionMergeSet, sessionWhere, toolWhere, topToolsSql, toSession, ACTIVE_WINDOW_MS } from './rows';
+import { completionSet, EVENT_COLUMNS, eventValues, pageOf, SESSION_DELTA_COLUMNS, sessionMergeSet, sessionWhere, TOOL_EVENTS_SQL, toolEventOf, toolSumsSql, toolWhere, topToolsSql, toSession, ACTIVE_WINDOW_MS } from './rows';
 
 const q = () => '?';
+/** A stored session row as rollups.ts reads it (the `now` of toSession only decides `active`, which rollups do not use). */
+const asSession = (r: Record<string, unknown> | undefined): SessionRow | null => (r === undefined || r.last_seen_ms === null ? null : toSession(r, 0));
+/** SQLite pages incremental_vacuum gives back per step (1 MB at the default page size): a bounded pause for ingest. */
+const VACUUM_STEP_PAGES = 256;
+
+const pause = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/**
+ * WAL mode. Switching a new file to it takes an exclusive lock without waiting on the busy
+ * timeout, so a second collector opening the same new file at that moment got "database is
+ * locked": it retries for a few seconds instead (the switch itself takes milliseconds).
+ */
+function walMode(db: Database.Database): void {
+  const wait = new Int32Array(new SharedArrayBuffer(4));
+  for (let attempt = 0; ; attempt++) {
+    try {
+      db.pragma('journal_mode = WAL');
+      return;
+    } catch (err) {
+      if ((err as { code?: string }).code !== 'SQLITE_BUSY' || attempt >= 250) throw err;
+      Atomics.wait(wait, 0, 0, 20);
+    }
+  }
+}
 
 export class SqliteStore implements Store {
   readonly kind = 'sqlite' as const;
@@ -29,8 +54,11 @@ export class SqliteStore implements Store {
       const fresh = !existsSync(path);
       this.db = new Database(path);
       if (fresh) chmodSync(path, 0o600);
+      // A new file gives the pages retention frees back to the file system (`PRAGMA incremental_vacuum`
+      // after a sweep). It must be set before the first table; an older file keeps NONE (docs/administrators.md: VACUUM).
+      if (fresh) this.db.pragma('auto_vacuum = INCREMENTAL');
     } else this.db = new Database(path);
-    this.db.pragma('journal_mode = WAL');
+    walMode(this.db);
     // WAL + NORMAL: a commit is in the WAL file before we answer, so an
     // acknowledged event survives a killed or crashed collector (tested with
     // kill -9). FULL would also survive power loss, at an fsync per request
@@ -40,17 +68,27 @@ export class SqliteStore implements Store {
     this.db.pragma('foreign_keys = ON');
     this.migrate();
     this.stmts = this.prepare();
+    // A migration that added aggregate tables leaves them to be filled from the stored sessions.
+    const state = this.db.prepare("SELECT value FROM aggregates_state WHERE name = 'rebuild'").get() as { value: string } | undefined;
+    if (state?.value === 'due') this.rebuildSync();
   }
 
+  /**
+   * Applies the migrations this collector knows, all in one IMMEDIATE transaction that
+   * reads the version inside it: two collectors starting at once on a new file take
+   * turns, and the second finds nothing left to do.
+   */
   private migrate(): void {
-    const version = this.db.pragma('user_version', { simple: true }) as number;
-    if (version > SQLITE_MIGRATIONS.length) throw new Error(`database schema version ${version} is newer than this collector (${SQLITE_MIGRATIONS.length}); upgrade claude-metrics`);
-    for (let v = version; v < SQLITE_MIGRATIONS.length; v++) {
-      this.db.transaction(() => {
-        this.db.exec(SQLITE_MIGRATIONS[v]!);
-        this.db.pragma(`user_version = ${v + 1}`);
-      })();
-    }
+    this.db
+      .transaction(() => {
+        const version = this.db.pragma('user_version', { simple: true }) as number;
+        if (version > SQLITE_MIGRATIONS.length) throw new Error(`database schema version ${version} is newer than this collector (${SQLITE_MIGRATIONS.length}); upgrade claude-metrics`);
+        for (let v = version; v < SQLITE_MIGRATIONS.length; v++) {
+          this.db.exec(SQLITE_MIGRATIONS[v]!);
+          this.db.pragma(`user_version = ${v + 1}`);
+        }
+      })
+      .immediate();
   }
 
   private prepare() {
@@ -59,14 +97,36 @@ export class SqliteStore implements Store {
       insertEvent: db.prepare(`INSERT OR IGNORE INTO harness_events (${EVENT_COLUMNS.join(', ')}) VALUES (${EVENT_COLUMNS.map(q).join(', ')})`),
       upsertSession: db.prepare(`INSERT INTO harness_sessions (${SESSION_DELTA_COLUMNS.map(([c]) => c).join(', ')})
         VALUES (${SESSION_DELTA_COLUMNS.map(([, f]) => `@${f}`).join(', ')})
-        ON CONFLICT(id) DO UPDATE SET ${sessionMergeSet('harness_sessions', 'min', 'max')}`),
+        ON CONFLICT(id) DO UPDATE SET ${sessionMergeSet('harness_sessions', 'min', 'max')} RETURNING *`),
       completionState: db.prepare('SELECT started_ms, completed_ms, completion_event_id FROM harness_sessions WHERE id = ?'),
-      setCompletion: db.prepare(`UPDATE harness_sessions SET ${completionSet('harness_sessions', (n) => `@${n}`)} WHERE id = @id`),
+      setCompletion: db.prepare(`UPDATE harness_sessions SET ${completionSet('harness_sessions', (n) => `@${n}`)} WHERE id = @id RETURNING *`),
       getFact: db.prepare('SELECT session_key, model, ts_ms, unpriced, state FROM harness_facts WHERE session_id = ? AND kind = ? AND key = ?'),
       putFact: db.prepare(`INSERT INTO harness_facts (session_id, kind, key, session_key, model, ts_ms, unpriced, state) VALUES (@session_id, @kind, @key, @session_key, @model, @ts_ms, @unpriced, @state)
         ON CONFLICT(session_id, kind, key) DO UPDATE SET model = excluded.model, ts_ms = excluded.ts_ms, unpriced = excluded.unpriced, state = excluded.state`),
       bump: db.prepare('INSERT INTO counters (metric, labels, value) VALUES (?, ?, ?) ON CONFLICT(metric, labels) DO UPDATE SET value = value + excluded.value'),
       counters: db.prepare('SELECT metric, labels, value FROM counters'),
+      sessionRow: db.prepare('SELECT * FROM harness_sessions WHERE id = ?'),
+      addRollup: db.prepare(`INSERT INTO session_rollups (day, seen_day, source, project, label, ${ROLLUP_VALUES.join(', ')})
+        VALUES (@day, @seen_day, @source, @project, @label, ${ROLLUP_VALUES.map((v) => `@${v}`).join(', ')})
+        ON CONFLICT(day, seen_day, source, project, label) DO UPDATE SET ${ROLLUP_VALUES.map((v) => `${v} = ${v} + excluded.${v}`).join(', ')}`),
+      addDimRollup: db.prepare(`INSERT INTO session_dim_rollups (dim, value, day, seen_day, ${ROLLUP_VALUES.join(', ')})
+        VALUES (@dim, @value, @day, @seen_day, ${ROLLUP_VALUES.map((v) => `@${v}`).join(', ')})
+        ON CONFLICT(dim, value, day, seen_day) DO UPDATE SET ${ROLLUP_VALUES.map((v) => `${v} = ${v} + excluded.${v}`).join(', ')}`),
+      addTool: db.prepare(`INSERT INTO tool_rollups (dim, value, day, tool, calls, failures, dur_sum, dur_count) VALUES (@dim, @value, @day, @tool, @calls, @failures, @dur_sum, @dur_count)
+        ON CONFLICT(dim, value, day, tool) DO UPDATE SET calls = calls + excluded.calls, failures = failures + excluded.failures, dur_sum = dur_sum + excluded.dur_sum, dur_count = dur_count + excluded.dur_count`),
+      addFilter: db.prepare('INSERT INTO filter_values (dim, value, sessions) VALUES (@dim, @value, @sessions) ON CONFLICT(dim, value) DO UPDATE SET sessions = sessions + excluded.sessions'),
+      addTotal: db.prepare('INSERT INTO ingest_totals (name, value) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value = value + excluded.value'),
+      totals: db.prepare('SELECT name, value FROM ingest_totals'),
+      rejects: db.prepare("SELECT labels, value FROM counters WHERE metric = 'rejects_total'"),
+      filterValues: db.prepare('SELECT value FROM filter_values WHERE dim = ? AND sessions > 0 ORDER BY value LIMIT 500'),
+      oldSessions: db.prepare('SELECT * FROM harness_sessions WHERE last_seen_ms < ? LIMIT ?'),
+      deleteSession: db.prepare('DELETE FROM harness_sessions WHERE id = ?'),
+      deleteEvents: db.prepare('DELETE FROM harness_events WHERE rowid IN (SELECT rowid FROM harness_events WHERE ts_ms < ? LIMIT ?)'),
+      deleteOldTools: db.prepare('DELETE FROM tool_rollups WHERE (dim, value, day, tool) IN (SELECT dim, value, day, tool FROM tool_rollups WHERE day < ? LIMIT ?)'),
+      deleteZeroRollups: db.prepare(`DELETE FROM session_rollups WHERE (day, seen_day, source, project, label) IN (SELECT day, seen_day, source, project, label FROM session_rollups WHERE ${ROLLUP_VALUES.map((v) => `${v} = 0`).join(' AND ')} LIMIT ?)`),
+      deleteZeroDimRollups: db.prepare(`DELETE FROM session_dim_rollups WHERE (dim, value, day, seen_day) IN (SELECT dim, value, day, seen_day FROM session_dim_rollups WHERE ${ROLLUP_VALUES.map((v) => `${v} = 0`).join(' AND ')} LIMIT ?)`),
+      deleteZeroFilters: db.prepare('DELETE FROM filter_values WHERE (dim, value) IN (SELECT dim, value FROM filter_values WHERE sessions = 0 LIMIT ?)'),
+      deleteFacts: db.prepare('DELETE FROM harness_facts WHERE (session_id, kind, key) IN (SELECT session_id, kind, key FROM harness_facts WHERE ts_ms < ? LIMIT ?)'),
       eventCount: db.prepare('SELECT count(*) AS n FROM harness_events'),
     };
   }
@@ -93,16 +153,34 @@ export class SqliteStore implements Store {
       const row = this.stmts.getFact.get(f.session_id, f.kind, f.key) as (FactRow & { state: string }) | undefined;
       if (row) facts.set(factIdText(f), { ...row, state: JSON.parse(row.state) as unknown });
     }
+    // Before the fold: it updates `facts` in place, and a call is new when its fact was not stored.
+    const tools = toolRollups(stored, facts);
     const fold = foldEvents(stored, facts, duplicates);
+    for (const t of tools) this.stmts.addTool.run(t);
     for (const f of fold.facts) this.stmts.putFact.run({ ...f, state: JSON.stringify(f.state) });
-    for (const d of fold.sessions) this.stmts.upsertSession.run(d);
+    // Each touched session as it was, to move its rollup contribution to what it becomes (rollups.ts).
+    const before = fold.sessions.map((d) => this.stmts.sessionRow.get(d.id) as Record<string, unknown> | undefined);
+    const after = new Map<string, Record<string, unknown>>();
+    for (const d of fold.sessions) after.set(d.id, this.stmts.upsertSession.get(d) as Record<string, unknown>);
     if (fold.completions.length > 0) {
       const states = new Map<string, CompletionState>();
-      for (const c of fold.completions) if (!states.has(c.id)) states.set(c.id, this.stmts.completionState.get(c.id) as CompletionState);
-      for (const { labels: _, ...c } of applyCompletions(states, fold.completions, fold.counters)) this.stmts.setCompletion.run(c);
+      // The rows as upserted above are the state each completion is placed on.
+      for (const c of fold.completions) if (!states.has(c.id)) states.set(c.id, (after.get(c.id) ?? this.stmts.completionState.get(c.id)) as CompletionState);
+      for (const { labels: _, ...c } of applyCompletions(states, fold.completions, fold.counters)) after.set(c.id, this.stmts.setCompletion.get(c) as Record<string, unknown>);
     }
     this.writeCounters(fold.counters);
+    const delta = new RollupDelta();
+    fold.sessions.forEach((d, i) => delta.diff(asSession(before[i]), asSession(after.get(d.id))));
+    this.writeRollups(delta);
+    if (stored.length > 0) this.stmts.addTotal.run('events', stored.length);
+    if (duplicates > 0) this.stmts.addTotal.run('duplicates', duplicates);
     return outcomes;
+  }
+
+  private writeRollups(delta: RollupDelta): void {
+    for (const r of delta.rows()) this.stmts.addRollup.run(r);
+    for (const r of delta.dimRows()) this.stmts.addDimRollup.run(r);
+    for (const f of delta.filters()) this.stmts.addFilter.run(f);
   }
 
   private writeCounters(c: CounterSet): void {
@@ -148,21 +226,122 @@ export class SqliteStore implements Store {
   }
 
   async filters(): Promise<Filters> {
-    const col = (c: string) => (this.db.prepare(`SELECT DISTINCT ${c} AS v FROM harness_sessions WHERE ${c} IS NOT NULL ORDER BY v LIMIT 500`).all() as Array<{ v: string }>).map((r) => r.v);
+    const col = (dim: string) => (this.stmts.filterValues.all(dim) as Array<{ value: string }>).map((r) => r.value);
     return { sources: col('source'), projects: col('project'), labels: col('label') };
+  }
+
+  async toolRollupSums(query: { source?: string; project?: string; label?: string; dayFrom: number }): Promise<ToolSum[] | null> {
+    const w = toolRollupSql(query, q);
+    return w === null ? null : (this.db.prepare(w.sql).all(...w.params) as ToolSum[]);
+  }
+
+  async toolSums(f: SessionFilter): Promise<ToolSum[]> {
+    const w = toolWhere(f, q);
+    return this.db.prepare(toolSumsSql(w.sql)).all(...w.params) as ToolSum[];
+  }
+
+  async rollupSums(query: RollupQuery): Promise<RollupSum[]> {
+    const { sql, params } = rollupSql(query, q);
+    return (this.db.prepare(sql).all(...params) as Array<Record<string, unknown>>).map(toRollupSum);
+  }
+
+  async ingestTotals(): Promise<IngestTotals> {
+    const t = new Map((this.stmts.totals.all() as Array<{ name: string; value: number }>).map((r) => [r.name, r.value]));
+    const rejects: Record<string, number> = {};
+    for (const r of this.stmts.rejects.all() as Array<{ labels: string; value: number }>) {
+      const reason = (JSON.parse(r.labels) as { reason?: string }).reason ?? 'unknown';
+      rejects[reason] = (rejects[reason] ?? 0) + r.value;
+    }
+    return { events: t.get('events') ?? 0, duplicates: t.get('duplicates') ?? 0, rejects };
+  }
+
+  async rebuildAggregates(): Promise<RebuildResult> {
+    return this.rebuildSync();
+  }
+
+  /** The aggregates from scratch: every stored session's contribution, and the totals from the counters (monotonic, so they survive retention). */
+  private rebuildSync(): RebuildResult {
+    return this.db.transaction(() => {
+      this.db.exec('DELETE FROM session_rollups; DELETE FROM session_dim_rollups; DELETE FROM tool_rollups; DELETE FROM filter_values; DELETE FROM ingest_totals');
+      const delta = new RollupDelta();
+      let sessions = 0;
+      for (const r of this.db.prepare('SELECT * FROM harness_sessions').iterate() as Iterable<Record<string, unknown>>) {
+        sessions++;
+        delta.diff(null, asSession(r));
+      }
+      this.writeRollups(delta);
+      // Tool calls from the stored events in time order: each call's first report counts it, as at ingest.
+      const tools = toolRollups((this.db.prepare(TOOL_EVENTS_SQL).all() as Array<Record<string, unknown>>).map(toolEventOf), new Map());
+      for (const t of tools) this.stmts.addTool.run(t);
+      const sum = (metric: string) => (this.db.prepare('SELECT coalesce(sum(value), 0) AS v FROM counters WHERE metric = ?').get(metric) as { v: number }).v;
+      this.stmts.addTotal.run('events', sum('events_total'));
+      this.stmts.addTotal.run('duplicates', sum('duplicates_total'));
+      this.db.prepare("INSERT INTO aggregates_state (name, value) VALUES ('rebuild', 'done') ON CONFLICT(name) DO UPDATE SET value = excluded.value").run();
+      return { sessions, rollupRows: delta.rows().length + delta.dimRows().length, toolCalls: tools.reduce((a, t: ToolRollupRow) => a + t.calls, 0), toolRows: tools.length, filterValues: delta.filters().length };
+    }).immediate();
   }
 
   async eventCount(): Promise<number> {
     return (this.stmts.eventCount.get() as { n: number }).n;
   }
 
+  /**
+   * Retention in chunks of at most SWEEP_CHUNK rows, each its own transaction, with a
+   * pause as long as the chunk took between them, so that ingest (in this process or
+   * another on the same file) gets the write lock in between and never waits for more
+   * than one chunk. A deleted session's contribution leaves the rollups in its chunk's
+   * transaction. Then the freed pages go back to the file system (auto_vacuum=INCREMENTAL).
+   */
   async sweep(retentionDays: number, now = Date.now()): Promise<SweepResult> {
     const cutoff = now - retentionDays * 86_400_000;
-    return this.db.transaction(() => ({
-      events: this.db.prepare('DELETE FROM harness_events WHERE ts_ms < ?').run(cutoff).changes,
-      sessions: this.db.prepare('DELETE FROM harness_sessions WHERE last_seen_ms < ?').run(cutoff).changes,
-      facts: this.db.prepare('DELETE FROM harness_facts WHERE ts_ms < ?').run(cutoff).changes,
-    }))();
+    const out: SweepResult = { events: 0, sessions: 0, facts: 0, chunks: 0, reclaimedPages: 0 };
+    const chunked = async (step: () => number): Promise<number> => {
+      let total = 0;
+      for (;;) {
+        const t0 = performance.now();
+        const n = step();
+        if (n === 0) return total;
+        total += n;
+        out.chunks!++;
+        await pause(Math.max(2, performance.now() - t0));
+      }
+    };
+    // IMMEDIATE: a chunk reads, then deletes; begun as a reader it could not become the writer after
+    // another process's commit (SQLITE_BUSY at once, no busy wait), so it takes the write lock first.
+    out.sessions = await chunked(() =>
+      this.db.transaction(() => {
+        const rows = this.stmts.oldSessions.all(cutoff, SWEEP_CHUNK) as Array<Record<string, unknown>>;
+        const delta = new RollupDelta();
+        for (const r of rows) {
+          delta.diff(asSession(r), null);
+          this.stmts.deleteSession.run(r.id);
+        }
+        this.writeRollups(delta);
+        return rows.length;
+      }).immediate(),
+    );
+    out.events = await chunked(() => this.stmts.deleteEvents.run(cutoff, SWEEP_CHUNK).changes);
+    out.facts = await chunked(() => this.stmts.deleteFacts.run(cutoff, SWEEP_CHUNK).changes);
+    // Tool calls of whole days before the cutoff (their events are gone), and rollup rows every
+    // session has left (they add nothing, they would only be read): in chunks as well.
+    const cutoffDay = utcDay(cutoff);
+    await chunked(() => this.stmts.deleteOldTools.run(cutoffDay, SWEEP_CHUNK).changes);
+    if (out.sessions > 0) {
+      await chunked(() => this.stmts.deleteZeroRollups.run(SWEEP_CHUNK).changes);
+      await chunked(() => this.stmts.deleteZeroDimRollups.run(SWEEP_CHUNK).changes);
+      await chunked(() => this.stmts.deleteZeroFilters.run(SWEEP_CHUNK).changes);
+    }
+    if (this.db.pragma('auto_vacuum', { simple: true }) === 2) {
+      for (;;) {
+        const free = this.db.pragma('freelist_count', { simple: true }) as number;
+        if (free === 0) break;
+        const t0 = performance.now();
+        this.db.pragma(`incremental_vacuum(${VACUUM_STEP_PAGES})`);
+        out.reclaimedPages! += Math.min(free, VACUUM_STEP_PAGES);
+        await pause(Math.max(2, performance.now() - t0));
+      }
+    }
+    return out;
   }
 
   private reads: SqliteSessionReads | undefined;

@@ -118,4 +118,84 @@ export const POSTGRES_MIGRATIONS: Array<{ name: string; sql: string }> = [
     CREATE INDEX harness_sessions_run ON harness_sessions(run_id);
     `,
   },
+  {
+    // Aggregates kept at ingest (../../rollups.ts), as SQLite's migration 4, each row spread over a
+    // few shards (by backend, like counters) so that replicas do not queue on today's hot rows;
+    // reads sum the shards. Filled right after this migration, under the migration lock, from the
+    // sessions with the same pure rules ingest uses (`aggregates_state` says a rebuild is due).
+    name: 'aggregates kept at ingest: session and tool rollups, filter values, ingest totals',
+    sql: `
+    CREATE TABLE session_rollups (
+      day BIGINT NOT NULL,
+      seen_day BIGINT NOT NULL,
+      source TEXT NOT NULL,
+      project TEXT NOT NULL,
+      label TEXT NOT NULL,
+      shard SMALLINT NOT NULL,
+      sessions BIGINT NOT NULL DEFAULT 0,
+      tasks BIGINT NOT NULL DEFAULT 0,
+      succeeded BIGINT NOT NULL DEFAULT 0,
+      failed BIGINT NOT NULL DEFAULT 0,
+      tool_calls BIGINT NOT NULL DEFAULT 0,
+      input_tokens BIGINT NOT NULL DEFAULT 0,
+      output_tokens BIGINT NOT NULL DEFAULT 0,
+      cache_creation_input_tokens BIGINT NOT NULL DEFAULT 0,
+      cache_read_input_tokens BIGINT NOT NULL DEFAULT 0,
+      -- Whole numbers, as double precision: exact below 2^53 as in JS, and a cost too large for an integer is still stored.
+      cost_nano DOUBLE PRECISION NOT NULL DEFAULT 0,
+      cost_micro DOUBLE PRECISION NOT NULL DEFAULT 0,
+      PRIMARY KEY (day, seen_day, source, project, label, shard)
+    );
+    CREATE INDEX session_rollups_seen ON session_rollups(seen_day);
+    CREATE TABLE session_dim_rollups (
+      dim TEXT NOT NULL,
+      value TEXT NOT NULL,
+      day BIGINT NOT NULL,
+      seen_day BIGINT NOT NULL,
+      shard SMALLINT NOT NULL,
+      sessions BIGINT NOT NULL DEFAULT 0,
+      tasks BIGINT NOT NULL DEFAULT 0,
+      succeeded BIGINT NOT NULL DEFAULT 0,
+      failed BIGINT NOT NULL DEFAULT 0,
+      tool_calls BIGINT NOT NULL DEFAULT 0,
+      input_tokens BIGINT NOT NULL DEFAULT 0,
+      output_tokens BIGINT NOT NULL DEFAULT 0,
+      cache_creation_input_tokens BIGINT NOT NULL DEFAULT 0,
+      cache_read_input_tokens BIGINT NOT NULL DEFAULT 0,
+      cost_nano DOUBLE PRECISION NOT NULL DEFAULT 0,
+      cost_micro DOUBLE PRECISION NOT NULL DEFAULT 0,
+      PRIMARY KEY (dim, value, day, seen_day, shard)
+    );
+    CREATE TABLE tool_rollups (
+      dim TEXT NOT NULL,
+      value TEXT NOT NULL,
+      day BIGINT NOT NULL,
+      tool TEXT NOT NULL,
+      shard SMALLINT NOT NULL,
+      calls BIGINT NOT NULL DEFAULT 0,
+      failures BIGINT NOT NULL DEFAULT 0,
+      dur_sum DOUBLE PRECISION NOT NULL DEFAULT 0,
+      dur_count BIGINT NOT NULL DEFAULT 0,
+      PRIMARY KEY (dim, value, day, tool, shard)
+    );
+    CREATE TABLE filter_values (
+      dim TEXT NOT NULL,
+      value TEXT NOT NULL,
+      shard SMALLINT NOT NULL,
+      sessions BIGINT NOT NULL,
+      PRIMARY KEY (dim, value, shard)
+    );
+    CREATE TABLE ingest_totals (
+      name TEXT NOT NULL,
+      shard SMALLINT NOT NULL,
+      value DOUBLE PRECISION NOT NULL,
+      PRIMARY KEY (name, shard)
+    );
+    CREATE TABLE aggregates_state (
+      name TEXT PRIMARY KEY,
+      value TEXT NOT NULL
+    );
+    INSERT INTO aggregates_state (name, value) VALUES ('rebuild', 'due');
+    `,
+  },
 ];

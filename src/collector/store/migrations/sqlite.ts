@@ -97,4 +97,74 @@ export const SQLITE_MIGRATIONS: string[] = [
   ALTER TABLE harness_sessions ADD COLUMN completed_at TEXT GENERATED ALWAYS AS
     (strftime('%Y-%m-%dT%H:%M:%S', completed_ms / 1000, 'unixepoch') || printf('.%03dZ', completed_ms % 1000)) VIRTUAL;
   `,
+  // 4: aggregates kept at ingest (../../rollups.ts): session sums per (day, day last seen, source,
+  // project, label) and per single dimension, tool calls per dimension, day and tool, the values /api/filters lists with how many sessions have each, ingest totals.
+  // Filled by the store right after this migration (from the sessions, with the same pure rules
+  // ingest uses; `aggregates_state` says a rebuild is due), as `serve --rebuild-aggregates` does.
+  `
+  CREATE TABLE session_rollups (
+    day INTEGER NOT NULL,
+    seen_day INTEGER NOT NULL,
+    source TEXT NOT NULL,
+    project TEXT NOT NULL,
+    label TEXT NOT NULL,
+    sessions INTEGER NOT NULL DEFAULT 0,
+    tasks INTEGER NOT NULL DEFAULT 0,
+    succeeded INTEGER NOT NULL DEFAULT 0,
+    failed INTEGER NOT NULL DEFAULT 0,
+    tool_calls INTEGER NOT NULL DEFAULT 0,
+    input_tokens INTEGER NOT NULL DEFAULT 0,
+    output_tokens INTEGER NOT NULL DEFAULT 0,
+    cache_creation_input_tokens INTEGER NOT NULL DEFAULT 0,
+    cache_read_input_tokens INTEGER NOT NULL DEFAULT 0,
+    cost_nano INTEGER NOT NULL DEFAULT 0,
+    cost_micro INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (day, seen_day, source, project, label)
+  ) WITHOUT ROWID;
+  CREATE INDEX session_rollups_seen ON session_rollups(seen_day);
+  CREATE TABLE session_dim_rollups (
+    dim TEXT NOT NULL,
+    value TEXT NOT NULL,
+    day INTEGER NOT NULL,
+    seen_day INTEGER NOT NULL,
+    sessions INTEGER NOT NULL DEFAULT 0,
+    tasks INTEGER NOT NULL DEFAULT 0,
+    succeeded INTEGER NOT NULL DEFAULT 0,
+    failed INTEGER NOT NULL DEFAULT 0,
+    tool_calls INTEGER NOT NULL DEFAULT 0,
+    input_tokens INTEGER NOT NULL DEFAULT 0,
+    output_tokens INTEGER NOT NULL DEFAULT 0,
+    cache_creation_input_tokens INTEGER NOT NULL DEFAULT 0,
+    cache_read_input_tokens INTEGER NOT NULL DEFAULT 0,
+    cost_nano INTEGER NOT NULL DEFAULT 0,
+    cost_micro INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (dim, value, day, seen_day)
+  ) WITHOUT ROWID;
+  CREATE TABLE tool_rollups (
+    dim TEXT NOT NULL,
+    value TEXT NOT NULL,
+    day INTEGER NOT NULL,
+    tool TEXT NOT NULL,
+    calls INTEGER NOT NULL DEFAULT 0,
+    failures INTEGER NOT NULL DEFAULT 0,
+    dur_sum REAL NOT NULL DEFAULT 0,
+    dur_count INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (dim, value, day, tool)
+  ) WITHOUT ROWID;
+  CREATE TABLE filter_values (
+    dim TEXT NOT NULL,
+    value TEXT NOT NULL,
+    sessions INTEGER NOT NULL,
+    PRIMARY KEY (dim, value)
+  ) WITHOUT ROWID;
+  CREATE TABLE ingest_totals (
+    name TEXT PRIMARY KEY,
+    value REAL NOT NULL
+  ) WITHOUT ROWID;
+  CREATE TABLE aggregates_state (
+    name TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+  ) WITHOUT ROWID;
+  INSERT INTO aggregates_state (name, value) VALUES ('rebuild', 'due');
+  `,
 ];
