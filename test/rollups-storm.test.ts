@@ -145,8 +145,13 @@ describe.each(STORES)('aggregates kept at ingest on %s', (backend) => {
     const now = Date.now();
     const r = rng(17);
     const events = storm(now, r);
-    const [a, b] = await Promise.all([startServe(home.env, ['--db', db, '--retention-days', '365']), startServe(home.env, ['--db', db, '--retention-days', '365'])]);
-    serves.push(a!, b!);
+    // Both start at once on the new database; each is stopped after the test even if the other failed to start.
+    const start = async () => {
+      const s = await startServe(home.env, ['--db', db, '--retention-days', '365']);
+      serves.push(s);
+      return s;
+    };
+    const [a, b] = await Promise.all([start(), start()]);
     await spray(shuffle(events, r), [a!.endpoint, b!.endpoint], r);
     await spray(shuffle(events, r), [a!.endpoint, b!.endpoint], r); // every event again: duplicates
     await Promise.all(serves.splice(0).map((s) => s.stop()));
