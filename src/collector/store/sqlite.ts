@@ -6,6 +6,7 @@
 import Database from 'better-sqlite3';
 import { chmodSync, existsSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
+import type { MetricSlot } from '../metric-limits';
 import type { HarnessEvent } from '../../event';
 import { applyCompletions, CounterSet, factIdText, factsOf, foldEvents, labelsText, type CompletionState, type FactRow } from '../fold';
 import type { CounterTotal, Filters, IngestOutcome, SessionFilter, SessionRow, Store, SweepResult, ToolRow } from './index';
@@ -67,6 +68,8 @@ export class SqliteStore implements Store {
         ON CONFLICT(session_id, kind, key) DO UPDATE SET model = excluded.model, ts_ms = excluded.ts_ms, unpriced = excluded.unpriced, state = excluded.state`),
       bump: db.prepare('INSERT INTO counters (metric, labels, value) VALUES (?, ?, ?) ON CONFLICT(metric, labels) DO UPDATE SET value = value + excluded.value'),
       counters: db.prepare('SELECT metric, labels, value FROM counters'),
+      metricSlots: db.prepare('SELECT dimension, slot, value FROM metric_label_slots'),
+      claimSlot: db.prepare('INSERT INTO metric_label_slots (dimension, slot, value) VALUES (?, ?, ?) ON CONFLICT DO NOTHING'),
       eventCount: db.prepare('SELECT count(*) AS n FROM harness_events'),
     };
   }
@@ -115,6 +118,16 @@ export class SqliteStore implements Store {
 
   async bump(metric: string, labels: Record<string, string>, by = 1): Promise<void> {
     if (by !== 0) this.stmts.bump.run(metric, labelsText(labels), by);
+  }
+
+  async metricSlots(): Promise<MetricSlot[]> {
+    return this.stmts.metricSlots.all() as MetricSlot[];
+  }
+
+  async claimMetricSlots(slots: MetricSlot[]): Promise<void> {
+    this.db.transaction(() => {
+      for (const s of slots) this.stmts.claimSlot.run(s.dimension, s.slot, s.value);
+    })();
   }
 
   async counters(): Promise<CounterTotal[]> {

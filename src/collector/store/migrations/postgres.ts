@@ -118,4 +118,18 @@ export const POSTGRES_MIGRATIONS: Array<{ name: string; sql: string }> = [
     CREATE INDEX harness_sessions_run ON harness_sessions(run_id);
     `,
   },
+  {
+    // /metrics' cardinality limiter (metric-limits.ts): the values of a label that hold one of its
+    // capped slots keep their own series, shared by every replica. New and self-contained.
+    name: 'metrics: label slots of the cardinality limiter',
+    sql: `
+    CREATE TABLE metric_label_slots (
+      dimension TEXT NOT NULL,
+      slot INTEGER NOT NULL,
+      value TEXT NOT NULL,
+      PRIMARY KEY (dimension, slot),
+      UNIQUE (dimension, value)
+    );
+    `,
+  },
 ];
