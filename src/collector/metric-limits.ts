@@ -60,5 +60,5 @@ export function admittedOf(slots: MetricSlot[]): Admitted {
 /** A value as exposed: itself when admitted, else `other`. */
 export const limited = (admitted: Admitted, dimension: Dimension, value: string): string => (admitted.get(dimension)?.has(value) ? value : OTHER);
 
-/** The key of a loop (a ralph project and label pair, limited as one value). */
-export const loopKey = (project: string, label: string): string => `${project}\u0000${label}`;
+/** The key of a loop (a ralph project and label pair, limited as one value); JSON, as PostgreSQL's text holds no NUL. */
+export const loopKey = (project: string, label: string): string => JSON.stringify([project, label]);
