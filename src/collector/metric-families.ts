@@ -76,6 +76,7 @@ export function activityOf(counters: CounterTotal[]): Map<Dimension, Map<string,
       if (c.labels.source === 'ralph') add('loop', loopKey(c.labels.project ?? '', c.labels.label ?? ''), c.value);
     } else if (c.metric === 'tool_calls_total') add('tool', c.labels.tool, c.value);
     else if (c.metric === 'tokens_total') add('model', c.labels.model, c.value);
+    else if (c.metric === 'cost_usd_total') add('model', c.labels.model, 0);
     // A counter fed outside events_total (OTel metrics, run costs) still needs its project placed.
     else if (c.labels.project !== undefined) add('project', c.labels.project, 0);
   }
@@ -88,8 +89,13 @@ export async function admitted(store: Store, counters: CounterTotal[], caps: Met
   const activity = activityOf(counters);
   const claims = LIMITED_DIMENSIONS.flatMap((d) => slotsToClaim(d, held, activity.get(d)!, caps[d]));
   if (claims.length > 0) {
-    await store.claimMetricSlots(claims);
-    held = await store.metricSlots(); // another replica may have won a slot: the table decides
+    try {
+      await store.claimMetricSlots(claims);
+      held = await store.metricSlots(); // another replica may have won a slot: the table decides
+    } catch {
+      // A store that takes no writes now (a full disk, a read-only database) still serves its
+      // counters: the waiting values stay in `other` (still monotonic) and claim at a later scrape.
+    }
   }
   return admittedOf(held);
 }

@@ -78,4 +78,10 @@ describe('metricFamilies', () => {
     const before = new Map(byProject.map((s) => [s.labels.project, s.value]));
     for (const s of again) expect(s.value).toBeGreaterThanOrEqual(before.get(s.labels.project)!);
   });
+
+  it('a store that takes no writes still serves its counters, the values waiting for a slot as other', async () => {
+    const store = { ...fakeStore(counters), claimMetricSlots: async () => Promise.reject(new Error('SQLITE_FULL')) } as unknown as Store;
+    const fs = await metricFamilies(store, Date.now(), { project: 2, label: 3, tool: 1, model: 1, loop: 2 });
+    expect(family(fs, 'events_by_project_total')).toEqual([{ labels: { project: 'other' }, value: total }]);
+  });
 });
