@@ -5,6 +5,7 @@
  * ever decreases — across scrapes, a restart, a newly busy value, and on
  * PostgreSQL across two replicas of one database.
  */
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { uuidv7 } from '../src/ids';
@@ -147,16 +148,21 @@ describe.each(['sqlite', 'postgres'] as const)('bounded /metrics on %s', (backen
     checkBounded(s4a, rawOf([...first, ...second, ...third]));
   });
 
-  it('a raised cap gives the next busiest values their own series; admitted ones keep theirs', async () => {
+  it('a raised cap (env, then config file) gives the next busiest values their own series; admitted ones keep theirs', async () => {
     const db = backend === 'sqlite' ? join(home.home, 'c.db') : await pg!.createDb();
-    const a = await start(db);
+    const noProjectFlag = CAPS.slice(2);
+    const a = await startServe({ ...home.env, CLAUDE_METRICS_METRICS_MAX_PROJECTS: '1' }, ['--db', db, ...noProjectFlag]);
+    serves.push(a);
     await postJson(a.endpoint, { events: events(P, L, T, M) });
     const before = valuesOf(await metrics(a), 'claude_harness_events_by_project_total', 'project');
+    expect([...before].sort()).toEqual(['epsilon', 'other']);
     await a.stop();
     serves.splice(serves.indexOf(a), 1);
-    const s = await startServe(home.env, ['--db', db, ...CAPS, '--metrics-max-projects', '3']);
+    const config = join(home.home, 'cm.json');
+    writeFileSync(config, JSON.stringify({ metricsMaxProjects: 3 }));
+    const s = await startServe(home.env, ['--db', db, '--config', config, ...noProjectFlag]);
     serves.push(s);
     const after = valuesOf(await metrics(s), 'claude_harness_events_by_project_total', 'project');
-    expect([...after].sort()).toEqual([...before, 'gamma'].sort());
+    expect([...after].sort()).toEqual(['delta', 'epsilon', 'gamma', 'other']);
   });
 });
