@@ -97,7 +97,7 @@ export const SQLITE_MIGRATIONS: string[] = [
   ALTER TABLE harness_sessions ADD COLUMN completed_at TEXT GENERATED ALWAYS AS
     (strftime('%Y-%m-%dT%H:%M:%S', completed_ms / 1000, 'unixepoch') || printf('.%03dZ', completed_ms % 1000)) VIRTUAL;
   `,
-  // n: /metrics' cardinality limiter (metric-limits.ts): the values of a label that hold one of
+  // 4: /metrics' cardinality limiter (metric-limits.ts): the values of a label that hold one of
   // its capped slots keep their own series, sticky across restarts. New and self-contained.
   `
   CREATE TABLE metric_label_slots (
