@@ -106,6 +106,6 @@ export const SQLITE_MIGRATIONS: string[] = [
     value TEXT NOT NULL,
     PRIMARY KEY (dimension, slot),
     UNIQUE (dimension, value)
-  );
+  ) WITHOUT ROWID, STRICT;
   `,
 ];
