@@ -104,6 +104,11 @@ describe('harness_sessions migration from schema v1', () => {
       const api = (await getJson(`${serve.url}/api/sessions?limit=10`)).body.sessions as Array<Record<string, unknown>>;
       expect(api.find((s) => s.id === 'session:S-running')).toMatchObject({ started_at: '2025-12-02T01:46:40.000Z', completed_at: ended, tool_calls_count: 7, events_count: 10, input_tokens: 1200 });
       expect(api.find((s) => s.id === 'task:ralph:nightly:T1')).toMatchObject({ completed_at: '2025-12-02T02:00:05.678Z', success: true, cost_usd: 0.0123 });
+      // The old counters (stored per source × project × label) are served in the bounded families.
+      const metrics = (await getJson(`${serve.url}/metrics`)).body as string;
+      expect(metrics).toMatch(/^claude_harness_events_by_project_total\{project="web"\} 1$/m);
+      expect(metrics).toMatch(/^claude_harness_ralph_tasks_completed_total\{label="nightly",outcome="success",project="web"\} 1$/m);
+      expect(metrics).toMatch(/^claude_harness_sessions_completed_total\{outcome="success",source="ralph"\} 1$/m);
     } finally {
       await serve.stop();
     }
