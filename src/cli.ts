@@ -82,6 +82,11 @@ export function buildProgram(): Command {
     .option('--active-window-ms <ms>', 'a session not ended and silent this long is stale, not active (default 1800000; env CLAUDE_METRICS_ACTIVE_WINDOW_MS)', int('--active-window-ms'))
     .option('--router-metrics-url <url>', 'router Prometheus URL to show beside harness usage')
     .option('--rebuild-aggregates', 'derive the dashboard rollups again from the stored sessions and events, print what was done, exit')
+    .option('--metrics-max-projects <n>', 'projects with their own /metrics series, the rest as other (default 25)', int('--metrics-max-projects'))
+    .option('--metrics-max-labels <n>', 'labels with their own /metrics series (default 50)', int('--metrics-max-labels'))
+    .option('--metrics-max-tools <n>', 'tools with their own /metrics series (default 30)', int('--metrics-max-tools'))
+    .option('--metrics-max-models <n>', 'models with their own /metrics series (default 20)', int('--metrics-max-models'))
+    .option('--metrics-max-loops <n>', 'ralph loops (project, label) with their own /metrics series (default 50)', int('--metrics-max-loops'))
     .action(lazy('serve'));
 
   program

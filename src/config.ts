@@ -41,6 +41,12 @@ export interface Config {
   db: string | undefined;
   /** serve on PostgreSQL: connections per replica. */
   dbPoolSize: number;
+  /** serve: /metrics keeps this many busiest values of each label, the rest as `other` (metric-limits.ts). */
+  metricsMaxProjects: number;
+  metricsMaxLabels: number;
+  metricsMaxTools: number;
+  metricsMaxModels: number;
+  metricsMaxLoops: number;
 }
 
 type Kind = 'url' | 'string' | 'int' | 'bool' | 'level';
@@ -75,6 +81,11 @@ export const CONFIG_SPEC: Record<keyof Config, Spec> = {
   label: { env: ['CLAUDE_METRICS_LABEL'], kind: 'string', def: () => undefined, description: 'label for grouping (e.g. a loop name)' },
   db: { env: ['CLAUDE_METRICS_DB'], kind: 'string', def: () => undefined, description: 'serve: SQLite file (default <state dir>/collector.db) or postgres://user@host/db' },
   dbPoolSize: { env: ['CLAUDE_METRICS_DB_POOL_SIZE'], kind: 'int', def: () => 10, min: 1, max: 1000, description: 'serve on PostgreSQL: connections per replica' },
+  metricsMaxProjects: { env: ['CLAUDE_METRICS_METRICS_MAX_PROJECTS'], kind: 'int', def: () => 25, min: 1, max: 10_000, description: 'serve: projects with their own /metrics series (the busiest; the rest as other)' },
+  metricsMaxLabels: { env: ['CLAUDE_METRICS_METRICS_MAX_LABELS'], kind: 'int', def: () => 50, min: 1, max: 10_000, description: 'serve: labels with their own /metrics series' },
+  metricsMaxTools: { env: ['CLAUDE_METRICS_METRICS_MAX_TOOLS'], kind: 'int', def: () => 30, min: 1, max: 10_000, description: 'serve: tools with their own /metrics series' },
+  metricsMaxModels: { env: ['CLAUDE_METRICS_METRICS_MAX_MODELS'], kind: 'int', def: () => 20, min: 1, max: 10_000, description: 'serve: models with their own /metrics series' },
+  metricsMaxLoops: { env: ['CLAUDE_METRICS_METRICS_MAX_LOOPS'], kind: 'int', def: () => 50, min: 1, max: 10_000, description: 'serve: ralph loops (project and label) with their own /metrics series' },
   source: { env: ['CLAUDE_METRICS_SOURCE'], kind: 'string', def: () => undefined, description: 'interactive | ralph | api | cron | backfill (else detected)' },
 };
 

@@ -110,7 +110,7 @@ async function spray(events: Array<Record<string, unknown>>, endpoints: string[]
 
 const sessionsOf = async (url: string) => (await getJson(`${url}/api/sessions?limit=1000&since=2026-11-01`)).body.sessions as Array<Record<string, unknown>>;
 const counterLines = async (url: string) =>
-  ((await getJson(`${url}/metrics`)).body as string).split('\n').filter((l) => l && !l.startsWith('#') && !/^claude_harness_(active_sessions|last_event)/.test(l));
+  ((await getJson(`${url}/metrics`)).body as string).split('\n').filter((l) => l && !l.startsWith('#') && !/^claude_harness_(active_sessions|last_event|ralph_active_tasks|ralph_last_event)/.test(l));
 const total = (lines: string[], metric: string) => lines.filter((l) => l.startsWith(`${metric}{`) || l.startsWith(`${metric} `)).reduce((a, l) => a + Number(l.split(' ').pop()), 0);
 
 describe('replicas on one PostgreSQL', () => {

@@ -107,6 +107,11 @@ describe('harness_sessions migration from schema v1', () => {
       const api = (await getJson(`${serve.url}/api/sessions?limit=10`)).body.sessions as Array<Record<string, unknown>>;
       expect(api.find((s) => s.id === 'session:S-running')).toMatchObject({ started_at: '2025-12-02T01:46:40.000Z', completed_at: ended, tool_calls_count: 7, events_count: 10, input_tokens: 1200 });
       expect(api.find((s) => s.id === 'task:ralph:nightly:T1')).toMatchObject({ completed_at: '2025-12-02T02:00:05.678Z', success: true, cost_usd: 0.0123 });
+      // The old counters (stored per source × project × label) are served in the bounded families.
+      const metrics = (await getJson(`${serve.url}/metrics`)).body as string;
+      expect(metrics).toMatch(/^claude_harness_events_by_project_total\{project="web"\} 1$/m);
+      expect(metrics).toMatch(/^claude_harness_ralph_tasks_completed_total\{label="nightly",outcome="success",project="web"\} 1$/m);
+      expect(metrics).toMatch(/^claude_harness_sessions_completed_total\{outcome="success",source="ralph"\} 1$/m);
     } finally {
       await serve.stop();
     }
@@ -172,11 +177,11 @@ describe('harness_sessions migration from schema v1', () => {
     const before = await answers(serve.url);
     await serve.stop();
     const db = new Database(path);
-    db.exec('DROP TABLE session_rollups; DROP TABLE session_dim_rollups; DROP TABLE tool_rollups; DROP TABLE filter_values; DROP TABLE ingest_totals; DROP TABLE aggregates_state');
-    // The schema before the aggregates' migration (the last one when this was written; one added
-    // after it must be undone here too for this to start from the schema before it).
-    const aggregates = SQLITE_MIGRATIONS.findIndex((m) => m.includes('CREATE TABLE session_rollups'));
-    expect(aggregates).toBe(SQLITE_MIGRATIONS.length - 1);
+    // The schema before the aggregates' migration: its tables and those of every migration after it
+    // (the metrics limiter's slots) dropped. A migration added later must be undone here too.
+    db.exec('DROP TABLE session_rollups; DROP TABLE session_dim_rollups; DROP TABLE tool_rollups; DROP TABLE filter_values; DROP TABLE ingest_totals; DROP TABLE aggregates_state; DROP TABLE metric_label_slots');
+    const aggregates = SQLITE_MIGRATIONS.findIndex((m) => typeof m === 'string' && m.includes('CREATE TABLE session_rollups'));
+    expect(SQLITE_MIGRATIONS.slice(aggregates + 1).map((m) => typeof m === 'string' && /CREATE TABLE (\w+)/.exec(m)?.[1])).toEqual(['metric_label_slots']);
     db.pragma(`user_version = ${aggregates}`);
     db.close();
 

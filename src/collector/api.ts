@@ -2,7 +2,6 @@
  * The JSON API and the Prometheus families, computed from the store. Pure
  * translation of store rows into the shapes of docs/contracts.md.
  */
-import { histogramSamples, DURATION_BUCKETS_S, type MetricFamily, type Sample } from './prometheus';
 import { ROLLUP_VALUES, sessionDay, sessionValues, topToolsOf, zeroValues, type RollupValues } from './rollups';
 import type { SessionFilter, SessionRow, Store, ToolRow } from './store';
 
@@ -195,72 +194,5 @@ export async function daily(store: Store, f: SessionFilter, days: number, now = 
   return dailyOf(from, grouped(rows.map((r) => [`${dateOf(r.day!)}|${r.source ?? 'unknown'}`, r])));
 }
 
-const HELP: Record<string, [string, 'counter' | 'gauge']> = {
-  events_total: ['Events accepted by the collector (duplicates excluded).', 'counter'],
-  sessions_completed_total: ['Sessions and tasks completed, by outcome.', 'counter'],
-  tool_calls_total: ['Tool calls (PostToolUse / PostToolUseFailure), by outcome.', 'counter'],
-  tokens_total: ['Tokens of API requests (transcript usage and OTel api_request, each request once), by model and kind.', 'counter'],
-  cost_usd_total: ['Cost in USD of API requests: Claude Code\'s own figure (OTel, transcript costUSD) where known, else the price table\'s estimate; unpriced models add nothing.', 'counter'],
-  lines_of_code_total: ['Lines of code added and removed, from Claude Code\'s OTel metrics.', 'counter'],
-  commits_total: ['Git commits made by Claude Code, from its OTel metrics.', 'counter'],
-  pull_requests_total: ['Pull requests created by Claude Code, from its OTel metrics.', 'counter'],
-  active_time_seconds_total: ['Active time in seconds (type user or cli), from Claude Code\'s OTel metrics.', 'counter'],
-  otlp_ignored_total: ['OTLP log records and data points read and deliberately not kept (names not mapped), by signal.', 'counter'],
-  run_reported_cost_usd_total: ['Cost in USD reported by Claude Code results of claude-metrics run tasks.', 'counter'],
-  duplicates_total: ['Events received again and ignored (same event_id).', 'counter'],
-  retention_deleted_total: ['Rows retention deleted (older than --retention-days), by table.', 'counter'],
-  rejects_total: ['Events or requests rejected, by reason.', 'counter'],
-};
-
-/** "30 minutes", "1 minute", "5 seconds", "1500 ms": the active window as a help text says it. */
-function formatWindow(ms: number): string {
-  const unit = (n: number, one: string) => `${n} ${one}${n === 1 ? '' : 's'}`;
-  if (ms % 60_000 === 0) return unit(ms / 60_000, 'minute');
-  if (ms % 1000 === 0) return unit(ms / 1000, 'second');
-  return `${ms} ms`;
-}
-
-export async function metricFamilies(store: Store, now = Date.now()): Promise<MetricFamily[]> {
-  const byMetric = new Map<string, Array<{ labels: Record<string, string>; value: number }>>();
-  for (const c of await store.counters()) (byMetric.get(c.metric) ?? byMetric.set(c.metric, []).get(c.metric)!).push(c);
-  const families: MetricFamily[] = [];
-  for (const [metric, [help, type]] of Object.entries(HELP)) {
-    const samples = (byMetric.get(metric) ?? []).map((c) => ({ labels: c.labels, value: c.value }));
-    if (metric === 'duplicates_total' && samples.length === 0) samples.push({ labels: {}, value: 0 });
-    families.push({ name: `claude_harness_${metric}`, help, type, samples });
-  }
-  // Histogram from per-bucket counters.
-  const buckets = byMetric.get('task_duration_seconds_bucket') ?? [];
-  const sums = byMetric.get('task_duration_seconds_sum') ?? [];
-  const groups = new Map<string, { labels: Record<string, string>; counts: number[]; sum: number }>();
-  for (const b of buckets) {
-    const { b: idx, ...labels } = b.labels;
-    const k = JSON.stringify(labels);
-    const g = groups.get(k) ?? groups.set(k, { labels, counts: [], sum: 0 }).get(k)!;
-    g.counts[Number(idx)] = (g.counts[Number(idx)] ?? 0) + b.value;
-  }
-  for (const s of sums) {
-    const g = groups.get(JSON.stringify(s.labels));
-    if (g) g.sum = s.value;
-  }
-  const hist: Sample[] = [];
-  for (const g of groups.values()) hist.push(...histogramSamples(g.labels, DURATION_BUCKETS_S, g.counts, g.sum));
-  families.push({ name: 'claude_harness_task_duration_seconds', help: 'Duration of completed sessions and tasks in seconds.', type: 'histogram', samples: hist });
-
-  // Gauges, computed now from recent sessions.
-  const recent = await store.allSessions({ sinceMs: now - 7 * DAY_MS }, now);
-  const active = new Map<string, { labels: Record<string, string>; value: number }>();
-  const last = new Map<string, { labels: Record<string, string>; value: number }>();
-  for (const r of recent) {
-    const labels = { source: r.source ?? 'unknown', project: (r.project ?? '').slice(0, 128), label: (r.label ?? '').slice(0, 128) };
-    const k = JSON.stringify(labels);
-    const a = active.get(k) ?? active.set(k, { labels, value: 0 }).get(k)!;
-    if (r.active) a.value++;
-    const seen = Date.parse(r.last_seen_at ?? '') / 1000;
-    const l = last.get(k) ?? last.set(k, { labels, value: 0 }).get(k)!;
-    if (seen > l.value) l.value = seen;
-  }
-  families.push({ name: 'claude_harness_active_sessions', help: `Sessions started and not completed, with an event in the last ${formatWindow(store.activeWindowMs)}.`, type: 'gauge', samples: [...active.values()] });
-  families.push({ name: 'claude_harness_last_event_timestamp_seconds', help: 'Unix time of the latest event, by source, project and label.', type: 'gauge', samples: [...last.values()] });
-  return families;
-}
+/** The Prometheus families live in metric-families.ts (bounded by metric-limits.ts). */
+export { metricFamilies } from './metric-families';

@@ -9,6 +9,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { extname, join, normalize, resolve, sep } from 'node:path';
 import type { Logger } from '../log';
 import { daily, metricFamilies, parseTime, summary } from './api';
+import type { MetricCaps } from './metric-limits';
 import { parseBody, validateEvent } from './normalize';
 import { decodeOtlp, errorBody, MAX_OTLP_BYTES, successBody, encodingOf, type Signal } from './ingest/otlp';
 import { logsToEvents } from './ingest/otlp-logs';
@@ -92,6 +93,8 @@ export interface CollectorOptions {
   dataDir?: string;
   /** Storage health (tests may pass their own); by default probed with a one-row counter write. */
   health?: StorageHealth;
+  /** Values of each high-cardinality label with their own /metrics series (metric-limits.ts). */
+  metricCaps?: MetricCaps;
 }
 
 const CSP = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
@@ -404,7 +407,7 @@ export function createCollector(opts: CollectorOptions): Server {
     if (path === '/metrics') {
       let families: Awaited<ReturnType<typeof metricFamilies>> = [];
       try {
-        families = await metricFamilies(store, now);
+        families = await metricFamilies(store, now, opts.metricCaps);
       } catch (err) {
         if (!health.failed(err)) throw err; // the store cannot be read either: its health is still worth scraping
       }

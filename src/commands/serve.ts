@@ -15,7 +15,7 @@ import { statePaths } from '../paths';
 
 export default async function serve(opts: Record<string, unknown>): Promise<number> {
   // No temp-dir fallback for the database: an unwritable state dir is an error here (--db or CLAUDE_METRICS_STATE_DIR).
-  const resolved = resolveConfig({ configFile: opts.config as string | undefined, flags: { token: opts.token, db: opts.db, dbPoolSize: opts.dbPoolSize }, checkStateDir: false });
+  const resolved = resolveConfig({ configFile: opts.config as string | undefined, flags: { token: opts.token, db: opts.db, dbPoolSize: opts.dbPoolSize, metricsMaxProjects: opts.metricsMaxProjects, metricsMaxLabels: opts.metricsMaxLabels, metricsMaxTools: opts.metricsMaxTools, metricsMaxModels: opts.metricsMaxModels, metricsMaxLoops: opts.metricsMaxLoops }, checkStateDir: false });
   if (resolved.errors.length > 0) throw new ConfigError(resolved.errors.join('; '));
   const { config } = resolved;
   const env = process.env;
@@ -73,7 +73,8 @@ export default async function serve(opts: Record<string, unknown>): Promise<numb
   // PostgreSQL overlaps a second transaction with the one committing; SQLite has one writer.
   const maxCommitsInFlight = store.kind === 'postgres' ? Math.max(1, Math.min(2, config.dbPoolSize - 1)) : 1;
   const dataDir = store.kind === 'sqlite' && dbPath !== ':memory:' ? dirname(resolve(dbPath)) : undefined; // where a full disk stops writes
-  const server = createCollector({ store, token: config.token, log, dashboardDir: join(__dirname, '..', 'dashboard'), routerMetricsUrl, maxCommitsInFlight, dataDir });
+  const server = createCollector({ store, token: config.token, log, dashboardDir: join(__dirname, '..', 'dashboard'), routerMetricsUrl, maxCommitsInFlight, dataDir,
+    metricCaps: { project: config.metricsMaxProjects, label: config.metricsMaxLabels, tool: config.metricsMaxTools, model: config.metricsMaxModels, loop: config.metricsMaxLoops } });
   await new Promise<void>((resolvePromise, reject) => {
     server.once('error', (err: NodeJS.ErrnoException) =>
       reject(new CliError(err.code === 'EADDRINUSE' ? `port ${port} on ${host} is in use (another collector?); pick one with --port` : `cannot listen on ${host}:${port}: ${err.message}`, 'E_LISTEN', 1)),

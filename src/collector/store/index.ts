@@ -14,6 +14,7 @@
  *   disk) rejects with a `StoreUnavailableError`; the HTTP layer answers 503 with
  *   Retry-After and the emitters spool.
  */
+import type { MetricSlot } from '../metric-limits';
 import type { HarnessEvent } from '../../event';
 import type { Session } from '../../client/types';
 import type { RollupQuery, RollupSum } from '../rollups';
@@ -111,6 +112,10 @@ export interface Store {
   /** Adds to a counter outside ingest (bounded labels), e.g. OTLP items read and not kept. */
   bump(metric: string, labels: Record<string, string>, by?: number): Promise<void>;
 
+  /** The cardinality limiter's slots (metric-limits.ts): which label values keep their own /metrics series. */
+  metricSlots(): Promise<MetricSlot[]>;
+  /** Claims slots; a slot or value already held is left as it is (first claim wins, across replicas). */
+  claimMetricSlots(slots: MetricSlot[]): Promise<void>;
   /** Every counter series with its total (monotonic: kept across restarts and retention). */
   counters(): Promise<CounterTotal[]>;
   /** A page of sessions, newest first, and how many match. */

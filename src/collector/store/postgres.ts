@@ -20,6 +20,7 @@
  */
 import { Pool, types as pgTypes, type PoolClient, type PoolConfig } from 'pg';
 import type { HarnessEvent } from '../../event';
+import type { MetricSlot } from '../metric-limits';
 import { applyCompletions, factIdText, factsOf, foldEvents, labelsText, type CompletionState, type CounterSet, type FactRow } from '../fold';
 import { RollupDelta, ROLLUP_VALUES, rollupSql, toolRollups, toolRollupSql, toRollupSum, utcDay, type RollupQuery, type RollupSum, type ToolRollupRow } from '../rollups';
 import { redactUrl, StoreUnavailableError, SWEEP_CHUNK, SWEEP_PERIOD_MS, type CounterTotal, type Filters, type IngestOutcome, type IngestTotals, type RebuildResult, type SessionFilter, type SessionRow, type Store, type StoreOptions, type SweepResult, type ToolRow, type ToolSum } from './index';
@@ -414,6 +415,20 @@ export class PostgresStore implements Store {
       `INSERT INTO counters (metric, labels, shard, value) VALUES ($1, $2, (pg_backend_pid() % ${COUNTER_SHARDS})::smallint, $3)
        ON CONFLICT (metric, labels, shard) DO UPDATE SET value = counters.value + excluded.value`,
       [metric, labelsText(labels), by],
+    );
+  }
+
+  async metricSlots(): Promise<MetricSlot[]> {
+    const rows = await this.query<{ dimension: string; slot: number; value: string }>('SELECT dimension, slot, value FROM metric_label_slots');
+    return rows.map((r) => ({ dimension: r.dimension, slot: Number(r.slot), value: r.value }));
+  }
+
+  async claimMetricSlots(slots: MetricSlot[]): Promise<void> {
+    if (slots.length === 0) return;
+    // One statement: a slot or a value another replica took first is skipped (either unique key).
+    await this.query(
+      `INSERT INTO metric_label_slots (dimension, slot, value) SELECT * FROM unnest($1::text[], $2::int[], $3::text[]) ON CONFLICT DO NOTHING`,
+      [slots.map((s) => s.dimension), slots.map((s) => s.slot), slots.map((s) => s.value)],
     );
   }
 

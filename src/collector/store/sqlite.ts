@@ -6,6 +6,7 @@
 import Database from 'better-sqlite3';
 import { chmodSync, existsSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
+import type { MetricSlot } from '../metric-limits';
 import type { HarnessEvent } from '../../event';
 import { applyCompletions, CounterSet, factIdText, factsOf, foldEvents, labelsText, type CompletionState, type FactRow } from '../fold';
 import { RollupDelta, ROLLUP_VALUES, rollupSql, toolRollups, toolRollupSql, toRollupSum, utcDay, type RollupQuery, type RollupSum, type ToolRollupRow } from '../rollups';
@@ -127,6 +128,8 @@ export class SqliteStore implements Store {
       deleteZeroDimRollups: db.prepare(`DELETE FROM session_dim_rollups WHERE (dim, value, day, seen_day) IN (SELECT dim, value, day, seen_day FROM session_dim_rollups WHERE ${ROLLUP_VALUES.map((v) => `${v} = 0`).join(' AND ')} LIMIT ?)`),
       deleteZeroFilters: db.prepare('DELETE FROM filter_values WHERE (dim, value) IN (SELECT dim, value FROM filter_values WHERE sessions = 0 LIMIT ?)'),
       deleteFacts: db.prepare('DELETE FROM harness_facts WHERE (session_id, kind, key) IN (SELECT session_id, kind, key FROM harness_facts WHERE ts_ms < ? LIMIT ?)'),
+      metricSlots: db.prepare('SELECT dimension, slot, value FROM metric_label_slots'),
+      claimSlot: db.prepare('INSERT INTO metric_label_slots (dimension, slot, value) VALUES (?, ?, ?) ON CONFLICT DO NOTHING'),
       eventCount: db.prepare('SELECT count(*) AS n FROM harness_events'),
     };
   }
@@ -193,6 +196,16 @@ export class SqliteStore implements Store {
 
   async bump(metric: string, labels: Record<string, string>, by = 1): Promise<void> {
     if (by !== 0) this.stmts.bump.run(metric, labelsText(labels), by);
+  }
+
+  async metricSlots(): Promise<MetricSlot[]> {
+    return this.stmts.metricSlots.all() as MetricSlot[];
+  }
+
+  async claimMetricSlots(slots: MetricSlot[]): Promise<void> {
+    this.db.transaction(() => {
+      for (const s of slots) this.stmts.claimSlot.run(s.dimension, s.slot, s.value);
+    })();
   }
 
   async counters(): Promise<CounterTotal[]> {

@@ -198,4 +198,18 @@ export const POSTGRES_MIGRATIONS: Array<{ name: string; sql: string }> = [
     INSERT INTO aggregates_state (name, value) VALUES ('rebuild', 'due');
     `,
   },
+  {
+    // /metrics' cardinality limiter (metric-limits.ts): the values of a label that hold one of its
+    // capped slots keep their own series, shared by every replica. New and self-contained.
+    name: 'metrics: label slots of the cardinality limiter',
+    sql: `
+    CREATE TABLE metric_label_slots (
+      dimension TEXT NOT NULL,
+      slot INTEGER NOT NULL,
+      value TEXT NOT NULL,
+      PRIMARY KEY (dimension, slot),
+      UNIQUE (dimension, value)
+    );
+    `,
+  },
 ];

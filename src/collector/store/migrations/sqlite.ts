@@ -167,4 +167,15 @@ export const SQLITE_MIGRATIONS: string[] = [
   ) WITHOUT ROWID;
   INSERT INTO aggregates_state (name, value) VALUES ('rebuild', 'due');
   `,
+  // 5: /metrics' cardinality limiter (metric-limits.ts): the values of a label that hold one of
+  // its capped slots keep their own series, sticky across restarts. New and self-contained.
+  `
+  CREATE TABLE metric_label_slots (
+    dimension TEXT NOT NULL,
+    slot INTEGER NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (dimension, slot),
+    UNIQUE (dimension, value)
+  ) WITHOUT ROWID, STRICT;
+  `,
 ];

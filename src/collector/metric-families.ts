@@ -1,0 +1,195 @@
+/**
+ * The Prometheus families of GET /metrics, from the store's counters and recent
+ * sessions. The store keeps each counter at full resolution (the labels fold.ts
+ * bumps); what is exposed is bounded:
+ *
+ * - no family crosses two high-cardinality labels: a total by source and event,
+ *   and beside it one by project and one by label (each the same total, summed
+ *   differently), so a family's series sum to the true total;
+ * - each high-cardinality label keeps at most its cap of values, the rest summed
+ *   into `other` (metric-limits.ts), sticky through the store's slots table so
+ *   every counter only grows across scrapes, restarts and replicas.
+ *
+ * The one pair kept together is a ralph loop's (project, label): the loop
+ * alerts page per loop. Loops are limited as one dimension of their own.
+ */
+import { histogramSamples, DURATION_BUCKETS_S, type MetricFamily, type Sample } from './prometheus';
+import { admittedOf, DEFAULT_METRIC_CAPS, LIMITED_DIMENSIONS, limited, loopKey, OTHER, slotsToClaim, type Admitted, type Dimension, type MetricCaps } from './metric-limits';
+import type { CounterTotal, Store } from './store';
+
+const DAY_MS = 86_400_000;
+type Labels = Record<string, string>;
+
+/** An exposed counter family: which stored counter it sums, and the labels it keeps (null: the series is not in this family). */
+interface CounterFamily {
+  name: string;
+  from: string;
+  help: string;
+  labels: (l: Labels, lim: Limiter) => Labels | null;
+}
+
+type Limiter = (dimension: Dimension, value: string | undefined) => string;
+
+const ralph = (l: Labels, lim: Limiter): Labels | null => {
+  if (l.source !== 'ralph') return null;
+  const own = lim('loop', loopKey(l.project ?? '', l.label ?? '')) !== OTHER;
+  return own ? { project: l.project ?? '', label: l.label ?? '' } : { project: OTHER, label: OTHER };
+};
+
+export const COUNTER_FAMILIES: CounterFamily[] = [
+  { name: 'events_total', from: 'events_total', help: 'Events accepted by the collector (duplicates excluded), by source and event.', labels: (l) => ({ source: l.source!, event: l.event! }) },
+  { name: 'events_by_project_total', from: 'events_total', help: 'Events accepted, by project (the busiest projects by name, the rest as other).', labels: (l, lim) => ({ project: lim('project', l.project) }) },
+  { name: 'events_by_label_total', from: 'events_total', help: 'Events accepted, by label (the busiest labels by name, the rest as other).', labels: (l, lim) => ({ label: lim('label', l.label) }) },
+  { name: 'sessions_completed_total', from: 'sessions_completed_total', help: 'Sessions and tasks completed, by source and outcome.', labels: (l) => ({ source: l.source!, outcome: l.outcome! }) },
+  { name: 'sessions_completed_by_project_total', from: 'sessions_completed_total', help: 'Sessions and tasks completed, by project and outcome.', labels: (l, lim) => ({ project: lim('project', l.project), outcome: l.outcome! }) },
+  { name: 'sessions_completed_by_label_total', from: 'sessions_completed_total', help: 'Sessions and tasks completed, by label and outcome.', labels: (l, lim) => ({ label: lim('label', l.label), outcome: l.outcome! }) },
+  { name: 'ralph_tasks_completed_total', from: 'sessions_completed_total', help: 'Tasks of ralph loops completed, by loop (project and label) and outcome.', labels: (l, lim) => { const k = ralph(l, lim); return k && { ...k, outcome: l.outcome! }; } },
+  { name: 'tool_calls_total', from: 'tool_calls_total', help: 'Tool calls (PostToolUse / PostToolUseFailure), by source, tool and outcome.', labels: (l, lim) => ({ source: l.source!, tool: lim('tool', l.tool), outcome: l.outcome! }) },
+  { name: 'tool_calls_by_project_total', from: 'tool_calls_total', help: 'Tool calls, by project and outcome.', labels: (l, lim) => ({ project: lim('project', l.project), outcome: l.outcome! }) },
+  { name: 'tokens_total', from: 'tokens_total', help: 'Tokens of API requests (transcript usage and OTel api_request, each request once), by source, model and kind.', labels: (l, lim) => ({ source: l.source!, model: lim('model', l.model), kind: l.kind! }) },
+  { name: 'tokens_by_project_total', from: 'tokens_total', help: 'Tokens of API requests, by project and kind.', labels: (l, lim) => ({ project: lim('project', l.project), kind: l.kind! }) },
+  { name: 'cost_usd_total', from: 'cost_usd_total', help: 'Cost in USD of API requests: Claude Code\'s own figure (OTel, transcript costUSD) where known, else the price table\'s estimate; unpriced models add nothing. By source and model.', labels: (l, lim) => ({ source: l.source!, model: lim('model', l.model) }) },
+  { name: 'cost_usd_by_project_total', from: 'cost_usd_total', help: 'Cost in USD of API requests, by project.', labels: (l, lim) => ({ project: lim('project', l.project) }) },
+  { name: 'run_reported_cost_usd_total', from: 'run_reported_cost_usd_total', help: 'Cost in USD reported by Claude Code results of claude-metrics run tasks, by source.', labels: (l) => ({ source: l.source! }) },
+  { name: 'run_reported_cost_usd_by_project_total', from: 'run_reported_cost_usd_total', help: 'Cost in USD reported by Claude Code results of run tasks, by project.', labels: (l, lim) => ({ project: lim('project', l.project) }) },
+  // OTel metrics: source is low-cardinality, so source × limited project stays bounded.
+  { name: 'lines_of_code_total', from: 'lines_of_code_total', help: 'Lines of code added and removed, from Claude Code\'s OTel metrics.', labels: (l, lim) => ({ source: l.source!, project: lim('project', l.project), type: l.type! }) },
+  { name: 'commits_total', from: 'commits_total', help: 'Git commits made by Claude Code, from its OTel metrics.', labels: (l, lim) => ({ source: l.source!, project: lim('project', l.project) }) },
+  { name: 'pull_requests_total', from: 'pull_requests_total', help: 'Pull requests created by Claude Code, from its OTel metrics.', labels: (l, lim) => ({ source: l.source!, project: lim('project', l.project) }) },
+  { name: 'active_time_seconds_total', from: 'active_time_seconds_total', help: 'Active time in seconds (type user or cli), from Claude Code\'s OTel metrics.', labels: (l, lim) => ({ source: l.source!, project: lim('project', l.project), type: l.type! }) },
+  { name: 'otlp_ignored_total', from: 'otlp_ignored_total', help: 'OTLP log records and data points read and deliberately not kept (names not mapped), by signal.', labels: (l) => l },
+  { name: 'duplicates_total', from: 'duplicates_total', help: 'Events received again and ignored (same event_id).', labels: (l) => l },
+  { name: 'retention_deleted_total', from: 'retention_deleted_total', help: 'Rows retention deleted (older than --retention-days), by table.', labels: (l) => l },
+  { name: 'rejects_total', from: 'rejects_total', help: 'Events or requests rejected, by reason.', labels: (l) => l },
+];
+
+/** How busy each value of a dimension is (what decides who gets a slot first): events, tool calls, tokens. */
+export function activityOf(counters: CounterTotal[]): Map<Dimension, Map<string, number>> {
+  const m = new Map<Dimension, Map<string, number>>(LIMITED_DIMENSIONS.map((d) => [d, new Map()]));
+  const add = (d: Dimension, v: string | undefined, by: number) => {
+    const a = m.get(d)!;
+    a.set(v ?? '', (a.get(v ?? '') ?? 0) + by);
+  };
+  for (const c of counters) {
+    if (c.metric === 'events_total') {
+      add('project', c.labels.project, c.value);
+      add('label', c.labels.label, c.value);
+      if (c.labels.source === 'ralph') add('loop', loopKey(c.labels.project ?? '', c.labels.label ?? ''), c.value);
+    } else if (c.metric === 'tool_calls_total') add('tool', c.labels.tool, c.value);
+    else if (c.metric === 'tokens_total') add('model', c.labels.model, c.value);
+    else if (c.metric === 'cost_usd_total') add('model', c.labels.model, 0);
+    // A counter fed outside events_total (OTel metrics, run costs) still needs its project placed.
+    else if (c.labels.project !== undefined) add('project', c.labels.project, 0);
+  }
+  return m;
+}
+
+/** Reads the slots, claims free ones for the busiest waiting values, and returns who is admitted. */
+export async function admitted(store: Store, counters: CounterTotal[], caps: MetricCaps): Promise<Admitted> {
+  let held = await store.metricSlots();
+  const activity = activityOf(counters);
+  const claims = LIMITED_DIMENSIONS.flatMap((d) => slotsToClaim(d, held, activity.get(d)!, caps[d]));
+  if (claims.length > 0) {
+    try {
+      await store.claimMetricSlots(claims);
+      held = await store.metricSlots(); // another replica may have won a slot: the table decides
+    } catch {
+      // A store that takes no writes now (a full disk, a read-only database) still serves its
+      // counters: the waiting values stay in `other` (still monotonic) and claim at a later scrape.
+    }
+  }
+  return admittedOf(held);
+}
+
+/** Sums series into the labels a family keeps. */
+function sumInto(rows: CounterTotal[], labels: (l: Labels) => Labels | null): Sample[] {
+  const m = new Map<string, Sample>();
+  for (const r of rows) {
+    const l = labels(r.labels);
+    if (!l) continue;
+    const k = JSON.stringify(l);
+    const s = m.get(k);
+    if (s) s.value += r.value;
+    else m.set(k, { labels: l, value: r.value });
+  }
+  return [...m.values()];
+}
+
+/** "30 minutes", "1 minute", "5 seconds", "1500 ms": the active window as a help text says it. */
+function formatWindow(ms: number): string {
+  const unit = (n: number, one: string) => `${n} ${one}${n === 1 ? '' : 's'}`;
+  if (ms % 60_000 === 0) return unit(ms / 60_000, 'minute');
+  if (ms % 1000 === 0) return unit(ms / 1000, 'second');
+  return `${ms} ms`;
+}
+
+export async function metricFamilies(store: Store, now = Date.now(), caps: MetricCaps = DEFAULT_METRIC_CAPS): Promise<MetricFamily[]> {
+  const counters = await store.counters();
+  const adm = await admitted(store, counters, caps);
+  const lim: Limiter = (d, v) => limited(adm, d, v ?? '');
+  const byMetric = new Map<string, CounterTotal[]>();
+  for (const c of counters) (byMetric.get(c.metric) ?? byMetric.set(c.metric, []).get(c.metric)!).push(c);
+
+  const families: MetricFamily[] = [];
+  for (const f of COUNTER_FAMILIES) {
+    const samples = sumInto(byMetric.get(f.from) ?? [], (l) => f.labels(l, lim));
+    if (f.name === 'duplicates_total' && samples.length === 0) samples.push({ labels: {}, value: 0 });
+    families.push({ name: `claude_harness_${f.name}`, help: f.help, type: 'counter', samples });
+  }
+
+  // The duration histogram by source and outcome only (its buckets multiply every label).
+  const key = (l: Labels) => ({ source: l.source!, outcome: l.outcome! });
+  const groups = new Map<string, { labels: Labels; counts: number[]; sum: number }>();
+  const group = (l: Labels) => {
+    const labels = key(l);
+    const k = JSON.stringify(labels);
+    return groups.get(k) ?? groups.set(k, { labels, counts: [], sum: 0 }).get(k)!;
+  };
+  for (const b of byMetric.get('task_duration_seconds_bucket') ?? []) {
+    const g = group(b.labels);
+    const i = Number(b.labels.b);
+    g.counts[i] = (g.counts[i] ?? 0) + b.value;
+  }
+  for (const s of byMetric.get('task_duration_seconds_sum') ?? []) group(s.labels).sum += s.value;
+  const hist: Sample[] = [];
+  for (const g of groups.values()) hist.push(...histogramSamples(g.labels, DURATION_BUCKETS_S, g.counts, g.sum));
+  families.push({ name: 'claude_harness_task_duration_seconds', help: 'Duration of completed sessions and tasks in seconds, by source and outcome.', type: 'histogram', samples: hist });
+
+  // Gauges, computed now from recent sessions: active ones summed, the latest event the max.
+  const recent = await store.allSessions({ sinceMs: now - 7 * DAY_MS }, now);
+  const gauges = { bySource: new Map<string, Sample>(), byProject: new Map<string, Sample>(), loop: new Map<string, Sample>() };
+  const lastOf = { bySource: new Map<string, Sample>(), byProject: new Map<string, Sample>(), loop: new Map<string, Sample>() };
+  const put = (m: Map<string, Sample>, labels: Labels, v: number, max: boolean) => {
+    const k = JSON.stringify(labels);
+    const s = m.get(k) ?? m.set(k, { labels, value: 0 }).get(k)!;
+    s.value = max ? Math.max(s.value, v) : s.value + v;
+  };
+  for (const r of recent) {
+    const source = r.source ?? 'unknown';
+    const project = (r.project ?? '').slice(0, 128);
+    const label = (r.label ?? '').slice(0, 128);
+    const a = r.active ? 1 : 0;
+    const seen = Date.parse(r.last_seen_at ?? '') / 1000 || 0;
+    const sets: Array<[keyof typeof gauges, Labels | null]> = [
+      ['bySource', { source }],
+      ['byProject', { project: lim('project', project) }],
+      ['loop', ralph({ source, project, label }, lim)],
+    ];
+    for (const [g, labels] of sets) {
+      if (!labels) continue;
+      put(gauges[g], labels, a, false);
+      put(lastOf[g], labels, seen, true);
+    }
+  }
+  const window = formatWindow(store.activeWindowMs);
+  const gauge = (name: string, help: string, m: Map<string, Sample>): MetricFamily => ({ name: `claude_harness_${name}`, help, type: 'gauge', samples: [...m.values()] });
+  families.push(
+    gauge('active_sessions', `Sessions started and not completed, with an event in the last ${window}, by source.`, gauges.bySource),
+    gauge('active_sessions_by_project', `Active sessions (an event in the last ${window}, not completed), by project.`, gauges.byProject),
+    gauge('ralph_active_tasks', `Tasks of ralph loops in flight (an event in the last ${window}, not completed), by loop (project and label).`, gauges.loop),
+    gauge('last_event_timestamp_seconds', 'Unix time of the latest event, by source.', lastOf.bySource),
+    gauge('last_event_by_project_timestamp_seconds', 'Unix time of the latest event, by project.', lastOf.byProject),
+    gauge('ralph_last_event_timestamp_seconds', 'Unix time of the latest event of a ralph loop, by loop (project and label).', lastOf.loop),
+  );
+  return families;
+}
