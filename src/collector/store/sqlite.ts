@@ -9,9 +9,12 @@ import { dirname } from 'node:path';
 import type { HarnessEvent } from '../../event';
 import { applyCompletions, CounterSet, factIdText, factsOf, foldEvents, labelsText, type CompletionState, type FactRow } from '../fold';
 import type { CounterTotal, Filters, IngestOutcome, SessionFilter, SessionRow, Store, SweepResult, ToolRow } from './index';
+import { columnsOf } from './event-codec';
 import { SQLITE_MIGRATIONS } from './migrations/sqlite';
+import { INSERT_ROW, Names, rowValues } from './migrations/sqlite-compact-events';
+import { sessionKey } from '../normalize';
 import { SqliteSessionReads } from './session-reads-sqlite';
-import { completionSet, EVENT_COLUMNS, eventValues, pageOf, SESSION_DELTA_COLUMNS, sessionMergeSet, sessionWhere, toolWhere, topToolsSql, toSession, ACTIVE_WINDOW_MS } from './rows';
+import { completionSet, pageOf, SESSION_DELTA_COLUMNS, sessionMergeSet, sessionWhere, toolWhere, topToolsSql, toSession, ACTIVE_WINDOW_MS } from './rows';
 
 const q = () => '?';
 
@@ -21,6 +24,8 @@ export class SqliteStore implements Store {
   activeWindowMs = ACTIVE_WINDOW_MS;
   readonly db: Database.Database;
   private readonly stmts: ReturnType<SqliteStore['prepare']>;
+  /** Interned strings of harness_event_rows (shared with the session reads of this connection). */
+  readonly names: Names;
 
   constructor(path: string, sync: 'normal' | 'full' = process.env.CLAUDE_METRICS_DB_SYNC === 'full' ? 'full' : 'normal') {
     this.location = path;
@@ -39,6 +44,7 @@ export class SqliteStore implements Store {
     this.db.pragma('busy_timeout = 5000');
     this.db.pragma('foreign_keys = ON');
     this.migrate();
+    this.names = new Names(this.db);
     this.stmts = this.prepare();
   }
 
@@ -47,7 +53,9 @@ export class SqliteStore implements Store {
     if (version > SQLITE_MIGRATIONS.length) throw new Error(`database schema version ${version} is newer than this collector (${SQLITE_MIGRATIONS.length}); upgrade claude-metrics`);
     for (let v = version; v < SQLITE_MIGRATIONS.length; v++) {
       this.db.transaction(() => {
-        this.db.exec(SQLITE_MIGRATIONS[v]!);
+        const m = SQLITE_MIGRATIONS[v]!;
+        if (typeof m === 'string') this.db.exec(m);
+        else m(this.db);
         this.db.pragma(`user_version = ${v + 1}`);
       })();
     }
@@ -56,7 +64,7 @@ export class SqliteStore implements Store {
   private prepare() {
     const db = this.db;
     return {
-      insertEvent: db.prepare(`INSERT OR IGNORE INTO harness_events (${EVENT_COLUMNS.join(', ')}) VALUES (${EVENT_COLUMNS.map(q).join(', ')})`),
+      insertEvent: db.prepare(INSERT_ROW),
       upsertSession: db.prepare(`INSERT INTO harness_sessions (${SESSION_DELTA_COLUMNS.map(([c]) => c).join(', ')})
         VALUES (${SESSION_DELTA_COLUMNS.map(([, f]) => `@${f}`).join(', ')})
         ON CONFLICT(id) DO UPDATE SET ${sessionMergeSet('harness_sessions', 'min', 'max')}`),
@@ -67,12 +75,19 @@ export class SqliteStore implements Store {
         ON CONFLICT(session_id, kind, key) DO UPDATE SET model = excluded.model, ts_ms = excluded.ts_ms, unpriced = excluded.unpriced, state = excluded.state`),
       bump: db.prepare('INSERT INTO counters (metric, labels, value) VALUES (?, ?, ?) ON CONFLICT(metric, labels) DO UPDATE SET value = value + excluded.value'),
       counters: db.prepare('SELECT metric, labels, value FROM counters'),
-      eventCount: db.prepare('SELECT count(*) AS n FROM harness_events'),
+      eventCount: db.prepare('SELECT count(*) AS n FROM harness_event_rows'),
     };
   }
 
   async ingestMany(groups: HarnessEvent[][], receivedMs = Date.now()): Promise<IngestOutcome[]> {
-    return this.db.transaction(() => this.ingestSync(groups, receivedMs))();
+    try {
+      const out = this.db.transaction(() => this.ingestSync(groups, receivedMs))();
+      this.names.commit();
+      return out;
+    } catch (err) {
+      this.names.rollback();
+      throw err;
+    }
   }
 
   /** One transaction: insert, fold what was new, write sessions, completions, counters. */
@@ -82,7 +97,8 @@ export class SqliteStore implements Store {
     const outcomes = groups.map((g) => {
       const o = { accepted: 0, duplicates: 0 };
       for (const e of g) {
-        if (this.stmts.insertEvent.run(eventValues(e, receivedMs)).changes === 0) o.duplicates++;
+        const row = rowValues(this.names, columnsOf(e), e as Record<string, unknown>, receivedMs, sessionKey(e));
+        if (this.stmts.insertEvent.run(row).changes === 0) o.duplicates++;
         else (o.accepted++, stored.push(e));
       }
       duplicates += o.duplicates;
@@ -159,7 +175,7 @@ export class SqliteStore implements Store {
   async sweep(retentionDays: number, now = Date.now()): Promise<SweepResult> {
     const cutoff = now - retentionDays * 86_400_000;
     return this.db.transaction(() => ({
-      events: this.db.prepare('DELETE FROM harness_events WHERE ts_ms < ?').run(cutoff).changes,
+      events: this.db.prepare('DELETE FROM harness_event_rows WHERE ts_ms < ?').run(cutoff).changes,
       sessions: this.db.prepare('DELETE FROM harness_sessions WHERE last_seen_ms < ?').run(cutoff).changes,
       facts: this.db.prepare('DELETE FROM harness_facts WHERE ts_ms < ?').run(cutoff).changes,
     }))();
@@ -167,7 +183,7 @@ export class SqliteStore implements Store {
 
   private reads: SqliteSessionReads | undefined;
   sessionReads(): SqliteSessionReads {
-    return (this.reads ??= new SqliteSessionReads(this.db));
+    return (this.reads ??= new SqliteSessionReads(this.db, this.names));
   }
 
   async close(): Promise<void> {

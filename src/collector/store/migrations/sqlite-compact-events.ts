@@ -1,0 +1,153 @@
+/**
+ * SQLite migration 4 (issue 17, "smaller rows"): events move from the wide
+ * harness_events table (every column text, the body whole) to
+ * harness_event_rows (STRICT, integers for every repeated string through
+ * harness_names, a 16-byte id, the body as layout + residue: ../event-codec.ts),
+ * and harness_events becomes a view with the old columns (minus `body`, which
+ * the readers rebuild in JS), so ad-hoc SQL and the reads keep their shape.
+ * Every old row is rewritten with its rowid kept (the stream's positions stay
+ * valid); a body the codec cannot give back byte for byte is kept verbatim.
+ */
+import type Database from 'better-sqlite3';
+import { decodeBody, encodeEvent, encodeId, KNOWN_KINDS, type EncodedEvent, type EventColumns } from '../event-codec';
+
+const uuidText = (x: string) => `lower(substr(hex(${x}), 1, 8) || '-' || substr(hex(${x}), 9, 4) || '-' || substr(hex(${x}), 13, 4) || '-' || substr(hex(${x}), 17, 4) || '-' || substr(hex(${x}), 21))`;
+const nameOf = (col: string) => `(SELECT n.name FROM harness_names n WHERE n.id = ${col})`;
+
+export const COMPACT_TABLES = `
+  CREATE TABLE harness_names (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE) STRICT;
+  INSERT INTO harness_names (id, name) VALUES ${KNOWN_KINDS.map((k, i) => `(${i + 1}, '${k}')`).join(', ')};
+  -- seq: the ingest order (the old rowid). recv: received_ms - ts_ms. skey, kind, ctx, layout, tool, model: harness_names ids
+  -- (ctx: the [source, session_id, run_id, task_id, label, project, context] tuple as JSON text).
+  CREATE TABLE harness_event_rows (
+    seq INTEGER PRIMARY KEY,
+    eid ANY NOT NULL UNIQUE,
+    kind INTEGER NOT NULL,
+    ts_ms INTEGER NOT NULL,
+    recv INTEGER NOT NULL,
+    skey INTEGER NOT NULL,
+    ctx INTEGER NOT NULL,
+    layout INTEGER NOT NULL,
+    tool INTEGER, tool_use_id TEXT, success INTEGER, duration_ms REAL, exit_code INTEGER, error TEXT, model INTEGER,
+    input_tokens INTEGER, output_tokens INTEGER, cache_creation_input_tokens INTEGER, cache_read_input_tokens INTEGER,
+    cost_usd REAL, num_turns INTEGER,
+    residue TEXT
+  ) STRICT;
+`;
+
+/** The reads' indexes (session-reads-sqlite.ts) and retention's; built after the rows are in. */
+export const COMPACT_INDEXES = `
+  CREATE INDEX harness_events_ts ON harness_event_rows(ts_ms);
+  CREATE INDEX harness_events_session ON harness_event_rows(skey, ts_ms, eid);
+  CREATE INDEX harness_events_session_tool ON harness_event_rows(skey, tool_use_id) WHERE tool_use_id IS NOT NULL;
+  CREATE INDEX harness_events_waiting ON harness_event_rows(ts_ms) WHERE kind IN (1, 2);
+`;
+
+export const EVENTS_VIEW = `
+  CREATE VIEW harness_events AS SELECT
+    r.seq, r.eid, r.kind, r.skey,
+    CASE WHEN typeof(r.eid) = 'blob' THEN ${uuidText('r.eid')} ELSE r.eid END AS event_id,
+    k.name AS event,
+    json_extract(c.name, '$[0]') AS source,
+    strftime('%Y-%m-%dT%H:%M:%S', r.ts_ms / 1000, 'unixepoch') || printf('.%03dZ', r.ts_ms % 1000) AS ts,
+    r.ts_ms, r.ts_ms + r.recv AS received_ms,
+    s.name AS session_key,
+    json_extract(c.name, '$[1]') AS session_id, json_extract(c.name, '$[2]') AS run_id, json_extract(c.name, '$[3]') AS task_id,
+    json_extract(c.name, '$[4]') AS label, json_extract(c.name, '$[5]') AS project,
+    ${nameOf('r.tool')} AS tool_name, r.tool_use_id, r.success, r.duration_ms, r.exit_code, r.error, ${nameOf('r.model')} AS model,
+    r.input_tokens, r.output_tokens, r.cache_creation_input_tokens, r.cache_read_input_tokens, r.cost_usd, r.num_turns,
+    c.name AS tuple, ${nameOf('r.layout')} AS layout, r.residue
+  FROM harness_event_rows r JOIN harness_names k ON k.id = r.kind JOIN harness_names s ON s.id = r.skey JOIN harness_names c ON c.id = r.ctx;
+`;
+
+/**
+ * Interned strings of one connection. Ids are cached; one added inside a
+ * transaction that then rolls back is forgotten (`rollback`), so the cache never
+ * names a row that is not there.
+ */
+export class Names {
+  private readonly ids = new Map<string, number>();
+  private pending: string[] = [];
+  private readonly get: Database.Statement;
+  private readonly add: Database.Statement;
+
+  constructor(db: Database.Database) {
+    this.get = db.prepare('SELECT id FROM harness_names WHERE name = ?').pluck();
+    this.add = db.prepare('INSERT INTO harness_names (name) VALUES (?) RETURNING id').pluck();
+  }
+
+  id(name: string): number {
+    let id = this.ids.get(name);
+    if (id !== undefined) return id;
+    id = this.get.get(name) as number | undefined;
+    if (id === undefined) {
+      id = this.add.get(name) as number;
+      this.pending.push(name);
+    }
+    this.ids.set(name, id);
+    return id;
+  }
+
+  /** The id of a name if it is stored (a read never adds one). */
+  find(name: string): number | undefined {
+    const known = this.ids.get(name);
+    if (known !== undefined) return known;
+    const id = this.get.get(name) as number | undefined;
+    if (id !== undefined) this.ids.set(name, id);
+    return id;
+  }
+
+  commit(): void {
+    this.pending = [];
+  }
+
+  rollback(): void {
+    for (const n of this.pending) this.ids.delete(n);
+    this.pending = [];
+  }
+}
+
+export const ROW_COLUMNS = ['seq', 'eid', 'kind', 'ts_ms', 'recv', 'skey', 'ctx', 'layout', 'tool', 'tool_use_id', 'success', 'duration_ms', 'exit_code', 'error', 'model', 'input_tokens', 'output_tokens', 'cache_creation_input_tokens', 'cache_read_input_tokens', 'cost_usd', 'num_turns', 'residue'] as const;
+export const INSERT_ROW = `INSERT INTO harness_event_rows (${ROW_COLUMNS.join(', ')}) VALUES (${ROW_COLUMNS.map(() => '?').join(', ')}) ON CONFLICT(eid) DO NOTHING`;
+
+/** A harness_event_rows row in ROW_COLUMNS order. `seq` null: the next one. */
+export function rowValues(names: Names, c: EventColumns, body: Record<string, unknown> | string, receivedMs: number, sessionKey: string, seq: number | null = null): unknown[] {
+  const enc = typeof body === 'string' ? encodeStored(body, c) : encodeEvent(body, c);
+  return [
+    seq, encodeId(c.event_id), names.id(c.event), c.ts_ms, receivedMs - c.ts_ms, names.id(sessionKey), names.id(enc.tuple), names.id(enc.layout),
+    c.tool_name === null ? null : names.id(c.tool_name), c.tool_use_id, c.success, c.duration_ms, c.exit_code, c.error, c.model === null ? null : names.id(c.model),
+    c.input_tokens, c.output_tokens, c.cache_creation_input_tokens, c.cache_read_input_tokens, c.cost_usd, c.num_turns, enc.residue,
+  ];
+}
+
+/** An old row's body: split when it parses to an object that comes back identical, else kept whole. */
+function encodeStored(text: string, cols: EventColumns): EncodedEvent {
+  try {
+    const parsed = JSON.parse(text) as unknown;
+    if (typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed)) {
+      const enc = encodeEvent(parsed as Record<string, unknown>, cols);
+      if (decodeBody({ ...cols, ...enc }) === text) return enc;
+    }
+  } catch {
+    /* kept whole below */
+  }
+  return { ...encodeEvent({}, cols), layout: '"verbatim"', residue: text };
+}
+
+
+/** Migration 4: the old table's rows, in rowid order, into the compact table; then the view and indexes. */
+export function compactEvents(db: Database.Database): void {
+  db.exec(COMPACT_TABLES);
+  const names = new Names(db);
+  const insert = db.prepare(INSERT_ROW);
+  const page = db.prepare('SELECT rowid AS seq, * FROM harness_events WHERE rowid > ? ORDER BY rowid LIMIT 5000');
+  for (let after = 0; ; ) {
+    const rows = page.all(after) as Array<EventColumns & { seq: number; received_ms: number; session_key: string; body: string }>;
+    if (rows.length === 0) break;
+    for (const r of rows) insert.run(rowValues(names, r, r.body, r.received_ms, r.session_key, r.seq));
+    after = rows[rows.length - 1]!.seq;
+  }
+  db.exec('DROP TABLE harness_events');
+  db.exec(COMPACT_INDEXES);
+  db.exec(EVENTS_VIEW);
+}
