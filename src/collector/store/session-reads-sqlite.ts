@@ -81,9 +81,12 @@ export class SqliteSessionReads implements SessionReader {
       // Every report of a page's tool calls in one statement (one index probe per id, in SQLite, not in JS).
       // The unary + keeps SQLite on harness_events_session_tool instead of walking the whole session for the ORDER BY (w-16ui).
       byToolUses: db.prepare(`SELECT ${d.cols('e')} FROM harness_events e WHERE e.skey = @key AND e.tool_use_id IN (SELECT value FROM json_each(@ids)) AND e.seq <= @snapshot ORDER BY +e.ts_ms, +e.eid`),
-      changedSince: db.prepare(`SELECT min(e.session_key) AS session_key, min(e.source) AS source, max(e.project) AS project, max(e.label) AS label, count(*) AS events, max(e.seq) AS seq
-        FROM harness_events e WHERE e.seq > ? GROUP BY e.skey ORDER BY seq LIMIT ?`),
-      changedSinceCount: db.prepare('SELECT count(*) AS n, count(DISTINCT skey) AS sessions, coalesce(max(seq), 0) AS seq FROM harness_event_rows WHERE seq > ?'),
+      // The view's columns spelled out over the table, so NOT INDEXED keeps this a range of seq (not a walk of the session index).
+      changedSince: db.prepare(`SELECT min(s.name) AS session_key, min(json_extract(c.name, '$[0]')) AS source, max(json_extract(c.name, '$[5]')) AS project,
+          max(json_extract(c.name, '$[4]')) AS label, count(*) AS events, max(r.seq) AS seq
+        FROM harness_event_rows r NOT INDEXED JOIN harness_names s ON s.id = r.skey JOIN harness_names c ON c.id = r.ctx
+        WHERE r.seq > ? GROUP BY r.skey ORDER BY seq LIMIT ?`),
+      changedSinceCount: db.prepare('SELECT count(*) AS n, count(DISTINCT skey) AS sessions, coalesce(max(seq), 0) AS seq FROM harness_event_rows NOT INDEXED WHERE seq > ?'),
     };
   }
 
