@@ -11,7 +11,7 @@ import { HarnessEventSchema, type HarnessEvent } from '../src/event';
 import { usageEventId, uuidv7 } from '../src/ids';
 import { sessionKey } from '../src/collector/normalize';
 import { rawEvent, resolveSession, sessionHeader, sessionSteps, waitingSessions } from '../src/collector/session-api';
-import { decodeBody } from '../src/collector/store/event-codec';
+import { decodeBody, joinState } from '../src/collector/store/event-codec';
 import { SQLITE_MIGRATIONS } from '../src/collector/store/migrations/sqlite';
 import { EVENT_COLUMNS, eventValues } from '../src/collector/store/rows';
 import { SqliteStore } from '../src/collector/store/sqlite';
@@ -67,7 +67,7 @@ function snapshot(path: string, columnsOf?: Record<string, string[]>): Record<st
       const rows = db.prepare(`SELECT ${cols} FROM ${table} ORDER BY ${key}`).all() as Array<Record<string, unknown>>;
       out[table] = compact
         ? rows.map(({ tuple, layout, residue, ...r }) => {
-            const body = decodeBody({ ...(r as never), tuple, layout, residue } as never);
+            const body = decodeBody({ ...(r as object), tuple, layout, residue } as never);
             return Object.fromEntries(wanted!.map((c) => [c, c === 'body' ? body : r[c]]));
           })
         : rows;
@@ -199,7 +199,7 @@ function variedEvents(): HarnessEvent[] {
 /** What the API says about every session and event of a store, at a fixed time. */
 async function answers(store: SqliteStore, events: HarnessEvent[], now: number): Promise<unknown> {
   const reads = store.sessionReads();
-  const out: Record<string, unknown> = { sessions: await store.sessions({ limit: 100 }, now), tools: await store.topTools({}), filters: await store.filters(), waiting: await waitingSessions(reads, now, 10 * 365 * 86_400_000) };
+  const out: Record<string, unknown> = { sessions: await store.sessions({ limit: 100 }, now), tools: await store.topTools({}), unpriced: await store.unpricedModels(), filters: await store.filters(), waiting: await waitingSessions(reads, now, 10 * 365 * 86_400_000) };
   const keys = new Set(events.map((e) => sessionKey(e)));
   for (const key of keys) {
     const s = await resolveSession(reads, key);
@@ -238,12 +238,18 @@ describe('events of the previous schema (v3) into compact rows (migration 4)', (
     const insert = old.prepare(`INSERT INTO harness_events (${EVENT_COLUMNS.join(', ')}) VALUES (${EVENT_COLUMNS.map(() => '?').join(', ')})`);
     for (const e of events) insert.run(eventValues(e, received));
     old.exec(`ATTACH '${join(t.home, 'fresh.db')}' AS f`);
-    for (const table of ['harness_sessions', 'harness_facts', 'counters']) {
+    for (const f of old.prepare('SELECT * FROM f.harness_facts').all() as Array<Record<string, unknown> & { shape: string; vals: string }>) {
+      const { shape, vals, ...rest } = f;
+      old.prepare('INSERT INTO main.harness_facts (session_id, kind, key, session_key, model, ts_ms, unpriced, state) VALUES (@session_id, @kind, @key, @session_key, @model, @ts_ms, @unpriced, @state)').run({ ...rest, state: JSON.stringify(joinState(shape, vals)) });
+    }
+    for (const table of ['harness_sessions', 'counters']) {
       const cols = (old.prepare(`PRAGMA f.table_info(${table})`).all() as Array<{ name: string }>).map((c) => c.name).join(', ');
       old.exec(`INSERT INTO main.${table} (${cols}) SELECT ${cols} FROM f.${table}`);
     }
     old.exec('DETACH f');
     const stored = old.prepare('SELECT rowid AS seq, * FROM harness_events ORDER BY rowid').all();
+    const storedFacts = old.prepare('SELECT * FROM harness_facts ORDER BY session_id, kind, key').all();
+    expect(storedFacts.length).toBeGreaterThan(5);
     old.close();
 
     const migrated = new SqliteStore(path);
@@ -251,7 +257,9 @@ describe('events of the previous schema (v3) into compact rows (migration 4)', (
       expect(migrated.db.pragma('user_version', { simple: true })).toBe(SQLITE_MIGRATIONS.length);
       // Every stored event whole: its old columns from the view, its body rebuilt byte for byte.
       const rows = migrated.db.prepare(`SELECT seq, ${EVENT_COLUMNS.filter((c) => c !== 'body').join(', ')}, tuple, layout, residue FROM harness_events ORDER BY seq`).all() as Array<Record<string, unknown>>;
-      expect(rows.map(({ tuple, layout, residue, ...r }) => ({ ...r, body: decodeBody({ ...(r as never), tuple, layout, residue } as never) }))).toEqual(stored);
+      expect(rows.map(({ tuple, layout, residue, ...r }) => ({ ...r, body: decodeBody({ ...(r as object), tuple, layout, residue } as never) }))).toEqual(stored);
+      const facts = migrated.db.prepare('SELECT * FROM harness_facts ORDER BY session_id, kind, key').all() as Array<Record<string, unknown> & { shape: string; vals: string }>;
+      expect(facts.map(({ shape, vals, ...f }) => ({ ...f, state: JSON.stringify(joinState(shape, vals)) }))).toEqual(storedFacts);
       expect(await answers(migrated, events, now)).toEqual(expected);
       // And it keeps taking events.
       expect(await migrated.ingestMany([[HarnessEventSchema.parse({ event_id: uuidv7(), event: 'Stop', source: 'interactive', session_id: 'S-2', timestamp: new Date(now).toISOString() })]])).toEqual([{ accepted: 1, duplicates: 0 }]);

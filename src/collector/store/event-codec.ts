@@ -217,3 +217,24 @@ export function columnsOf(e: {
     num_turns: e.num_turns ?? null,
   };
 }
+
+/**
+ * A fact's state (fold.ts's JSON object) as its key list (interned: a few
+ * distinct ones) and a JSON array of the values; anything but a plain object
+ * stays whole under the shape "raw".
+ */
+export function splitState(state: unknown): { shape: string; vals: string } {
+  if (!isPlainObject(state)) return { shape: '"raw"', vals: JSON.stringify(state) ?? 'null' };
+  const keys = Object.keys(state).filter((k) => state[k] !== undefined);
+  return { shape: JSON.stringify(keys), vals: JSON.stringify(keys.map((k) => state[k])) };
+}
+
+/** The state splitState was given (as JSON.parse(JSON.stringify(state)) would return it). */
+export function joinState(shape: string, vals: string): unknown {
+  const keys = JSON.parse(shape) as string[] | 'raw';
+  const values = JSON.parse(vals) as unknown;
+  if (keys === 'raw') return values;
+  const out: Record<string, unknown> = {};
+  (keys as string[]).forEach((k, i) => Object.defineProperty(out, k, { value: (values as unknown[])[i], enumerable: true, writable: true, configurable: true }));
+  return out;
+}

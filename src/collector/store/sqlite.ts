@@ -9,9 +9,9 @@ import { dirname } from 'node:path';
 import type { HarnessEvent } from '../../event';
 import { applyCompletions, CounterSet, factIdText, factsOf, foldEvents, labelsText, type CompletionState, type FactRow } from '../fold';
 import type { CounterTotal, Filters, IngestOutcome, SessionFilter, SessionRow, Store, SweepResult, ToolRow } from './index';
-import { columnsOf } from './event-codec';
+import { columnsOf, joinState } from './event-codec';
 import { SQLITE_MIGRATIONS } from './migrations/sqlite';
-import { INSERT_ROW, Names, rowValues } from './migrations/sqlite-compact-events';
+import { factValues, GET_FACT, INSERT_FACT, INSERT_ROW, Names, rowValues } from './migrations/sqlite-compact-events';
 import { sessionKey } from '../normalize';
 import { SqliteSessionReads } from './session-reads-sqlite';
 import { completionSet, pageOf, SESSION_DELTA_COLUMNS, sessionMergeSet, sessionWhere, toolWhere, topToolsSql, toSession, ACTIVE_WINDOW_MS } from './rows';
@@ -70,9 +70,8 @@ export class SqliteStore implements Store {
         ON CONFLICT(id) DO UPDATE SET ${sessionMergeSet('harness_sessions', 'min', 'max')}`),
       completionState: db.prepare('SELECT started_ms, completed_ms, completion_event_id FROM harness_sessions WHERE id = ?'),
       setCompletion: db.prepare(`UPDATE harness_sessions SET ${completionSet('harness_sessions', (n) => `@${n}`)} WHERE id = @id`),
-      getFact: db.prepare('SELECT session_key, model, ts_ms, unpriced, state FROM harness_facts WHERE session_id = ? AND kind = ? AND key = ?'),
-      putFact: db.prepare(`INSERT INTO harness_facts (session_id, kind, key, session_key, model, ts_ms, unpriced, state) VALUES (@session_id, @kind, @key, @session_key, @model, @ts_ms, @unpriced, @state)
-        ON CONFLICT(session_id, kind, key) DO UPDATE SET model = excluded.model, ts_ms = excluded.ts_ms, unpriced = excluded.unpriced, state = excluded.state`),
+      getFact: db.prepare(GET_FACT),
+      putFact: db.prepare(INSERT_FACT),
       bump: db.prepare('INSERT INTO counters (metric, labels, value) VALUES (?, ?, ?) ON CONFLICT(metric, labels) DO UPDATE SET value = value + excluded.value'),
       counters: db.prepare('SELECT metric, labels, value FROM counters'),
       eventCount: db.prepare('SELECT count(*) AS n FROM harness_event_rows'),
@@ -106,11 +105,13 @@ export class SqliteStore implements Store {
     });
     const facts = new Map<string, FactRow>();
     for (const f of factsOf(stored)) {
-      const row = this.stmts.getFact.get(f.session_id, f.kind, f.key) as (FactRow & { state: string }) | undefined;
-      if (row) facts.set(factIdText(f), { ...row, state: JSON.parse(row.state) as unknown });
+      const sid = this.names.find(f.session_id);
+      const kind = sid === undefined ? undefined : this.names.find(f.kind);
+      const row = kind === undefined ? undefined : (this.stmts.getFact.get(sid, kind, f.key) as (Omit<FactRow, 'state'> & { shape: string; vals: string }) | undefined);
+      if (row) facts.set(factIdText(f), { session_key: row.session_key, model: row.model, ts_ms: row.ts_ms, unpriced: row.unpriced, state: joinState(row.shape, row.vals) });
     }
     const fold = foldEvents(stored, facts, duplicates);
-    for (const f of fold.facts) this.stmts.putFact.run({ ...f, state: JSON.stringify(f.state) });
+    for (const f of fold.facts) this.stmts.putFact.run(factValues(this.names, f));
     for (const d of fold.sessions) this.stmts.upsertSession.run(d);
     if (fold.completions.length > 0) {
       const states = new Map<string, CompletionState>();
@@ -158,8 +159,8 @@ export class SqliteStore implements Store {
 
   async unpricedModels(limit = 20): Promise<Array<{ model: string; requests: number }>> {
     return this.db
-      .prepare(`SELECT coalesce(model, 'unknown') AS model, count(*) AS requests FROM harness_facts INDEXED BY harness_facts_unpriced
-        WHERE unpriced = 1 GROUP BY model ORDER BY requests DESC, model LIMIT ?`)
+      .prepare(`SELECT coalesce((SELECT n.name FROM harness_names n WHERE n.id = f.model), 'unknown') AS model, count(*) AS requests FROM harness_fact_rows f INDEXED BY harness_facts_unpriced
+        WHERE f.unpriced = 1 GROUP BY f.model ORDER BY requests DESC, model LIMIT ?`)
       .all(limit) as Array<{ model: string; requests: number }>;
   }
 
@@ -177,7 +178,7 @@ export class SqliteStore implements Store {
     return this.db.transaction(() => ({
       events: this.db.prepare('DELETE FROM harness_event_rows WHERE ts_ms < ?').run(cutoff).changes,
       sessions: this.db.prepare('DELETE FROM harness_sessions WHERE last_seen_ms < ?').run(cutoff).changes,
-      facts: this.db.prepare('DELETE FROM harness_facts WHERE ts_ms < ?').run(cutoff).changes,
+      facts: this.db.prepare('DELETE FROM harness_fact_rows WHERE ts_ms < ?').run(cutoff).changes,
     }))();
   }
 

@@ -9,7 +9,7 @@
  * valid); a body the codec cannot give back byte for byte is kept verbatim.
  */
 import type Database from 'better-sqlite3';
-import { decodeBody, encodeEvent, encodeId, KNOWN_KINDS, type EncodedEvent, type EventColumns } from '../event-codec';
+import { decodeBody, encodeEvent, encodeId, KNOWN_KINDS, splitState, type EncodedEvent, type EventColumns } from '../event-codec';
 
 const uuidText = (x: string) => `lower(substr(hex(${x}), 1, 8) || '-' || substr(hex(${x}), 9, 4) || '-' || substr(hex(${x}), 13, 4) || '-' || substr(hex(${x}), 17, 4) || '-' || substr(hex(${x}), 21))`;
 const nameOf = (col: string) => `(SELECT n.name FROM harness_names n WHERE n.id = ${col})`;
@@ -33,6 +33,20 @@ export const COMPACT_TABLES = `
     cost_usd REAL, num_turns INTEGER,
     residue TEXT
   ) STRICT;
+  -- One row per tool call, API request or metric series (facts.ts), keyed as before; sid, kind, skey, model, shape: harness_names ids.
+  -- The state as its key list (shape) and a JSON array of its values (event-codec.ts splitState).
+  CREATE TABLE harness_fact_rows (
+    sid INTEGER NOT NULL,
+    kind INTEGER NOT NULL,
+    key TEXT NOT NULL,
+    skey INTEGER NOT NULL,
+    model INTEGER,
+    ts_ms INTEGER NOT NULL,
+    unpriced INTEGER NOT NULL DEFAULT 0,
+    shape INTEGER NOT NULL,
+    vals TEXT NOT NULL,
+    PRIMARY KEY (sid, kind, key)
+  ) WITHOUT ROWID, STRICT;
 `;
 
 /** The reads' indexes (session-reads-sqlite.ts) and retention's; built after the rows are in. */
@@ -41,6 +55,8 @@ export const COMPACT_INDEXES = `
   CREATE INDEX harness_events_session ON harness_event_rows(skey, ts_ms, eid);
   CREATE INDEX harness_events_session_tool ON harness_event_rows(skey, tool_use_id) WHERE tool_use_id IS NOT NULL;
   CREATE INDEX harness_events_waiting ON harness_event_rows(ts_ms) WHERE kind IN (1, 2);
+  CREATE INDEX harness_facts_ts ON harness_fact_rows(ts_ms);
+  CREATE INDEX harness_facts_unpriced ON harness_fact_rows(model) WHERE unpriced = 1;
 `;
 
 export const EVENTS_VIEW = `
@@ -58,7 +74,22 @@ export const EVENTS_VIEW = `
     r.input_tokens, r.output_tokens, r.cache_creation_input_tokens, r.cache_read_input_tokens, r.cost_usd, r.num_turns,
     c.name AS tuple, ${nameOf('r.layout')} AS layout, r.residue
   FROM harness_event_rows r JOIN harness_names k ON k.id = r.kind JOIN harness_names s ON s.id = r.skey JOIN harness_names c ON c.id = r.ctx;
+  -- The old columns but state (rebuilt in JS from shape and vals: event-codec.ts joinState).
+  CREATE VIEW harness_facts AS SELECT
+    i.name AS session_id, k.name AS kind, f.key, s.name AS session_key, ${nameOf('f.model')} AS model, f.ts_ms, f.unpriced, ${nameOf('f.shape')} AS shape, f.vals
+  FROM harness_fact_rows f JOIN harness_names i ON i.id = f.sid JOIN harness_names k ON k.id = f.kind JOIN harness_names s ON s.id = f.skey;
 `;
+
+export const INSERT_FACT = `INSERT INTO harness_fact_rows (sid, kind, key, skey, model, ts_ms, unpriced, shape, vals) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+  ON CONFLICT(sid, kind, key) DO UPDATE SET model = excluded.model, ts_ms = excluded.ts_ms, unpriced = excluded.unpriced, shape = excluded.shape, vals = excluded.vals`;
+export const GET_FACT = `SELECT s.name AS session_key, ${nameOf('f.model')} AS model, f.ts_ms, f.unpriced, ${nameOf('f.shape')} AS shape, f.vals
+  FROM harness_fact_rows f JOIN harness_names s ON s.id = f.skey WHERE f.sid = ? AND f.kind = ? AND f.key = ?`;
+
+/** A harness_fact_rows row (INSERT_FACT's order) of a fact as fold.ts writes it, its state already an object. */
+export function factValues(names: Names, f: { session_id: string; kind: string; key: string; session_key: string; model: string | null; ts_ms: number; unpriced: number; state: unknown }): unknown[] {
+  const st = splitState(f.state);
+  return [names.id(f.session_id), names.id(f.kind), f.key, names.id(f.session_key), f.model === null ? null : names.id(f.model), f.ts_ms, f.unpriced, names.id(st.shape), st.vals];
+}
 
 /**
  * Interned strings of one connection. Ids are cached; one added inside a
@@ -147,7 +178,17 @@ export function compactEvents(db: Database.Database): void {
     for (const r of rows) insert.run(rowValues(names, r, r.body, r.received_ms, r.session_key, r.seq));
     after = rows[rows.length - 1]!.seq;
   }
+  const putFact = db.prepare(INSERT_FACT);
+  const facts = db.prepare('SELECT * FROM harness_facts WHERE (session_id, kind, key) > (?, ?, ?) ORDER BY session_id, kind, key LIMIT 5000');
+  for (let after = ['', '', '']; ; ) {
+    const rows = facts.all(...after) as Array<{ session_id: string; kind: string; key: string; session_key: string; model: string | null; ts_ms: number; unpriced: number; state: string }>;
+    if (rows.length === 0) break;
+    for (const f of rows) putFact.run(factValues(names, { ...f, state: JSON.parse(f.state) as unknown }));
+    const last = rows[rows.length - 1]!;
+    after = [last.session_id, last.kind, last.key];
+  }
   db.exec('DROP TABLE harness_events');
+  db.exec('DROP TABLE harness_facts');
   db.exec(COMPACT_INDEXES);
   db.exec(EVENTS_VIEW);
 }
