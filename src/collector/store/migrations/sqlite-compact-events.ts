@@ -192,3 +192,6 @@ export function compactEvents(db: Database.Database): void {
   db.exec(COMPACT_INDEXES);
   db.exec(EVENTS_VIEW);
 }
+
+/** The harness_events view's columns a body is rebuilt from (decodeBody of the row): for tools and tests reading the file. */
+export const BODY_PARTS = 'event_id, event, source, ts_ms, session_id, run_id, task_id, label, project, tool_name, tool_use_id, success, duration_ms, exit_code, error, model, input_tokens, output_tokens, cache_creation_input_tokens, cache_read_input_tokens, cost_usd, num_turns, tuple, layout, residue';
