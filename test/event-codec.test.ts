@@ -2,7 +2,9 @@
  * The compact event row (src/collector/store/event-codec.ts): a body split into
  * columns, context tuple, layout and residue comes back byte for byte.
  */
+import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
+import { COMPACT_TABLES, nameHash, Names } from '../src/collector/store/migrations/sqlite-compact-events';
 import { columnsOf, decodeBody, decodeId, encodeEvent, encodeId } from '../src/collector/store/event-codec';
 
 const roundTrip = (e: Record<string, unknown>) => {
@@ -40,5 +42,29 @@ describe('event codec', () => {
     const c = columnsOf(events[0] as never);
     const body = { event: 'ralph_task_started', success: 'yes', usage: { input_tokens: 99 } };
     expect(decodeBody({ ...c, ...encodeEvent(body, c) })).toBe(JSON.stringify(body));
+  });
+});
+
+describe('interned names', () => {
+  it('hashes are safe integers; a name added in a transaction that rolls back is forgotten, not reused for another', () => {
+    for (const n of ['', 'a', 'PreToolUse', '["interactive","s",null]', 'ü\u0000x'.repeat(50)]) expect(Number.isSafeInteger(nameHash(n))).toBe(true);
+    expect(new Set(['a', 'b', 'ab', 'ba'].map(nameHash)).size).toBe(4);
+    const db = new Database(':memory:');
+    db.exec(COMPACT_TABLES);
+    const names = new Names(db);
+    expect(names.id('Notification')).toBe(1); // the fixed kinds
+    expect(() =>
+      db.transaction(() => {
+        names.id('lost');
+        throw new Error('rolled back');
+      })(),
+    ).toThrow('rolled back');
+    names.rollback();
+    const other = names.id('other');
+    const lost = names.id('lost');
+    expect(lost).not.toBe(other);
+    expect(db.prepare('SELECT name FROM harness_names WHERE id = ?').pluck().get(lost)).toBe('lost');
+    expect(names.find('never')).toBeUndefined();
+    db.close();
   });
 });

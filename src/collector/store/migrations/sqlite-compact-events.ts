@@ -15,8 +15,10 @@ const uuidText = (x: string) => `lower(substr(hex(${x}), 1, 8) || '-' || substr(
 const nameOf = (col: string) => `(SELECT n.name FROM harness_names n WHERE n.id = ${col})`;
 
 export const COMPACT_TABLES = `
-  CREATE TABLE harness_names (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE) STRICT;
-  INSERT INTO harness_names (id, name) VALUES ${KNOWN_KINDS.map((k, i) => `(${i + 1}, '${k}')`).join(', ')};
+  -- Found by a hash of the name (nameHash), not by an index of the text: context tuples are long, an index would hold each twice.
+  CREATE TABLE harness_names (id INTEGER PRIMARY KEY, h INTEGER NOT NULL, name TEXT NOT NULL) STRICT;
+  CREATE INDEX harness_names_h ON harness_names(h);
+  INSERT INTO harness_names (id, h, name) VALUES ${KNOWN_KINDS.map((k, i) => `(${i + 1}, ${nameHash(k)}, '${k}')`).join(', ')};
   -- seq: the ingest order (the old rowid). recv: received_ms - ts_ms. skey, kind, ctx, layout, tool, model: harness_names ids
   -- (ctx: the [source, session_id, run_id, task_id, label, project, context] tuple as JSON text).
   CREATE TABLE harness_event_rows (
@@ -91,6 +93,18 @@ export function factValues(names: Names, f: { session_id: string; kind: string; 
   return [names.id(f.session_id), names.id(f.kind), f.key, names.id(f.session_key), f.model === null ? null : names.id(f.model), f.ts_ms, f.unpriced, names.id(st.shape), st.vals];
 }
 
+/** A name's lookup key: two 32-bit hashes (FNV-1a and a multiplicative one) over its UTF-16 units, as 53 bits (a collision only costs a second comparison). */
+export function nameHash(name: string): number {
+  let a = 0x811c9dc5;
+  let b = name.length;
+  for (let i = 0; i < name.length; i++) {
+    const c = name.charCodeAt(i);
+    a = Math.imul(a ^ c, 16777619);
+    b = (Math.imul(b, 31) + c) | 0;
+  }
+  return (a >>> 0) * 2 ** 21 + ((b >>> 0) >>> 11);
+}
+
 /**
  * Interned strings of one connection. Ids are cached; one added inside a
  * transaction that then rolls back is forgotten (`rollback`), so the cache never
@@ -103,16 +117,17 @@ export class Names {
   private readonly add: Database.Statement;
 
   constructor(db: Database.Database) {
-    this.get = db.prepare('SELECT id FROM harness_names WHERE name = ?').pluck();
-    this.add = db.prepare('INSERT INTO harness_names (name) VALUES (?) RETURNING id').pluck();
+    this.get = db.prepare('SELECT id FROM harness_names WHERE h = ? AND name = ?').pluck();
+    this.add = db.prepare('INSERT INTO harness_names (h, name) VALUES (?, ?) RETURNING id').pluck();
   }
 
   id(name: string): number {
     let id = this.ids.get(name);
     if (id !== undefined) return id;
-    id = this.get.get(name) as number | undefined;
+    const h = nameHash(name);
+    id = this.get.get(h, name) as number | undefined;
     if (id === undefined) {
-      id = this.add.get(name) as number;
+      id = this.add.get(h, name) as number;
       this.pending.push(name);
     }
     this.ids.set(name, id);
@@ -123,7 +138,7 @@ export class Names {
   find(name: string): number | undefined {
     const known = this.ids.get(name);
     if (known !== undefined) return known;
-    const id = this.get.get(name) as number | undefined;
+    const id = this.get.get(nameHash(name), name) as number | undefined;
     if (id !== undefined) this.ids.set(name, id);
     return id;
   }
