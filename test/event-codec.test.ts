@@ -5,7 +5,7 @@
 import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
 import { COMPACT_TABLES, nameHash, Names } from '../src/collector/store/migrations/sqlite-compact-events';
-import { columnsOf, decodeBody, decodeId, encodeEvent, encodeId } from '../src/collector/store/event-codec';
+import { columnsOf, decodeBody, decodeId, encodeEvent, encodeId, residueObject } from '../src/collector/store/event-codec';
 
 const roundTrip = (e: Record<string, unknown>) => {
   const c = columnsOf(e as never);
@@ -26,6 +26,8 @@ describe('event codec', () => {
     { event_id: 'u1', event: 'usage', source: 'api', timestamp: '2026-10-03T12:40:53+00:00', model: 'm', usage: { output_tokens: 5, input_tokens: 7 }, cost_usd: 0.0148517, cost_source: 'estimate', message_id: 'msg_1' },
     { event_id: 'u2', event: 'usage', source: 'api', timestamp: '2026-10-03T12:40:53.000Z', usage: null, success: null, error: null, cost_usd: null, label: null },
     { event_id: 'x', event: 'odd_kind', source: 'cron', timestamp: '2026-10-03T12:40:53.000Z', extra: { nested: [1, 'two', null, { __proto__: 1 }] }, '7': 'numeric key', 'ü': '\u2028 \ud800', exit_code: -3, num_turns: 0, context: null },
+    { event_id: 'h', event: 'PreToolUse', source: 'interactive', timestamp: '2026-10-03T12:40:53.000Z', hook: { a: 1, nested: { b: 2 } }, attrs: { x: null, y: true, z: 'q', __proto__x: 1 } },
+    { event_id: 'h2', event: 'PreToolUse', source: 'interactive', timestamp: '2026-10-03T12:40:53.000Z', hook: {}, attrs: [1, 2], content: { 'a.txt': 'x' } },
     { event: 'SessionEnd', source: 'interactive', event_id: 'y', timestamp: '2026-10-03T12:40:53.000Z', success: false, duration_ms: 0.1, attrs: { decision: 'reject' }, usage: { input_tokens: 1, output_tokens: 2, cache_creation_input_tokens: 3, cache_read_input_tokens: 4 } },
   ];
   it.each(events.map((e, i) => [i, e] as const))('event %i comes back as JSON.stringify wrote it', (_i, e) => {
@@ -33,8 +35,14 @@ describe('event codec', () => {
   });
 
   it('keeps in the residue only what no column holds', () => {
-    expect(roundTrip(events[0]!).enc.residue).toBe('{"hook":{"tool_input_size":1769}}');
-    expect(roundTrip(events[1]!).enc.residue).toBe('{"timestamp":"2026-10-03T12:40:53+00:00","message_id":"msg_1"}');
+    const hook = roundTrip(events[0]!).enc;
+    expect(hook.residue).toBe('[1769]');
+    expect(residueObject(hook.layout, hook.residue)).toBe('{"hook":{"tool_input_size":1769}}');
+    const usage = roundTrip(events[1]!).enc;
+    expect(usage.residue).toBe('["2026-10-03T12:40:53+00:00","msg_1"]');
+    expect(residueObject(usage.layout, usage.residue)).toBe('{"timestamp":"2026-10-03T12:40:53+00:00","message_id":"msg_1"}');
+    const odd = roundTrip(events[3]!).enc;
+    expect(JSON.parse(residueObject(odd.layout, odd.residue)!)).toEqual({ '7': 'numeric key', extra: (events[3] as { extra: unknown }).extra, 'ü': '\u2028 \ud800', context: null });
     expect(roundTrip({ event_id: 'z', event: 'Stop', source: 'api', timestamp: '2026-10-03T12:40:53.000Z' }).enc.residue).toBeNull();
   });
 

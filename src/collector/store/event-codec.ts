@@ -10,9 +10,12 @@
  *   the token usage), or by the event's context tuple (source, session/run/task
  *   ids, label, project and the `context` object, interned once per distinct
  *   tuple), or is a constant of the layout (schema_version, cost_source);
- * - or kept in the residue: a JSON object of the keys nothing else holds (hook
+ * - or kept in the residue: the values of the keys nothing else holds (hook
  *   and attrs payloads, message ids, unknown extra keys, any value a column
- *   cannot give back exactly). No residue when nothing is left.
+ *   cannot give back exactly), as a JSON array; their keys are in the layout,
+ *   and so are the keys of a flat `hook` or `attrs` object, whose values are
+ *   spread into the array. No residue when nothing is left. `residueObject`
+ *   gives the residue back as the JSON object of those keys (what SQL reads).
  * The layout (interned: a handful of distinct ones) is the body's key order
  * with the constants, so the body rebuilt is the string JSON.stringify gave at
  * ingest, key order included. Pure functions: unit-tested without a database.
@@ -79,8 +82,15 @@ const NUMBER_COLUMNS = new Set(['duration_ms', 'exit_code', 'cost_usd', 'num_tur
 const USAGE_KEYS = ['input_tokens', 'output_tokens', 'cache_creation_input_tokens', 'cache_read_input_tokens'] as const;
 const CONSTANT_KEYS = new Set(['schema_version', 'cost_source']);
 
-/** A layout entry: a key (value from a column, the tuple or the residue), a constant, or the usage with its key order. */
-type LayoutEntry = string | [string, unknown] | ['usage', string];
+/**
+ * A layout entry: `k` (value from a column or the tuple), `[k, v]` a constant, `['usage', order]` the
+ * usage from its columns, `[k]` the next residue value, `[k, null, keys]` an object of the next values.
+ */
+type LayoutEntry = string | [string] | [string, unknown] | ['usage', string] | [string, null, string[]];
+/** Payload objects whose keys go to the layout (a few key sets per event kind), when flat and small. */
+const SPREAD_KEYS = new Set(['hook', 'attrs']);
+const MAX_SPREAD = 32;
+const isScalar = (v: unknown) => v === null || typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean';
 
 export interface EncodedEvent {
   tuple: string;
@@ -104,10 +114,18 @@ export function encodeEvent(body: Record<string, unknown>, c: EventColumns): Enc
     const v = body[k];
     if (v === undefined || typeof v === 'function' || typeof v === 'symbol') continue; // JSON.stringify skips them
     if (owned(k, v, c, tuple, layout)) continue;
-    layout.push(k);
-    residue.push(`${JSON.stringify(k)}:${JSON.stringify(v)}`);
+    if (SPREAD_KEYS.has(k) && isPlainObject(v)) {
+      const keys = Object.keys(v).filter((x) => v[x] !== undefined);
+      if (keys.length <= MAX_SPREAD && keys.every((x) => isScalar(v[x]) && !(typeof v[x] === 'number' && !Number.isFinite(v[x])))) {
+        layout.push([k, null, keys]);
+        for (const x of keys) residue.push(JSON.stringify(v[x]));
+        continue;
+      }
+    }
+    layout.push([k]);
+    residue.push(JSON.stringify(v));
   }
-  return { tuple: JSON.stringify(tuple), layout: JSON.stringify(layout), residue: residue.length ? `{${residue.join(',')}}` : null };
+  return { tuple: JSON.stringify(tuple), layout: JSON.stringify(layout), residue: residue.length ? `[${residue.join(',')}]` : null };
 }
 
 function owned(k: string, v: unknown, c: EventColumns, tuple: ContextTuple, layout: LayoutEntry[]): boolean {
@@ -160,19 +178,36 @@ export function decodeBody(p: StoredParts): string {
   const layout = JSON.parse(p.layout) as LayoutEntry[] | 'verbatim';
   if (layout === 'verbatim') return p.residue ?? '';
   const tuple = JSON.parse(p.tuple) as ContextTuple;
-  const residue = p.residue === null ? null : (JSON.parse(p.residue) as Record<string, unknown>);
+  const values = p.residue === null ? [] : (JSON.parse(p.residue) as unknown[]);
+  let next = 0;
   const parts: string[] = [];
   for (const entry of layout) {
-    if (Array.isArray(entry)) {
-      const [k, v] = entry;
-      if (k === 'usage' && typeof v === 'string' && !CONSTANT_KEYS.has(k)) {
-        parts.push(`"usage":{${[...v].map((i) => `"${USAGE_KEYS[Number(i)]}":${p[USAGE_KEYS[Number(i)]!]}`).join(',')}}`);
-      } else parts.push(`${JSON.stringify(k)}:${JSON.stringify(v)}`);
-      continue;
-    }
-    const key = JSON.stringify(entry);
-    if (residue !== null && Object.prototype.hasOwnProperty.call(residue, entry)) parts.push(`${key}:${JSON.stringify(residue[entry])}`);
-    else parts.push(`${key}:${columnText(entry, p, tuple)}`);
+    if (typeof entry === 'string') {
+      parts.push(`${JSON.stringify(entry)}:${columnText(entry, p, tuple)}`);
+    } else if (entry.length === 1) {
+      parts.push(`${JSON.stringify(entry[0])}:${JSON.stringify(values[next++])}`);
+    } else if (entry.length === 3) {
+      const inner = (entry[2] as string[]).map((x) => `${JSON.stringify(x)}:${JSON.stringify(values[next++])}`);
+      parts.push(`${JSON.stringify(entry[0])}:{${inner.join(',')}}`);
+    } else if (entry[0] === 'usage' && typeof entry[1] === 'string') {
+      parts.push(`"usage":{${[...entry[1]].map((i) => `"${USAGE_KEYS[Number(i)]}":${p[USAGE_KEYS[Number(i)]!]}`).join(',')}}`);
+    } else parts.push(`${JSON.stringify(entry[0])}:${JSON.stringify(entry[1])}`);
+  }
+  return `{${parts.join(',')}}`;
+}
+
+/** The residue as the JSON object of its keys (what the body has beyond columns and tuple), or null: for SQL's json_extract and instr. */
+export function residueObject(layoutText: string, residue: string | null): string | null {
+  if (residue === null) return null;
+  const layout = JSON.parse(layoutText) as LayoutEntry[] | 'verbatim';
+  if (layout === 'verbatim') return residue;
+  const values = JSON.parse(residue) as unknown[];
+  let next = 0;
+  const parts: string[] = [];
+  for (const entry of layout) {
+    if (typeof entry === 'string') continue;
+    if (entry.length === 1) parts.push(`${JSON.stringify(entry[0])}:${JSON.stringify(values[next++])}`);
+    else if (entry.length === 3) parts.push(`${JSON.stringify(entry[0])}:{${(entry[2] as string[]).map((x) => `${JSON.stringify(x)}:${JSON.stringify(values[next++])}`).join(',')}}`);
   }
   return `{${parts.join(',')}}`;
 }

@@ -7,7 +7,7 @@
  * rebuilt in JS from its layout and residue (event-codec.ts).
  */
 import type Database from 'better-sqlite3';
-import { decodeBody, encodeId, kindList, type StoredParts } from './event-codec';
+import { decodeBody, encodeId, kindList, residueObject, type StoredParts } from './event-codec';
 import type { Names } from './migrations/sqlite-compact-events';
 import { byToolUse, countsOf, sharedStatements, type Changes, type ChangedSession, type Dialect, type EventRow, type PagePosition, type Position, type SessionReader, type SubagentRow, type WaitingRow } from '../session-reads';
 
@@ -21,6 +21,9 @@ export const SESSION_INDEXES = [
 /** EventRow's columns without the body, then what the body is rebuilt from (tuple, layout, residue). */
 const COLUMNS = 'event_id, event, source, ts_ms, session_id, run_id, task_id, label, project, tool_name, tool_use_id, success, duration_ms, exit_code, error, model, input_tokens, output_tokens, cache_creation_input_tokens, cache_read_input_tokens, cost_usd, num_turns, tuple, layout, residue';
 
+/** The residue of the row aliased `a` as a JSON object (cm_residue: event-codec.ts residueObject, registered on the connection). */
+const RESIDUE = (a: string) => `cm_residue(${a}.layout, ${a}.residue)`;
+
 export const SQLITE_DIALECT: Dialect = {
   cols: (a) => `${a}.seq AS seq, 0 AS ord, ${COLUMNS.split(', ').map((c) => `${a}.${c}`).join(', ')}`,
   atOrBefore: (a, p) => `${a}.seq <= @${p}`,
@@ -31,11 +34,11 @@ export const SQLITE_DIALECT: Dialect = {
   idEq: (a) => `${a}.eid`,
   body: (a) => `${a}.seq AS body_seq`,
   contextCols: () => '',
-  hasContext: (a) => `(json_extract(${a}.tuple, '$[6]') IS NOT NULL OR instr(${a}.residue, '"context":{') > 0)`,
+  hasContext: (a) => `(json_extract(${a}.tuple, '$[6]') IS NOT NULL OR instr(${RESIDUE(a)}, '"context":{') > 0)`,
   bytewise: (e) => e,
   // Keys a column or the context tuple holds never reach these: the residue keeps agent_id, hook and attrs.
-  json: (a, path) => `json_extract(${a}.residue, '$.${path.join('.')}')`,
-  bodyHas: (a, lit) => `instr(${a}.residue, '${lit.replaceAll("'", "''")}') > 0`,
+  json: (a, path) => `json_extract(${RESIDUE(a)}, '$.${path.join('.')}')`,
+  bodyHas: (a, lit) => `instr(${RESIDUE(a)}, '${lit.replaceAll("'", "''")}') > 0`,
 };
 
 type StoredRow = StoredParts & { seq: number; ord: number };
@@ -57,6 +60,7 @@ export class SqliteSessionReads implements SessionReader {
     private readonly names: Names,
   ) {
     for (const sql of SESSION_INDEXES) db.exec(sql);
+    db.function('cm_residue', { deterministic: true }, (layout: unknown, residue: unknown) => (typeof layout === 'string' ? residueObject(layout, typeof residue === 'string' ? residue : null) : null));
     this.s = this.prepare();
   }
 
