@@ -255,6 +255,7 @@ describe('events of the previous schema (v3) into compact rows (migration 4)', (
     const migrated = new SqliteStore(path);
     try {
       expect(migrated.db.pragma('user_version', { simple: true })).toBe(SQLITE_MIGRATIONS.length);
+      expect(migrated.db.pragma('freelist_count', { simple: true })).toBe(0); // the old pages given back (VACUUM after the rewrite)
       // Every stored event whole: its old columns from the view, its body rebuilt byte for byte.
       const rows = migrated.db.prepare(`SELECT seq, ${EVENT_COLUMNS.filter((c) => c !== 'body').join(', ')}, tuple, layout, residue FROM harness_events ORDER BY seq`).all() as Array<Record<string, unknown>>;
       expect(rows.map(({ tuple, layout, residue, ...r }) => ({ ...r, body: decodeBody({ ...(r as object), tuple, layout, residue } as never) }))).toEqual(stored);

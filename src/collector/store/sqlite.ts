@@ -11,7 +11,7 @@ import { applyCompletions, CounterSet, factIdText, factsOf, foldEvents, labelsTe
 import type { CounterTotal, Filters, IngestOutcome, SessionFilter, SessionRow, Store, SweepResult, ToolRow } from './index';
 import { columnsOf, joinState } from './event-codec';
 import { SQLITE_MIGRATIONS } from './migrations/sqlite';
-import { factValues, GET_FACT, INSERT_FACT, INSERT_ROW, Names, rowValues } from './migrations/sqlite-compact-events';
+import { compactEvents, factValues, GET_FACT, INSERT_FACT, INSERT_ROW, Names, rowValues } from './migrations/sqlite-compact-events';
 import { sessionKey } from '../normalize';
 import { SqliteSessionReads } from './session-reads-sqlite';
 import { completionSet, pageOf, SESSION_DELTA_COLUMNS, sessionMergeSet, sessionWhere, toolWhere, topToolsSql, toSession, ACTIVE_WINDOW_MS } from './rows';
@@ -59,6 +59,9 @@ export class SqliteStore implements Store {
         this.db.pragma(`user_version = ${v + 1}`);
       })();
     }
+    // An existing file just rewritten into compact rows holds its old pages as free space: give them back once.
+    const compacted = SQLITE_MIGRATIONS.indexOf(compactEvents);
+    if (version > 0 && version <= compacted && this.location !== ':memory:') this.db.exec('VACUUM');
   }
 
   private prepare() {
