@@ -14,6 +14,8 @@ import { request } from 'node:http';
 import { createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
+import { decodeBody, type StoredParts } from '../src/collector/store/event-codec';
+import { BODY_PARTS } from '../src/collector/store/migrations/sqlite-compact-events';
 import { afterEach, describe, expect, it } from 'vitest';
 import { HarnessEventSchema } from '../src/event';
 import { parseWireEvents } from '../src/emit/wire';
@@ -104,8 +106,9 @@ function harness(t: TempHome, endpoint: string, extra: Record<string, string> = 
 function stored(t: TempHome, event?: string): Array<Record<string, any>> {
   const db = new Database(join(t.home, 'collector.db'), { readonly: true, fileMustExist: true });
   try {
-    const rows = (event ? db.prepare('SELECT body FROM harness_events WHERE event = ?').all(event) : db.prepare('SELECT body FROM harness_events').all()) as Array<{ body: string }>;
-    return rows.map((r) => JSON.parse(r.body) as Record<string, any>);
+    // harness_events is a view of compact rows: each body is rebuilt from its parts, as the collector's reads do.
+    const rows = (event ? db.prepare(`SELECT ${BODY_PARTS} FROM harness_events WHERE event = ?`).all(event) : db.prepare(`SELECT ${BODY_PARTS} FROM harness_events`).all()) as StoredParts[];
+    return rows.map((r) => JSON.parse(decodeBody(r)) as Record<string, any>);
   } finally {
     db.close();
   }

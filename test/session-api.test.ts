@@ -286,7 +286,7 @@ describe.each(STORES)('session API on %s', (backend) => {
 describe('query plans', () => {
   it('SQLite: reading one session, its arrivals and the waiting list never scans harness_events', async () => {
     const store = new SqliteStore(':memory:');
-    const reads = new SqliteSessionReads(store.db);
+    const reads = store.sessionReads();
     const plans: Record<string, string[]> = {
       page: reads.explain('page', { key: 'k', snapshot: 9, ts_ms: 0, event_id: '', limit: 5 }),
       since: reads.explain('since', { key: 'k', after: 1, limit: 5 }),
@@ -306,9 +306,9 @@ describe('query plans', () => {
       expect(text, `${name}:\n${text}`).not.toMatch(/\bSCAN (?!json_each|\(subquery|c\b)/); // the list of ids a page asks for, or a bounded subquery, is scanned; never the events
       expect(text, name).toMatch(/SEARCH \w+ USING (INDEX harness_events_|INTEGER PRIMARY KEY)/);
     }
-    expect(plans.page!.join('\n')).toMatch(/USING INDEX harness_events_session \(session_key=\? AND \(ts_ms,event_id\)>\(\?,\?\)\)/);
+    expect(plans.page!.join('\n')).toMatch(/USING INDEX harness_events_session \(skey=\? AND \(ts_ms,eid\)>\(\?,\?\)\)/);
     // A page's tool calls: one probe of the tool index per id, not a walk of the whole session.
-    expect(plans.byToolUses!.join('\n')).toMatch(/USING INDEX harness_events_session_tool \(session_key=\? AND tool_use_id=\?/);
+    expect(plans.byToolUses!.join('\n')).toMatch(/USING INDEX harness_events_session_tool \(skey=\? AND tool_use_id=\?/);
     await store.close();
   });
 

@@ -8,9 +8,14 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { daily, dailyFromSessions, summary, summaryFromSessions } from '../src/collector/api';
-import { SqliteStore } from '../src/collector/store/sqlite';
+import { HarnessEventSchema, type HarnessEvent } from '../src/event';
+import { usageEventId, uuidv7 } from '../src/ids';
+import { sessionKey } from '../src/collector/normalize';
+import { rawEvent, resolveSession, sessionHeader, sessionSteps, waitingSessions } from '../src/collector/session-api';
+import { decodeBody, joinState } from '../src/collector/store/event-codec';
 import { SQLITE_MIGRATIONS } from '../src/collector/store/migrations/sqlite';
-import { uuidv7 } from '../src/ids';
+import { EVENT_COLUMNS, eventValues } from '../src/collector/store/rows';
+import { SqliteStore } from '../src/collector/store/sqlite';
 import { getJson, postJson, ROOT, startServe, tempHome, type TempHome } from './helpers/cli';
 
 const V1 = readFileSync(join(ROOT, 'test', 'fixtures', 'db', 'schema-v1.sql'), 'utf8');
@@ -56,8 +61,17 @@ function snapshot(path: string, columnsOf?: Record<string, string[]>): Record<st
   try {
     const out: Record<string, Array<Record<string, unknown>>> = {};
     for (const [table, key] of Object.entries(TABLES)) {
-      const cols = columnsOf?.[table]?.join(', ') ?? '*';
-      out[table] = db.prepare(`SELECT ${cols} FROM ${table} ORDER BY ${key}`).all() as Array<Record<string, unknown>>;
+      const wanted = columnsOf?.[table];
+      const compact = table === 'harness_events' && wanted?.includes('body') && (db.pragma('user_version', { simple: true }) as number) >= 4;
+      // After migration 4 harness_events is a view without `body`: the body is rebuilt from its parts, as the readers do.
+      const cols = compact ? [...wanted!.filter((c) => c !== 'body'), 'tuple', 'layout', 'residue'].join(', ') : (wanted?.join(', ') ?? '*');
+      const rows = db.prepare(`SELECT ${cols} FROM ${table} ORDER BY ${key}`).all() as Array<Record<string, unknown>>;
+      out[table] = compact
+        ? rows.map(({ tuple, layout, residue, ...r }) => {
+            const body = decodeBody({ ...(r as object), tuple, layout, residue } as never);
+            return Object.fromEntries(wanted!.map((c) => [c, c === 'body' ? body : r[c]]));
+          })
+        : rows;
     }
     return out;
   } finally {
@@ -150,11 +164,11 @@ describe('harness_sessions migration from schema v1', () => {
     }
   });
 
-  it('the aggregates (schema 4): a database from the previous schema is filled from its sessions by the migration, and the API answers as before', async () => {
+  it('the aggregates (schema 5): a database from the previous schema is filled from its sessions by the migration, and the API answers as before', async () => {
     const path = join(t.home, 'collector.db');
     const now = Date.now();
     const at = (h: number) => new Date(now - h * 3_600_000).toISOString();
-    // A collector of the previous schema with data: this one's tables but the aggregates (migration 4 adds only those).
+    // A collector of the previous schema with data: this one's tables but the aggregates (migration 5 adds only those).
     const serve = await startServe(t.env, ['--db', path, ...KEEP_OLD_ROWS]);
     const events: Array<Record<string, unknown>> = [];
     for (let s = 0; s < 12; s++) {
@@ -205,6 +219,117 @@ describe('harness_sessions migration from schema v1', () => {
       } finally {
         await store.close();
       }
+    }
+  });
+});
+
+/** Every kind of event the collector takes, with odd fields: what the compact rows (migration 4) must carry over whole. */
+function variedEvents(): HarnessEvent[] {
+  const t0 = Date.parse('2025-12-02T10:00:00.000Z');
+  const at = (s: number) => new Date(t0 + s * 1000).toISOString();
+  const ctx = { host: 'h1', user: 'u', cwd: '/src/api', git_branch: 'main', git_commit: 'abc', claude_version: '2.1.0', permission_mode: 'default', emitter_version: '0.1.0', extra_ctx: 7 };
+  const s = { source: 'interactive' as const, session_id: 'S-1', project: 'api', label: 'fix', context: ctx };
+  const raw: Array<Record<string, unknown>> = [
+    { schema_version: 1, event_id: uuidv7(t0), event: 'SessionStart', ...s, timestamp: at(0), model: 'claude-opus-4-5', hook: { start_source: 'startup' } },
+    { schema_version: 1, event_id: uuidv7(t0 + 1), event: 'UserPromptSubmit', ...s, timestamp: at(1), hook: { prompt_size: 12 } },
+    { schema_version: 1, event_id: uuidv7(t0 + 2), event: 'PreToolUse', ...s, timestamp: at(2), tool_name: 'Bash', tool_use_id: 'toolu_1', hook: { tool_input_size: 3 } },
+    { schema_version: 1, event_id: uuidv7(t0 + 3), event: 'PostToolUse', ...s, timestamp: at(3), tool_name: 'Bash', tool_use_id: 'toolu_1', success: true, duration_ms: 812.5 },
+    { schema_version: 1, event_id: uuidv7(t0 + 4), event: 'PreToolUse', ...s, timestamp: at(4), tool_name: 'Edit', tool_use_id: 'toolu_2' },
+    { schema_version: 1, event_id: uuidv7(t0 + 5), event: 'PostToolUseFailure', ...s, timestamp: at(5), tool_name: 'Edit', tool_use_id: 'toolu_2', success: false, error: 'File has not been read ✗ "quoted"', duration_ms: 0 },
+    { event_id: 'otel-tool-2', event: 'tool_result', source: 'interactive', session_id: 'S-1', timestamp: '2025-12-02T10:00:05.5+00:00', tool_name: 'Edit', tool_use_id: 'toolu_2', success: false, attrs: { decision: 'reject', 'odd key': null } },
+    { event_id: 'otel-dec-2', event: 'tool_decision', source: 'interactive', session_id: 'S-1', timestamp: at(5), tool_use_id: 'toolu_2', attrs: { decision: 'reject', source: 'user' } },
+    { schema_version: 1, event_id: uuidv7(t0 + 6), event: 'PermissionRequest', ...s, timestamp: at(6), tool_name: 'Write' },
+    { schema_version: 1, event_id: uuidv7(t0 + 7), event: 'Notification', ...s, timestamp: at(7), hook: { message: 'Claude needs your permission' } },
+    { event_id: usageEventId('S-1', 'msg_1', 'req_1'), event: 'usage', source: 'interactive', session_id: 'S-1', project: 'api', timestamp: at(8), model: 'claude-opus-4-5', message_id: 'msg_1', request_id: 'req_1', usage: { input_tokens: 10, output_tokens: 20, cache_read_input_tokens: 300 }, cost_usd: 0.0123, cost_source: 'estimate' },
+    { event_id: usageEventId('S-1', 'msg_2', 'req_2'), event: 'usage', source: 'interactive', session_id: 'S-1', project: 'api', timestamp: at(9), model: 'mystery-model', message_id: 'msg_2', request_id: 'req_2', usage: { output_tokens: 5, input_tokens: 1 } },
+    { event_id: 'sub-1', event: 'PreToolUse', source: 'interactive', session_id: 'S-1', agent_id: 'agent-a', timestamp: at(10), tool_name: 'Read', tool_use_id: 'toolu_3', hook: { agent_type: 'explorer' } },
+    { event_id: 'sub-usage', event: 'usage', source: 'interactive', session_id: 'S-1', agent_id: 'agent-a', timestamp: at(11), model: 'claude-haiku-4-5', usage: { input_tokens: 4, output_tokens: 4, cache_creation_input_tokens: 0, cache_read_input_tokens: 0 }, cost_usd: 0.0001, cost_source: 'claude_code' },
+    { event_id: 'metric-1', event: 'otel_metric', source: 'interactive', session_id: 'S-1', timestamp: at(12), attrs: { name: 'claude_code.lines_of_code.count', value: 3 } },
+    { event_id: 'weird-1', event: 'some_future_kind', source: 'interactive', session_id: 'S-1', timestamp: at(13), unknown_top: { a: [1, 2, { b: null }] }, '42': 'numeric key', 'ü': '\u2028\u0007', success: null, exit_code: null, label: null, usage: null, context: null },
+    { schema_version: 1, event_id: uuidv7(t0 + 14), event: 'Stop', ...s, context: { ...ctx, cwd: '/src/api/sub' }, timestamp: at(14) },
+    { schema_version: 1, event_id: uuidv7(t0 + 15), event: 'SessionEnd', ...s, timestamp: at(15), hook: { reason: 'logout' } },
+    // a wait that nobody answered in another session, so the waiting list has a row
+    { schema_version: 1, event_id: uuidv7(t0 + 16), event: 'PermissionRequest', source: 'interactive', session_id: 'S-2', timestamp: at(16), tool_name: 'Bash' },
+    { schema_version: 1, event_id: uuidv7(t0 + 17), event: 'Notification', source: 'interactive', session_id: 'S-2', timestamp: at(17) },
+    // a Ralph task and a run, an api request of its own, an upper-case id
+    { event_id: 'F3C1D2E4-0000-4000-8000-00000000000A', event: 'ralph_task_started', source: 'ralph', timestamp: at(18), task_id: 'T-9', label: 'nightly', project: 'web', run_id: null, attrs: { command: 'claude' } },
+    { event_id: 'ralph-done', event: 'ralph_task_completed', source: 'ralph', timestamp: at(19), task_id: 'T-9', label: 'nightly', project: 'web', success: true, exit_code: 0, duration_ms: 1000, num_turns: 3, model: 'claude-sonnet-4-5', usage: { input_tokens: 1, output_tokens: 2, cache_creation_input_tokens: 3, cache_read_input_tokens: 4 }, cost_usd: 0.5, is_error: false, result_subtype: 'success' },
+    { event_id: 'api-1', event: 'api_request', source: 'api', timestamp: at(20), model: 'claude-haiku-4-5', success: false, error: 'overloaded', duration_ms: 33, usage: { input_tokens: 2 } },
+    { event_id: 'run-step', event: 'PreToolUse', source: 'cron', run_id: 'run-7', timestamp: at(21), tool_name: 'Bash', tool_use_id: 'toolu_r', context: { host: 'cron-box' } },
+  ];
+  return raw.map((e) => HarnessEventSchema.parse(e));
+}
+
+/** What the API says about every session and event of a store, at a fixed time. */
+async function answers(store: SqliteStore, events: HarnessEvent[], now: number): Promise<unknown> {
+  const reads = store.sessionReads();
+  const out: Record<string, unknown> = { sessions: await store.sessions({ limit: 100 }, now), tools: await store.topTools({}), unpriced: await store.unpricedModels(), filters: await store.filters(), waiting: await waitingSessions(reads, now, 10 * 365 * 86_400_000) };
+  const keys = new Set(events.map((e) => sessionKey(e)));
+  for (const key of keys) {
+    const s = await resolveSession(reads, key);
+    out[`header ${key}`] = await sessionHeader(reads, key, now);
+    const pages: unknown[] = [];
+    let after: string | null = null;
+    do {
+      const p = await sessionSteps(reads, s!.key, s!.done, after, 3);
+      pages.push(p);
+      after = 'error' in p ? null : ((p as { next?: string | null }).next ?? null);
+    } while (after);
+    out[`steps ${key}`] = pages;
+    out[`since ${key}`] = await reads.since(key, { seq: 0 }, 1000);
+    out[`changed`] = await reads.changedSince(0, 100);
+  }
+  for (const e of events) out[`event ${e.event_id}`] = await rawEvent(reads, e.event_id);
+  return out;
+}
+
+describe('events of the previous schema (v3) into compact rows (migration 4)', () => {
+  it('every stored event and every API answer stays the same', async () => {
+    const events = variedEvents();
+    const now = Date.parse('2025-12-02T10:30:00.000Z');
+    const received = Date.parse('2025-12-02T10:00:30.000Z');
+    // The reference: a collector of this version fed the events.
+    const fresh = new SqliteStore(join(t.home, 'fresh.db'));
+    for (const e of events) await fresh.ingestMany([[e]], received);
+    const expected = await answers(fresh, events, now);
+    await fresh.close();
+
+    // The same events as the v3 collector stored them (its columns and whole bodies), with the folded tables it wrote.
+    const path = join(t.home, 'v3.db');
+    const old = new Database(path);
+    for (const m of SQLITE_MIGRATIONS.slice(0, 3)) old.exec(m as string);
+    old.pragma('user_version = 3');
+    const insert = old.prepare(`INSERT INTO harness_events (${EVENT_COLUMNS.join(', ')}) VALUES (${EVENT_COLUMNS.map(() => '?').join(', ')})`);
+    for (const e of events) insert.run(eventValues(e, received));
+    old.exec(`ATTACH '${join(t.home, 'fresh.db')}' AS f`);
+    for (const f of old.prepare('SELECT * FROM f.harness_facts').all() as Array<Record<string, unknown> & { shape: string; vals: string }>) {
+      const { shape, vals, ...rest } = f;
+      old.prepare('INSERT INTO main.harness_facts (session_id, kind, key, session_key, model, ts_ms, unpriced, state) VALUES (@session_id, @kind, @key, @session_key, @model, @ts_ms, @unpriced, @state)').run({ ...rest, state: JSON.stringify(joinState(shape, vals)) });
+    }
+    for (const table of ['harness_sessions', 'counters']) {
+      const cols = (old.prepare(`PRAGMA f.table_info(${table})`).all() as Array<{ name: string }>).map((c) => c.name).join(', ');
+      old.exec(`INSERT INTO main.${table} (${cols}) SELECT ${cols} FROM f.${table}`);
+    }
+    old.exec('DETACH f');
+    const stored = old.prepare('SELECT rowid AS seq, * FROM harness_events ORDER BY rowid').all();
+    const storedFacts = old.prepare('SELECT * FROM harness_facts ORDER BY session_id, kind, key').all();
+    expect(storedFacts.length).toBeGreaterThanOrEqual(5);
+    old.close();
+
+    const migrated = new SqliteStore(path);
+    try {
+      expect(migrated.db.pragma('user_version', { simple: true })).toBe(SQLITE_MIGRATIONS.length);
+      expect(migrated.db.pragma('freelist_count', { simple: true })).toBe(0); // the old pages given back (VACUUM after the rewrite)
+      // Every stored event whole: its old columns from the view, its body rebuilt byte for byte.
+      const rows = migrated.db.prepare(`SELECT seq, ${EVENT_COLUMNS.filter((c) => c !== 'body').join(', ')}, tuple, layout, residue FROM harness_events ORDER BY seq`).all() as Array<Record<string, unknown>>;
+      expect(rows.map(({ tuple, layout, residue, ...r }) => ({ ...r, body: decodeBody({ ...(r as object), tuple, layout, residue } as never) }))).toEqual(stored);
+      const facts = migrated.db.prepare('SELECT * FROM harness_facts ORDER BY session_id, kind, key').all() as Array<Record<string, unknown> & { shape: string; vals: string }>;
+      expect(facts.map(({ shape, vals, ...f }) => ({ ...f, state: JSON.stringify(joinState(shape, vals)) }))).toEqual(storedFacts);
+      expect(await answers(migrated, events, now)).toEqual(expected);
+      // And it keeps taking events.
+      expect(await migrated.ingestMany([[HarnessEventSchema.parse({ event_id: uuidv7(), event: 'Stop', source: 'interactive', session_id: 'S-2', timestamp: new Date(now).toISOString() })]])).toEqual([{ accepted: 1, duplicates: 0 }]);
+    } finally {
+      await migrated.close();
     }
   });
 });

@@ -155,6 +155,18 @@ export interface Dialect {
   id(a: string): string;
   /** A text ordered bytewise. */
   bytewise(expr: string): string;
+  /** The session key column of the event aliased `a`, compared with `@key` (SQLite: its interned id). */
+  key(a: string): string;
+  /** The event aliased `a` is of one of these kinds (SQLite: their fixed ids, so partial indexes apply). */
+  kinds(a: string, kinds: readonly string[]): string;
+  /** The event aliased `a` by its id, compared with `@event_id` (SQLite: the id as stored, a blob for a UUID). */
+  idEq(a: string): string;
+  /** What the body of the event aliased `a` is read from (PostgreSQL: the body; SQLite: the row's position, the body rebuilt in JS). */
+  body(a: string): string;
+  /** Columns besides cols() that hasContext needs of a row (a leading comma), or ''. */
+  contextCols(a: string): string;
+  /** The body of the row aliased `a` (from cols() and contextCols()) carries a context (host, cwd, git, version). */
+  hasContext(a: string): string;
   /** The JSON body's value at a path, as text (null when absent). */
   json(a: string, path: string[]): string;
   /** The body contains a literal. */
@@ -168,41 +180,41 @@ export interface Dialect {
 export function sharedStatements(d: Dialect) {
   // One row per tool call: the Pre (else the call's earliest report) anchors the step; the Post, OTel's
   // tool_result and tool_decision of the same tool_use_id fold into it. OTel metric points are no steps.
-  const notPairedPost = `e.event <> 'otel_metric' AND NOT (e.event IN ${list(TOOL_REPORTS)} AND e.tool_use_id IS NOT NULL AND EXISTS (
-        SELECT 1 FROM harness_events p WHERE p.session_key = e.session_key AND p.tool_use_id = e.tool_use_id AND ${d.atOrBefore('p', 'snapshot')} AND p.event_id <> e.event_id
-          AND (p.event = 'PreToolUse' OR (p.event IN ${list(TOOL_REPORTS)} AND (p.ts_ms, ${d.id('p')}) < (e.ts_ms, ${d.id('e')})))))`;
+  const notPairedPost = `NOT ${d.kinds('e', ['otel_metric'])} AND NOT (${d.kinds('e', TOOL_REPORTS)} AND e.tool_use_id IS NOT NULL AND EXISTS (
+        SELECT 1 FROM harness_events p WHERE ${d.key('p')} = ${d.key('e')} AND p.tool_use_id = e.tool_use_id AND ${d.atOrBefore('p', 'snapshot')} AND ${d.id('p')} <> ${d.id('e')}
+          AND (${d.kinds('p', ['PreToolUse'])} OR (${d.kinds('p', TOOL_REPORTS)} AND (p.ts_ms, ${d.id('p')}) < (e.ts_ms, ${d.id('e')})))))`;
   return {
     session: 'SELECT * FROM harness_sessions WHERE id = @key',
     // A session with no start time yet sorts last, as in SQLite's DESC.
     resolve: `SELECT id FROM harness_sessions WHERE id IN (@id, 'session:' || @id, 'run:' || @id) OR claude_session_id = @id OR task_id = @id OR run_id = @id
         ORDER BY (id = @id) DESC, coalesce(started_ms, -1) DESC LIMIT 20`,
     page: `SELECT ${d.cols('e')} FROM harness_events e
-        WHERE e.session_key = @key AND ${d.atOrBefore('e', 'snapshot')} AND (e.ts_ms, ${d.id('e')}) > (@ts_ms, @event_id) AND ${notPairedPost}
+        WHERE ${d.key('e')} = @key AND ${d.atOrBefore('e', 'snapshot')} AND (e.ts_ms, ${d.id('e')}) > (@ts_ms, @event_id) AND ${notPairedPost}
         ORDER BY e.ts_ms, ${d.id('e')} LIMIT @limit`,
-    one: `SELECT ${d.cols('e')}, e.session_key FROM harness_events e WHERE e.event_id = @event_id`,
+    one: `SELECT ${d.cols('e')}, e.session_key FROM harness_events e WHERE ${d.idEq('e')} = @event_id`,
     // Hooks send the context with every event: the newest few hundred are enough to find it.
-    context: `SELECT body FROM (SELECT e.body FROM harness_events e WHERE e.session_key = @key ORDER BY e.ts_ms DESC, ${d.id('e')} DESC LIMIT 500) AS c WHERE ${d.bodyHas('c', '"context":{')} LIMIT 1`,
+    context: `SELECT ${d.body('c')} FROM (SELECT ${d.cols('e')}${d.contextCols('e')} FROM harness_events e WHERE ${d.key('e')} = @key ORDER BY e.ts_ms DESC, ${d.id('e')} DESC LIMIT 500) AS c WHERE ${d.hasContext('c')} LIMIT 1`,
     subagents: `SELECT ${d.json('e', ['agent_id'])} AS agent_id, coalesce(max(${d.json('e', ['hook', 'agent_type'])}), max(${d.json('e', ['attrs', 'agent_type'])})) AS agent_type,
           count(*) AS events, min(e.ts_ms) AS first_ms, max(e.ts_ms) AS last_ms,
-          sum(CASE WHEN e.event = 'usage' THEN coalesce(e.input_tokens, 0) + coalesce(e.output_tokens, 0) + coalesce(e.cache_creation_input_tokens, 0) + coalesce(e.cache_read_input_tokens, 0) ELSE 0 END) AS tokens,
-          sum(CASE WHEN e.event = 'usage' THEN coalesce(e.cost_usd, 0) ELSE 0 END) AS cost_usd
-        FROM harness_events e WHERE e.session_key = @key AND ${d.bodyHas('e', '"agent_id":"')} AND ${d.json('e', ['agent_id'])} IS NOT NULL GROUP BY 1 ORDER BY first_ms`,
-    endEvent: `SELECT ${d.cols('e')} FROM harness_events e WHERE e.session_key = @key AND e.event IN ${list(END_EVENTS)} ORDER BY e.ts_ms DESC, ${d.id('e')} DESC LIMIT 1`,
-    unpriced: `SELECT DISTINCT ${d.bytewise("coalesce(e.model, 'unknown')")} AS model FROM harness_events e WHERE e.session_key = @key AND e.event = 'usage' AND e.cost_usd IS NULL ORDER BY 1 LIMIT 20`,
-    counts: `SELECT count(*) AS events, sum(CASE WHEN e.event = 'UserPromptSubmit' THEN 1 ELSE 0 END) AS prompts, sum(CASE WHEN e.event = 'usage' THEN 1 ELSE 0 END) AS requests,
-          sum(CASE WHEN e.event IN ${list(WAITING_EVENTS)} THEN 1 ELSE 0 END) AS waits
-        FROM harness_events e WHERE e.session_key = @key`,
+          sum(CASE WHEN ${d.kinds('e', ['usage'])} THEN coalesce(e.input_tokens, 0) + coalesce(e.output_tokens, 0) + coalesce(e.cache_creation_input_tokens, 0) + coalesce(e.cache_read_input_tokens, 0) ELSE 0 END) AS tokens,
+          sum(CASE WHEN ${d.kinds('e', ['usage'])} THEN coalesce(e.cost_usd, 0) ELSE 0 END) AS cost_usd
+        FROM harness_events e WHERE ${d.key('e')} = @key AND ${d.bodyHas('e', '"agent_id":"')} AND ${d.json('e', ['agent_id'])} IS NOT NULL GROUP BY 1 ORDER BY first_ms`,
+    endEvent: `SELECT ${d.cols('e')} FROM harness_events e WHERE ${d.key('e')} = @key AND ${d.kinds('e', END_EVENTS)} ORDER BY e.ts_ms DESC, ${d.id('e')} DESC LIMIT 1`,
+    unpriced: `SELECT DISTINCT ${d.bytewise("coalesce(e.model, 'unknown')")} AS model FROM harness_events e WHERE ${d.key('e')} = @key AND ${d.kinds('e', ['usage'])} AND e.cost_usd IS NULL ORDER BY 1 LIMIT 20`,
+    counts: `SELECT count(*) AS events, sum(CASE WHEN ${d.kinds('e', ['UserPromptSubmit'])} THEN 1 ELSE 0 END) AS prompts, sum(CASE WHEN ${d.kinds('e', ['usage'])} THEN 1 ELSE 0 END) AS requests,
+          sum(CASE WHEN ${d.kinds('e', WAITING_EVENTS)} THEN 1 ELSE 0 END) AS waits
+        FROM harness_events e WHERE ${d.key('e')} = @key`,
     // The latest wait of each session in the window, unless something later shows it moved on.
     // `since`: the first of the waits told since the session last moved on (a PermissionRequest, then its Notification).
-    waiting: `SELECT w.session_key, w.event, w.body,
-          coalesce((SELECT min(x.ts_ms) FROM harness_events x WHERE x.session_key = w.session_key AND x.event IN ${list(WAITING_EVENTS)} AND x.ts_ms <= w.ts_ms
-             AND x.ts_ms > coalesce((SELECT max(r.ts_ms) FROM harness_events r WHERE r.session_key = w.session_key AND r.ts_ms <= w.ts_ms AND r.event IN ${list(RESUMING_EVENTS)}), -1)), w.ts_ms) AS since_ms,
-          (SELECT p.tool_name FROM harness_events p WHERE p.session_key = w.session_key AND p.event = 'PermissionRequest' AND p.ts_ms <= w.ts_ms AND p.tool_name IS NOT NULL ORDER BY p.ts_ms DESC LIMIT 1) AS tool_name
+    waiting: `SELECT w.session_key, w.event, ${d.body('w')},
+          coalesce((SELECT min(x.ts_ms) FROM harness_events x WHERE ${d.key('x')} = ${d.key('w')} AND ${d.kinds('x', WAITING_EVENTS)} AND x.ts_ms <= w.ts_ms
+             AND x.ts_ms > coalesce((SELECT max(r.ts_ms) FROM harness_events r WHERE ${d.key('r')} = ${d.key('w')} AND r.ts_ms <= w.ts_ms AND ${d.kinds('r', RESUMING_EVENTS)}), -1)), w.ts_ms) AS since_ms,
+          (SELECT p.tool_name FROM harness_events p WHERE ${d.key('p')} = ${d.key('w')} AND ${d.kinds('p', ['PermissionRequest'])} AND p.ts_ms <= w.ts_ms AND p.tool_name IS NOT NULL ORDER BY p.ts_ms DESC LIMIT 1) AS tool_name
         FROM harness_events w
-        WHERE w.event IN ${list(WAITING_EVENTS)} AND w.ts_ms >= @from
-          AND NOT EXISTS (SELECT 1 FROM harness_events l WHERE l.session_key = w.session_key AND l.event IN ${list(WAITING_EVENTS)}
+        WHERE ${d.kinds('w', WAITING_EVENTS)} AND w.ts_ms >= @from
+          AND NOT EXISTS (SELECT 1 FROM harness_events l WHERE ${d.key('l')} = ${d.key('w')} AND ${d.kinds('l', WAITING_EVENTS)}
                           AND (l.ts_ms > w.ts_ms OR (l.ts_ms = w.ts_ms AND ${d.id('l')} > ${d.id('w')})))
-          AND NOT EXISTS (SELECT 1 FROM harness_events r WHERE r.session_key = w.session_key AND r.ts_ms > w.ts_ms AND r.event IN ${list(RESUMING_EVENTS)})
+          AND NOT EXISTS (SELECT 1 FROM harness_events r WHERE ${d.key('r')} = ${d.key('w')} AND r.ts_ms > w.ts_ms AND ${d.kinds('r', RESUMING_EVENTS)})
         ORDER BY since_ms LIMIT @limit`,
   };
 }

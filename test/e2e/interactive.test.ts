@@ -12,6 +12,8 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
+import { decodeBody, type StoredParts } from '../../src/collector/store/event-codec';
+import { BODY_PARTS } from '../../src/collector/store/migrations/sqlite-compact-events';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startFakeAnthropic, type FakeAnthropic, type Scenario, type Usage } from '../fake-anthropic/server';
 import { getJson, ROOT, runCli, startServe, tempHome, waitDelivered, waitFor, type ServeHandle, type TempHome } from '../helpers/cli';
@@ -147,8 +149,9 @@ function stored(w: World, sessionId?: string): StoredEvent[] {
   if (!existsSync(w.db)) return [];
   const db = new Database(w.db, { readonly: true, fileMustExist: true });
   try {
-    const rows = db.prepare(`SELECT event_id, event, ts_ms, received_ms, session_id, tool_name, duration_ms, body FROM harness_events ${sessionId ? 'WHERE session_id = ?' : ''} ORDER BY ts_ms, event_id`).all(...(sessionId ? [sessionId] : [])) as Array<Omit<StoredEvent, 'body'> & { body: string }>;
-    return rows.map((r) => ({ ...r, body: JSON.parse(r.body) as StoredEvent['body'] }));
+    // harness_events is a view of compact rows: each body is rebuilt from its parts, as the collector's reads do.
+    const rows = db.prepare(`SELECT received_ms, ${BODY_PARTS} FROM harness_events ${sessionId ? 'WHERE session_id = ?' : ''} ORDER BY ts_ms, event_id`).all(...(sessionId ? [sessionId] : [])) as Array<StoredParts & { received_ms: number }>;
+    return rows.map((r) => ({ event_id: r.event_id, event: r.event, ts_ms: r.ts_ms, received_ms: r.received_ms, session_id: r.session_id, tool_name: r.tool_name, duration_ms: r.duration_ms, body: JSON.parse(decodeBody(r)) as StoredEvent['body'] }));
   } finally {
     db.close();
   }

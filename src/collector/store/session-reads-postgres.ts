@@ -27,6 +27,12 @@ export const POSTGRES_DIALECT: Dialect = {
   // A whole position never goes past xmin − 1 (highWater's), so what is at or before it is settled.
   atOrBefore: (a, p) => `${a}.tx <= @${p}::text::xid8`,
   id: (a) => `${a}.event_id COLLATE "C"`,
+  key: (a) => `${a}.session_key`,
+  kinds: (a, ks) => `${a}.event IN (${ks.map((k) => `'${k}'`).join(', ')})`,
+  idEq: (a) => `${a}.event_id`,
+  body: (a) => `${a}.body`,
+  contextCols: () => '',
+  hasContext: (a) => `strpos(${a}.body, '"context":{') > 0`,
   bytewise: (e) => `${e} COLLATE "C"`,
   // json, not jsonb: the body is only read here, and json takes any text JSON.stringify wrote.
   json: (a, path) => `(${a}.body::json #>> '{${path.join(',')}}')`,

@@ -11,9 +11,12 @@ import type { HarnessEvent } from '../../event';
 import { applyCompletions, CounterSet, factIdText, factsOf, foldEvents, labelsText, type CompletionState, type FactRow } from '../fold';
 import { RollupDelta, ROLLUP_VALUES, rollupSql, toolRollups, toolRollupSql, toRollupSum, utcDay, type RollupQuery, type RollupSum, type ToolRollupRow } from '../rollups';
 import { SWEEP_CHUNK, type CounterTotal, type Filters, type IngestOutcome, type IngestTotals, type RebuildResult, type SessionFilter, type SessionRow, type Store, type SweepResult, type ToolRow, type ToolSum } from './index';
+import { columnsOf, joinState } from './event-codec';
 import { SQLITE_MIGRATIONS } from './migrations/sqlite';
+import { compactEvents, factValues, GET_FACT, INSERT_FACT, INSERT_ROW, Names, rowValues } from './migrations/sqlite-compact-events';
+import { sessionKey } from '../normalize';
 import { SqliteSessionReads } from './session-reads-sqlite';
-import { completionSet, EVENT_COLUMNS, eventValues, pageOf, SESSION_DELTA_COLUMNS, sessionMergeSet, sessionWhere, TOOL_EVENTS_SQL, toolEventOf, toolSumsSql, toolWhere, topToolsSql, toSession, ACTIVE_WINDOW_MS } from './rows';
+import { completionSet, pageOf, SESSION_DELTA_COLUMNS, sessionMergeSet, sessionWhere, TOOL_EVENTS_SQL, toolEventOf, toolSumsSql, toolWhere, topToolsSql, toSession, ACTIVE_WINDOW_MS } from './rows';
 
 const q = () => '?';
 /** A stored session row as rollups.ts reads it (the `now` of toSession only decides `active`, which rollups do not use). */
@@ -47,6 +50,8 @@ export class SqliteStore implements Store {
   activeWindowMs = ACTIVE_WINDOW_MS;
   readonly db: Database.Database;
   private readonly stmts: ReturnType<SqliteStore['prepare']>;
+  /** Interned strings of harness_event_rows (shared with the session reads of this connection). */
+  readonly names: Names;
 
   constructor(path: string, sync: 'normal' | 'full' = process.env.CLAUDE_METRICS_DB_SYNC === 'full' ? 'full' : 'normal') {
     this.location = path;
@@ -68,6 +73,7 @@ export class SqliteStore implements Store {
     this.db.pragma('busy_timeout = 5000');
     this.db.pragma('foreign_keys = ON');
     this.migrate();
+    this.names = new Names(this.db);
     this.stmts = this.prepare();
     // A migration that added aggregate tables leaves them to be filled from the stored sessions.
     const state = this.db.prepare("SELECT value FROM aggregates_state WHERE name = 'rebuild'").get() as { value: string } | undefined;
@@ -80,30 +86,36 @@ export class SqliteStore implements Store {
    * turns, and the second finds nothing left to do.
    */
   private migrate(): void {
-    this.db
+    const version = this.db
       .transaction(() => {
         const version = this.db.pragma('user_version', { simple: true }) as number;
         if (version > SQLITE_MIGRATIONS.length) throw new Error(`database schema version ${version} is newer than this collector (${SQLITE_MIGRATIONS.length}); upgrade claude-metrics`);
         for (let v = version; v < SQLITE_MIGRATIONS.length; v++) {
-          this.db.exec(SQLITE_MIGRATIONS[v]!);
+          const m = SQLITE_MIGRATIONS[v]!;
+          if (typeof m === 'string') this.db.exec(m);
+          else m(this.db);
           this.db.pragma(`user_version = ${v + 1}`);
         }
+        return version;
       })
       .immediate();
+    // An existing file just rewritten into compact rows holds its old pages as free space: give them back once.
+    const compacted = SQLITE_MIGRATIONS.indexOf(compactEvents);
+    // VACUUM is also when auto_vacuum can change on an existing file: it gets INCREMENTAL, as a new one.
+    if (version > 0 && version <= compacted && this.location !== ':memory:') this.db.exec('PRAGMA auto_vacuum = INCREMENTAL; VACUUM');
   }
 
   private prepare() {
     const db = this.db;
     return {
-      insertEvent: db.prepare(`INSERT OR IGNORE INTO harness_events (${EVENT_COLUMNS.join(', ')}) VALUES (${EVENT_COLUMNS.map(q).join(', ')})`),
+      insertEvent: db.prepare(INSERT_ROW),
       upsertSession: db.prepare(`INSERT INTO harness_sessions (${SESSION_DELTA_COLUMNS.map(([c]) => c).join(', ')})
         VALUES (${SESSION_DELTA_COLUMNS.map(([, f]) => `@${f}`).join(', ')})
         ON CONFLICT(id) DO UPDATE SET ${sessionMergeSet('harness_sessions', 'min', 'max')} RETURNING *`),
       completionState: db.prepare('SELECT started_ms, completed_ms, completion_event_id FROM harness_sessions WHERE id = ?'),
       setCompletion: db.prepare(`UPDATE harness_sessions SET ${completionSet('harness_sessions', (n) => `@${n}`)} WHERE id = @id RETURNING *`),
-      getFact: db.prepare('SELECT session_key, model, ts_ms, unpriced, state FROM harness_facts WHERE session_id = ? AND kind = ? AND key = ?'),
-      putFact: db.prepare(`INSERT INTO harness_facts (session_id, kind, key, session_key, model, ts_ms, unpriced, state) VALUES (@session_id, @kind, @key, @session_key, @model, @ts_ms, @unpriced, @state)
-        ON CONFLICT(session_id, kind, key) DO UPDATE SET model = excluded.model, ts_ms = excluded.ts_ms, unpriced = excluded.unpriced, state = excluded.state`),
+      getFact: db.prepare(GET_FACT),
+      putFact: db.prepare(INSERT_FACT),
       bump: db.prepare('INSERT INTO counters (metric, labels, value) VALUES (?, ?, ?) ON CONFLICT(metric, labels) DO UPDATE SET value = value + excluded.value'),
       counters: db.prepare('SELECT metric, labels, value FROM counters'),
       sessionRow: db.prepare('SELECT * FROM harness_sessions WHERE id = ?'),
@@ -122,20 +134,27 @@ export class SqliteStore implements Store {
       filterValues: db.prepare('SELECT value FROM filter_values WHERE dim = ? AND sessions > 0 ORDER BY value LIMIT 500'),
       oldSessions: db.prepare('SELECT * FROM harness_sessions WHERE last_seen_ms < ? LIMIT ?'),
       deleteSession: db.prepare('DELETE FROM harness_sessions WHERE id = ?'),
-      deleteEvents: db.prepare('DELETE FROM harness_events WHERE rowid IN (SELECT rowid FROM harness_events WHERE ts_ms < ? LIMIT ?)'),
+      deleteEvents: db.prepare('DELETE FROM harness_event_rows WHERE seq IN (SELECT seq FROM harness_event_rows WHERE ts_ms < ? LIMIT ?)'),
       deleteOldTools: db.prepare('DELETE FROM tool_rollups WHERE (dim, value, day, tool) IN (SELECT dim, value, day, tool FROM tool_rollups WHERE day < ? LIMIT ?)'),
       deleteZeroRollups: db.prepare(`DELETE FROM session_rollups WHERE (day, seen_day, source, project, label) IN (SELECT day, seen_day, source, project, label FROM session_rollups WHERE ${ROLLUP_VALUES.map((v) => `${v} = 0`).join(' AND ')} LIMIT ?)`),
       deleteZeroDimRollups: db.prepare(`DELETE FROM session_dim_rollups WHERE (dim, value, day, seen_day) IN (SELECT dim, value, day, seen_day FROM session_dim_rollups WHERE ${ROLLUP_VALUES.map((v) => `${v} = 0`).join(' AND ')} LIMIT ?)`),
       deleteZeroFilters: db.prepare('DELETE FROM filter_values WHERE (dim, value) IN (SELECT dim, value FROM filter_values WHERE sessions = 0 LIMIT ?)'),
-      deleteFacts: db.prepare('DELETE FROM harness_facts WHERE (session_id, kind, key) IN (SELECT session_id, kind, key FROM harness_facts WHERE ts_ms < ? LIMIT ?)'),
+      deleteFacts: db.prepare('DELETE FROM harness_fact_rows WHERE (sid, kind, key) IN (SELECT sid, kind, key FROM harness_fact_rows WHERE ts_ms < ? LIMIT ?)'),
       metricSlots: db.prepare('SELECT dimension, slot, value FROM metric_label_slots'),
       claimSlot: db.prepare('INSERT INTO metric_label_slots (dimension, slot, value) VALUES (?, ?, ?) ON CONFLICT DO NOTHING'),
-      eventCount: db.prepare('SELECT count(*) AS n FROM harness_events'),
+      eventCount: db.prepare('SELECT count(*) AS n FROM harness_event_rows'),
     };
   }
 
   async ingestMany(groups: HarnessEvent[][], receivedMs = Date.now()): Promise<IngestOutcome[]> {
-    return this.db.transaction(() => this.ingestSync(groups, receivedMs))();
+    try {
+      const out = this.db.transaction(() => this.ingestSync(groups, receivedMs))();
+      this.names.commit();
+      return out;
+    } catch (err) {
+      this.names.rollback();
+      throw err;
+    }
   }
 
   /** One transaction: insert, fold what was new, write sessions, completions, counters. */
@@ -145,7 +164,8 @@ export class SqliteStore implements Store {
     const outcomes = groups.map((g) => {
       const o = { accepted: 0, duplicates: 0 };
       for (const e of g) {
-        if (this.stmts.insertEvent.run(eventValues(e, receivedMs)).changes === 0) o.duplicates++;
+        const row = rowValues(this.names, columnsOf(e), e as Record<string, unknown>, receivedMs, sessionKey(e));
+        if (this.stmts.insertEvent.run(row).changes === 0) o.duplicates++;
         else (o.accepted++, stored.push(e));
       }
       duplicates += o.duplicates;
@@ -153,14 +173,16 @@ export class SqliteStore implements Store {
     });
     const facts = new Map<string, FactRow>();
     for (const f of factsOf(stored)) {
-      const row = this.stmts.getFact.get(f.session_id, f.kind, f.key) as (FactRow & { state: string }) | undefined;
-      if (row) facts.set(factIdText(f), { ...row, state: JSON.parse(row.state) as unknown });
+      const sid = this.names.find(f.session_id);
+      const kind = sid === undefined ? undefined : this.names.find(f.kind);
+      const row = kind === undefined ? undefined : (this.stmts.getFact.get(sid, kind, f.key) as (Omit<FactRow, 'state'> & { shape: string; vals: string }) | undefined);
+      if (row) facts.set(factIdText(f), { session_key: row.session_key, model: row.model, ts_ms: row.ts_ms, unpriced: row.unpriced, state: joinState(row.shape, row.vals) });
     }
     // Before the fold: it updates `facts` in place, and a call is new when its fact was not stored.
     const tools = toolRollups(stored, facts);
     const fold = foldEvents(stored, facts, duplicates);
     for (const t of tools) this.stmts.addTool.run(t);
-    for (const f of fold.facts) this.stmts.putFact.run({ ...f, state: JSON.stringify(f.state) });
+    for (const f of fold.facts) this.stmts.putFact.run(factValues(this.names, f));
     // Each touched session as it was, to move its rollup contribution to what it becomes (rollups.ts).
     const before = fold.sessions.map((d) => this.stmts.sessionRow.get(d.id) as Record<string, unknown> | undefined);
     const after = new Map<string, Record<string, unknown>>();
@@ -233,8 +255,8 @@ export class SqliteStore implements Store {
 
   async unpricedModels(limit = 20): Promise<Array<{ model: string; requests: number }>> {
     return this.db
-      .prepare(`SELECT coalesce(model, 'unknown') AS model, count(*) AS requests FROM harness_facts INDEXED BY harness_facts_unpriced
-        WHERE unpriced = 1 GROUP BY model ORDER BY requests DESC, model LIMIT ?`)
+      .prepare(`SELECT coalesce((SELECT n.name FROM harness_names n WHERE n.id = f.model), 'unknown') AS model, count(*) AS requests FROM harness_fact_rows f INDEXED BY harness_facts_unpriced
+        WHERE f.unpriced = 1 GROUP BY f.model ORDER BY requests DESC, model LIMIT ?`)
       .all(limit) as Array<{ model: string; requests: number }>;
   }
 
@@ -359,7 +381,7 @@ export class SqliteStore implements Store {
 
   private reads: SqliteSessionReads | undefined;
   sessionReads(): SqliteSessionReads {
-    return (this.reads ??= new SqliteSessionReads(this.db));
+    return (this.reads ??= new SqliteSessionReads(this.db, this.names));
   }
 
   async close(): Promise<void> {

@@ -3,7 +3,13 @@
  * i + 1. Append only; never edit one that has shipped. The PostgreSQL schema
  * (`postgres.ts`) keeps the same tables and columns.
  */
-export const SQLITE_MIGRATIONS: string[] = [
+import type Database from 'better-sqlite3';
+import { compactEvents } from './sqlite-compact-events';
+
+/** A migration: SQL, or a function when rows must be rewritten by code (run inside the migration's transaction). */
+export type SqliteMigration = string | ((db: Database.Database) => void);
+
+export const SQLITE_MIGRATIONS: SqliteMigration[] = [
   // 1: events, sessions, counters
   `
   CREATE TABLE harness_events (
@@ -97,7 +103,10 @@ export const SQLITE_MIGRATIONS: string[] = [
   ALTER TABLE harness_sessions ADD COLUMN completed_at TEXT GENERATED ALWAYS AS
     (strftime('%Y-%m-%dT%H:%M:%S', completed_ms / 1000, 'unixepoch') || printf('.%03dZ', completed_ms % 1000)) VIRTUAL;
   `,
-  // 4: aggregates kept at ingest (../../rollups.ts): session sums per (day, day last seen, source,
+  // 4: smaller rows (issue 17): harness_events becomes a view over harness_event_rows (interned names,
+  // a 16-byte id, the body as layout + residue; event-codec.ts), every old row rewritten losslessly.
+  compactEvents,
+  // 5: aggregates kept at ingest (../../rollups.ts): session sums per (day, day last seen, source,
   // project, label) and per single dimension, tool calls per dimension, day and tool, the values /api/filters lists with how many sessions have each, ingest totals.
   // Filled by the store right after this migration (from the sessions, with the same pure rules
   // ingest uses; `aggregates_state` says a rebuild is due), as `serve --rebuild-aggregates` does.
@@ -167,7 +176,7 @@ export const SQLITE_MIGRATIONS: string[] = [
   ) WITHOUT ROWID;
   INSERT INTO aggregates_state (name, value) VALUES ('rebuild', 'due');
   `,
-  // 5: /metrics' cardinality limiter (metric-limits.ts): the values of a label that hold one of
+  // 6: /metrics' cardinality limiter (metric-limits.ts): the values of a label that hold one of
   // its capped slots keep their own series, sticky across restarts. New and self-contained.
   `
   CREATE TABLE metric_label_slots (
