@@ -148,7 +148,10 @@ export class SqliteStore implements Store {
 
   async ingestMany(groups: HarnessEvent[][], receivedMs = Date.now()): Promise<IngestOutcome[]> {
     try {
-      const out = this.db.transaction(() => this.ingestSync(groups, receivedMs))();
+      // IMMEDIATE: the transaction reads (interned names, facts) before it writes, and a reader
+      // cannot become the writer after another process's commit (SQLITE_BUSY at once, no busy
+      // wait); taking the write lock first makes a second collector on the file wait its turn.
+      const out = this.db.transaction(() => this.ingestSync(groups, receivedMs)).immediate();
       this.names.commit();
       return out;
     } catch (err) {
