@@ -327,6 +327,8 @@ try {
     const r = await measureSize(size, work, pg);
     results.push(r);
     process.stderr.write(`scale: ${fmt(size)} done in ${((Date.now() - t) / 1000).toFixed(0)} s\n`);
+    // Each size's figures as soon as they are known, so a run stopped before the last size keeps them.
+    process.stderr.write(`scale: ${fmt(size)} figures ${JSON.stringify(r)}\n`);
   }
   report(results);
 } catch (err) {
