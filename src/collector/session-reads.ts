@@ -22,6 +22,7 @@
  *   high water are.
  * Both fit a JavaScript number (xid8 is epoch·2³² + xid: far below 2⁵³).
  */
+import type { EventColumns } from './store/event-codec';
 
 /** A point in the ingest order (see above): `seq` and, inside one PostgreSQL transaction, the row's `ord`. No `ord`: all of `seq`. */
 export interface Position {
@@ -29,29 +30,12 @@ export interface Position {
   ord?: number;
 }
 
-/** One stored event as the session reads return it (columns plus its JSON body). */
-export interface EventRow {
+/** One stored event as the session reads return it: its columns (all but the session's own), its place, its JSON body. */
+export interface EventRow extends Omit<EventColumns, 'session_id' | 'run_id' | 'task_id' | 'label' | 'project'> {
   /** Its place in the ingest order: SQLite's rowid, PostgreSQL's transaction id. */
   seq: number;
   /** Within `seq`: 0 on SQLite (a rowid is one row), the row's serial on PostgreSQL. */
   ord: number;
-  event_id: string;
-  event: string;
-  source: string;
-  ts_ms: number;
-  tool_name: string | null;
-  tool_use_id: string | null;
-  success: number | null;
-  duration_ms: number | null;
-  exit_code: number | null;
-  error: string | null;
-  model: string | null;
-  input_tokens: number | null;
-  output_tokens: number | null;
-  cache_creation_input_tokens: number | null;
-  cache_read_input_tokens: number | null;
-  cost_usd: number | null;
-  num_turns: number | null;
   body: string;
 }
 
