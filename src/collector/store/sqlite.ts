@@ -333,31 +333,34 @@ export class SqliteStore implements Store {
   async sweep(retentionDays: number, now = Date.now()): Promise<SweepResult> {
     const cutoff = now - retentionDays * 86_400_000;
     const out: SweepResult = { events: 0, sessions: 0, facts: 0, chunks: 0, reclaimedPages: 0 };
+    // Each chunk is an IMMEDIATE transaction: it reads, then deletes, and begun as a reader it could
+    // not become the writer after another process's commit (SQLITE_BUSY at once, no busy wait). After
+    // it, the sweeper checkpoints the WAL itself (PASSIVE: never waits): otherwise the pages it wrote
+    // pile up until the commit that crosses wal_autocheckpoint, an ingest commit as often as not,
+    // pays for copying them all back. The pause that follows is as long as both took.
     const chunked = async (step: () => number): Promise<number> => {
       let total = 0;
+      const once = this.db.transaction(step);
       for (;;) {
         const t0 = performance.now();
-        const n = step();
+        const n = once.immediate();
         if (n === 0) return total;
         total += n;
         out.chunks!++;
+        if (this.location !== ':memory:') this.db.pragma('wal_checkpoint(PASSIVE)');
         await pause(Math.max(2, performance.now() - t0));
       }
     };
-    // IMMEDIATE: a chunk reads, then deletes; begun as a reader it could not become the writer after
-    // another process's commit (SQLITE_BUSY at once, no busy wait), so it takes the write lock first.
-    out.sessions = await chunked(() =>
-      this.db.transaction(() => {
-        const rows = this.stmts.oldSessions.all(cutoff, SWEEP_CHUNK) as Array<Record<string, unknown>>;
-        const delta = new RollupDelta();
-        for (const r of rows) {
-          delta.diff(asSession(r), null);
-          this.stmts.deleteSession.run(r.id);
-        }
-        this.writeRollups(delta);
-        return rows.length;
-      }).immediate(),
-    );
+    out.sessions = await chunked(() => {
+      const rows = this.stmts.oldSessions.all(cutoff, SWEEP_CHUNK) as Array<Record<string, unknown>>;
+      const delta = new RollupDelta();
+      for (const r of rows) {
+        delta.diff(asSession(r), null);
+        this.stmts.deleteSession.run(r.id);
+      }
+      this.writeRollups(delta);
+      return rows.length;
+    });
     out.events = await chunked(() => this.stmts.deleteEvents.run(cutoff, SWEEP_CHUNK).changes);
     out.facts = await chunked(() => this.stmts.deleteFacts.run(cutoff, SWEEP_CHUNK).changes);
     // Tool calls of whole days before the cutoff (their events are gone), and rollup rows every
@@ -376,6 +379,7 @@ export class SqliteStore implements Store {
         const t0 = performance.now();
         this.db.pragma(`incremental_vacuum(${VACUUM_STEP_PAGES})`);
         out.reclaimedPages! += Math.min(free, VACUUM_STEP_PAGES);
+        this.db.pragma('wal_checkpoint(PASSIVE)');
         await pause(Math.max(2, performance.now() - t0));
       }
     }
