@@ -462,10 +462,6 @@ export function createCollector(opts: CollectorOptions): Server {
     sessions.close();
     return close(cb);
   }) as typeof server.close;
-  // The hooks' tiny client (transport/tiny-http.ts) half-closes after its body; without this Node
-  // ends such a socket as soon as it reads that end, so an answer slower than the read (a first
-  // PostgreSQL transaction) never reached the client, which spooled an event that was stored.
-  (server as Server & { httpAllowHalfOpen: boolean }).httpAllowHalfOpen = true;
   server.keepAliveTimeout = 65_000;
   server.headersTimeout = 66_000;
   server.requestTimeout = 120_000;

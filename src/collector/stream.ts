@@ -112,18 +112,6 @@ export class StreamHub {
     req.on('close', drop);
     res.on('close', drop);
     res.on('error', drop);
-    // The server keeps half-closed sockets open (http.ts: a hook's client half-closes after its
-    // body and still reads the answer), so a viewer's end of the connection is not a 'close' until
-    // a write fails: a viewer that sent its FIN has left, and its slot frees at once.
-    const socket = res.socket;
-    if (socket) {
-      const gone = () => {
-        drop();
-        res.destroy();
-      };
-      socket.once('end', gone);
-      res.once('close', () => socket.off('end', gone));
-    }
     let high = 0;
     let head = 'retry: 2000\n\n';
     try {

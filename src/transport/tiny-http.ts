@@ -70,7 +70,10 @@ export function postJsonTiny(url: URL, body: string, opts: { timeoutMs: number; 
       socket.write(
         `POST ${url.pathname}${url.search} HTTP/1.1\r\nHost: ${url.host}\r\nUser-Agent: ${opts.userAgent}\r\nContent-Type: application/json\r\nContent-Length: ${payload.length}\r\n${auth}Connection: close\r\n\r\n`,
       );
-      socket.end(payload);
+      // Not end(): a half-close after the body let Node's server end the socket as soon as it read
+      // that end, so an answer slower than the read (a first PostgreSQL transaction) never came back
+      // and an event that was stored was spooled. The server closes (Connection: close) after answering.
+      socket.write(payload);
     });
     socket.on('data', (c: Buffer) => {
       size += c.length;
