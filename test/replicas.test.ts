@@ -15,6 +15,7 @@ import type { HarnessEvent } from '../src/event';
 import { uuidv7 } from '../src/ids';
 import { deadPort, getJson, postJson, runCli, startServe, tempHome, waitFor, type ServeHandle, type TempHome } from './helpers/cli';
 import { startPostgres, type PgCluster } from './helpers/postgres';
+import { rng, shuffle } from './helpers/random';
 
 let pg: PgCluster;
 let home: TempHome;
@@ -39,22 +40,6 @@ afterEach(async () => {
   home.cleanup();
 });
 
-/** A small deterministic PRNG so a failure names a seed that reproduces it. */
-function rng(seed: number) {
-  let s = seed >>> 0;
-  return () => {
-    s = (s * 1664525 + 1013904223) >>> 0;
-    return s / 2 ** 32;
-  };
-}
-const shuffle = <T>(xs: T[], r: () => number) => {
-  const a = [...xs];
-  for (let i = a.length - 1; i > 0; i--) {
-    const j = Math.floor(r() * (i + 1));
-    [a[i], a[j]] = [a[j]!, a[i]!];
-  }
-  return a;
-};
 
 /**
  * Sessions as they arrive in real life: hooks, transcript usage and Claude

@@ -12,24 +12,10 @@ import { openStore, type SessionFilter, type Store } from '../src/collector/stor
 import { uuidv7 } from '../src/ids';
 import { postJson, runCli, startServe, tempHome, type ServeHandle, type TempHome } from './helpers/cli';
 import { STORES, useStore } from './helpers/stores';
+import { rng, shuffle } from './helpers/random';
 
 const DAY = 86_400_000;
 
-function rng(seed: number) {
-  let s = seed >>> 0;
-  return () => {
-    s = (s * 1664525 + 1013904223) >>> 0;
-    return s / 2 ** 32;
-  };
-}
-const shuffle = <T>(xs: T[], r: () => number) => {
-  const a = [...xs];
-  for (let i = a.length - 1; i > 0; i--) {
-    const j = Math.floor(r() * (i + 1));
-    [a[i], a[j]] = [a[j]!, a[i]!];
-  }
-  return a;
-};
 
 const PROJECTS = ['web', 'api', '', null];
 const LABELS = ['nightly', 'fix', null];

@@ -6,23 +6,8 @@
 import { describe, expect, it } from 'vitest';
 import type { HarnessEvent } from '../../src/event';
 import { applyCompletions, CounterSet, foldEvents, mergeDelta, type CompletionState, type FactRow, type SessionDelta } from '../../src/collector/fold';
+import { rng, shuffle } from '../helpers/random';
 
-/** A small deterministic PRNG so a failure names a seed that reproduces it. */
-function rng(seed: number) {
-  let s = seed >>> 0;
-  return () => {
-    s = (s * 1664525 + 1013904223) >>> 0;
-    return s / 2 ** 32;
-  };
-}
-const shuffle = <T>(xs: T[], r: () => number) => {
-  const a = [...xs];
-  for (let i = a.length - 1; i > 0; i--) {
-    const j = Math.floor(r() * (i + 1));
-    [a[i], a[j]] = [a[j]!, a[i]!];
-  }
-  return a;
-};
 
 const at = (s: number) => new Date(Date.UTC(2026, 10, 25, 1, 0, s)).toISOString();
 const E = (i: number, over: Partial<HarnessEvent>): HarnessEvent => ({ event_id: `e-${String(i).padStart(3, '0')}`, event: 'PostToolUse', source: 'interactive', timestamp: at(i), ...over }) as HarnessEvent;
