@@ -61,7 +61,7 @@ const pct = (xs, p) => {
 };
 const ms = (x) => (x === undefined ? '-' : x < 10 ? x.toFixed(2) : x < 100 ? x.toFixed(1) : Math.round(x).toString());
 
-/** `serve` on port 0; resolves once it prints its address (after its start-up retention sweep). */
+/** `serve` on port 0; resolves once it prints its address (its retention sweep starts then). */
 function startServe(db, home, retentionDays) {
   const child = spawn(process.execPath, [join(root, 'bin/claude-metrics'), 'serve', '--port', '0', '--db', db, '--retention-days', String(retentionDays)], {
     env: { PATH: process.env.PATH, HOME: home, TZ: 'UTC' },
@@ -195,54 +195,62 @@ async function measureSize(size, work, pg) {
       if (path === '/metrics' && last.status === 200) out.series = last.body.split('\n').filter((l) => l && !l.startsWith('#')).length;
     }
 
-    // 4. Retention: steady ingest of recent events; a second `serve` on the same
-    // database with --retention-days 60 sweeps at its start (a replica on
-    // PostgreSQL, another writer on the same SQLite file) and is ready when done.
+    // 4. Retention: steady ingest of recent events into the first `serve` for a baseline, then into
+    // a second one on the same database started with --retention-days 60: it sweeps once it
+    // listens, in the same process as the ingest it answers, as a lone collector does after
+    // lowering the setting or a restart; its /healthz says when the sweep has finished.
     const pass = [];
-    let sweepStart;
-    let sweepEnd;
+    const steadySpec = { seed: SEED + 1_000_003, total: 50_000_000, beginMs: now - 2 * DAY, endMs: now - 3_600_000, connections: CONNECTIONS, batch: BATCH, ratePerS: PASS_RATE };
     let baselineDone;
     const enough = new Promise((res) => (baselineDone = res));
-    const steady = load(
-      { url: `${base}/metrics/harness`, seed: SEED + 1_000_003, total: 50_000_000, beginMs: now - 2 * DAY, endMs: now - 3_600_000, connections: CONNECTIONS, batch: BATCH, ratePerS: PASS_RATE },
-      (b) => {
-        pass.push(b);
-        if (pass.length === 50) baselineDone();
-      },
-    );
+    const steady = load({ ...steadySpec, url: `${base}/metrics/harness` }, (b) => {
+      pass.push(b);
+      if (pass.length === 50) baselineDone();
+    });
     steady.done.catch(() => baselineDone());
     await Promise.race([enough, steady.done]);
-    const sweeperHome = join(work, `home-${size}-sweeper`);
-    mkdirSync(sweeperHome, { recursive: true });
-    sweepStart = performance.timeOrigin + performance.now();
-    const sweeper = startServe(db, sweeperHome, PASS_RETENTION_DAYS);
-    let timer;
-    try {
-      await Promise.race([sweeper.ready, steady.done.then(() => Promise.reject(new Error('the steady load stopped during the sweep'))), new Promise((_, rej) => (timer = setTimeout(() => rej(new Error('retention sweep did not finish in time')), SWEEP_TIMEOUT_MS)))]);
-    } finally {
-      clearTimeout(timer);
-    }
-    sweepEnd = performance.timeOrigin + performance.now();
-    const after = pass.length;
-    await new Promise((res) => {
-      const poll = setInterval(() => (pass.length >= after + 20 ? (clearInterval(poll), res()) : undefined), 50);
-      steady.done.finally(() => (clearInterval(poll), res()));
-    });
     steady.stop();
     await steady.done;
-    await sweeper.stop();
-    const logFile = join(sweeperHome, '.local/state/claude-metrics/collector.log');
-    const line = existsSync(logFile) ? readFileSync(logFile, 'utf8').split('\n').find((l) => l.includes('"msg":"retention sweep')) : undefined;
-    out.swept = line ? JSON.parse(line) : undefined;
+    const sweeperHome = join(work, `home-${size}-sweeper`);
+    mkdirSync(sweeperHome, { recursive: true });
+    const sweeper = startServe(db, sweeperHome, PASS_RETENTION_DAYS);
+    const sweeperUrl = await sweeper.ready;
+    const sweepStart = performance.timeOrigin + performance.now();
+    const during = [];
+    let sweepEnd;
+    try {
+      const steady2 = load({ ...steadySpec, seed: SEED + 1_000_007, url: `${sweeperUrl}/metrics/harness` }, (b) => during.push(b));
+      const deadline = Date.now() + SWEEP_TIMEOUT_MS;
+      for (;;) {
+        const h = await get(`${sweeperUrl}/healthz`).catch(() => undefined);
+        const r = h?.status === 200 ? JSON.parse(h.body).retention : undefined;
+        if (r?.sweeps >= 1) {
+          out.swept = r.last;
+          break;
+        }
+        if (Date.now() > deadline) throw new Error('retention sweep did not finish in time');
+        await new Promise((res) => setTimeout(res, 100));
+      }
+      sweepEnd = performance.timeOrigin + performance.now();
+      const after = during.length;
+      await new Promise((res) => {
+        const poll = setInterval(() => (during.length >= after + 20 ? (clearInterval(poll), res()) : undefined), 50);
+        steady2.done.finally(() => (clearInterval(poll), res()));
+      });
+      steady2.stop();
+      await steady2.done;
+    } finally {
+      await sweeper.stop();
+    }
     if (out.swept?.error) process.stderr.write(`scale: the retention sweep failed: ${out.swept.error}\n`);
-    else if (!out.swept) process.stderr.write(`scale: no retention sweep line in ${logFile}\n`);
     out.sweepS = (sweepEnd - sweepStart) / 1000;
-    const before = pass.filter((b) => b.t0 + b.ms < sweepStart).map((b) => b.ms);
-    const during = pass.filter((b) => b.t0 < sweepEnd && b.t0 + b.ms > sweepStart).map((b) => b.ms);
+    const before = pass.map((b) => b.ms);
+    const inSweep = during.filter((b) => b.t0 < sweepEnd).map((b) => b.ms);
     out.passBaseP50 = pct(before, 50);
     out.passBaseMax = Math.max(...before);
-    out.stall = during.length ? Math.max(...during) : 0;
-    out.passBatches = during.length;
+    out.stall = inSweep.length ? Math.max(...inSweep) : 0;
+    out.duringP50 = pct(inSweep, 50);
+    out.passBatches = inSweep.length;
   } finally {
     await serve.stop();
   }
@@ -296,9 +304,10 @@ function report(results) {
       'facts': r.swept?.facts ?? '?',
       'chunks': r.swept?.chunks ?? '-',
       'sweep ms': r.swept?.ms ?? '-',
-      'pass s': r.sweepS.toFixed(2),
+      'longest chunk ms': r.swept?.longestChunkMs ?? '-',
       'batch p50 without (ms)': ms(r.passBaseP50),
       'batch max without': ms(r.passBaseMax),
+      'batch p50 during': ms(r.duringP50),
       'longest batch during': ms(r.stall),
       [`× ${fmt(base.size)}'s`]: ratio(r.stall, base.stall),
       target: r.stall <= 100 ? 'met' : 'not met',

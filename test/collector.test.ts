@@ -249,6 +249,13 @@ describe.each(['sqlite', 'postgres'] as const)('collector on %s', (backend) => {
       const before = await metric(serve.url, /^claude_harness_events_total/);
       await serve.stop();
       serve = await startServe(home.env, ['--db', db, '--retention-days', '7']);
+      // The sweep runs once serve listens; /healthz says when it has finished and what it removed.
+      const health = await waitFor(async () => {
+        const h = (await getJson(`${serve!.url}/healthz`)).body;
+        return h.retention?.sweeps >= 1 ? h : undefined;
+      });
+      expect(health.retention).toMatchObject({ days: 7, running: false, last: { events: 1, sessions: 1 } });
+      expect(health.retention.last.error).toBeUndefined();
       const { body } = await getJson(`${serve.url}/api/sessions`);
       expect(body.sessions.map((s: { id: string }) => s.id)).toEqual(['session:new']);
       expect((await getJson(`${serve.url}/healthz`)).body.events).toBe(1);
@@ -263,6 +270,30 @@ describe.each(['sqlite', 'postgres'] as const)('collector on %s', (backend) => {
       expect(summary.top_tools).toEqual([{ tool: 'Bash', calls: 1, failures: 0, avg_duration_ms: null }]);
       expect((await getJson(`${serve.url}/api/daily?days=30`)).body.days.length).toBe(1);
     });
+
+    it('a long first sweep does not hold the collector back, and a stop in the middle of it loses nothing that stays', async () => {
+      serve = await startServe(home.env, ['--db', db]);
+      const old = Date.now() - 30 * 86_400_000;
+      // 12 chunks' worth of old events (SWEEP_CHUNK is 1,000 rows), over 120 old sessions.
+      for (let b = 0; b < 12; b++) {
+        const events = Array.from({ length: 1000 }, (_, i) => ev({ session_id: `old-${b}-${i % 10}`, timestamp: new Date(old + b * 1000 + i).toISOString() }));
+        expect((await postJson(serve.endpoint, { events })).body.accepted).toBe(1000);
+      }
+      await serve.stop();
+      // Started with retention, then stopped at once: whatever part of the sweep ran, the exit is clean.
+      serve = await startServe(home.env, ['--db', db, '--retention-days', '7']);
+      const kept = ev({ session_id: 'new' });
+      expect((await postJson(serve.endpoint, kept)).status).toBe(200); // answered while the sweep may still run
+      expect(await serve.stop()).toBe(0);
+      // The next start finishes the sweep; the new event stays, every old one goes, and the
+      // counters report what went across both runs.
+      serve = await startServe(home.env, ['--db', db, '--retention-days', '7']);
+      await waitFor(async () => ((await getJson(`${serve!.url}/healthz`)).body.retention?.sweeps >= 1 ? true : undefined));
+      expect((await getJson(`${serve.url}/healthz`)).body.events).toBe(1);
+      expect((await getJson(`${serve.url}/api/sessions`)).body.sessions.map((s: { id: string }) => s.id)).toEqual(['session:new']);
+      expect(await metric(serve.url, /^claude_harness_retention_deleted_total\{table="events"\}/)).toBe(12_000);
+      expect(await metric(serve.url, /^claude_harness_retention_deleted_total\{table="sessions"\}/)).toBe(120);
+    }, 60_000);
   });
 
   describe('the emitter end to end', () => {

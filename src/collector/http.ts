@@ -9,6 +9,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { extname, join, normalize, resolve, sep } from 'node:path';
 import type { Logger } from '../log';
 import { daily, metricFamilies, parseTime, summary } from './api';
+import type { RetentionStatus } from './retention';
 import type { MetricCaps } from './metric-limits';
 import { parseBody, validateEvent } from './normalize';
 import { decodeOtlp, errorBody, MAX_OTLP_BYTES, successBody, encodingOf, type Signal } from './ingest/otlp';
@@ -95,6 +96,8 @@ export interface CollectorOptions {
   health?: StorageHealth;
   /** Values of each high-cardinality label with their own /metrics series (metric-limits.ts). */
   metricCaps?: MetricCaps;
+  /** What retention is doing (/healthz): serve's sweeper (retention.ts). */
+  retention?: () => RetentionStatus;
 }
 
 const CSP = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
@@ -400,7 +403,7 @@ export function createCollector(opts: CollectorOptions): Server {
         const u = health.unavailable!;
         return send(res, 503, { ok: false, ...unavailableBody(u), since: new Date(u.sinceMs).toISOString() }, { 'retry-after': String(RETRY_AFTER_S) });
       }
-      return send(res, 200, { ok: true, events: await store.eventCount() });
+      return send(res, 200, { ok: true, events: await store.eventCount(), ...(opts.retention ? { retention: opts.retention() } : {}) });
     }
 
     if (opts.token) {

@@ -1,13 +1,14 @@
 /**
  * `claude-metrics serve`: the collector. Prints its address on stderr
- * (`claude-metrics serve: listening on http://HOST:PORT`), sweeps retention at
- * start and hourly, and on SIGTERM/SIGINT stops accepting, lets in-flight
+ * (`claude-metrics serve: listening on http://HOST:PORT`), sweeps retention once
+ * listening and hourly, and on SIGTERM/SIGINT stops accepting, lets in-flight
  * requests finish and closes the database cleanly.
  */
 import { dirname, join, resolve } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { createCollector } from '../collector/http';
-import { ACTIVE_WINDOW_MS, isPostgresUrl, openStore, redactUrl, SWEEP_PERIOD_MS, type Store } from '../collector/store';
+import { RetentionSweeper } from '../collector/retention';
+import { ACTIVE_WINDOW_MS, isPostgresUrl, openStore, redactUrl, type Store } from '../collector/store';
 import { resolveConfig } from '../config';
 import { CliError, ConfigError, UsageError } from '../errors';
 import { createLogger } from '../log';
@@ -54,26 +55,14 @@ export default async function serve(opts: Record<string, unknown>): Promise<numb
     }
     return 0;
   }
-  const sweep = async () => {
-    try {
-      const t0 = Date.now();
-      const r = await store.sweep(retentionDays);
-      if (r.events + r.sessions + r.facts > 0) {
-        log.info('retention sweep', { ...r, retentionDays, ms: Date.now() - t0 });
-        for (const table of ['events', 'sessions', 'facts'] as const) await store.bump('retention_deleted_total', { table }, r[table]);
-      }
-    } catch (err) {
-      log.error('retention sweep failed', { error: (err as Error).message });
-    }
-  };
-  await sweep();
-  const sweeper = setInterval(() => void sweep(), SWEEP_PERIOD_MS);
-  sweeper.unref();
+  // Retention sweeps once the collector listens (a first sweep can take minutes on a big database;
+  // it deletes in chunks and ingest goes on between them), then hourly.
+  const retention = new RetentionSweeper(store, retentionDays, log);
 
   // PostgreSQL overlaps a second transaction with the one committing; SQLite has one writer.
   const maxCommitsInFlight = store.kind === 'postgres' ? Math.max(1, Math.min(2, config.dbPoolSize - 1)) : 1;
   const dataDir = store.kind === 'sqlite' && dbPath !== ':memory:' ? dirname(resolve(dbPath)) : undefined; // where a full disk stops writes
-  const server = createCollector({ store, token: config.token, log, dashboardDir: join(__dirname, '..', 'dashboard'), routerMetricsUrl, maxCommitsInFlight, dataDir,
+  const server = createCollector({ store, token: config.token, log, dashboardDir: join(__dirname, '..', 'dashboard'), routerMetricsUrl, maxCommitsInFlight, dataDir, retention: () => retention.status(),
     metricCaps: { project: config.metricsMaxProjects, label: config.metricsMaxLabels, tool: config.metricsMaxTools, model: config.metricsMaxModels, loop: config.metricsMaxLoops } });
   await new Promise<void>((resolvePromise, reject) => {
     server.once('error', (err: NodeJS.ErrnoException) =>
@@ -85,6 +74,7 @@ export default async function serve(opts: Record<string, unknown>): Promise<numb
   const shownHost = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
   process.stderr.write(`claude-metrics serve: listening on http://${shownHost}:${addr.port} (db ${store.location}${config.token ? ', token required' : ''})\n`);
   log.info('listening', { host: addr.address, port: addr.port, db: store.location });
+  retention.start();
 
   return new Promise<number>((resolvePromise) => {
     let stopping = false;
@@ -92,11 +82,11 @@ export default async function serve(opts: Record<string, unknown>): Promise<numb
       if (stopping) return;
       stopping = true;
       log.info('stopping', { signal });
-      clearInterval(sweeper);
-      // Stop accepting; idle keep-alive sockets close now, requests in flight finish.
+      // Stop accepting; idle keep-alive sockets close now, requests in flight finish; a sweep stops after its chunk.
       server.close(() => {
-        void store
-          .close()
+        void retention
+          .stop()
+          .then(() => store.close())
           .catch((err: unknown) => log.warn('closing the database', { error: (err as Error).message }))
           .then(() => {
             process.stderr.write('claude-metrics serve: stopped\n');

@@ -76,6 +76,10 @@ export interface SweepResult {
   /** Delete transactions it took (each ≤ SWEEP_CHUNK rows), and SQLite pages given back to the file system. */
   chunks?: number;
   reclaimedPages?: number;
+  /** The longest single delete transaction (ms): the longest ingest can wait on the sweep. */
+  longestChunkMs?: number;
+  /** Stopped between chunks (serve stopping); the next sweep goes on from what is left. */
+  stopped?: boolean;
 }
 
 /** Rows one retention transaction deletes at most: ingest waits for one chunk, never for the whole sweep. */
@@ -141,8 +145,8 @@ export interface Store {
   /** One session's page, `show`, the stream and "waiting on you" (../session-reads.ts). */
   sessionReads(): SessionReader;
 
-  /** Retention: deletes events and sessions older than this; counters stay. At most once per period across replicas. */
-  sweep(retentionDays: number, now?: number): Promise<SweepResult>;
+  /** Retention: deletes events and sessions older than this; counters stay. At most once per period across replicas; `signal` stops it between chunks. */
+  sweep(retentionDays: number, now?: number, signal?: AbortSignal): Promise<SweepResult>;
   close(): Promise<void>;
 }
 

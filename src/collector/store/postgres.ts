@@ -557,7 +557,7 @@ export class PostgresStore implements Store {
    * locked in id order, as ingest locks them). A replica stopped half-way leaves
    * the rest to the next period.
    */
-  async sweep(retentionDays: number, now = Date.now()): Promise<SweepResult> {
+  async sweep(retentionDays: number, now = Date.now(), signal?: AbortSignal): Promise<SweepResult> {
     const cutoff = now - retentionDays * 86_400_000;
     const claimed = await this.tx(async (c) => {
       const claim = await c.query(
@@ -570,11 +570,28 @@ export class PostgresStore implements Store {
       return (claim.rowCount ?? 0) > 0;
     });
     if (!claimed) return { events: 0, sessions: 0, facts: 0, skipped: true };
-    const out: SweepResult = { events: 0, sessions: 0, facts: 0, chunks: 0 };
+    // A sweep stopped or failed part-way gives its claim back, so the next start (of any replica)
+    // goes on from what is left instead of waiting out the period.
+    const release = () => this.query(`UPDATE collector_jobs SET last_run_ms = 0 WHERE name = 'retention' AND last_run_ms = $1`, [now]).catch(() => undefined);
+    try {
+      const out = await this.sweepClaimed(cutoff, signal);
+      if (out.stopped) await release();
+      return out;
+    } catch (err) {
+      await release();
+      throw err;
+    }
+  }
+
+  private async sweepClaimed(cutoff: number, signal: AbortSignal | undefined): Promise<SweepResult> {
+    const out: SweepResult = { events: 0, sessions: 0, facts: 0, chunks: 0, longestChunkMs: 0 };
     const chunked = async (step: (c: PoolClient) => Promise<number>): Promise<number> => {
       let total = 0;
       for (;;) {
+        if (signal?.aborted) return total;
+        const t0 = performance.now();
         const n = await this.tx(step);
+        out.longestChunkMs = Math.max(out.longestChunkMs!, Math.round(performance.now() - t0));
         if (n === 0) return total;
         total += n;
         out.chunks!++;
@@ -592,6 +609,7 @@ export class PostgresStore implements Store {
     });
     out.events = await chunked(async (c) => (await c.query('DELETE FROM harness_events WHERE ctid = ANY(ARRAY(SELECT ctid FROM harness_events WHERE ts_ms < $1 LIMIT $2))', [cutoff, SWEEP_CHUNK])).rowCount ?? 0);
     out.facts = await chunked(async (c) => (await c.query('DELETE FROM harness_facts WHERE ctid = ANY(ARRAY(SELECT ctid FROM harness_facts WHERE ts_ms < $1 LIMIT $2))', [cutoff, SWEEP_CHUNK])).rowCount ?? 0);
+    if (signal?.aborted) return { ...out, stopped: true };
     // Tool calls of whole days before the cutoff (their events are gone).
     await this.query('DELETE FROM tool_rollups WHERE day < $1', [utcDay(cutoff)]);
     if (out.sessions > 0) {

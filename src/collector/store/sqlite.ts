@@ -330,9 +330,9 @@ export class SqliteStore implements Store {
    * than one chunk. A deleted session's contribution leaves the rollups in its chunk's
    * transaction. Then the freed pages go back to the file system (auto_vacuum=INCREMENTAL).
    */
-  async sweep(retentionDays: number, now = Date.now()): Promise<SweepResult> {
+  async sweep(retentionDays: number, now = Date.now(), signal?: AbortSignal): Promise<SweepResult> {
     const cutoff = now - retentionDays * 86_400_000;
-    const out: SweepResult = { events: 0, sessions: 0, facts: 0, chunks: 0, reclaimedPages: 0 };
+    const out: SweepResult = { events: 0, sessions: 0, facts: 0, chunks: 0, reclaimedPages: 0, longestChunkMs: 0 };
     // Each chunk is an IMMEDIATE transaction: it reads, then deletes, and begun as a reader it could
     // not become the writer after another process's commit (SQLITE_BUSY at once, no busy wait). After
     // it, the sweeper checkpoints the WAL itself (PASSIVE: never waits): otherwise the pages it wrote
@@ -342,8 +342,10 @@ export class SqliteStore implements Store {
       let total = 0;
       const once = this.db.transaction(step);
       for (;;) {
+        if (signal?.aborted) return total;
         const t0 = performance.now();
         const n = once.immediate();
+        out.longestChunkMs = Math.max(out.longestChunkMs!, Math.round(performance.now() - t0));
         if (n === 0) return total;
         total += n;
         out.chunks!++;
@@ -375,7 +377,7 @@ export class SqliteStore implements Store {
     if (this.db.pragma('auto_vacuum', { simple: true }) === 2) {
       for (;;) {
         const free = this.db.pragma('freelist_count', { simple: true }) as number;
-        if (free === 0) break;
+        if (free === 0 || signal?.aborted) break;
         const t0 = performance.now();
         this.db.pragma(`incremental_vacuum(${VACUUM_STEP_PAGES})`);
         out.reclaimedPages! += Math.min(free, VACUUM_STEP_PAGES);
@@ -383,6 +385,7 @@ export class SqliteStore implements Store {
         await pause(Math.max(2, performance.now() - t0));
       }
     }
+    if (signal?.aborted) out.stopped = true;
     return out;
   }
 
