@@ -55,17 +55,28 @@ export function listInbox(inbox: string): Array<{ file: string; mtimeMs: number;
  * (unfinished: left for later, or set aside once abandoned; not a hook input).
  */
 export function readInboxFile(entry: { file: string; mtimeMs: number; mtimeNs: bigint }, base: NodeJS.ProcessEnv, log: Logger, now = Date.now()): InboxItem | null {
+  // The content and then the mtime of what was read, from one descriptor: the listing's mtime
+  // can be older than the hook's last write (the end mark), and an id made from it would differ
+  // from the one the next reader makes, so a file read twice (a drainer killed between
+  // delivering and deleting) would be two events. Once the end mark is read, the writer is done.
   let bytes: Buffer;
+  let mtimeNs: bigint;
+  let fd: number | undefined;
   try {
-    bytes = readFileSync(entry.file);
+    fd = openSync(entry.file, 'r');
+    bytes = readFileSync(fd);
+    mtimeNs = fstatSync(fd, { bigint: true }).mtimeNs;
   } catch {
     return null;
+  } finally {
+    if (fd !== undefined) closeSync(fd);
   }
+  const mtimeMs = Number(mtimeNs / 1_000_000n);
   const raw = parseRawHook(bytes);
   if (!raw.complete) {
     // A young file is being written (even an empty one: the shell creates it before the first
     // byte). An old one lost its writer: deleted, not kept, as it holds the hook's raw input.
-    if (now - entry.mtimeMs > ABANDONED_MS) {
+    if (now - mtimeMs > ABANDONED_MS) {
       log.warn('inbox: removed a hook file that was never finished (its hook was killed)', { file: entry.file, bytes: bytes.length, reason: raw.reason });
       remove(entry.file);
     }
@@ -88,8 +99,8 @@ export function readInboxFile(entry: { file: string; mtimeMs: number; mtimeNs: b
   }
   const hook = mapHook(parsed, { includeContent: config.includeContent, maxContentBytes: config.maxContentBytes });
   if (!hook.cwd && env.PWD) hook.cwd = env.PWD;
-  const event = buildEvent({ args: parseEmitArgs([]), hook, env, config, paths, now: entry.mtimeMs, log });
-  event.event_id = deterministicId('inbox', entry.file, String(entry.mtimeNs), raw.input);
+  const event = buildEvent({ args: parseEmitArgs([]), hook, env, config, paths, now: mtimeMs, log });
+  event.event_id = deterministicId('inbox', entry.file, String(mtimeNs), raw.input);
   return { file: entry.file, event, hook, env, config, paths };
 }
 
