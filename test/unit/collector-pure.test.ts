@@ -1,3 +1,4 @@
+import { nextSweepChunk, SWEEP_CHUNK } from '../../src/collector/store';
 import { describe, expect, it } from 'vitest';
 import { completeBare, parseBody, sessionKey } from '../../src/collector/normalize';
 import { bucketIndex, escapeLabelValue, histogramSamples, serialize } from '../../src/collector/prometheus';
@@ -58,5 +59,18 @@ describe('request bodies', () => {
     expect(sessionKey({ ...base, run_id: 'r', session_id: 's' })).toBe('run:r');
     expect(sessionKey({ ...base, session_id: 's', task_id: 't' })).toBe('session:s');
     expect(sessionKey({ ...base, task_id: 't', label: 'l' })).toBe('task:ralph:l:t');
+  });
+});
+
+describe('nextSweepChunk (the SQLite sweep paces its chunks)', () => {
+  it('shrinks a chunk that ran over the target in proportion, never below 50 rows', () => {
+    expect(nextSweepChunk(1000, 80, 20)).toBe(250);
+    expect(nextSweepChunk(1000, 21, 20)).toBe(952);
+    expect(nextSweepChunk(100, 10_000, 20)).toBe(50);
+  });
+  it('grows back to SWEEP_CHUNK when chunks run well under, and holds in between', () => {
+    expect(nextSweepChunk(250, 5, 20)).toBe(500);
+    expect(nextSweepChunk(800, 1, 20)).toBe(SWEEP_CHUNK);
+    expect(nextSweepChunk(300, 15, 20)).toBe(300);
   });
 });

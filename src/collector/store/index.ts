@@ -85,6 +85,21 @@ export interface SweepResult {
 /** Rows one retention transaction deletes at most: ingest waits for one chunk, never for the whole sweep. */
 export const SWEEP_CHUNK = 1000;
 
+/** How long one SQLite retention chunk (its transaction and checkpoint) should hold the writer; in-process it blocks the event loop too. */
+export const SWEEP_CHUNK_TARGET_MS = 20;
+const SWEEP_CHUNK_MIN = 50;
+
+/**
+ * The next chunk's row limit from how long the last one took: smaller when it ran over the
+ * target (rows of a big database with many index entries each cost more), back up to
+ * SWEEP_CHUNK when it ran well under. Pure; the SQLite sweep paces itself with it.
+ */
+export function nextSweepChunk(limit: number, tookMs: number, targetMs = SWEEP_CHUNK_TARGET_MS): number {
+  if (tookMs > targetMs) return Math.max(SWEEP_CHUNK_MIN, Math.floor((limit * targetMs) / tookMs));
+  if (tookMs < targetMs / 2) return Math.min(SWEEP_CHUNK, limit * 2);
+  return limit;
+}
+
 /** summary()'s ingest totals, kept in a tiny table at ingest so that they are not a scan of every counter. */
 export interface IngestTotals {
   events: number;

@@ -10,7 +10,7 @@ import type { MetricSlot } from '../metric-limits';
 import type { HarnessEvent } from '../../event';
 import { applyCompletions, CounterSet, factIdText, factsOf, foldEvents, labelsText, type CompletionState, type FactRow } from '../fold';
 import { RollupDelta, ROLLUP_VALUES, rollupSql, toolRollups, toolRollupSql, toRollupSum, utcDay, type RollupQuery, type RollupSum, type ToolRollupRow } from '../rollups';
-import { SWEEP_CHUNK, type CounterTotal, type Filters, type IngestOutcome, type IngestTotals, type RebuildResult, type SessionFilter, type SessionRow, type Store, type SweepResult, type ToolRow, type ToolSum } from './index';
+import { nextSweepChunk, SWEEP_CHUNK, type CounterTotal, type Filters, type IngestOutcome, type IngestTotals, type RebuildResult, type SessionFilter, type SessionRow, type Store, type SweepResult, type ToolRow, type ToolSum } from './index';
 import { columnsOf, joinState } from './event-codec';
 import { SQLITE_MIGRATIONS } from './migrations/sqlite';
 import { compactEvents, factValues, GET_FACT, INSERT_FACT, INSERT_ROW, Names, rowValues } from './migrations/sqlite-compact-events';
@@ -324,7 +324,8 @@ export class SqliteStore implements Store {
   }
 
   /**
-   * Retention in chunks of at most SWEEP_CHUNK rows, each its own transaction, with a
+   * Retention in chunks of at most SWEEP_CHUNK rows (fewer when a chunk runs over
+   * SWEEP_CHUNK_TARGET_MS), each its own transaction, with a
    * pause as long as the chunk took between them, so that ingest (in this process or
    * another on the same file) gets the write lock in between and never waits for more
    * than one chunk. A deleted session's contribution leaves the rollups in its chunk's
@@ -338,23 +339,28 @@ export class SqliteStore implements Store {
     // it, the sweeper checkpoints the WAL itself (PASSIVE: never waits): otherwise the pages it wrote
     // pile up until the commit that crosses wal_autocheckpoint, an ingest commit as often as not,
     // pays for copying them all back. The pause that follows is as long as both took.
-    const chunked = async (step: () => number): Promise<number> => {
+    // Each chunk's row limit follows how long the last took (nextSweepChunk): at 10M events a chunk
+    // of 1,000 took up to 250 ms on a loaded machine, and in-process that is the event loop too.
+    const chunked = async (step: (limit: number) => number): Promise<number> => {
       let total = 0;
+      let limit = SWEEP_CHUNK;
       const once = this.db.transaction(step);
       for (;;) {
         if (signal?.aborted) return total;
         const t0 = performance.now();
-        const n = once.immediate();
-        out.longestChunkMs = Math.max(out.longestChunkMs!, Math.round(performance.now() - t0));
+        const n = once.immediate(limit);
+        if (n > 0 && this.location !== ':memory:') this.db.pragma('wal_checkpoint(PASSIVE)');
+        const took = performance.now() - t0;
+        out.longestChunkMs = Math.max(out.longestChunkMs!, Math.round(took));
         if (n === 0) return total;
         total += n;
         out.chunks!++;
-        if (this.location !== ':memory:') this.db.pragma('wal_checkpoint(PASSIVE)');
-        await pause(Math.max(2, performance.now() - t0));
+        limit = nextSweepChunk(limit, took);
+        await pause(Math.max(2, took));
       }
     };
-    out.sessions = await chunked(() => {
-      const rows = this.stmts.oldSessions.all(cutoff, SWEEP_CHUNK) as Array<Record<string, unknown>>;
+    out.sessions = await chunked((limit) => {
+      const rows = this.stmts.oldSessions.all(cutoff, limit) as Array<Record<string, unknown>>;
       const delta = new RollupDelta();
       for (const r of rows) {
         delta.diff(asSession(r), null);
@@ -363,8 +369,8 @@ export class SqliteStore implements Store {
       this.writeRollups(delta);
       return rows.length;
     });
-    out.events = await chunked(() => this.stmts.deleteEvents.run(cutoff, SWEEP_CHUNK).changes);
-    out.facts = await chunked(() => this.stmts.deleteFacts.run(cutoff, SWEEP_CHUNK).changes);
+    out.events = await chunked((limit) => this.stmts.deleteEvents.run(cutoff, limit).changes);
+    out.facts = await chunked((limit) => this.stmts.deleteFacts.run(cutoff, limit).changes);
     // Tool calls of whole days before the cutoff (their events are gone), and rollup rows every
     // session has left (they add nothing, they would only be read): in chunks as well.
     const cutoffDay = utcDay(cutoff);
