@@ -87,7 +87,10 @@ async function spray(events: Array<Record<string, unknown>>, endpoints: string[]
 /** Every question the dashboard asks, from the rollups and recomputed, side by side. */
 async function compare(store: Store, now: number, projects: string[], opts: { toolsBefore?: number } = {}) {
   const filters: SessionFilter[] = [{}, { source: 'ralph' }, { source: 'interactive' }, { label: 'nightly' }, { project: 'web', label: 'fix' }, ...projects.map((project) => ({ project }))];
-  const sinces = [undefined, now - 36 * 3_600_000, now - 3 * DAY, Math.floor(now / DAY) * DAY - 2 * DAY, now - 30 * DAY];
+  const stored = await store.allSessions({}, now);
+  // Windows that start just before some session's last event: its hour is read raw, the hours after it from the hourly rollups.
+  const edges = stored.filter((_, i) => i % 9 === 0).map((s) => Date.parse(s.last_seen_at!) - 1);
+  const sinces = [undefined, now - 36 * 3_600_000, now - 3 * DAY, Math.floor(now / DAY) * DAY - 2 * DAY, now - 30 * DAY, ...edges];
   for (const base of filters) {
     for (const sinceMs of sinces) {
       const f = { ...base, sinceMs };
@@ -103,8 +106,17 @@ async function compare(store: Store, now: number, projects: string[], opts: { to
     }
     for (const days of [1, 3, 7, 30]) expect(await daily(store, base, days, now)).toEqual(await dailyFromSessions(store, base, days, now));
   }
+  // /metrics' last-event gauges: the latest last-seen time per (source, project, label) of the week's sessions.
+  const week = now - 7 * DAY;
+  const latest = new Map<string, number>();
+  for (const s of await store.allSessions({ sinceMs: week }, now)) {
+    const k = JSON.stringify([s.source, s.project, s.label]);
+    latest.set(k, Math.max(latest.get(k) ?? 0, Date.parse(s.last_seen_at!)));
+  }
+  const byKey = (xs: Array<[string, number]>) => xs.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  expect(byKey((await store.lastSeen(week)).map((l) => [JSON.stringify([l.source, l.project, l.label]), l.last_seen_ms]))).toEqual(byKey([...latest.entries()]));
   // /api/filters: the distinct values of the stored sessions.
-  const all = await store.allSessions({}, now);
+  const all = stored;
   const distinct = (k: 'source' | 'project' | 'label') => [...new Set(all.map((s) => s[k]).filter((v): v is string => v !== null))].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
   expect(await store.filters()).toEqual({ sources: distinct('source'), projects: distinct('project'), labels: distinct('label') });
   // The ingest totals: what the counters say.

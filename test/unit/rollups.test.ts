@@ -36,7 +36,7 @@ describe('contribution', () => {
   it('NULL and the empty string are different keys, and come back as they were', () => {
     expect(dimKey(null)).not.toBe(dimKey(''));
     for (const v of [null, '', 'x', '.x']) expect(dimValue(dimKey(v))).toBe(v);
-    expect(contribution(null)).toEqual({ row: null, filters: [] });
+    expect(contribution(null)).toEqual({ row: null, hour: null, filters: [] });
     expect(contribution(session({ last_seen_at: null, started_at: null })).row).toBeNull();
   });
 });
