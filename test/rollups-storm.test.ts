@@ -181,4 +181,34 @@ describe.each(STORES)('aggregates kept at ingest on %s', (backend) => {
       await again.close();
     }
   }, 240_000);
+
+  it('a last-seen entry left behind (a session that learned its project later) is answered from the sessions, then repaired; retention takes old entries', async () => {
+    const db = await stores.fresh(home);
+    const store = await openStore(db);
+    try {
+      const now = Date.now();
+      const at = (ms: number) => new Date(now - ms).toISOString();
+      const ev = (over: Record<string, unknown>) => ({ event_id: uuidv7(), source: 'interactive', session_id: 'late-project', ...over });
+      // First without a project (an OTel event before the hook's), then with one: (interactive, null, null) is left behind.
+      await store.ingestMany([[ev({ event: 'tool_result', timestamp: at(60_000), tool_name: 'Bash', tool_use_id: 'tu-1', success: true }) as never]]);
+      await store.ingestMany([[ev({ event: 'UserPromptSubmit', timestamp: at(30_000), project: 'web' }) as never]]);
+      await store.ingestMany([[ev({ event: 'SessionStart', timestamp: at(9 * DAY), session_id: 'old', project: 'api' }) as never]]);
+      const week = now - 7 * DAY;
+      const want = [{ source: 'interactive', project: 'web', label: null, last_seen_ms: Date.parse(at(30_000)) }];
+      expect(await store.lastSeen(week)).toEqual(want);
+      // Repaired by that read: the entry left behind is gone (the next read holds without grouping the sessions), and says the same.
+      const entries = async () => {
+        const sql = 'SELECT DISTINCT project FROM session_last_seen ORDER BY project';
+        const rows = store.kind === 'sqlite' ? ((store as unknown as { db: { prepare(s: string): { all(): unknown[] } } }).db.prepare(sql).all() as Array<{ project: string }>) : ((await (store as unknown as { pool: { query(s: string): Promise<{ rows: Array<{ project: string }> }> } }).pool.query(sql)).rows);
+        return rows.map((r) => r.project);
+      };
+      expect(await entries()).toEqual(['.api', '.web']);
+      expect((await store.lastSeen(week)).map((l) => [l.project, l.last_seen_ms])).toEqual([['web', Date.parse(at(30_000))]]);
+      expect((await store.lastSeen(now - 10 * DAY)).map((l) => l.project).sort()).toEqual(['api', 'web']);
+      await store.sweep(8, now);
+      expect((await store.lastSeen(0)).map((l) => l.project)).toEqual(['web']);
+    } finally {
+      await store.close();
+    }
+  }, 120_000);
 });

@@ -95,16 +95,17 @@ export interface LastSeen {
  * MAX), so it is exact when a session of that combination was last seen at exactly that time (`at`,
  * an index lookup of the entries' times). One that is not (its session moved to another project,
  * or retention deleted it) makes the whole answer `recompute`'s, the grouping of the sessions
- * themselves: rare, slower, and still exact.
+ * themselves: slower, still exact; `stale` says which entries to repair (the store's repairLastSeen).
  */
-export async function checkedLastSeen(entries: LastSeenRow[], at: (times: number[]) => Promise<LastSeen[]>, recompute: () => Promise<LastSeen[]>): Promise<LastSeen[]> {
+export async function checkedLastSeen(entries: LastSeenRow[], at: (times: number[]) => Promise<LastSeen[]>, recompute: () => Promise<LastSeen[]>): Promise<{ latest: LastSeen[]; stale: LastSeenRow[] }> {
   const keyOf = (l: { source: string | null; project: string | null; label: string | null }) => `${dimKey(l.source)}\u0000${dimKey(l.project)}\u0000${dimKey(l.label)}`;
   const decoded = entries.map((e): LastSeen => ({ source: dimValue(e.source), project: dimValue(e.project), label: dimValue(e.label), last_seen_ms: Number(e.last_seen_ms) }));
-  if (decoded.length === 0) return [];
+  if (decoded.length === 0) return { latest: [], stale: [] };
   const seen = new Set((await at([...new Set(decoded.map((e) => e.last_seen_ms))])).map((s) => `${keyOf(s)}\u0000${Number(s.last_seen_ms)}`));
-  const held = decoded.filter((e) => seen.has(`${keyOf(e)}\u0000${e.last_seen_ms}`));
-  if (held.length === decoded.length) return held;
-  return (await recompute()).map((t) => ({ ...t, last_seen_ms: Number(t.last_seen_ms) }));
+  const holds = (e: LastSeen) => seen.has(`${keyOf(e)}\u0000${e.last_seen_ms}`);
+  if (decoded.every(holds)) return { latest: decoded, stale: [] };
+  const stale = entries.filter((_, i) => !holds(decoded[i]!)).map((e) => ({ ...e, last_seen_ms: Number(e.last_seen_ms) }));
+  return { latest: (await recompute()).map((t) => ({ ...t, last_seen_ms: Number(t.last_seen_ms) })), stale };
 }
 
 /** What one session adds: its rollup rows (none when it has no time yet) and its filter values. */

@@ -22,7 +22,7 @@ import { Pool, types as pgTypes, type PoolClient, type PoolConfig } from 'pg';
 import type { HarnessEvent } from '../../event';
 import type { MetricSlot } from '../metric-limits';
 import { applyCompletions, factIdText, factsOf, foldEvents, labelsText, type CompletionState, type CounterSet, type FactRow } from '../fold';
-import { checkedLastSeen, RollupDelta, ROLLUP_VALUES, rollupSql, toolDays, toolHourRollups, toolRollupSql, toRollupSum, utcDay, type LastSeen, type LastSeenRow, type RollupQuery, type RollupSum, type ToolHourRow, type ToolRollupQuery } from '../rollups';
+import { checkedLastSeen, dimValue, RollupDelta, ROLLUP_VALUES, rollupSql, toolDays, toolHourRollups, toolRollupSql, toRollupSum, utcDay, type LastSeen, type LastSeenRow, type RollupQuery, type RollupSum, type ToolHourRow, type ToolRollupQuery } from '../rollups';
 import { redactUrl, StoreUnavailableError, SWEEP_CHUNK, SWEEP_PERIOD_MS, type CounterTotal, type Filters, type IngestOutcome, type IngestTotals, type RebuildResult, type SessionFilter, type SessionRow, type Store, type StoreOptions, type SweepResult, type ToolRow, type ToolSum } from './index';
 import { POSTGRES_MIGRATIONS } from './migrations/postgres';
 import { PostgresSessionReads } from './session-reads-postgres';
@@ -538,11 +538,37 @@ export class PostgresStore implements Store {
   }
 
   async lastSeen(sinceMs: number): Promise<LastSeen[]> {
-    return checkedLastSeen(
+    const { latest, stale } = await checkedLastSeen(
       await this.query<LastSeenRow & Record<string, unknown>>('SELECT source, project, label, max(last_seen_ms) AS last_seen_ms FROM session_last_seen WHERE last_seen_ms >= $1 GROUP BY source, project, label', [sinceMs]),
       async (times) => this.query<LastSeen & Record<string, unknown>>('SELECT source, project, label, last_seen_ms FROM harness_sessions WHERE last_seen_ms = ANY($1::bigint[])', [times]),
       async () => this.query<LastSeen & Record<string, unknown>>('SELECT source, project, label, max(last_seen_ms) AS last_seen_ms FROM harness_sessions WHERE last_seen_ms >= $1 GROUP BY source, project, label', [sinceMs]),
     );
+    if (stale.length > 0) await this.repairLastSeen(stale).catch(() => undefined); // a later scrape repairs
+    return latest;
+  }
+
+  /**
+   * Stale session_last_seen entries set to their combination's true latest time, safe against
+   * concurrent ingest: the combination's rows not above the stale time are deleted first (a row an
+   * ingest raised meanwhile stays; one it holds is waited for), the sessions are read only after that
+   * (READ COMMITTED: a new snapshot per statement, so every session committed before the delete is
+   * seen, and one committed after it raised its own entry), and the result goes back as a MAX.
+   */
+  private async repairLastSeen(stale: LastSeenRow[]): Promise<void> {
+    const sorted = [...stale].sort((a, b) => (a.source + '\u0000' + a.project + '\u0000' + a.label < b.source + '\u0000' + b.project + '\u0000' + b.label ? -1 : 1));
+    await this.tx(async (c) => {
+      for (const e of sorted) {
+        await c.query('DELETE FROM session_last_seen WHERE source = $1 AND project = $2 AND label = $3 AND last_seen_ms <= $4', [e.source, e.project, e.label, e.last_seen_ms]);
+        const m = (await c.query<{ m: number | null }>('SELECT max(last_seen_ms) AS m FROM harness_sessions WHERE source IS NOT DISTINCT FROM $1 AND project IS NOT DISTINCT FROM $2 AND label IS NOT DISTINCT FROM $3', [dimValue(e.source), dimValue(e.project), dimValue(e.label)])).rows[0]!.m;
+        if (m !== null) {
+          await c.query(
+            `INSERT INTO session_last_seen AS r (source, project, label, shard, last_seen_ms) VALUES ($1, $2, $3, ${SHARD}, $4)
+             ON CONFLICT (source, project, label, shard) DO UPDATE SET last_seen_ms = greatest(r.last_seen_ms, excluded.last_seen_ms)`,
+            [e.source, e.project, e.label, m],
+          );
+        }
+      }
+    });
   }
 
   async rebuildAggregates(): Promise<RebuildResult> {

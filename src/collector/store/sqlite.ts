@@ -9,7 +9,7 @@ import { dirname } from 'node:path';
 import type { MetricSlot } from '../metric-limits';
 import type { HarnessEvent } from '../../event';
 import { applyCompletions, CounterSet, factIdText, factsOf, foldEvents, labelsText, type CompletionState, type FactRow } from '../fold';
-import { checkedLastSeen, RollupDelta, ROLLUP_VALUES, rollupSql, toolDays, toolHourRollups, toolRollupSql, toRollupSum, utcDay, type LastSeen, type LastSeenRow, type RollupQuery, type RollupSum, type ToolHourRow, type ToolRollupQuery, type ToolRollupRow } from '../rollups';
+import { checkedLastSeen, dimValue, RollupDelta, ROLLUP_VALUES, rollupSql, toolDays, toolHourRollups, toolRollupSql, toRollupSum, utcDay, type LastSeen, type LastSeenRow, type RollupQuery, type RollupSum, type ToolHourRow, type ToolRollupQuery, type ToolRollupRow } from '../rollups';
 import { SWEEP_CHUNK, type CounterTotal, type Filters, type IngestOutcome, type IngestTotals, type RebuildResult, type SessionFilter, type SessionRow, type Store, type SweepResult, type ToolRow, type ToolSum } from './index';
 import { columnsOf, joinState } from './event-codec';
 import { SQLITE_MIGRATIONS } from './migrations/sqlite';
@@ -138,6 +138,8 @@ export class SqliteStore implements Store {
       lastSeenFrom: db.prepare('SELECT source, project, label, last_seen_ms FROM session_last_seen WHERE last_seen_ms >= ?'),
       sessionsSeenAt: db.prepare('SELECT source, project, label, last_seen_ms FROM harness_sessions WHERE last_seen_ms IN (SELECT value FROM json_each(?))'),
       lastSeenOfSessions: db.prepare('SELECT source, project, label, max(last_seen_ms) AS last_seen_ms FROM harness_sessions WHERE last_seen_ms >= ? GROUP BY source, project, label'),
+      dropLastSeen: db.prepare('DELETE FROM session_last_seen WHERE source = ? AND project = ? AND label = ? AND last_seen_ms <= ?'),
+      latestOfCombo: db.prepare('SELECT max(last_seen_ms) AS m FROM harness_sessions WHERE source IS ? AND project IS ? AND label IS ?'),
       deleteOldLastSeen: db.prepare('DELETE FROM session_last_seen WHERE last_seen_ms < ?'),
       addFilter: db.prepare('INSERT INTO filter_values (dim, value, sessions) VALUES (@dim, @value, @sessions) ON CONFLICT(dim, value) DO UPDATE SET sessions = sessions + excluded.sessions'),
       addTotal: db.prepare('INSERT INTO ingest_totals (name, value) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value = value + excluded.value'),
@@ -315,11 +317,33 @@ export class SqliteStore implements Store {
   }
 
   async lastSeen(sinceMs: number): Promise<LastSeen[]> {
-    return checkedLastSeen(
+    const { latest, stale } = await checkedLastSeen(
       this.stmts.lastSeenFrom.all(sinceMs) as LastSeenRow[],
       async (times) => this.stmts.sessionsSeenAt.all(JSON.stringify(times)) as LastSeen[],
       async () => this.stmts.lastSeenOfSessions.all(sinceMs) as LastSeen[],
     );
+    if (stale.length > 0) this.repairLastSeen(stale);
+    return latest;
+  }
+
+  /**
+   * Stale session_last_seen entries set to their combination's true latest time, in one IMMEDIATE
+   * transaction (no other writer between the read and the write), so the next scrape finds them exact.
+   */
+  private repairLastSeen(stale: LastSeenRow[]): void {
+    try {
+      this.db
+        .transaction(() => {
+          for (const e of stale) {
+            this.stmts.dropLastSeen.run(e.source, e.project, e.label, e.last_seen_ms);
+            const t = this.stmts.latestOfCombo.get(dimValue(e.source), dimValue(e.project), dimValue(e.label)) as { m: number | null };
+            if (t.m !== null) this.stmts.raiseLastSeen.run({ source: e.source, project: e.project, label: e.label, last_seen_ms: t.m });
+          }
+        })
+        .immediate();
+    } catch {
+      // A file that takes no writes now still answered exactly (from the sessions); a later scrape repairs.
+    }
   }
 
   async rebuildAggregates(): Promise<RebuildResult> {
