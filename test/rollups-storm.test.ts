@@ -13,6 +13,8 @@ import { uuidv7 } from '../src/ids';
 import { postJson, runCli, startServe, tempHome, type ServeHandle, type TempHome } from './helpers/cli';
 import { STORES, useStore } from './helpers/stores';
 import { rng, shuffle } from './helpers/random';
+import { SQLITE_MIGRATIONS } from '../src/collector/store/migrations/sqlite';
+import { POSTGRES_MIGRATIONS } from '../src/collector/store/migrations/postgres';
 
 const DAY = 86_400_000;
 
@@ -181,6 +183,35 @@ describe.each(STORES)('aggregates kept at ingest on %s', (backend) => {
       await again.close();
     }
   }, 240_000);
+
+  it('a database from before the hourly rollups (SQLite 7, PostgreSQL 6) is filled by the migration, and answers as recomputation does', async () => {
+    const db = await stores.fresh(home);
+    const now = Date.now();
+    const r = rng(29);
+    const events = storm(now, r, 40);
+    let store = await openStore(db);
+    try {
+      for (let i = 0; i < events.length; i += 50) await store.ingestMany([events.slice(i, i + 50) as never]);
+      // Back to the schema before: the migration's tables dropped, its version unrecorded, the rollups of migration 5 / 4 left as they are.
+      const drop = 'DROP TABLE session_hour_rollups; DROP TABLE tool_hour_rollups; DROP TABLE session_last_seen;';
+      if (store.kind === 'sqlite') {
+        const sdb = (store as unknown as { db: { exec(s: string): void; pragma(s: string): unknown } }).db;
+        sdb.exec(drop);
+        sdb.pragma(`user_version = ${SQLITE_MIGRATIONS.findIndex((m) => typeof m === 'string' && m.includes('CREATE TABLE session_hour_rollups'))}`);
+      } else {
+        const version = POSTGRES_MIGRATIONS.findIndex((m) => m.sql.includes('CREATE TABLE session_hour_rollups')) + 1;
+        await (store as unknown as { pool: { query(s: string): Promise<unknown> } }).pool.query(`${drop} DELETE FROM claude_metrics_migrations WHERE version >= ${version}`);
+      }
+    } finally {
+      await store.close();
+    }
+    store = await openStore(db);
+    try {
+      await compare(store, now, ['', 'api']);
+    } finally {
+      await store.close();
+    }
+  }, 120_000);
 
   it('a last-seen entry left behind (a session that learned its project later) is answered from the sessions, then repaired; retention takes old entries', async () => {
     const db = await stores.fresh(home);
