@@ -13,6 +13,8 @@ import { uuidv7 } from '../src/ids';
 import { postJson, runCli, startServe, tempHome, type ServeHandle, type TempHome } from './helpers/cli';
 import { STORES, useStore } from './helpers/stores';
 import { rng, shuffle } from './helpers/random';
+import { SQLITE_MIGRATIONS } from '../src/collector/store/migrations/sqlite';
+import { POSTGRES_MIGRATIONS } from '../src/collector/store/migrations/postgres';
 
 const DAY = 86_400_000;
 
@@ -87,7 +89,10 @@ async function spray(events: Array<Record<string, unknown>>, endpoints: string[]
 /** Every question the dashboard asks, from the rollups and recomputed, side by side. */
 async function compare(store: Store, now: number, projects: string[], opts: { toolsBefore?: number } = {}) {
   const filters: SessionFilter[] = [{}, { source: 'ralph' }, { source: 'interactive' }, { label: 'nightly' }, { project: 'web', label: 'fix' }, ...projects.map((project) => ({ project }))];
-  const sinces = [undefined, now - 36 * 3_600_000, now - 3 * DAY, Math.floor(now / DAY) * DAY - 2 * DAY, now - 30 * DAY];
+  const stored = await store.allSessions({}, now);
+  // Windows that start just before some session's last event: its hour is read raw, the hours after it from the hourly rollups.
+  const edges = stored.filter((_, i) => i % 9 === 0).map((s) => Date.parse(s.last_seen_at!) - 1);
+  const sinces = [undefined, now - 36 * 3_600_000, now - 3 * DAY, Math.floor(now / DAY) * DAY - 2 * DAY, now - 30 * DAY, ...edges];
   for (const base of filters) {
     for (const sinceMs of sinces) {
       const f = { ...base, sinceMs };
@@ -103,8 +108,17 @@ async function compare(store: Store, now: number, projects: string[], opts: { to
     }
     for (const days of [1, 3, 7, 30]) expect(await daily(store, base, days, now)).toEqual(await dailyFromSessions(store, base, days, now));
   }
+  // /metrics' last-event gauges: the latest last-seen time per (source, project, label) of the week's sessions.
+  const week = now - 7 * DAY;
+  const latest = new Map<string, number>();
+  for (const s of await store.allSessions({ sinceMs: week }, now)) {
+    const k = JSON.stringify([s.source, s.project, s.label]);
+    latest.set(k, Math.max(latest.get(k) ?? 0, Date.parse(s.last_seen_at!)));
+  }
+  const byKey = (xs: Array<[string, number]>) => xs.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  expect(byKey((await store.lastSeen(week)).map((l) => [JSON.stringify([l.source, l.project, l.label]), l.last_seen_ms]))).toEqual(byKey([...latest.entries()]));
   // /api/filters: the distinct values of the stored sessions.
-  const all = await store.allSessions({}, now);
+  const all = stored;
   const distinct = (k: 'source' | 'project' | 'label') => [...new Set(all.map((s) => s[k]).filter((v): v is string => v !== null))].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
   expect(await store.filters()).toEqual({ sources: distinct('source'), projects: distinct('project'), labels: distinct('label') });
   // The ingest totals: what the counters say.
@@ -169,4 +183,63 @@ describe.each(STORES)('aggregates kept at ingest on %s', (backend) => {
       await again.close();
     }
   }, 240_000);
+
+  it('a database from before the hourly rollups (SQLite 7, PostgreSQL 6) is filled by the migration, and answers as recomputation does', async () => {
+    const db = await stores.fresh(home);
+    const now = Date.now();
+    const r = rng(29);
+    const events = storm(now, r, 40);
+    let store = await openStore(db);
+    try {
+      for (let i = 0; i < events.length; i += 50) await store.ingestMany([events.slice(i, i + 50) as never]);
+      // Back to the schema before: the migration's tables dropped, its version unrecorded, the rollups of migration 5 / 4 left as they are.
+      const drop = 'DROP TABLE session_hour_rollups; DROP TABLE tool_hour_rollups; DROP TABLE session_last_seen;';
+      if (store.kind === 'sqlite') {
+        const sdb = (store as unknown as { db: { exec(s: string): void; pragma(s: string): unknown } }).db;
+        sdb.exec(drop);
+        sdb.pragma(`user_version = ${SQLITE_MIGRATIONS.findIndex((m) => typeof m === 'string' && m.includes('CREATE TABLE session_hour_rollups'))}`);
+      } else {
+        const version = POSTGRES_MIGRATIONS.findIndex((m) => m.sql.includes('CREATE TABLE session_hour_rollups')) + 1;
+        await (store as unknown as { pool: { query(s: string): Promise<unknown> } }).pool.query(`${drop} DELETE FROM claude_metrics_migrations WHERE version >= ${version}`);
+      }
+    } finally {
+      await store.close();
+    }
+    store = await openStore(db);
+    try {
+      await compare(store, now, ['', 'api']);
+    } finally {
+      await store.close();
+    }
+  }, 120_000);
+
+  it('a last-seen entry left behind (a session that learned its project later) is answered from the sessions, then repaired; retention takes old entries', async () => {
+    const db = await stores.fresh(home);
+    const store = await openStore(db);
+    try {
+      const now = Date.now();
+      const at = (ms: number) => new Date(now - ms).toISOString();
+      const ev = (over: Record<string, unknown>) => ({ event_id: uuidv7(), source: 'interactive', session_id: 'late-project', ...over });
+      // First without a project (an OTel event before the hook's), then with one: (interactive, null, null) is left behind.
+      await store.ingestMany([[ev({ event: 'tool_result', timestamp: at(60_000), tool_name: 'Bash', tool_use_id: 'tu-1', success: true }) as never]]);
+      await store.ingestMany([[ev({ event: 'UserPromptSubmit', timestamp: at(30_000), project: 'web' }) as never]]);
+      await store.ingestMany([[ev({ event: 'SessionStart', timestamp: at(9 * DAY), session_id: 'old', project: 'api' }) as never]]);
+      const week = now - 7 * DAY;
+      const want = [{ source: 'interactive', project: 'web', label: null, last_seen_ms: Date.parse(at(30_000)) }];
+      expect(await store.lastSeen(week)).toEqual(want);
+      // Repaired by that read: the entry left behind is gone (the next read holds without grouping the sessions), and says the same.
+      const entries = async () => {
+        const sql = 'SELECT DISTINCT project FROM session_last_seen ORDER BY project';
+        const rows = store.kind === 'sqlite' ? ((store as unknown as { db: { prepare(s: string): { all(): unknown[] } } }).db.prepare(sql).all() as Array<{ project: string }>) : ((await (store as unknown as { pool: { query(s: string): Promise<{ rows: Array<{ project: string }> }> } }).pool.query(sql)).rows);
+        return rows.map((r) => r.project);
+      };
+      expect(await entries()).toEqual(['.api', '.web']);
+      expect((await store.lastSeen(week)).map((l) => [l.project, l.last_seen_ms])).toEqual([['web', Date.parse(at(30_000))]]);
+      expect((await store.lastSeen(now - 10 * DAY)).map((l) => l.project).sort()).toEqual(['api', 'web']);
+      await store.sweep(8, now);
+      expect((await store.lastSeen(0)).map((l) => l.project)).toEqual(['web']);
+    } finally {
+      await store.close();
+    }
+  }, 120_000);
 });

@@ -194,8 +194,9 @@ describe('harness_sessions migration from schema v1', () => {
     // The schema before the aggregates' migration: its tables and those of every migration after it
     // (the metrics limiter's slots) dropped. A migration added later must be undone here too.
     db.exec('DROP TABLE session_rollups; DROP TABLE session_dim_rollups; DROP TABLE tool_rollups; DROP TABLE filter_values; DROP TABLE ingest_totals; DROP TABLE aggregates_state; DROP TABLE metric_label_slots');
+    db.exec('DROP TABLE session_hour_rollups; DROP TABLE tool_hour_rollups; DROP TABLE session_last_seen');
     const aggregates = SQLITE_MIGRATIONS.findIndex((m) => typeof m === 'string' && m.includes('CREATE TABLE session_rollups'));
-    expect(SQLITE_MIGRATIONS.slice(aggregates + 1).map((m) => typeof m === 'string' && /CREATE TABLE (\w+)/.exec(m)?.[1])).toEqual(['metric_label_slots']);
+    expect(SQLITE_MIGRATIONS.slice(aggregates + 1).map((m) => typeof m === 'string' && /CREATE TABLE (\w+)/.exec(m)?.[1])).toEqual(['metric_label_slots', 'session_hour_rollups']);
     db.pragma(`user_version = ${aggregates}`);
     db.close();
 
@@ -219,6 +220,49 @@ describe('harness_sessions migration from schema v1', () => {
       } finally {
         await store.close();
       }
+    }
+  });
+
+  it('the hourly rollups and latest last-seen times (schema 7): a database of schema 6 is filled by the migration; windows starting mid-hour and /metrics answer as before', async () => {
+    const path = join(t.home, 'collector.db');
+    const now = Date.now();
+    const at = (h: number) => new Date(now - h * 3_600_000).toISOString();
+    const serve = await startServe(t.env, ['--db', path, ...KEEP_OLD_ROWS]);
+    const events: Array<Record<string, unknown>> = [];
+    // Sessions every 50 minutes over three days: windows of 36 h and 2 d start inside an hour with sessions in it.
+    for (let s = 0; s < 80; s++) {
+      const base = { source: s % 3 ? 'interactive' : 'ralph', session_id: `h-${s}`, project: s % 2 ? 'web' : 'api', ...(s % 4 ? { label: `l${s % 3}` } : {}) };
+      const h = (s * 50) / 60 + 0.2;
+      events.push({ event_id: uuidv7(), event: 'SessionStart', timestamp: at(h), ...base });
+      events.push({ event_id: uuidv7(), event: 'PostToolUse', timestamp: at(h - 0.05), tool_name: s % 2 ? 'Bash' : 'Read', tool_use_id: `tu-${s}`, success: s % 5 !== 0, duration_ms: 10 * s, ...base });
+      if (s % 3 !== 2) events.push({ event_id: uuidv7(), event: 'SessionEnd', timestamp: at(h - 0.1), success: s % 4 !== 1, ...base });
+    }
+    expect((await postJson(serve.endpoint, { events })).status).toBe(200);
+    const metricsOf = async (url: string) => (await (await fetch(`${url}/metrics`)).text()).split('\n').filter((l) => /^claude_harness_(active_sessions|ralph_active|last_event|ralph_last_event)/.test(l)).sort();
+    const before = await metricsOf(serve.url);
+    expect(before.some((l) => l.startsWith('claude_harness_last_event_by_project_timestamp_seconds{project="web"}'))).toBe(true);
+    await serve.stop();
+    const db = new Database(path);
+    db.exec('DROP TABLE session_hour_rollups; DROP TABLE tool_hour_rollups; DROP TABLE session_last_seen');
+    const hourly = SQLITE_MIGRATIONS.findIndex((m) => typeof m === 'string' && m.includes('CREATE TABLE session_hour_rollups'));
+    db.pragma(`user_version = ${hourly}`);
+    db.close();
+
+    const migrated = await startServe(t.env, ['--db', path, ...KEEP_OLD_ROWS]);
+    try {
+      expect(await metricsOf(migrated.url)).toEqual(before);
+    } finally {
+      await migrated.stop();
+    }
+    const store = new SqliteStore(path);
+    try {
+      expect(store.db.pragma('user_version', { simple: true })).toBe(SQLITE_MIGRATIONS.length);
+      expect((store.db.prepare('SELECT count(*) AS n FROM session_hour_rollups').get() as { n: number }).n).toBeGreaterThan(20);
+      for (const f of [{ sinceMs: now - 36 * 3_600_000 }, { sinceMs: now - 2 * 86_400_000 + 17 * 60_000 }, { project: 'web', sinceMs: now - 50 * 3_600_000 }, { source: 'ralph', label: 'l0', sinceMs: now - 30 * 3_600_000 }]) {
+        expect(await summary(store, f, now)).toEqual(await summaryFromSessions(store, f, now));
+      }
+    } finally {
+      await store.close();
     }
   });
 });

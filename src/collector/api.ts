@@ -2,8 +2,8 @@
  * The JSON API and the Prometheus families, computed from the store. Pure
  * translation of store rows into the shapes of docs/contracts.md.
  */
-import { ROLLUP_VALUES, sessionDay, sessionValues, topToolsOf, zeroValues, type RollupValues } from './rollups';
-import type { SessionFilter, SessionRow, Store, ToolRow } from './store';
+import { HOUR_MS, ROLLUP_VALUES, sessionDay, sessionValues, topToolsOf, zeroValues, type RollupSum, type RollupValues } from './rollups';
+import type { SessionFilter, SessionRow, Store, ToolRow, ToolSum } from './store';
 
 const DAY_MS = 86_400_000;
 
@@ -134,10 +134,11 @@ export async function summaryFromSessions(store: Store, f: SessionFilter, now = 
 const dims = (f: SessionFilter) => ({ source: f.source || undefined, project: f.project || undefined, label: f.label || undefined });
 
 /**
- * /api/summary from the rollups: whole UTC days from session_rollups, and when
- * `since` falls inside a day, that first day's sessions from the sessions table.
- * A session's `seen_day` and `day` (rollups.ts) place it exactly where the
- * reference's filters on last_seen and completed would.
+ * /api/summary from the rollups: whole UTC days from session_rollups; when `since`
+ * falls inside a day, that first day's whole hours from session_hour_rollups, and
+ * only the part of one hour before them from the sessions (and tool events). A
+ * session's `seen_day`, last-seen hour and `day` (rollups.ts) place it exactly
+ * where the reference's filters on last_seen and completed would.
  */
 export async function summary(store: Store, f: SessionFilter, now = Date.now()) {
   if (f.untilMs !== undefined) return summaryFromSessions(store, f, now);
@@ -147,14 +148,25 @@ export async function summary(store: Store, f: SessionFilter, now = Date.now()) 
   const total = async (from: number) => (await store.rollupSums({ ...d, dayFrom: from, seenFrom: from, by: [] }))[0] ?? zeroValues();
   const since = f.sinceMs ?? week;
   const sinceDay = utcDayStart(since);
-  const edge = since === sinceDay ? [] : await store.allSessions({ ...f, sinceMs: since, seenBeforeMs: sinceDay + DAY_MS }, now);
   const wholeFrom = since === sinceDay ? sinceDay : sinceDay + DAY_MS;
+  // The first day's whole hours (none when `since` starts a day), and the raw part before them.
+  const hourFrom = Math.min(wholeFrom, Math.ceil(since / HOUR_MS) * HOUR_MS);
+  const hours = hourFrom < wholeFrom ? { from: hourFrom, before: wholeFrom } : undefined;
+  const edge = since === hourFrom ? [] : await store.allSessions({ ...f, sinceMs: since, seenBeforeMs: hourFrom }, now);
   const by = async (dim: 'project' | 'label') => {
     const rows = await store.rollupSums({ ...d, seenFrom: wholeFrom, by: [dim] });
-    return grouped([...rows.map((r): [string, RollupValues] => [r[dim] ?? '(none)', r]), ...edge.map((r): [string, RollupValues] => [r[dim] ?? '(none)', sessionValues(r)])]);
+    const hourly = hours ? await store.rollupSums({ ...d, hours, by: [dim] }) : [];
+    const entries = (xs: RollupSum[]) => xs.map((r): [string, RollupValues] => [r[dim] ?? '(none)', r]);
+    return grouped([...entries(rows), ...entries(hourly), ...edge.map((r): [string, RollupValues] => [r[dim] ?? '(none)', sessionValues(r)])]);
   };
   const rolled = await store.toolRollupSums({ ...d, dayFrom: wholeFrom });
-  const tools = rolled === null ? await store.toolSums({ ...f, sinceMs: since }) : [...rolled, ...(since === sinceDay ? [] : await store.toolSums({ ...f, sinceMs: since, seenBeforeMs: sinceDay + DAY_MS }))];
+  let tools: ToolSum[];
+  if (rolled === null) tools = await store.toolSums({ ...f, sinceMs: since });
+  else {
+    const hourly = hours ? ((await store.toolRollupSums({ ...d, hours })) ?? []) : [];
+    const raw = since === hourFrom ? [] : await store.toolSums({ ...f, sinceMs: since, seenBeforeMs: hourFrom });
+    tools = [...rolled, ...hourly, ...raw];
+  }
   return summaryOf(store, f, now, { today: await total(today), week: await total(week), byProject: await by('project'), byLabel: await by('label'), topTools: topToolsOf(tools, 10) });
 }
 

@@ -155,8 +155,11 @@ export async function metricFamilies(store: Store, now = Date.now(), caps: Metri
   for (const g of groups.values()) hist.push(...histogramSamples(g.labels, DURATION_BUCKETS_S, g.counts, g.sum));
   families.push({ name: 'claude_harness_task_duration_seconds', help: 'Duration of completed sessions and tasks in seconds, by source and outcome.', type: 'histogram', samples: hist });
 
-  // Gauges, computed now from recent sessions: active ones summed, the latest event the max.
-  const recent = await store.allSessions({ sinceMs: now - 7 * DAY_MS }, now);
+  // Gauges, computed now, over the sessions seen in the last 7 days: the latest last-seen time of each
+  // (source, project, label) among them (kept at ingest, store.lastSeen) gives every series and the
+  // latest event; the active ones (an event within the active window, so a few) add their count.
+  const weekAgo = now - 7 * DAY_MS;
+  const [latest, recent] = await Promise.all([store.lastSeen(weekAgo), store.allSessions({ sinceMs: Math.max(weekAgo, now - store.activeWindowMs) }, now)]);
   const gauges = { bySource: new Map<string, Sample>(), byProject: new Map<string, Sample>(), loop: new Map<string, Sample>() };
   const lastOf = { bySource: new Map<string, Sample>(), byProject: new Map<string, Sample>(), loop: new Map<string, Sample>() };
   const put = (m: Map<string, Sample>, labels: Labels, v: number, max: boolean) => {
@@ -164,22 +167,26 @@ export async function metricFamilies(store: Store, now = Date.now(), caps: Metri
     const s = m.get(k) ?? m.set(k, { labels, value: 0 }).get(k)!;
     s.value = max ? Math.max(s.value, v) : s.value + v;
   };
-  for (const r of recent) {
+  const seriesOf = (r: { source: string | null; project: string | null; label: string | null }): Array<[keyof typeof gauges, Labels | null]> => {
     const source = r.source ?? 'unknown';
     const project = (r.project ?? '').slice(0, 128);
     const label = (r.label ?? '').slice(0, 128);
-    const a = r.active ? 1 : 0;
-    const seen = Date.parse(r.last_seen_at ?? '') / 1000 || 0;
-    const sets: Array<[keyof typeof gauges, Labels | null]> = [
+    return [
       ['bySource', { source }],
       ['byProject', { project: lim('project', project) }],
       ['loop', ralph({ source, project, label }, lim)],
     ];
-    for (const [g, labels] of sets) {
+  };
+  for (const l of latest) {
+    for (const [g, labels] of seriesOf(l)) {
       if (!labels) continue;
-      put(gauges[g], labels, a, false);
-      put(lastOf[g], labels, seen, true);
+      put(gauges[g], labels, 0, false);
+      put(lastOf[g], labels, l.last_seen_ms / 1000, true);
     }
+  }
+  for (const r of recent) {
+    if (!r.active) continue;
+    for (const [g, labels] of seriesOf(r)) if (labels) put(gauges[g], labels, 1, false);
   }
   const window = formatWindow(store.activeWindowMs);
   const gauge = (name: string, help: string, m: Map<string, Sample>): MetricFamily => ({ name: `claude_harness_${name}`, help, type: 'gauge', samples: [...m.values()] });

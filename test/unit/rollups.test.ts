@@ -4,7 +4,7 @@
  * rollup counts a call once however many reports it has.
  */
 import { describe, expect, it } from 'vitest';
-import { contribution, diff, dimKey, dimValue, RollupDelta, toolRollups, topToolsOf, utcDay, DAY_MS } from '../../src/collector/rollups';
+import { checkedLastSeen, contribution, diff, dimKey, dimValue, RollupDelta, toolRollups, topToolsOf, utcDay, DAY_MS } from '../../src/collector/rollups';
 import type { SessionRow } from '../../src/collector/store';
 import type { HarnessEvent } from '../../src/event';
 
@@ -36,7 +36,7 @@ describe('contribution', () => {
   it('NULL and the empty string are different keys, and come back as they were', () => {
     expect(dimKey(null)).not.toBe(dimKey(''));
     for (const v of [null, '', 'x', '.x']) expect(dimValue(dimKey(v))).toBe(v);
-    expect(contribution(null)).toEqual({ row: null, filters: [] });
+    expect(contribution(null)).toEqual({ row: null, hour: null, filters: [] });
     expect(contribution(session({ last_seen_at: null, started_at: null })).row).toBeNull();
   });
 });
@@ -118,5 +118,20 @@ describe('toolRollups', () => {
       { tool: 'B', calls: 3, failures: 1, avg_duration_ms: 10 },
       { tool: 'A', calls: 2, failures: 0, avg_duration_ms: null },
     ]);
+  });
+});
+
+describe('checkedLastSeen', () => {
+  const entry = (project: string | null, ms: number) => ({ source: '.interactive', project: dimKey(project), label: '', last_seen_ms: ms });
+  const seen = (project: string | null, ms: number) => ({ source: 'interactive', project, label: null, last_seen_ms: ms });
+  it('entries a session holds are the answer, without grouping the sessions', async () => {
+    let recomputed = 0;
+    const out = await checkedLastSeen([entry('web', 5), entry(null, 7)], async (times) => [seen('web', 5), seen(null, 7), seen('api', 5)].filter((s) => times.includes(s.last_seen_ms)), async () => (recomputed++, []));
+    expect(out).toEqual({ latest: [seen('web', 5), seen(null, 7)], stale: [] });
+    expect(recomputed).toBe(0);
+  });
+  it('one entry no session holds makes the answer the sessions’ own grouping, and is reported stale', async () => {
+    const out = await checkedLastSeen([entry('web', 5), entry(null, 7)], async () => [seen('web', 5), seen('web', 7)], async () => [seen('web', 7), seen(null, 3)]);
+    expect(out).toEqual({ latest: [seen('web', 7), seen(null, 3)], stale: [entry(null, 7)] });
   });
 });

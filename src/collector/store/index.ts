@@ -17,7 +17,7 @@
 import type { MetricSlot } from '../metric-limits';
 import type { HarnessEvent } from '../../event';
 import type { Session } from '../../client/types';
-import type { RollupQuery, RollupSum } from '../rollups';
+import type { LastSeen, RollupQuery, RollupSum, ToolRollupQuery } from '../rollups';
 import type { SessionReader } from '../session-reads';
 
 export interface IngestOutcome {
@@ -110,6 +110,7 @@ export interface IngestTotals {
 /** What `serve --rebuild-aggregates` did. */
 export interface RebuildResult {
   sessions: number;
+  /** Daily, per-dimension and hourly session rollup rows. */
   rollupRows: number;
   toolCalls: number;
   toolRows: number;
@@ -145,13 +146,19 @@ export interface Store {
   filters(): Promise<Filters>;
   /** Models seen with tokens but no price and no Claude Code cost (their cost is unknown, not zero). */
   unpricedModels(limit?: number): Promise<Array<{ model: string; requests: number }>>;
-  /** Per-tool sums of the tool rollups from a UTC day on (rollups.ts); null when the filters cross two dimensions (the rollups are per dimension). */
-  toolRollupSums(q: { source?: string; project?: string; label?: string; dayFrom: number }): Promise<ToolSum[] | null>;
+  /** Per-tool sums of the tool rollups from a UTC day on, or of whole UTC hours (rollups.ts); null when the filters cross two dimensions (the rollups are per dimension). */
+  toolRollupSums(q: ToolRollupQuery): Promise<ToolSum[] | null>;
   /** The same sums recomputed from the events (`sinceMs` ≤ ts < `seenBeforeMs`): a window's partial first day. */
   toolSums(f: SessionFilter): Promise<ToolSum[]>;
   /** Sums of session_rollups (rollups.ts), grouped as asked. */
   rollupSums(q: RollupQuery): Promise<RollupSum[]>;
   ingestTotals(): Promise<IngestTotals>;
+  /**
+   * The latest last-seen time of each (source, project, label) among the sessions seen since
+   * `sinceMs` (/metrics' last-event gauges): from session_last_seen, checked against the sessions
+   * (rollups.ts checkedLastSeen), so exactly what grouping those sessions would answer.
+   */
+  lastSeen(sinceMs: number): Promise<LastSeen[]>;
   /** Derives the rollups and ingest totals again from the stored sessions and counters (one transaction). */
   rebuildAggregates(): Promise<RebuildResult>;
   /** Events stored (for health). */

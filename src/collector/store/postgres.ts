@@ -22,7 +22,7 @@ import { Pool, types as pgTypes, type PoolClient, type PoolConfig } from 'pg';
 import type { HarnessEvent } from '../../event';
 import type { MetricSlot } from '../metric-limits';
 import { applyCompletions, factIdText, factsOf, foldEvents, labelsText, type CompletionState, type CounterSet, type FactRow } from '../fold';
-import { RollupDelta, ROLLUP_VALUES, rollupSql, toolRollups, toolRollupSql, toRollupSum, utcDay, type RollupQuery, type RollupSum, type ToolRollupRow } from '../rollups';
+import { checkedLastSeen, dimValue, RollupDelta, ROLLUP_VALUES, rollupSql, toolDays, toolHourRollups, toolRollupSql, toRollupSum, utcDay, type LastSeen, type LastSeenRow, type RollupQuery, type RollupSum, type ToolHourRow, type ToolRollupQuery } from '../rollups';
 import { redactUrl, StoreUnavailableError, SWEEP_CHUNK, SWEEP_PERIOD_MS, type CounterTotal, type Filters, type IngestOutcome, type IngestTotals, type RebuildResult, type SessionFilter, type SessionRow, type Store, type StoreOptions, type SweepResult, type ToolRow, type ToolSum } from './index';
 import { POSTGRES_MIGRATIONS } from './migrations/postgres';
 import { PostgresSessionReads } from './session-reads-postgres';
@@ -253,7 +253,7 @@ export class PostgresStore implements Store {
       });
       const facts = await this.lockFacts(c, stored);
       // Before the fold: it updates `facts` in place, and a call is new when its fact was not stored.
-      const tools = toolRollups(stored, facts);
+      const tools = toolHourRollups(stored, facts);
       const fold = foldEvents(stored, facts, duplicates);
       if (fold.facts.length > 0) {
         await c.query(
@@ -372,6 +372,28 @@ export class PostgresStore implements Store {
         [json(dimRows)],
       );
     }
+    const hourRows = delta.hourRows();
+    if (hourRows.length > 0) {
+      const cols = ROLLUP_VALUES.join(', ');
+      await c.query(
+        `INSERT INTO session_hour_rollups AS r (hour, source, project, label, shard, ${cols})
+         SELECT hour, source, project, label, ${SHARD}, ${cols} FROM json_populate_recordset(NULL::session_hour_rollups, $1::json)
+         ORDER BY hour, source COLLATE "C", project COLLATE "C", label COLLATE "C"
+         ON CONFLICT (hour, source, project, label, shard) DO UPDATE SET ${ROLLUP_VALUES.map((v) => `${v} = r.${v} + excluded.${v}`).join(', ')}`,
+        [json(hourRows)],
+      );
+    }
+    const lastSeen = delta.lastSeen();
+    if (lastSeen.length > 0) {
+      // A MAX: commutes with every other replica's, and writing it again changes nothing.
+      await c.query(
+        `INSERT INTO session_last_seen AS r (source, project, label, shard, last_seen_ms)
+         SELECT source, project, label, ${SHARD}, last_seen_ms FROM json_populate_recordset(NULL::session_last_seen, $1::json)
+         ORDER BY source COLLATE "C", project COLLATE "C", label COLLATE "C"
+         ON CONFLICT (source, project, label, shard) DO UPDATE SET last_seen_ms = greatest(r.last_seen_ms, excluded.last_seen_ms)`,
+        [json(lastSeen)],
+      );
+    }
     const filters = delta.filters();
     if (filters.length > 0) {
       await c.query(
@@ -382,8 +404,17 @@ export class PostgresStore implements Store {
     }
   }
 
-  private async writeToolRollups(c: PoolClient, tools: ToolRollupRow[]): Promise<void> {
-    if (tools.length === 0) return;
+  private async writeToolRollups(c: PoolClient, hours: ToolHourRow[]): Promise<void> {
+    if (hours.length === 0) return;
+    await c.query(
+      `INSERT INTO tool_hour_rollups AS r (dim, value, hour, tool, shard, calls, failures, dur_sum, dur_count)
+       SELECT dim, value, hour, tool, ${SHARD}, calls, failures, dur_sum, dur_count FROM json_populate_recordset(NULL::tool_hour_rollups, $1::json)
+       ORDER BY dim, value COLLATE "C", hour, tool COLLATE "C"
+       ON CONFLICT (dim, value, hour, tool, shard) DO UPDATE SET calls = r.calls + excluded.calls, failures = r.failures + excluded.failures,
+         dur_sum = r.dur_sum + excluded.dur_sum, dur_count = r.dur_count + excluded.dur_count`,
+      [json(hours)],
+    );
+    const tools = toolDays(hours);
     await c.query(
       `INSERT INTO tool_rollups AS r (dim, value, day, tool, shard, calls, failures, dur_sum, dur_count)
        SELECT dim, value, day, tool, ${SHARD}, calls, failures, dur_sum, dur_count FROM json_populate_recordset(NULL::tool_rollups, $1::json)
@@ -476,7 +507,7 @@ export class PostgresStore implements Store {
     return { sources: col('source'), projects: col('project'), labels: col('label') };
   }
 
-  async toolRollupSums(q: { source?: string; project?: string; label?: string; dayFrom: number }): Promise<ToolSum[] | null> {
+  async toolRollupSums(q: ToolRollupQuery): Promise<ToolSum[] | null> {
     const w = toolRollupSql(q, ph);
     if (w === null) return null;
     return (await this.query<Record<string, unknown>>(w.sql, w.params)).map((r) => ({ tool: r.tool as string, calls: Number(r.calls), failures: Number(r.failures), dur_sum: Number(r.dur_sum), dur_count: Number(r.dur_count) }));
@@ -506,6 +537,40 @@ export class PostgresStore implements Store {
     return { events: t.get('events') ?? 0, duplicates: t.get('duplicates') ?? 0, rejects: byReason };
   }
 
+  async lastSeen(sinceMs: number): Promise<LastSeen[]> {
+    const { latest, stale } = await checkedLastSeen(
+      await this.query<LastSeenRow & Record<string, unknown>>('SELECT source, project, label, max(last_seen_ms) AS last_seen_ms FROM session_last_seen WHERE last_seen_ms >= $1 GROUP BY source, project, label', [sinceMs]),
+      async (times) => this.query<LastSeen & Record<string, unknown>>('SELECT source, project, label, last_seen_ms FROM harness_sessions WHERE last_seen_ms = ANY($1::bigint[])', [times]),
+      async () => this.query<LastSeen & Record<string, unknown>>('SELECT source, project, label, max(last_seen_ms) AS last_seen_ms FROM harness_sessions WHERE last_seen_ms >= $1 GROUP BY source, project, label', [sinceMs]),
+    );
+    if (stale.length > 0) await this.repairLastSeen(stale).catch(() => undefined); // a later scrape repairs
+    return latest;
+  }
+
+  /**
+   * Stale session_last_seen entries set to their combination's true latest time, safe against
+   * concurrent ingest: the combination's rows not above the stale time are deleted first (a row an
+   * ingest raised meanwhile stays; one it holds is waited for), the sessions are read only after that
+   * (READ COMMITTED: a new snapshot per statement, so every session committed before the delete is
+   * seen, and one committed after it raised its own entry), and the result goes back as a MAX.
+   */
+  private async repairLastSeen(stale: LastSeenRow[]): Promise<void> {
+    const sorted = [...stale].sort((a, b) => (a.source + '\u0000' + a.project + '\u0000' + a.label < b.source + '\u0000' + b.project + '\u0000' + b.label ? -1 : 1));
+    await this.tx(async (c) => {
+      for (const e of sorted) {
+        await c.query('DELETE FROM session_last_seen WHERE source = $1 AND project = $2 AND label = $3 AND last_seen_ms <= $4', [e.source, e.project, e.label, e.last_seen_ms]);
+        const m = (await c.query<{ m: number | null }>('SELECT max(last_seen_ms) AS m FROM harness_sessions WHERE source IS NOT DISTINCT FROM $1 AND project IS NOT DISTINCT FROM $2 AND label IS NOT DISTINCT FROM $3', [dimValue(e.source), dimValue(e.project), dimValue(e.label)])).rows[0]!.m;
+        if (m !== null) {
+          await c.query(
+            `INSERT INTO session_last_seen AS r (source, project, label, shard, last_seen_ms) VALUES ($1, $2, $3, ${SHARD}, $4)
+             ON CONFLICT (source, project, label, shard) DO UPDATE SET last_seen_ms = greatest(r.last_seen_ms, excluded.last_seen_ms)`,
+            [e.source, e.project, e.label, m],
+          );
+        }
+      }
+    });
+  }
+
   async rebuildAggregates(): Promise<RebuildResult> {
     return this.tx((c) => this.rebuildIn(c));
   }
@@ -517,8 +582,8 @@ export class PostgresStore implements Store {
    * adds its own difference on top, and nothing is counted twice or lost.
    */
   private async rebuildIn(c: PoolClient): Promise<RebuildResult> {
-    await c.query('LOCK TABLE session_rollups, session_dim_rollups, tool_rollups, filter_values, ingest_totals IN EXCLUSIVE MODE');
-    await c.query('DELETE FROM session_rollups; DELETE FROM session_dim_rollups; DELETE FROM tool_rollups; DELETE FROM filter_values; DELETE FROM ingest_totals');
+    await c.query('LOCK TABLE session_rollups, session_dim_rollups, session_hour_rollups, session_last_seen, tool_rollups, tool_hour_rollups, filter_values, ingest_totals IN EXCLUSIVE MODE');
+    await c.query('DELETE FROM session_rollups; DELETE FROM session_dim_rollups; DELETE FROM session_hour_rollups; DELETE FROM session_last_seen; DELETE FROM tool_rollups; DELETE FROM tool_hour_rollups; DELETE FROM filter_values; DELETE FROM ingest_totals');
     const delta = new RollupDelta();
     let sessions = 0;
     // A cursor-free walk by id in pages: bounded memory for the rows, whatever the table's size.
@@ -532,15 +597,17 @@ export class PostgresStore implements Store {
     }
     await this.writeRollups(c, delta);
     // Tool calls from the stored events in time order: each call's first report counts it, as at ingest.
-    const tools = toolRollups((await c.query(`${TOOL_EVENTS_SQL} COLLATE "C"`)).rows.map(toolEventOf), new Map());
-    for (let i = 0; i < tools.length; i += 5000) await this.writeToolRollups(c, tools.slice(i, i + 5000));
+    const toolHours = toolHourRollups((await c.query(`${TOOL_EVENTS_SQL} COLLATE "C"`)).rows.map(toolEventOf), new Map());
+    // In pages; a day row whose hours fall into two pages is added to twice, which sums the same.
+    const tools = toolDays(toolHours);
+    for (let i = 0; i < toolHours.length; i += 5000) await this.writeToolRollups(c, toolHours.slice(i, i + 5000));
     await c.query(
       `INSERT INTO ingest_totals (name, shard, value)
        SELECT 'events', 0, coalesce(sum(value), 0) FROM counters WHERE metric = 'events_total'
        UNION ALL SELECT 'duplicates', 0, coalesce(sum(value), 0) FROM counters WHERE metric = 'duplicates_total'`,
     );
     await c.query("INSERT INTO aggregates_state (name, value) VALUES ('rebuild', 'done') ON CONFLICT (name) DO UPDATE SET value = excluded.value");
-    return { sessions, rollupRows: delta.rows().length + delta.dimRows().length, toolCalls: tools.reduce((a, t) => a + t.calls, 0), toolRows: tools.length, filterValues: delta.filters().length };
+    return { sessions, rollupRows: delta.rows().length + delta.dimRows().length + delta.hourRows().length, toolCalls: tools.reduce((a, t) => a + t.calls, 0), toolRows: tools.length, filterValues: delta.filters().length };
   }
 
   async eventCount(): Promise<number> {
@@ -612,11 +679,15 @@ export class PostgresStore implements Store {
     if (signal?.aborted) return { ...out, stopped: true };
     // Tool calls of whole days before the cutoff (their events are gone).
     await this.query('DELETE FROM tool_rollups WHERE day < $1', [utcDay(cutoff)]);
+    await this.query('DELETE FROM tool_hour_rollups WHERE hour < $1', [utcDay(cutoff)]);
+    // Every session last seen before the cutoff is gone: so is any last-seen entry that old (it can only be too high, never too low).
+    await this.query('DELETE FROM session_last_seen WHERE last_seen_ms < $1', [cutoff]);
     if (out.sessions > 0) {
       // Rows every session has left add nothing; they would only be read.
       const zero = ROLLUP_VALUES.map((v) => `${v} = 0`).join(' AND ');
       await this.query(`DELETE FROM session_rollups WHERE ${zero}`);
       await this.query(`DELETE FROM session_dim_rollups WHERE ${zero}`);
+      await this.query(`DELETE FROM session_hour_rollups WHERE ${zero}`);
       await this.query('DELETE FROM filter_values WHERE sessions = 0');
     }
     return out;

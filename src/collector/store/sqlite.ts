@@ -9,7 +9,7 @@ import { dirname } from 'node:path';
 import type { MetricSlot } from '../metric-limits';
 import type { HarnessEvent } from '../../event';
 import { applyCompletions, CounterSet, factIdText, factsOf, foldEvents, labelsText, type CompletionState, type FactRow } from '../fold';
-import { RollupDelta, ROLLUP_VALUES, rollupSql, toolRollups, toolRollupSql, toRollupSum, utcDay, type RollupQuery, type RollupSum, type ToolRollupRow } from '../rollups';
+import { checkedLastSeen, dimValue, RollupDelta, ROLLUP_VALUES, rollupSql, toolDays, toolHourRollups, toolRollupSql, toRollupSum, utcDay, type LastSeen, type LastSeenRow, type RollupQuery, type RollupSum, type ToolHourRow, type ToolRollupQuery, type ToolRollupRow } from '../rollups';
 import { nextSweepChunk, SWEEP_CHUNK, type CounterTotal, type Filters, type IngestOutcome, type IngestTotals, type RebuildResult, type SessionFilter, type SessionRow, type Store, type SweepResult, type ToolRow, type ToolSum } from './index';
 import { columnsOf, joinState } from './event-codec';
 import { SQLITE_MIGRATIONS } from './migrations/sqlite';
@@ -127,6 +127,20 @@ export class SqliteStore implements Store {
         ON CONFLICT(dim, value, day, seen_day) DO UPDATE SET ${ROLLUP_VALUES.map((v) => `${v} = ${v} + excluded.${v}`).join(', ')}`),
       addTool: db.prepare(`INSERT INTO tool_rollups (dim, value, day, tool, calls, failures, dur_sum, dur_count) VALUES (@dim, @value, @day, @tool, @calls, @failures, @dur_sum, @dur_count)
         ON CONFLICT(dim, value, day, tool) DO UPDATE SET calls = calls + excluded.calls, failures = failures + excluded.failures, dur_sum = dur_sum + excluded.dur_sum, dur_count = dur_count + excluded.dur_count`),
+      addHourRollup: db.prepare(`INSERT INTO session_hour_rollups (hour, source, project, label, ${ROLLUP_VALUES.join(', ')})
+        VALUES (@hour, @source, @project, @label, ${ROLLUP_VALUES.map((v) => `@${v}`).join(', ')})
+        ON CONFLICT(hour, source, project, label) DO UPDATE SET ${ROLLUP_VALUES.map((v) => `${v} = ${v} + excluded.${v}`).join(', ')}`),
+      addHourTool: db.prepare(`INSERT INTO tool_hour_rollups (dim, value, hour, tool, calls, failures, dur_sum, dur_count) VALUES (@dim, @value, @hour, @tool, @calls, @failures, @dur_sum, @dur_count)
+        ON CONFLICT(dim, value, hour, tool) DO UPDATE SET calls = calls + excluded.calls, failures = failures + excluded.failures, dur_sum = dur_sum + excluded.dur_sum, dur_count = dur_count + excluded.dur_count`),
+      // A MAX: whichever order sessions are written in, and however often, the same row.
+      raiseLastSeen: db.prepare(`INSERT INTO session_last_seen (source, project, label, last_seen_ms) VALUES (@source, @project, @label, @last_seen_ms)
+        ON CONFLICT(source, project, label) DO UPDATE SET last_seen_ms = excluded.last_seen_ms WHERE excluded.last_seen_ms > last_seen_ms`),
+      lastSeenFrom: db.prepare('SELECT source, project, label, last_seen_ms FROM session_last_seen WHERE last_seen_ms >= ?'),
+      sessionsSeenAt: db.prepare('SELECT source, project, label, last_seen_ms FROM harness_sessions WHERE last_seen_ms IN (SELECT value FROM json_each(?))'),
+      lastSeenOfSessions: db.prepare('SELECT source, project, label, max(last_seen_ms) AS last_seen_ms FROM harness_sessions WHERE last_seen_ms >= ? GROUP BY source, project, label'),
+      dropLastSeen: db.prepare('DELETE FROM session_last_seen WHERE source = ? AND project = ? AND label = ? AND last_seen_ms <= ?'),
+      latestOfCombo: db.prepare('SELECT max(last_seen_ms) AS m FROM harness_sessions WHERE source IS ? AND project IS ? AND label IS ?'),
+      deleteOldLastSeen: db.prepare('DELETE FROM session_last_seen WHERE last_seen_ms < ?'),
       addFilter: db.prepare('INSERT INTO filter_values (dim, value, sessions) VALUES (@dim, @value, @sessions) ON CONFLICT(dim, value) DO UPDATE SET sessions = sessions + excluded.sessions'),
       addTotal: db.prepare('INSERT INTO ingest_totals (name, value) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value = value + excluded.value'),
       totals: db.prepare('SELECT name, value FROM ingest_totals'),
@@ -138,6 +152,8 @@ export class SqliteStore implements Store {
       deleteOldTools: db.prepare('DELETE FROM tool_rollups WHERE (dim, value, day, tool) IN (SELECT dim, value, day, tool FROM tool_rollups WHERE day < ? LIMIT ?)'),
       deleteZeroRollups: db.prepare(`DELETE FROM session_rollups WHERE (day, seen_day, source, project, label) IN (SELECT day, seen_day, source, project, label FROM session_rollups WHERE ${ROLLUP_VALUES.map((v) => `${v} = 0`).join(' AND ')} LIMIT ?)`),
       deleteZeroDimRollups: db.prepare(`DELETE FROM session_dim_rollups WHERE (dim, value, day, seen_day) IN (SELECT dim, value, day, seen_day FROM session_dim_rollups WHERE ${ROLLUP_VALUES.map((v) => `${v} = 0`).join(' AND ')} LIMIT ?)`),
+      deleteOldHourTools: db.prepare('DELETE FROM tool_hour_rollups WHERE (dim, value, hour, tool) IN (SELECT dim, value, hour, tool FROM tool_hour_rollups WHERE hour < ? LIMIT ?)'),
+      deleteZeroHourRollups: db.prepare(`DELETE FROM session_hour_rollups WHERE (hour, source, project, label) IN (SELECT hour, source, project, label FROM session_hour_rollups WHERE ${ROLLUP_VALUES.map((v) => `${v} = 0`).join(' AND ')} LIMIT ?)`),
       deleteZeroFilters: db.prepare('DELETE FROM filter_values WHERE (dim, value) IN (SELECT dim, value FROM filter_values WHERE sessions = 0 LIMIT ?)'),
       deleteFacts: db.prepare('DELETE FROM harness_fact_rows WHERE (sid, kind, key) IN (SELECT sid, kind, key FROM harness_fact_rows WHERE ts_ms < ? LIMIT ?)'),
       metricSlots: db.prepare('SELECT dimension, slot, value FROM metric_label_slots'),
@@ -182,9 +198,9 @@ export class SqliteStore implements Store {
       if (row) facts.set(factIdText(f), { session_key: row.session_key, model: row.model, ts_ms: row.ts_ms, unpriced: row.unpriced, state: joinState(row.shape, row.vals) });
     }
     // Before the fold: it updates `facts` in place, and a call is new when its fact was not stored.
-    const tools = toolRollups(stored, facts);
+    const toolHours = toolHourRollups(stored, facts);
     const fold = foldEvents(stored, facts, duplicates);
-    for (const t of tools) this.stmts.addTool.run(t);
+    this.writeToolRollups(toolHours);
     for (const f of fold.facts) this.stmts.putFact.run(factValues(this.names, f));
     // Each touched session as it was, to move its rollup contribution to what it becomes (rollups.ts).
     const before = fold.sessions.map((d) => this.stmts.sessionRow.get(d.id) as Record<string, unknown> | undefined);
@@ -208,7 +224,14 @@ export class SqliteStore implements Store {
   private writeRollups(delta: RollupDelta): void {
     for (const r of delta.rows()) this.stmts.addRollup.run(r);
     for (const r of delta.dimRows()) this.stmts.addDimRollup.run(r);
+    for (const r of delta.hourRows()) this.stmts.addHourRollup.run(r);
+    for (const r of delta.lastSeen()) this.stmts.raiseLastSeen.run(r);
     for (const f of delta.filters()) this.stmts.addFilter.run(f);
+  }
+
+  private writeToolRollups(hours: ToolHourRow[]): void {
+    for (const t of toolDays(hours)) this.stmts.addTool.run(t);
+    for (const t of hours) this.stmts.addHourTool.run(t);
   }
 
   private writeCounters(c: CounterSet): void {
@@ -268,7 +291,7 @@ export class SqliteStore implements Store {
     return { sources: col('source'), projects: col('project'), labels: col('label') };
   }
 
-  async toolRollupSums(query: { source?: string; project?: string; label?: string; dayFrom: number }): Promise<ToolSum[] | null> {
+  async toolRollupSums(query: ToolRollupQuery): Promise<ToolSum[] | null> {
     const w = toolRollupSql(query, q);
     return w === null ? null : (this.db.prepare(w.sql).all(...w.params) as ToolSum[]);
   }
@@ -293,6 +316,36 @@ export class SqliteStore implements Store {
     return { events: t.get('events') ?? 0, duplicates: t.get('duplicates') ?? 0, rejects };
   }
 
+  async lastSeen(sinceMs: number): Promise<LastSeen[]> {
+    const { latest, stale } = await checkedLastSeen(
+      this.stmts.lastSeenFrom.all(sinceMs) as LastSeenRow[],
+      async (times) => this.stmts.sessionsSeenAt.all(JSON.stringify(times)) as LastSeen[],
+      async () => this.stmts.lastSeenOfSessions.all(sinceMs) as LastSeen[],
+    );
+    if (stale.length > 0) this.repairLastSeen(stale);
+    return latest;
+  }
+
+  /**
+   * Stale session_last_seen entries set to their combination's true latest time, in one IMMEDIATE
+   * transaction (no other writer between the read and the write), so the next scrape finds them exact.
+   */
+  private repairLastSeen(stale: LastSeenRow[]): void {
+    try {
+      this.db
+        .transaction(() => {
+          for (const e of stale) {
+            this.stmts.dropLastSeen.run(e.source, e.project, e.label, e.last_seen_ms);
+            const t = this.stmts.latestOfCombo.get(dimValue(e.source), dimValue(e.project), dimValue(e.label)) as { m: number | null };
+            if (t.m !== null) this.stmts.raiseLastSeen.run({ source: e.source, project: e.project, label: e.label, last_seen_ms: t.m });
+          }
+        })
+        .immediate();
+    } catch {
+      // A file that takes no writes now still answered exactly (from the sessions); a later scrape repairs.
+    }
+  }
+
   async rebuildAggregates(): Promise<RebuildResult> {
     return this.rebuildSync();
   }
@@ -300,7 +353,7 @@ export class SqliteStore implements Store {
   /** The aggregates from scratch: every stored session's contribution, and the totals from the counters (monotonic, so they survive retention). */
   private rebuildSync(): RebuildResult {
     return this.db.transaction(() => {
-      this.db.exec('DELETE FROM session_rollups; DELETE FROM session_dim_rollups; DELETE FROM tool_rollups; DELETE FROM filter_values; DELETE FROM ingest_totals');
+      this.db.exec('DELETE FROM session_rollups; DELETE FROM session_dim_rollups; DELETE FROM session_hour_rollups; DELETE FROM session_last_seen; DELETE FROM tool_rollups; DELETE FROM tool_hour_rollups; DELETE FROM filter_values; DELETE FROM ingest_totals');
       const delta = new RollupDelta();
       let sessions = 0;
       for (const r of this.db.prepare('SELECT * FROM harness_sessions').iterate() as Iterable<Record<string, unknown>>) {
@@ -309,13 +362,14 @@ export class SqliteStore implements Store {
       }
       this.writeRollups(delta);
       // Tool calls from the stored events in time order: each call's first report counts it, as at ingest.
-      const tools = toolRollups((this.db.prepare(TOOL_EVENTS_SQL).all() as Array<Record<string, unknown>>).map(toolEventOf), new Map());
-      for (const t of tools) this.stmts.addTool.run(t);
+      const toolHours = toolHourRollups((this.db.prepare(TOOL_EVENTS_SQL).all() as Array<Record<string, unknown>>).map(toolEventOf), new Map());
+      this.writeToolRollups(toolHours);
+      const tools = toolDays(toolHours);
       const sum = (metric: string) => (this.db.prepare('SELECT coalesce(sum(value), 0) AS v FROM counters WHERE metric = ?').get(metric) as { v: number }).v;
       this.stmts.addTotal.run('events', sum('events_total'));
       this.stmts.addTotal.run('duplicates', sum('duplicates_total'));
       this.db.prepare("INSERT INTO aggregates_state (name, value) VALUES ('rebuild', 'done') ON CONFLICT(name) DO UPDATE SET value = excluded.value").run();
-      return { sessions, rollupRows: delta.rows().length + delta.dimRows().length, toolCalls: tools.reduce((a, t: ToolRollupRow) => a + t.calls, 0), toolRows: tools.length, filterValues: delta.filters().length };
+      return { sessions, rollupRows: delta.rows().length + delta.dimRows().length + delta.hourRows().length, toolCalls: tools.reduce((a, t: ToolRollupRow) => a + t.calls, 0), toolRows: tools.length, filterValues: delta.filters().length };
     }).immediate();
   }
 
@@ -374,11 +428,15 @@ export class SqliteStore implements Store {
     // Tool calls of whole days before the cutoff (their events are gone), and rollup rows every
     // session has left (they add nothing, they would only be read): in chunks as well.
     const cutoffDay = utcDay(cutoff);
-    await chunked(() => this.stmts.deleteOldTools.run(cutoffDay, SWEEP_CHUNK).changes);
+    await chunked((limit) => this.stmts.deleteOldTools.run(cutoffDay, limit).changes);
+    await chunked((limit) => this.stmts.deleteOldHourTools.run(cutoffDay, limit).changes);
+    // Every session last seen before the cutoff is gone: so is any last-seen entry that old (it can only be too high, never too low).
+    this.stmts.deleteOldLastSeen.run(cutoff);
     if (out.sessions > 0) {
-      await chunked(() => this.stmts.deleteZeroRollups.run(SWEEP_CHUNK).changes);
-      await chunked(() => this.stmts.deleteZeroDimRollups.run(SWEEP_CHUNK).changes);
-      await chunked(() => this.stmts.deleteZeroFilters.run(SWEEP_CHUNK).changes);
+      await chunked((limit) => this.stmts.deleteZeroRollups.run(limit).changes);
+      await chunked((limit) => this.stmts.deleteZeroDimRollups.run(limit).changes);
+      await chunked((limit) => this.stmts.deleteZeroHourRollups.run(limit).changes);
+      await chunked((limit) => this.stmts.deleteZeroFilters.run(limit).changes);
     }
     if (this.db.pragma('auto_vacuum', { simple: true }) === 2) {
       for (;;) {

@@ -212,4 +212,55 @@ export const POSTGRES_MIGRATIONS: Array<{ name: string; sql: string }> = [
     );
     `,
   },
+  {
+    // The edges of a window, as SQLite's migration 7: sessions per last-seen UTC hour and
+    // (source, project, label), tool calls per dimension, hour and tool, and each combination's
+    // latest last-seen time (a MAX) for /metrics; sharded like the other aggregates. Filled right
+    // after this migration, under the migration lock, by the rebuild (`aggregates_state`).
+    name: 'aggregates kept at ingest: hourly session and tool rollups, latest last-seen per combination',
+    sql: `
+    CREATE TABLE session_hour_rollups (
+      hour BIGINT NOT NULL,
+      source TEXT NOT NULL,
+      project TEXT NOT NULL,
+      label TEXT NOT NULL,
+      shard SMALLINT NOT NULL,
+      sessions BIGINT NOT NULL DEFAULT 0,
+      tasks BIGINT NOT NULL DEFAULT 0,
+      succeeded BIGINT NOT NULL DEFAULT 0,
+      failed BIGINT NOT NULL DEFAULT 0,
+      tool_calls BIGINT NOT NULL DEFAULT 0,
+      input_tokens BIGINT NOT NULL DEFAULT 0,
+      output_tokens BIGINT NOT NULL DEFAULT 0,
+      cache_creation_input_tokens BIGINT NOT NULL DEFAULT 0,
+      cache_read_input_tokens BIGINT NOT NULL DEFAULT 0,
+      cost_nano DOUBLE PRECISION NOT NULL DEFAULT 0,
+      cost_micro DOUBLE PRECISION NOT NULL DEFAULT 0,
+      PRIMARY KEY (hour, source, project, label, shard)
+    );
+    CREATE TABLE tool_hour_rollups (
+      dim TEXT NOT NULL,
+      value TEXT NOT NULL,
+      hour BIGINT NOT NULL,
+      tool TEXT NOT NULL,
+      shard SMALLINT NOT NULL,
+      calls BIGINT NOT NULL DEFAULT 0,
+      failures BIGINT NOT NULL DEFAULT 0,
+      dur_sum DOUBLE PRECISION NOT NULL DEFAULT 0,
+      dur_count BIGINT NOT NULL DEFAULT 0,
+      PRIMARY KEY (dim, value, hour, tool, shard)
+    );
+    CREATE INDEX tool_hour_rollups_hour ON tool_hour_rollups(hour);
+    CREATE TABLE session_last_seen (
+      source TEXT NOT NULL,
+      project TEXT NOT NULL,
+      label TEXT NOT NULL,
+      shard SMALLINT NOT NULL,
+      last_seen_ms BIGINT NOT NULL,
+      PRIMARY KEY (source, project, label, shard)
+    );
+    CREATE INDEX session_last_seen_ms ON session_last_seen(last_seen_ms);
+    INSERT INTO aggregates_state (name, value) VALUES ('rebuild', 'due') ON CONFLICT (name) DO UPDATE SET value = excluded.value;
+    `,
+  },
 ];

@@ -187,4 +187,52 @@ export const SQLITE_MIGRATIONS: SqliteMigration[] = [
     UNIQUE (dimension, value)
   ) WITHOUT ROWID, STRICT;
   `,
+  // 7: the edges of a window (issue 17): a window that starts inside a day (`since=7d`) read that
+  // first day's sessions and tool events raw, which grows with events per day. Sessions per last-seen
+  // UTC hour and (source, project, label), and tool calls per dimension, hour and tool, so that only
+  // the part of one hour is read raw; and each (source, project, label)'s latest last-seen time, a
+  // MAX kept at ingest, for /metrics' last-event gauges (which read a week of sessions before).
+  // Filled from the sessions and events right after this migration, as migration 5's tables
+  // (`aggregates_state` says a rebuild is due), by the same pure rules ingest uses.
+  `
+  CREATE TABLE session_hour_rollups (
+    hour INTEGER NOT NULL,
+    source TEXT NOT NULL,
+    project TEXT NOT NULL,
+    label TEXT NOT NULL,
+    sessions INTEGER NOT NULL DEFAULT 0,
+    tasks INTEGER NOT NULL DEFAULT 0,
+    succeeded INTEGER NOT NULL DEFAULT 0,
+    failed INTEGER NOT NULL DEFAULT 0,
+    tool_calls INTEGER NOT NULL DEFAULT 0,
+    input_tokens INTEGER NOT NULL DEFAULT 0,
+    output_tokens INTEGER NOT NULL DEFAULT 0,
+    cache_creation_input_tokens INTEGER NOT NULL DEFAULT 0,
+    cache_read_input_tokens INTEGER NOT NULL DEFAULT 0,
+    cost_nano INTEGER NOT NULL DEFAULT 0,
+    cost_micro INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (hour, source, project, label)
+  ) WITHOUT ROWID;
+  CREATE TABLE tool_hour_rollups (
+    dim TEXT NOT NULL,
+    value TEXT NOT NULL,
+    hour INTEGER NOT NULL,
+    tool TEXT NOT NULL,
+    calls INTEGER NOT NULL DEFAULT 0,
+    failures INTEGER NOT NULL DEFAULT 0,
+    dur_sum REAL NOT NULL DEFAULT 0,
+    dur_count INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (dim, value, hour, tool)
+  ) WITHOUT ROWID;
+  CREATE INDEX tool_hour_rollups_hour ON tool_hour_rollups(hour);
+  CREATE TABLE session_last_seen (
+    source TEXT NOT NULL,
+    project TEXT NOT NULL,
+    label TEXT NOT NULL,
+    last_seen_ms INTEGER NOT NULL,
+    PRIMARY KEY (source, project, label)
+  ) WITHOUT ROWID;
+  CREATE INDEX session_last_seen_ms ON session_last_seen(last_seen_ms);
+  INSERT INTO aggregates_state (name, value) VALUES ('rebuild', 'due') ON CONFLICT(name) DO UPDATE SET value = excluded.value;
+  `,
 ];
