@@ -52,6 +52,7 @@ function fakeStore(counters: CounterTotal[], slots: MetricSlot[] = []): Store {
       for (const c of claims) if (!slots.some((s) => s.dimension === c.dimension && (s.slot === c.slot || s.value === c.value))) slots.push(c);
     },
     allSessions: async () => [],
+    lastSeen: async () => [],
   } as unknown as Store;
 }
 
