@@ -192,8 +192,8 @@ class Recorder:
 
     `record(event)` never blocks and never raises: it appends to a deque (no lock;
     past `max_queue` it drops and counts). The sender wakes every `linger_s`, turns
-    what waits into JSON (the request path only queues a tuple of what it saw) and posts
-    it in batches. In a server the sender is a task on the server's own event loop,
+    what waits into JSON (the request path only queues the numbers and strings it saw,
+    see _WIDTH) and posts it in batches. In a server the sender is a task on the server's own event loop,
     with a non-blocking HTTP client: no second thread competes with the requests for
     the GIL (a thread did, and cost the p99 milliseconds). Outside an event loop (a
     job runner script) it is a daemon thread. Only a hand-off to the spool runs in a
@@ -231,7 +231,7 @@ class Recorder:
 
     def _reset(self):
         """Fresh buffer and no thread: at creation and in a forked child (the parent's thread is not there)."""
-        self._buf = collections.deque()
+        self._buf = collections.deque()  # _WIDTH items per event, see _WIDTH
         self._wake = threading.Event()
         self._taken = 0  # events the sender took from the buffer (written by the sender only)
         self._inflight = 0
@@ -249,18 +249,45 @@ class Recorder:
         self._children = []
 
     def record(self, event):
-        """Queues one event (a dict, or a request draft); False when the buffer was full (dropped, counted)."""
+        """Queues one event (a dict); False when the buffer was full (dropped, counted)."""
+        return self._put((event,) + _PAD)
+
+    def _put(self, items):
+        """Queues one event as its _WIDTH items (a request's fields, or an event and padding) in one
+        deque.extend: atomic under the GIL, so the sender always finds whole events."""
         buf = self._buf
-        if len(buf) >= self.max_queue:
+        if len(buf) >= self.max_queue * _WIDTH:
             self._bump("dropped_queue_full")
             self._throttle.warn("full", "claude-metrics: event queue full (%d); event dropped", self.max_queue)
             return False
-        buf.append(event)
+        buf.extend(items)
         if self._sender is not _ASYNC or self._aloop.is_closed():
             self._start()
-        elif len(buf) >= self.batch_size and not self._wake.is_set():
+        elif len(buf) >= self.batch_size * _WIDTH and not self._wake.is_set():
             self._wake.set()
         return True
+
+    def _take(self, n):
+        """Up to n events from the buffer: a request as its tuple of fields, anything else as itself.
+        One consumer at a time (the sender, or the exit flush when the sender is gone)."""
+        pop = self._buf.popleft
+        out = []
+        with contextlib.suppress(IndexError):
+            for _ in range(n):
+                first = pop()
+                if type(first) is float:  # a request's t0: its 19 other fields follow, in order
+                    out.append((first, pop(), pop(), pop(), pop(), pop(), pop(), pop(), pop(), pop(), pop(), pop(),
+                                pop(), pop(), pop(), pop(), pop(), pop(), pop(), pop()))
+                else:
+                    for _ in _PAD:
+                        pop()
+                    out.append(first)
+        return out
+
+    def _put_back(self, batch):
+        """A batch the sender could not finish goes back to the front, in order (texts keep their ids)."""
+        for e in reversed(batch):
+            self._buf.extendleft(reversed(e if type(e) is tuple else (e,) + _PAD))
 
     def _start(self):
         """The sender for where we are: a task on this thread's running event loop, else a thread."""
@@ -278,7 +305,7 @@ class Recorder:
                 t = threading.Thread(target=self._run, name="claude-metrics-sender", daemon=True)
                 t.start()
                 self._thread = t
-            if len(self._buf) >= self.batch_size:
+            if len(self._buf) >= self.batch_size * _WIDTH:
                 self._wake.set()
 
     def _bump(self, key, n=1):
@@ -288,7 +315,7 @@ class Recorder:
     def stats(self):
         with self._stats_lock:
             s = dict(self._stats)
-        queued = len(self._buf)
+        queued = len(self._buf) // _WIDTH
         s["recorded"] = self._taken + queued
         s["queued"] = queued + self._inflight
         s["endpoint"] = self.endpoint
@@ -331,10 +358,9 @@ class Recorder:
         half-sent (sent again if it did arrive: same ids, the collector counts it once)."""
         batch = list(self._inflight_batch or [])
         self._inflight_batch = None
-        with contextlib.suppress(IndexError):
-            while True:
-                batch.append(self._buf.popleft())
-        self._taken += len(batch)
+        n = len(batch)
+        batch += self._take(len(self._buf) // _WIDTH)
+        self._taken += len(batch) - n
         for i in range(0, len(batch), self.batch_size):
             chunk = batch[i:i + self.batch_size]
             try:
@@ -360,10 +386,7 @@ class Recorder:
                 self._reap()
                 continue
             while buf:
-                batch = []
-                with contextlib.suppress(IndexError):
-                    while len(batch) < self.batch_size:
-                        batch.append(buf.popleft())
+                batch = self._take(self.batch_size)
                 self._inflight = len(batch)
                 self._taken += len(batch)
                 try:
@@ -380,25 +403,22 @@ class Recorder:
         while self._aloop is loop:
             await asyncio.sleep(self.linger_s)
             while buf and self._aloop is loop:
-                batch = []
-                with contextlib.suppress(IndexError):
-                    while len(batch) < self.batch_size:
-                        batch.append(buf.popleft())
+                batch = self._take(self.batch_size)
                 self._inflight, self._inflight_batch = len(batch), batch
                 self._taken += len(batch)
                 try:
-                    texts = []
                     for i, e in enumerate(batch):
-                        texts.append(_request_json(e) if type(e) is tuple else json.dumps(e, separators=(",", ":"), ensure_ascii=False))
+                        # In place: a batch cut short below goes back with the texts (and ids) made so far.
+                        batch[i] = _event_json(e)
                         if i % 25 == 24:
                             await asyncio.sleep(0)  # requests go on between slices
-                    await self._adeliver(texts)
+                    await self._adeliver(batch)
                 except asyncio.CancelledError:
                     # The server is stopping: the batch goes back, for the exit flush (same ids).
                     if self._inflight_batch is batch:
                         self._inflight_batch = None
                         self._taken -= len(batch)
-                        buf.extendleft(reversed(batch))
+                        self._put_back(batch)
                     raise
                 except Exception:
                     log.exception("claude-metrics: sender error; %d events lost", len(batch))
@@ -413,7 +433,7 @@ class Recorder:
         """Events → JSON texts, once: a retry or the spool gets the same text, the same event_id."""
         out = []
         for i, e in enumerate(batch):
-            out.append(_request_json(e) if type(e) is tuple else json.dumps(e, separators=(",", ":"), ensure_ascii=False))
+            out.append(_event_json(e))
             if i % 25 == 24:
                 time.sleep(0)  # let the event loop's thread have the GIL between slices
         return out
@@ -705,11 +725,32 @@ _current = contextvars.ContextVar("claude_metrics_request", default=None)
 # a list (the cheapest object to make per request), these are its slots.
 _SEALED, _MODEL, _RUN_ID, _TASK_ID, _HEADERS, _PROJECT, _LABEL = range(7)
 
-# The tuple the request path queues, one per request; `_request_json` (on the sender) reads it.
+# What the request path queues, one per request: these _WIDTH fields, straight into the deque
+# (`Recorder._put`); the sender takes them back as one tuple for `_request_json`.
 #  0 t0 (perf_counter at start)   1 wall0 (time.time at start)   2 t_end   3 ttfb (perf_counter or None)
-#  4 status (or None)   5 error (or None)   6 method   7 path   8 route   9 headers (the scope's list)
-# 10 response bytes   11 chunks   12 first response chunk (≤ RESPONSE_PEEK_BYTES)   13 request body peek
-# 14 the request's shared list (model, run_id, task_id, default project, label)
+#  4 status (or None)   5 error (or None)   6 method   7 path   8 route   9 X-Project, 10 X-Session-ID
+#  (the raw bytes or None)   11 response bytes   12 chunks   13 first response chunk (≤ RESPONSE_PEEK_BYTES)
+# 14 request body peek   15 model   16 run_id   17 task_id   18 default project   19 label
+# Only numbers, strings, bytes and None, and no container of them: nothing the garbage collector
+# tracks waits in the queue. A tuple per request did (holding the scope's header list and the
+# request's shared list, more): every request waiting for the sender counted toward the next young
+# collection, and each collection moved them and whatever else was alive (open connections) a
+# generation up, where only a full collection of the app's heap (28-37 ms) frees it.
+# Another event (a job's, as a dict; or a JSON text going back after a cut-short batch) takes
+# the same room: itself and _WIDTH - 1 Nones, so len(deque) // _WIDTH is the count of events.
+_WIDTH = 20
+_PAD = (None,) * (_WIDTH - 1)
+
+
+def _raw_ids(headers):
+    """(X-Project, X-Session-ID) as the raw bytes (or None): the request path's only look at the headers."""
+    project = session_id = None
+    for name, value in headers:
+        if name == b"x-project":
+            project = value
+        elif name == b"x-session-id":
+            session_id = value
+    return project, session_id
 
 
 def _header_values(headers):
@@ -741,25 +782,37 @@ def _json_text(s):
     return j
 
 
+def _event_json(e):
+    """A queued event → its JSON text: a request's fields, an event dict, or a text made before (kept as is)."""
+    t = type(e)
+    if t is tuple:
+        return _request_json(e)
+    if t is str:
+        return e
+    return json.dumps(e, separators=(",", ":"), ensure_ascii=False)
+
+
 def _request_json(e):
     """A request's tuple → its `api_request` event as JSON text (built by hand: several times faster
     than a dict through json.dumps). Runs on the sender; the id is born here, once."""
-    t0, wall0, t_end, ttfb, status, error, method, path, route, headers, nbytes, chunks, resp_peek, req_peek, st = e
+    (t0, wall0, t_end, ttfb, status, error, method, path, route, raw_project, raw_session, nbytes, chunks,
+     resp_peek, req_peek, model, run_id, task_id, default_project, label) = e
     status = status or 500
     if error is None and status >= 500:
         error = f"HTTP {status}"
-    header_project, session_id = _header_values(headers)
+    header_project = _text(raw_project.decode("latin-1")) if raw_project is not None else None
+    session_id = _text(raw_session.decode("latin-1")) if raw_session is not None else None
     d = t_end - t0
     p = ['{"schema_version":1,"event_id":"', uuidv7(wall0 * 1000), '","event":"api_request","source":"api","timestamp":"',
          _iso(wall0 + d), '","duration_ms":', repr(round(d * 1000, 3)), ',"success":', "false" if error is not None else "true",
          ',"attrs":{"method":', _json_text(method), ',"path":', _json_text(path[:1024]), ',"route":', _json_text(route),
          ',"status":', str(int(status)), ',"ttfb_ms":', repr(round((ttfb - t0) * 1000, 3)) if ttfb is not None else "null",
          ',"response_bytes":', str(nbytes), ',"chunks":', str(chunks), '},"context":', _CONTEXT_JSON]
-    for k, v in (("project", header_project or st[_PROJECT]), ("session_id", session_id), ("label", st[_LABEL]),
-                 ("run_id", st[_RUN_ID]), ("task_id", st[_TASK_ID])):
+    for k, v in (("project", header_project or default_project), ("session_id", session_id), ("label", label),
+                 ("run_id", run_id), ("task_id", task_id)):
         if v:
             p += [',"', k, '":', _json_text(v)]
-    model = st[_MODEL] or _model_in(resp_peek) or _model_in(req_peek, whole_json=True)
+    model = model or _model_in(resp_peek) or _model_in(req_peek, whole_json=True)
     if model:
         p += [',"model":', _json_text(model)]
     if error is not None:
@@ -850,7 +903,7 @@ class ClaudeMetricsMiddleware:
         t0, wall0 = perf_counter(), time.time()
         method, headers = scope["method"], scope["headers"]
         st = [False, None, None, None, headers, self.project, self.label]
-        record = self.recorder.record
+        put = self.recorder._put
         status = ttfb = resp_peek = req_peek = None
         nbytes = chunks = 0
 
@@ -863,12 +916,14 @@ class ClaudeMetricsMiddleware:
                     chunks += 1
                     nbytes += len(body)
                     if resp_peek is None:
-                        resp_peek = body if len(body) <= RESPONSE_PEEK_BYTES else bytes(body[:RESPONSE_PEEK_BYTES])
+                        # bytes, never the app's memoryview or bytearray: the queued tuple holds only atoms
+                        resp_peek = body if len(body) <= RESPONSE_PEEK_BYTES and type(body) is bytes else bytes(body[:RESPONSE_PEEK_BYTES])
                 await send(message)
                 if not message.get("more_body", False) and not st[_SEALED]:
                     st[_SEALED] = True
-                    record((t0, wall0, perf_counter(), ttfb, status, None, method, path, route, headers,
-                            nbytes, chunks, resp_peek, req_peek, st))
+                    project, session_id = _raw_ids(headers)
+                    put((t0, wall0, perf_counter(), ttfb, status, None, method, path, route, project, session_id,
+                            nbytes, chunks, resp_peek, req_peek, st[_MODEL], st[_RUN_ID], st[_TASK_ID], st[_PROJECT], st[_LABEL]))
                 return
             if t == "http.response.start":
                 status = message["status"]
@@ -922,8 +977,9 @@ class ClaudeMetricsMiddleware:
                 st[_SEALED] = True
                 if status is None and error is None:
                     error = "no response"
-                record((t0, wall0, perf_counter(), ttfb, status, error, method, path, route, headers,
-                        nbytes, chunks, resp_peek, req_peek, st))
+                project, session_id = _raw_ids(headers)
+                put((t0, wall0, perf_counter(), ttfb, status, error, method, path, route, project, session_id,
+                        nbytes, chunks, resp_peek, req_peek, st[_MODEL], st[_RUN_ID], st[_TASK_ID], st[_PROJECT], st[_LABEL]))
 
 
 # ---- jobs ---------------------------------------------------------------------
