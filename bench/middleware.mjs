@@ -171,6 +171,9 @@ const withMw = await startApp(true);
 await load(base, 300, C); // warm-up: imports, thread pools, connections
 await load(withMw, 300, C);
 
+/** The app's garbage-collector pauses so far, per generation (the fixture's /gc: gc.callbacks). */
+const gcNow = async (url) => JSON.parse((await get(`${url}/gc`)).body);
+const gc0 = { base: await gcNow(base), mw: await gcNow(withMw) };
 const lat = { base: [], mw: [] };
 const cpu = { base: 0, mw: 0 };
 const pairs = [];
@@ -190,6 +193,7 @@ for (let done = 0, turn = 0; done < N; turn++) {
   done += n;
 }
 
+const gc1 = { base: await gcNow(base), mw: await gcNow(withMw) };
 // Every recorded request reached the collector, none twice.
 const sent = 300 + N;
 let stats;
@@ -216,6 +220,12 @@ const cpuBase = cpu.base / N;
 const cpuMw = (cpu.mw + 0) / N;
 console.log(`| added, median of ${pairs.length} paired blocks | | | p50 ${f(median(pairs.map((x) => x.d50)))} ms, p99 ${f(median(pairs.map((x) => x.d99)))} ms | | p50 ≤ 1 ms: ${median(pairs.map((x) => x.d50)) <= 1 ? 'met' : 'MISSED'}; p99 ≤ 5 ms: ${median(pairs.map((x) => x.d99)) <= 5 ? 'met' : 'MISSED'} |`);
 console.log(`| CPU per request (server process, /proc) | ${(cpuBase * 1000).toFixed(0)} µs | ${(cpuMw * 1000).toFixed(0)} µs | ${((cpuMw - cpuBase) * 1000).toFixed(0)} µs | ${(cpuMw / cpuBase).toFixed(3)}× | |`);
+const gcLine = (k) =>
+  ['0', '1', '2'].map((g) => {
+    const n = gc1[k][g].count - gc0[k][g].count;
+    return `gen ${g}: ${n} (${(gc1[k][g].total_ms - gc0[k][g].total_ms).toFixed(1)} ms${g === '2' && n ? `, longest ${gc1[k][g].max_ms.toFixed(1)} ms` : ''})`;
+  }).join(', ');
+console.log(`| garbage collections during the measured blocks (gc.callbacks) | ${gcLine('base')} | ${gcLine('mw')} | | | |`);
 const loadavg = (await import('node:os')).loadavg()[0];
 console.log(`(1-minute load average during the run: ${loadavg.toFixed(1)} on ${(await import('node:os')).cpus().length} cores)`);
 console.log(`events: ${stats.recorded} recorded, ${stats.sent} sent, ${stats.dropped_queue_full} dropped (queue full), ${stats.spooled} spooled; collector holds ${health.events} (expected ${sent})`);
