@@ -187,4 +187,12 @@ export const SQLITE_MIGRATIONS: SqliteMigration[] = [
     UNIQUE (dimension, value)
   ) WITHOUT ROWID, STRICT;
   `,
+  // 8 (7 is the hourly rollups' of h-a; the lead renumbers on merge): the session index without the
+  // event id (issue 17, "smaller rows"): (skey, ts_ms) and the rowid find a session's range in time
+  // order as before; the id only breaks ties of one millisecond, which SQLite sorts after the range
+  // read. 16 bytes less per event (the index was ~40 of the ~370 bytes an event costs).
+  `
+  DROP INDEX harness_events_session;
+  CREATE INDEX harness_events_session ON harness_event_rows(skey, ts_ms);
+  `,
 ];
