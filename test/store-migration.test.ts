@@ -195,8 +195,10 @@ describe('harness_sessions migration from schema v1', () => {
     // (the metrics limiter's slots) dropped. A migration added later must be undone here too.
     db.exec('DROP TABLE session_rollups; DROP TABLE session_dim_rollups; DROP TABLE tool_rollups; DROP TABLE filter_values; DROP TABLE ingest_totals; DROP TABLE aggregates_state; DROP TABLE metric_label_slots');
     db.exec('DROP TABLE session_hour_rollups; DROP TABLE tool_hour_rollups; DROP TABLE session_last_seen');
+    // …and the narrower session index (its migration adds no table) back to its schema-4 form.
+    db.exec('DROP INDEX harness_events_session; CREATE INDEX harness_events_session ON harness_event_rows(skey, ts_ms, eid)');
     const aggregates = SQLITE_MIGRATIONS.findIndex((m) => typeof m === 'string' && m.includes('CREATE TABLE session_rollups'));
-    expect(SQLITE_MIGRATIONS.slice(aggregates + 1).map((m) => typeof m === 'string' && /CREATE TABLE (\w+)/.exec(m)?.[1])).toEqual(['metric_label_slots', 'session_hour_rollups']);
+    expect(SQLITE_MIGRATIONS.slice(aggregates + 1).map((m) => typeof m === 'string' && /CREATE TABLE (\w+)/.exec(m)?.[1])).toEqual(['metric_label_slots', 'session_hour_rollups', undefined]);
     db.pragma(`user_version = ${aggregates}`);
     db.close();
 

@@ -54,6 +54,7 @@ export const COMPACT_TABLES = `
 /** The reads' indexes (session-reads-sqlite.ts) and retention's; built after the rows are in. */
 export const COMPACT_INDEXES = `
   CREATE INDEX harness_events_ts ON harness_event_rows(ts_ms);
+  -- Migration 8 narrows this one to (skey, ts_ms) (migrations/sqlite.ts).
   CREATE INDEX harness_events_session ON harness_event_rows(skey, ts_ms, eid);
   CREATE INDEX harness_events_session_tool ON harness_event_rows(skey, tool_use_id) WHERE tool_use_id IS NOT NULL;
   CREATE INDEX harness_events_waiting ON harness_event_rows(ts_ms) WHERE kind IN (1, 2);

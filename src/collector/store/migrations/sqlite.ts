@@ -235,4 +235,12 @@ export const SQLITE_MIGRATIONS: SqliteMigration[] = [
   CREATE INDEX session_last_seen_ms ON session_last_seen(last_seen_ms);
   INSERT INTO aggregates_state (name, value) VALUES ('rebuild', 'due') ON CONFLICT(name) DO UPDATE SET value = excluded.value;
   `,
+  // 8: the session index without the event id (issue 17, "smaller rows"): (skey, ts_ms) and the
+  // rowid find a session's range in time order as before; the id only breaks ties of one
+  // millisecond, which SQLite sorts after the range read. ~20 bytes less per stored event
+  // (dbstat: the index went from 39.9 to 20.2 of the ~370 bytes an event costs).
+  `
+  DROP INDEX harness_events_session;
+  CREATE INDEX harness_events_session ON harness_event_rows(skey, ts_ms);
+  `,
 ];
