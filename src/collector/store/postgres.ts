@@ -406,23 +406,18 @@ export class PostgresStore implements Store {
 
   private async writeToolRollups(c: PoolClient, hours: ToolHourRow[]): Promise<void> {
     if (hours.length === 0) return;
-    await c.query(
-      `INSERT INTO tool_hour_rollups AS r (dim, value, hour, tool, shard, calls, failures, dur_sum, dur_count)
-       SELECT dim, value, hour, tool, ${SHARD}, calls, failures, dur_sum, dur_count FROM json_populate_recordset(NULL::tool_hour_rollups, $1::json)
-       ORDER BY dim, value COLLATE "C", hour, tool COLLATE "C"
-       ON CONFLICT (dim, value, hour, tool, shard) DO UPDATE SET calls = r.calls + excluded.calls, failures = r.failures + excluded.failures,
-         dur_sum = r.dur_sum + excluded.dur_sum, dur_count = r.dur_count + excluded.dur_count`,
-      [json(hours)],
-    );
-    const tools = toolDays(hours);
-    await c.query(
-      `INSERT INTO tool_rollups AS r (dim, value, day, tool, shard, calls, failures, dur_sum, dur_count)
-       SELECT dim, value, day, tool, ${SHARD}, calls, failures, dur_sum, dur_count FROM json_populate_recordset(NULL::tool_rollups, $1::json)
-       ORDER BY dim, value COLLATE "C", day, tool COLLATE "C"
-       ON CONFLICT (dim, value, day, tool, shard) DO UPDATE SET calls = r.calls + excluded.calls, failures = r.failures + excluded.failures,
-         dur_sum = r.dur_sum + excluded.dur_sum, dur_count = r.dur_count + excluded.dur_count`,
-      [json(tools)],
-    );
+    // The same additive upsert into the hourly table and the daily one (keyed by `hour` or `day`).
+    const upsert = (table: 'tool_hour_rollups' | 'tool_rollups', bucket: 'hour' | 'day', rows: unknown[]) =>
+      c.query(
+        `INSERT INTO ${table} AS r (dim, value, ${bucket}, tool, shard, calls, failures, dur_sum, dur_count)
+         SELECT dim, value, ${bucket}, tool, ${SHARD}, calls, failures, dur_sum, dur_count FROM json_populate_recordset(NULL::${table}, $1::json)
+         ORDER BY dim, value COLLATE "C", ${bucket}, tool COLLATE "C"
+         ON CONFLICT (dim, value, ${bucket}, tool, shard) DO UPDATE SET calls = r.calls + excluded.calls, failures = r.failures + excluded.failures,
+           dur_sum = r.dur_sum + excluded.dur_sum, dur_count = r.dur_count + excluded.dur_count`,
+        [json(rows)],
+      );
+    await upsert('tool_hour_rollups', 'hour', hours);
+    await upsert('tool_rollups', 'day', toolDays(hours));
   }
 
   private async writeCounters(c: PoolClient, counters: CounterSet): Promise<void> {
