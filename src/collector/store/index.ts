@@ -88,6 +88,14 @@ export const SWEEP_CHUNK = 1000;
 /** How long one SQLite retention chunk (its transaction and checkpoint) should hold the writer; in-process it blocks the event loop too. */
 export const SWEEP_CHUNK_TARGET_MS = 20;
 const SWEEP_CHUNK_MIN = 50;
+/** A phase's first chunk, before it knows what a row costs there; it doubles while chunks run well under the target. */
+export const SWEEP_CHUNK_FIRST = 200;
+/**
+ * The pause after a chunk, as a multiple of what the chunk took: the sweep holds the writer at
+ * most a quarter of the time. At half (a pause as long as the chunk), ingest at 5,000 events/s
+ * needed more than the half left to it at 1M events, and its batches queued up to 0.8 s.
+ */
+export const SWEEP_PAUSE_FACTOR = 3;
 
 /**
  * The next chunk's row limit from how long the last one took: smaller when it ran over the

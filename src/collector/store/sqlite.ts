@@ -10,7 +10,7 @@ import type { MetricSlot } from '../metric-limits';
 import type { HarnessEvent } from '../../event';
 import { applyCompletions, CounterSet, factIdText, factsOf, foldEvents, labelsText, type CompletionState, type FactRow } from '../fold';
 import { checkedLastSeen, dimValue, RollupDelta, ROLLUP_VALUES, rollupSql, toolDays, toolHourRollups, toolRollupSql, toRollupSum, utcDay, type LastSeen, type LastSeenRow, type RollupQuery, type RollupSum, type ToolHourRow, type ToolRollupQuery, type ToolRollupRow } from '../rollups';
-import { nextSweepChunk, SWEEP_CHUNK, type CounterTotal, type Filters, type IngestOutcome, type IngestTotals, type RebuildResult, type SessionFilter, type SessionRow, type Store, type SweepResult, type ToolRow, type ToolSum } from './index';
+import { nextSweepChunk, SWEEP_CHUNK_FIRST, SWEEP_PAUSE_FACTOR, type CounterTotal, type Filters, type IngestOutcome, type IngestTotals, type RebuildResult, type SessionFilter, type SessionRow, type Store, type SweepResult, type ToolRow, type ToolSum } from './index';
 import { columnsOf, joinState } from './event-codec';
 import { SQLITE_MIGRATIONS } from './migrations/sqlite';
 import { compactEvents, factValues, GET_FACT, INSERT_FACT, INSERT_ROW, Names, rowValues } from './migrations/sqlite-compact-events';
@@ -379,10 +379,10 @@ export class SqliteStore implements Store {
 
   /**
    * Retention in chunks of at most SWEEP_CHUNK rows (fewer when a chunk runs over
-   * SWEEP_CHUNK_TARGET_MS), each its own transaction, with a
-   * pause as long as the chunk took between them, so that ingest (in this process or
-   * another on the same file) gets the write lock in between and never waits for more
-   * than one chunk. A deleted session's contribution leaves the rollups in its chunk's
+   * SWEEP_CHUNK_TARGET_MS), each its own transaction, with a pause of SWEEP_PAUSE_FACTOR
+   * times what the chunk took between them, so that ingest (in this process or another on
+   * the same file) gets the write lock in between, never waits for more than one chunk, and
+   * keeps at least three quarters of the time. A deleted session's contribution leaves the rollups in its chunk's
    * transaction. Then the freed pages go back to the file system (auto_vacuum=INCREMENTAL).
    */
   async sweep(retentionDays: number, now = Date.now(), signal?: AbortSignal): Promise<SweepResult> {
@@ -392,12 +392,12 @@ export class SqliteStore implements Store {
     // not become the writer after another process's commit (SQLITE_BUSY at once, no busy wait). After
     // it, the sweeper checkpoints the WAL itself (PASSIVE: never waits): otherwise the pages it wrote
     // pile up until the commit that crosses wal_autocheckpoint, an ingest commit as often as not,
-    // pays for copying them all back. The pause that follows is as long as both took.
+    // pays for copying them all back. The pause that follows is three times what both took.
     // Each chunk's row limit follows how long the last took (nextSweepChunk): at 10M events a chunk
     // of 1,000 took up to 250 ms on a loaded machine, and in-process that is the event loop too.
     const chunked = async (step: (limit: number) => number): Promise<number> => {
       let total = 0;
-      let limit = SWEEP_CHUNK;
+      let limit = SWEEP_CHUNK_FIRST;
       const once = this.db.transaction(step);
       for (;;) {
         if (signal?.aborted) return total;
@@ -410,7 +410,7 @@ export class SqliteStore implements Store {
         total += n;
         out.chunks!++;
         limit = nextSweepChunk(limit, took);
-        await pause(Math.max(2, took));
+        await pause(Math.max(2, took * SWEEP_PAUSE_FACTOR));
       }
     };
     out.sessions = await chunked((limit) => {
@@ -446,7 +446,7 @@ export class SqliteStore implements Store {
         this.db.pragma(`incremental_vacuum(${VACUUM_STEP_PAGES})`);
         out.reclaimedPages! += Math.min(free, VACUUM_STEP_PAGES);
         this.db.pragma('wal_checkpoint(PASSIVE)');
-        await pause(Math.max(2, performance.now() - t0));
+        await pause(Math.max(2, (performance.now() - t0) * SWEEP_PAUSE_FACTOR));
       }
     }
     if (signal?.aborted) out.stopped = true;
