@@ -9,7 +9,7 @@
 import { describe, expect, it } from 'vitest';
 import { activityOf, COUNTER_FAMILIES, metricFamilies } from '../../src/collector/metric-families';
 import { admittedOf, limited, type Admitted, type MetricCaps, type MetricSlot } from '../../src/collector/metric-limits';
-import { DURATION_BUCKETS_S, histogramSamples, type MetricFamily, type Sample } from '../../src/collector/prometheus';
+import { DURATION_BUCKETS_S, histogramSamples, serialize, type MetricFamily, type Sample } from '../../src/collector/prometheus';
 import { CounterFold } from '../../src/collector/counter-fold';
 import { LabelSets } from '../../src/collector/store/label-sets';
 import type { CounterTotal, Store } from '../../src/collector/store';
@@ -161,5 +161,16 @@ describe('counter folding with kept row places', () => {
     sets.of('{"a":"1"}');
     sets.of('{"b":"2"}'); // past its bound it starts afresh: a new object, the same labels
     expect(sets.of('{"source":"x","project":"p"}')).toEqual(a);
+  });
+
+  it('serialize keeps the text of a frozen label set only: a label object changed after a scrape is written as it is now', () => {
+    const family = (labels: Record<string, string>): MetricFamily[] => [{ name: 'x_total', help: 'h', type: 'counter', samples: [{ labels, value: 1 }] }];
+    const frozen = Object.freeze({ b: '2', a: 'say "hi"' });
+    expect(serialize(family(frozen))).toBe(serialize(family({ ...frozen })));
+    expect(serialize(family(frozen))).toContain('x_total{a="say \\"hi\\"",b="2"} 1');
+    const open: Record<string, string> = { a: '1' };
+    serialize(family(open));
+    open.a = '9';
+    expect(serialize(family(open))).toContain('x_total{a="9"} 1');
   });
 });
