@@ -15,6 +15,7 @@
  */
 import { histogramSamples, DURATION_BUCKETS_S, type MetricFamily, type Sample } from './prometheus';
 import { admittedOf, DEFAULT_METRIC_CAPS, LIMITED_DIMENSIONS, limited, loopKey, OTHER, slotsToClaim, type Admitted, type Dimension, type MetricCaps } from './metric-limits';
+import { CounterFold } from './counter-fold';
 import type { CounterTotal, Store } from './store';
 
 const DAY_MS = 86_400_000;
@@ -84,10 +85,9 @@ export function activityOf(counters: CounterTotal[]): Map<Dimension, Map<string,
   return m;
 }
 
-/** Reads the slots, claims free ones for the busiest waiting values, and returns who is admitted. */
-export async function admitted(store: Store, counters: CounterTotal[], caps: MetricCaps): Promise<Admitted> {
+/** Reads the slots, claims free ones for the busiest waiting values (`activity`: activityOf the counters), and returns who is admitted. */
+export async function admitted(store: Store, activity: Map<Dimension, Map<string, number>>, caps: MetricCaps): Promise<Admitted> {
   let held = await store.metricSlots();
-  const activity = activityOf(counters);
   const claims = LIMITED_DIMENSIONS.flatMap((d) => slotsToClaim(d, held, activity.get(d)!, caps[d]));
   if (claims.length > 0) {
     try {
@@ -101,19 +101,12 @@ export async function admitted(store: Store, counters: CounterTotal[], caps: Met
   return admittedOf(held);
 }
 
-/** Sums series into the labels a family keeps. */
-function sumInto(rows: CounterTotal[], labels: (l: Labels) => Labels | null): Sample[] {
-  const m = new Map<string, Sample>();
-  for (const r of rows) {
-    const l = labels(r.labels);
-    if (!l) continue;
-    const k = JSON.stringify(l);
-    const s = m.get(k);
-    if (s) s.value += r.value;
-    else m.set(k, { labels: l, value: r.value });
-  }
-  return [...m.values()];
-}
+/**
+ * Each store's row places in the families (counter-fold.ts), kept from scrape to scrape: only
+ * where a row goes, never a value, so a scrape still reads and sums every counter afresh.
+ */
+const folds = new WeakMap<Store, CounterFold>();
+const foldOf = (store: Store): CounterFold => folds.get(store) ?? folds.set(store, new CounterFold(COUNTER_FAMILIES)).get(store)!;
 
 /** "30 minutes", "1 minute", "5 seconds", "1500 ms": the active window as a help text says it. */
 function formatWindow(ms: number): string {
@@ -125,34 +118,20 @@ function formatWindow(ms: number): string {
 
 export async function metricFamilies(store: Store, now = Date.now(), caps: MetricCaps = DEFAULT_METRIC_CAPS): Promise<MetricFamily[]> {
   const counters = await store.counters();
-  const adm = await admitted(store, counters, caps);
+  const scrape = foldOf(store).scrape(counters);
+  const adm = await admitted(store, scrape.activity(), caps);
   const lim: Limiter = (d, v) => limited(adm, d, v ?? '');
-  const byMetric = new Map<string, CounterTotal[]>();
-  for (const c of counters) (byMetric.get(c.metric) ?? byMetric.set(c.metric, []).get(c.metric)!).push(c);
 
   const families: MetricFamily[] = [];
-  for (const f of COUNTER_FAMILIES) {
-    const samples = sumInto(byMetric.get(f.from) ?? [], (l) => f.labels(l, lim));
+  const counterSamples = scrape.samples(adm, (i, l) => COUNTER_FAMILIES[i]!.labels(l, lim));
+  COUNTER_FAMILIES.forEach((f, i) => {
+    const samples = counterSamples[i]!;
     if (f.name === 'duplicates_total' && samples.length === 0) samples.push({ labels: {}, value: 0 });
     families.push({ name: `claude_harness_${f.name}`, help: f.help, type: 'counter', samples });
-  }
+  });
 
   // The duration histogram by source and outcome only (its buckets multiply every label).
-  const key = (l: Labels) => ({ source: l.source!, outcome: l.outcome! });
-  const groups = new Map<string, { labels: Labels; counts: number[]; sum: number }>();
-  const group = (l: Labels) => {
-    const labels = key(l);
-    const k = JSON.stringify(labels);
-    return groups.get(k) ?? groups.set(k, { labels, counts: [], sum: 0 }).get(k)!;
-  };
-  for (const b of byMetric.get('task_duration_seconds_bucket') ?? []) {
-    const g = group(b.labels);
-    const i = Number(b.labels.b);
-    g.counts[i] = (g.counts[i] ?? 0) + b.value;
-  }
-  for (const s of byMetric.get('task_duration_seconds_sum') ?? []) group(s.labels).sum += s.value;
-  const hist: Sample[] = [];
-  for (const g of groups.values()) hist.push(...histogramSamples(g.labels, DURATION_BUCKETS_S, g.counts, g.sum));
+  const hist = scrape.histogram().flatMap((g) => histogramSamples(g.labels, DURATION_BUCKETS_S, g.counts, g.sum));
   families.push({ name: 'claude_harness_task_duration_seconds', help: 'Duration of completed sessions and tasks in seconds, by source and outcome.', type: 'histogram', samples: hist });
 
   // Gauges, computed now, over the sessions seen in the last 7 days: the latest last-seen time of each

@@ -34,7 +34,20 @@ export function formatValue(v: number): string {
   return Number.isInteger(v) ? String(v) : String(Number(v.toPrecision(15)));
 }
 
-function labelText(labels: Record<string, string>): string {
+/**
+ * The text of a frozen label set, kept: /metrics' counter samples carry the same frozen objects
+ * scrape after scrape (counter-fold.ts). Only frozen ones, as nothing can change them afterwards.
+ */
+const frozenLabelText = new WeakMap<Readonly<Record<string, string>>, string>();
+
+function labelText(labels: Readonly<Record<string, string>>): string {
+  if (!Object.isFrozen(labels)) return labelTextOf(labels);
+  let text = frozenLabelText.get(labels);
+  if (text === undefined) frozenLabelText.set(labels, (text = labelTextOf(labels)));
+  return text;
+}
+
+function labelTextOf(labels: Readonly<Record<string, string>>): string {
   const keys = Object.keys(labels);
   if (keys.length === 0) return '';
   // `le` last, the others sorted: stable output, conventional bucket lines.

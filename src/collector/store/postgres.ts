@@ -24,6 +24,7 @@ import type { MetricSlot } from '../metric-limits';
 import { applyCompletions, factIdText, factsOf, foldEvents, labelsText, type CompletionState, type CounterSet, type FactRow } from '../fold';
 import { checkedLastSeen, dimValue, RollupDelta, ROLLUP_VALUES, rollupSql, toolDays, toolHourRollups, toolRollupSql, toRollupSum, utcDay, type LastSeen, type LastSeenRow, type RollupQuery, type RollupSum, type ToolHourRow, type ToolRollupQuery } from '../rollups';
 import { redactUrl, StoreUnavailableError, SWEEP_CHUNK, SWEEP_PERIOD_MS, type CounterTotal, type Filters, type IngestOutcome, type IngestTotals, type RebuildResult, type SessionFilter, type SessionRow, type Store, type StoreOptions, type SweepResult, type ToolRow, type ToolSum } from './index';
+import { LabelSets } from './label-sets';
 import { POSTGRES_MIGRATIONS } from './migrations/postgres';
 import { PostgresSessionReads } from './session-reads-postgres';
 import { completionSet, EVENT_COLUMNS, eventValues, pageOf, SESSION_DELTA_COLUMNS, sessionMergeSet, sessionWhere, TOOL_EVENTS_SQL, toolEventOf, toolSumsSql, toolWhere, topToolsSql, toSession, ACTIVE_WINDOW_MS } from './rows';
@@ -85,6 +86,8 @@ export class PostgresStore implements Store {
   activeWindowMs = ACTIVE_WINDOW_MS;
   readonly pool: Pool;
   private readonly guarded = new WeakSet<PoolClient>();
+  /** Counter labels parsed once per text (label-sets.ts): /metrics reads every counter at each scrape. */
+  private readonly labelSets = new LabelSets();
   private readonly log: NonNullable<StoreOptions['log']>;
 
   /** Connects, applies the migrations this replica knows (once across replicas) and returns the store. */
@@ -462,7 +465,7 @@ export class PostgresStore implements Store {
     // numeric: an exact sum, the same whatever order the shards are read in, so a
     // counter never appears to step back between two scrapes (Prometheus would see a reset).
     const rows = await this.query<{ metric: string; labels: string; value: number }>('SELECT metric, labels, sum(value::numeric) AS value FROM counters GROUP BY metric, labels');
-    return rows.map((r) => ({ metric: r.metric, labels: JSON.parse(r.labels) as Record<string, string>, value: Number(r.value) }));
+    return rows.map((r) => ({ metric: r.metric, labels: this.labelSets.of(r.labels), value: Number(r.value) }));
   }
 
   async sessions(f: SessionFilter, now = Date.now()): Promise<{ sessions: SessionRow[]; total: number }> {

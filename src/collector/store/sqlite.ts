@@ -8,6 +8,7 @@ import { chmodSync, existsSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { MetricSlot } from '../metric-limits';
 import type { HarnessEvent } from '../../event';
+import { LabelSets } from './label-sets';
 import { applyCompletions, CounterSet, factIdText, factsOf, foldEvents, labelsText, type CompletionState, type FactRow } from '../fold';
 import { checkedLastSeen, dimValue, RollupDelta, ROLLUP_VALUES, rollupSql, toolDays, toolHourRollups, toolRollupSql, toRollupSum, utcDay, type LastSeen, type LastSeenRow, type RollupQuery, type RollupSum, type ToolHourRow, type ToolRollupQuery, type ToolRollupRow } from '../rollups';
 import { nextSweepChunk, SWEEP_CHUNK_FIRST, SWEEP_PAUSE_FACTOR, type CounterTotal, type Filters, type IngestOutcome, type IngestTotals, type RebuildResult, type SessionFilter, type SessionRow, type Store, type SweepResult, type ToolRow, type ToolSum } from './index';
@@ -50,6 +51,8 @@ export class SqliteStore implements Store {
   activeWindowMs = ACTIVE_WINDOW_MS;
   readonly db: Database.Database;
   private readonly stmts: ReturnType<SqliteStore['prepare']>;
+  /** Counter labels parsed once per text (label-sets.ts): /metrics reads every counter at each scrape. */
+  private readonly labelSets = new LabelSets();
   /** Interned strings of harness_event_rows (shared with the session reads of this connection). */
   readonly names: Names;
 
@@ -117,7 +120,8 @@ export class SqliteStore implements Store {
       getFact: db.prepare(GET_FACT),
       putFact: db.prepare(INSERT_FACT),
       bump: db.prepare('INSERT INTO counters (metric, labels, value) VALUES (?, ?, ?) ON CONFLICT(metric, labels) DO UPDATE SET value = value + excluded.value'),
-      counters: db.prepare('SELECT metric, labels, value FROM counters'),
+      // Rows as arrays: a scrape reads every counter, and an object per row cost twice the read.
+      counters: db.prepare('SELECT metric, labels, value FROM counters').raw(true),
       sessionRow: db.prepare('SELECT * FROM harness_sessions WHERE id = ?'),
       addRollup: db.prepare(`INSERT INTO session_rollups (day, seen_day, source, project, label, ${ROLLUP_VALUES.join(', ')})
         VALUES (@day, @seen_day, @source, @project, @label, ${ROLLUP_VALUES.map((v) => `@${v}`).join(', ')})
@@ -257,7 +261,7 @@ export class SqliteStore implements Store {
   }
 
   async counters(): Promise<CounterTotal[]> {
-    return (this.stmts.counters.all() as Array<{ metric: string; labels: string; value: number }>).map((r) => ({ metric: r.metric, labels: JSON.parse(r.labels) as Record<string, string>, value: r.value }));
+    return (this.stmts.counters.all() as Array<[string, string, number]>).map(([metric, labels, value]) => ({ metric, labels: this.labelSets.of(labels), value }));
   }
 
   async sessions(f: SessionFilter, now = Date.now()): Promise<{ sessions: SessionRow[]; total: number }> {
