@@ -353,39 +353,24 @@ export class PostgresStore implements Store {
 
   /** Adds a transaction's rollup changes to this backend's shard of each row, in key order (the lock order). */
   private async writeRollups(c: PoolClient, delta: RollupDelta): Promise<void> {
-    const rows = delta.rows();
-    if (rows.length > 0) {
+    // One additive upsert per session rollup table. `order` is its key in the order rows are locked
+    // (text bytewise where it was: two replicas take their locks in the same order).
+    const add = async (table: string, order: string[], rows: unknown[]) => {
+      if (rows.length === 0) return;
       const cols = ROLLUP_VALUES.join(', ');
+      const keys = order.map((o) => o.split(' ')[0]).join(', ');
       await c.query(
-        `INSERT INTO session_rollups AS r (day, seen_day, source, project, label, shard, ${cols})
-         SELECT day, seen_day, source, project, label, ${SHARD}, ${cols} FROM json_populate_recordset(NULL::session_rollups, $1::json)
-         ORDER BY day, seen_day, source COLLATE "C", project COLLATE "C", label COLLATE "C"
-         ON CONFLICT (day, seen_day, source, project, label, shard) DO UPDATE SET ${ROLLUP_VALUES.map((v) => `${v} = r.${v} + excluded.${v}`).join(', ')}`,
+        `INSERT INTO ${table} AS r (${keys}, shard, ${cols})
+         SELECT ${keys}, ${SHARD}, ${cols} FROM json_populate_recordset(NULL::${table}, $1::json)
+         ORDER BY ${order.join(', ')}
+         ON CONFLICT (${keys}, shard) DO UPDATE SET ${ROLLUP_VALUES.map((v) => `${v} = r.${v} + excluded.${v}`).join(', ')}`,
         [json(rows)],
       );
-    }
-    const dimRows = delta.dimRows();
-    if (dimRows.length > 0) {
-      const cols = ROLLUP_VALUES.join(', ');
-      await c.query(
-        `INSERT INTO session_dim_rollups AS r (dim, value, day, seen_day, shard, ${cols})
-         SELECT dim, value, day, seen_day, ${SHARD}, ${cols} FROM json_populate_recordset(NULL::session_dim_rollups, $1::json)
-         ORDER BY dim, value COLLATE "C", day, seen_day
-         ON CONFLICT (dim, value, day, seen_day, shard) DO UPDATE SET ${ROLLUP_VALUES.map((v) => `${v} = r.${v} + excluded.${v}`).join(', ')}`,
-        [json(dimRows)],
-      );
-    }
-    const hourRows = delta.hourRows();
-    if (hourRows.length > 0) {
-      const cols = ROLLUP_VALUES.join(', ');
-      await c.query(
-        `INSERT INTO session_hour_rollups AS r (hour, source, project, label, shard, ${cols})
-         SELECT hour, source, project, label, ${SHARD}, ${cols} FROM json_populate_recordset(NULL::session_hour_rollups, $1::json)
-         ORDER BY hour, source COLLATE "C", project COLLATE "C", label COLLATE "C"
-         ON CONFLICT (hour, source, project, label, shard) DO UPDATE SET ${ROLLUP_VALUES.map((v) => `${v} = r.${v} + excluded.${v}`).join(', ')}`,
-        [json(hourRows)],
-      );
-    }
+    };
+    const C = (k: string) => `${k} COLLATE "C"`;
+    await add('session_rollups', ['day', 'seen_day', C('source'), C('project'), C('label')], delta.rows());
+    await add('session_dim_rollups', ['dim', C('value'), 'day', 'seen_day'], delta.dimRows());
+    await add('session_hour_rollups', ['hour', C('source'), C('project'), C('label')], delta.hourRows());
     const lastSeen = delta.lastSeen();
     if (lastSeen.length > 0) {
       // A MAX: commutes with every other replica's, and writing it again changes nothing.
