@@ -171,7 +171,7 @@ function bearer(req: IncomingMessage): string | undefined {
  * Reading on, bounded as nginx's lingering close is, lets the answer arrive; past the bound the
  * client is not listening and the socket is dropped.
  */
-export const DRAIN_MAX_BYTES = 64 * 1024 * 1024;
+const DRAIN_MAX_BYTES = 64 * 1024 * 1024;
 const DRAIN_MAX_MS = 10_000;
 
 /** Reads the rest of a rejected body into nothing; destroys the socket past DRAIN_MAX_*. */

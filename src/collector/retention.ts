@@ -22,7 +22,7 @@ export class RetentionSweeper {
   private timer: NodeJS.Timeout | undefined;
   private current: Promise<void> | undefined;
   private readonly abort = new AbortController();
-  private readonly state: RetentionStatus;
+  private readonly state: Omit<RetentionStatus, 'running'>;
 
   constructor(
     private readonly store: Store,
@@ -30,7 +30,7 @@ export class RetentionSweeper {
     private readonly log: Logger,
     private readonly periodMs = SWEEP_PERIOD_MS,
   ) {
-    this.state = { days, running: false, sweeps: 0 };
+    this.state = { days, sweeps: 0 };
   }
 
   status(): RetentionStatus {
