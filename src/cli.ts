@@ -79,6 +79,7 @@ export function buildProgram(): Command {
     .option('--db-pool-size <n>', 'PostgreSQL connections per replica (default 10)', int('--db-pool-size'))
     .option('--token <token>', 'require this bearer token (env CLAUDE_METRICS_TOKEN)')
     .option('--retention-days <n>', 'delete events and sessions older than this', int('--retention-days'))
+    .option('--retention-delay-ms <ms>', 'wait this long after start before the first retention sweep (default 60000; 0 = at once)', int('--retention-delay-ms'))
     .option('--active-window-ms <ms>', 'a session not ended and silent this long is stale, not active (default 1800000; env CLAUDE_METRICS_ACTIVE_WINDOW_MS)', int('--active-window-ms'))
     .option('--router-metrics-url <url>', 'router Prometheus URL to show beside harness usage')
     .option('--rebuild-aggregates', 'derive the dashboard rollups again from the stored sessions and events, print what was done, exit')

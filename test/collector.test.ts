@@ -248,8 +248,18 @@ describe.each(['sqlite', 'postgres'] as const)('collector on %s', (backend) => {
       await postJson(serve.endpoint, { events: [ev({ session_id: 'old', timestamp: old }), ev({ session_id: 'new' })] });
       const before = await metric(serve.url, /^claude_harness_events_total/);
       await serve.stop();
+      // By default the first sweep waits a minute after start (a cold collector, clients flushing
+      // their spools to it): nothing is deleted yet, and /healthz says when it will be.
       serve = await startServe(home.env, ['--db', db, '--retention-days', '7']);
-      // The sweep runs once serve listens; /healthz says when it has finished and what it removed.
+      const waiting = (await getJson(`${serve.url}/healthz`)).body;
+      expect(waiting.retention).toMatchObject({ days: 7, running: false, sweeps: 0 });
+      const due = Date.parse(waiting.retention.next_at) - Date.now();
+      expect(due).toBeGreaterThan(40_000);
+      expect(due).toBeLessThanOrEqual(60_000);
+      expect(waiting.events).toBe(2);
+      await serve.stop();
+      serve = await startServe(home.env, ['--db', db, '--retention-days', '7', '--retention-delay-ms', '0']);
+      // With no delay the sweep runs once serve listens; /healthz says when it has finished and what it removed.
       const health = await waitFor(async () => {
         const h = (await getJson(`${serve!.url}/healthz`)).body;
         return h.retention?.sweeps >= 1 ? h : undefined;
@@ -281,13 +291,13 @@ describe.each(['sqlite', 'postgres'] as const)('collector on %s', (backend) => {
       }
       await serve.stop();
       // Started with retention, then stopped at once: whatever part of the sweep ran, the exit is clean.
-      serve = await startServe(home.env, ['--db', db, '--retention-days', '7']);
+      serve = await startServe(home.env, ['--db', db, '--retention-days', '7', '--retention-delay-ms', '0']);
       const kept = ev({ session_id: 'new' });
       expect((await postJson(serve.endpoint, kept)).status).toBe(200); // answered while the sweep may still run
       expect(await serve.stop()).toBe(0);
       // The next start finishes the sweep; the new event stays, every old one goes, and the
       // counters report what went across both runs.
-      serve = await startServe(home.env, ['--db', db, '--retention-days', '7']);
+      serve = await startServe(home.env, ['--db', db, '--retention-days', '7', '--retention-delay-ms', '0']);
       await waitFor(async () => ((await getJson(`${serve!.url}/healthz`)).body.retention?.sweeps >= 1 ? true : undefined));
       expect((await getJson(`${serve.url}/healthz`)).body.events).toBe(1);
       expect((await getJson(`${serve.url}/api/sessions`)).body.sessions.map((s: { id: string }) => s.id)).toEqual(['session:new']);

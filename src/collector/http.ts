@@ -10,6 +10,7 @@ import { extname, join, normalize, resolve, sep } from 'node:path';
 import type { Logger } from '../log';
 import { daily, metricFamilies, parseTime, summary } from './api';
 import type { RetentionStatus } from './retention';
+import type { IngestActivity } from './ingest-activity';
 import type { MetricCaps } from './metric-limits';
 import { parseBody, validateEvent } from './normalize';
 import { decodeOtlp, errorBody, MAX_OTLP_BYTES, successBody, encodingOf, type Signal } from './ingest/otlp';
@@ -44,15 +45,19 @@ export class GroupCommit {
     private readonly maxInFlight = 1,
     /** Told after each commit (the live stream); must not throw or block. */
     private readonly onCommit?: (groups: HarnessEvent[][], outcomes: IngestOutcome[]) => void,
+    /** Told when a batch is queued and when it is committed (the retention sweep waits for idle). */
+    private readonly activity?: IngestActivity,
   ) {}
 
   submit(events: HarnessEvent[]): Promise<IngestOutcome> | null {
     if (this.queued + events.length > MAX_QUEUED_EVENTS) return null;
     this.queued += events.length;
+    const activity = this.activity;
+    activity?.begin();
     return new Promise((resolve, reject) => {
       this.queue.push({ events, resolve, reject });
       this.schedule();
-    });
+    }).finally(() => activity?.end()) as Promise<IngestOutcome>;
   }
 
   private schedule(): void {
@@ -90,6 +95,8 @@ export interface CollectorOptions {
   routerMetricsUrl?: string;
   /** Group-commit transactions at once (PostgreSQL can overlap them; SQLite has one writer). */
   maxCommitsInFlight?: number;
+  /** Ingest's comings and goings, for the retention sweep (serve shares one with its RetentionSweeper). */
+  activity?: IngestActivity;
   /** The database file's directory: a (nearly) full disk there is reported before a write fails. */
   dataDir?: string;
   /** Storage health (tests may pass their own); by default probed with a one-row counter write. */
@@ -245,9 +252,14 @@ export function createCollector(opts: CollectorOptions): Server {
   const { store, log } = opts;
   const dashboardRoot = resolve(opts.dashboardDir);
   const sessions = new SessionRoutes(store, (msg, fields) => log.warn(msg, fields));
-  const commits = new GroupCommit(store, opts.maxCommitsInFlight ?? 1, (groups, outcomes) => {
-    sessions.committed(groups, outcomes).catch((err: unknown) => log.error('stream publish failed', { error: (err as Error).message }));
-  });
+  const commits = new GroupCommit(
+    store,
+    opts.maxCommitsInFlight ?? 1,
+    (groups, outcomes) => {
+      sessions.committed(groups, outcomes).catch((err: unknown) => log.error('stream publish failed', { error: (err as Error).message }));
+    },
+    opts.activity,
+  );
   const health =
     opts.health ??
     new StorageHealth({

@@ -1,13 +1,14 @@
 /**
  * `claude-metrics serve`: the collector. Prints its address on stderr
- * (`claude-metrics serve: listening on http://HOST:PORT`), sweeps retention once
- * listening and hourly, and on SIGTERM/SIGINT stops accepting, lets in-flight
+ * (`claude-metrics serve: listening on http://HOST:PORT`), sweeps retention a
+ * minute after listening (--retention-delay-ms) and hourly, and on SIGTERM/SIGINT stops accepting, lets in-flight
  * requests finish and closes the database cleanly.
  */
 import { dirname, join, resolve } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { createCollector } from '../collector/http';
-import { RetentionSweeper } from '../collector/retention';
+import { IngestActivity } from '../collector/ingest-activity';
+import { RETENTION_DELAY_MS, RetentionSweeper } from '../collector/retention';
 import { ACTIVE_WINDOW_MS, isPostgresUrl, openStore, redactUrl, type Store } from '../collector/store';
 import { resolveConfig } from '../config';
 import { CliError, ConfigError, UsageError } from '../errors';
@@ -25,6 +26,8 @@ export default async function serve(opts: Record<string, unknown>): Promise<numb
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`--port: expected 0 to 65535, got ${port}`);
   const retentionDays = (opts.retentionDays as number | undefined) ?? (env.CLAUDE_METRICS_RETENTION_DAYS ? Number(env.CLAUDE_METRICS_RETENTION_DAYS) : 90);
   if (!Number.isFinite(retentionDays) || retentionDays < 1) throw new UsageError(`--retention-days: expected a whole number of days ≥ 1, got ${retentionDays}`);
+  const retentionDelayMs = (opts.retentionDelayMs as number | undefined) ?? RETENTION_DELAY_MS;
+  if (!Number.isInteger(retentionDelayMs) || retentionDelayMs < 0) throw new UsageError(`--retention-delay-ms: expected a whole number of milliseconds ≥ 0, got ${retentionDelayMs}`);
   const activeWindowMs = activeWindow(opts.activeWindowMs as number | undefined, env.CLAUDE_METRICS_ACTIVE_WINDOW_MS);
   const routerMetricsUrl = opts.routerMetricsUrl as string | undefined;
   if (routerMetricsUrl !== undefined && !/^https?:\/\//.test(routerMetricsUrl)) throw new UsageError(`--router-metrics-url: expected an http(s) URL, got ${routerMetricsUrl}`);
@@ -55,14 +58,16 @@ export default async function serve(opts: Record<string, unknown>): Promise<numb
     }
     return 0;
   }
-  // Retention sweeps once the collector listens (a first sweep can take minutes on a big database;
-  // it deletes in chunks and ingest goes on between them), then hourly.
-  const retention = new RetentionSweeper(store, retentionDays, log);
+  // Retention sweeps a while after the collector listens (a first sweep can take minutes on a big
+  // database; it deletes in chunks and ingest goes on between them), then hourly.
+  // Its chunks start when this process's ingest is idle (ingest-activity.ts).
+  const activity = new IngestActivity();
+  const retention = new RetentionSweeper(store, retentionDays, log, undefined, retentionDelayMs, activity);
 
   // PostgreSQL overlaps a second transaction with the one committing; SQLite has one writer.
   const maxCommitsInFlight = store.kind === 'postgres' ? Math.max(1, Math.min(2, config.dbPoolSize - 1)) : 1;
   const dataDir = store.kind === 'sqlite' && dbPath !== ':memory:' ? dirname(resolve(dbPath)) : undefined; // where a full disk stops writes
-  const server = createCollector({ store, token: config.token, log, dashboardDir: join(__dirname, '..', 'dashboard'), routerMetricsUrl, maxCommitsInFlight, dataDir, retention: () => retention.status(),
+  const server = createCollector({ store, token: config.token, log, dashboardDir: join(__dirname, '..', 'dashboard'), routerMetricsUrl, maxCommitsInFlight, dataDir, activity, retention: () => retention.status(),
     metricCaps: { project: config.metricsMaxProjects, label: config.metricsMaxLabels, tool: config.metricsMaxTools, model: config.metricsMaxModels, loop: config.metricsMaxLoops } });
   await new Promise<void>((resolvePromise, reject) => {
     server.once('error', (err: NodeJS.ErrnoException) =>

@@ -607,7 +607,7 @@ export class PostgresStore implements Store {
    * locked in id order, as ingest locks them). A replica stopped half-way leaves
    * the rest to the next period.
    */
-  async sweep(retentionDays: number, now = Date.now(), signal?: AbortSignal): Promise<SweepResult> {
+  async sweep(retentionDays: number, now = Date.now(), signal?: AbortSignal, beforeChunk?: () => Promise<void>): Promise<SweepResult> {
     const cutoff = now - retentionDays * 86_400_000;
     const claimed = await this.tx(async (c) => {
       const claim = await c.query(
@@ -624,7 +624,7 @@ export class PostgresStore implements Store {
     // goes on from what is left instead of waiting out the period.
     const release = () => this.query(`UPDATE collector_jobs SET last_run_ms = 0 WHERE name = 'retention' AND last_run_ms = $1`, [now]).catch(() => undefined);
     try {
-      const out = await this.sweepClaimed(cutoff, signal);
+      const out = await this.sweepClaimed(cutoff, signal, beforeChunk);
       if (out.stopped) await release();
       return out;
     } catch (err) {
@@ -633,11 +633,12 @@ export class PostgresStore implements Store {
     }
   }
 
-  private async sweepClaimed(cutoff: number, signal: AbortSignal | undefined): Promise<SweepResult> {
+  private async sweepClaimed(cutoff: number, signal: AbortSignal | undefined, beforeChunk: (() => Promise<void>) | undefined): Promise<SweepResult> {
     const out: SweepResult = { events: 0, sessions: 0, facts: 0, chunks: 0, longestChunkMs: 0 };
     const chunked = async (step: (c: PoolClient) => Promise<number>): Promise<number> => {
       let total = 0;
       for (;;) {
+        await beforeChunk?.();
         if (signal?.aborted) return total;
         const t0 = performance.now();
         const n = await this.tx(step);

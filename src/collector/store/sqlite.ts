@@ -25,7 +25,12 @@ const asSession = (r: Record<string, unknown> | undefined): SessionRow | null =>
 /** SQLite pages incremental_vacuum gives back per step (1 MB at the default page size): a bounded pause for ingest. */
 const VACUUM_STEP_PAGES = 256;
 
-const pause = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+/**
+ * The sweep's pause between chunks. It ends in setImmediate, which runs after the poll phase: a request
+ * that arrived during the pause is read and ingested before the next chunk, not after it (a timer alone
+ * fires before that I/O is looked at).
+ */
+const pause = (ms: number) => new Promise<void>((resolve) => setTimeout(() => setImmediate(resolve), ms));
 
 /**
  * WAL mode. Switching a new file to it takes an exclusive lock without waiting on the busy
@@ -389,7 +394,7 @@ export class SqliteStore implements Store {
    * keeps at least three quarters of the time. A deleted session's contribution leaves the rollups in its chunk's
    * transaction. Then the freed pages go back to the file system (auto_vacuum=INCREMENTAL).
    */
-  async sweep(retentionDays: number, now = Date.now(), signal?: AbortSignal): Promise<SweepResult> {
+  async sweep(retentionDays: number, now = Date.now(), signal?: AbortSignal, beforeChunk?: () => Promise<void>): Promise<SweepResult> {
     const cutoff = now - retentionDays * 86_400_000;
     const out: SweepResult = { events: 0, sessions: 0, facts: 0, chunks: 0, reclaimedPages: 0, longestChunkMs: 0 };
     // Each chunk is an IMMEDIATE transaction: it reads, then deletes, and begun as a reader it could
@@ -404,6 +409,7 @@ export class SqliteStore implements Store {
       let limit = SWEEP_CHUNK_FIRST;
       const once = this.db.transaction(step);
       for (;;) {
+        await beforeChunk?.();
         if (signal?.aborted) return total;
         const t0 = performance.now();
         const n = once.immediate(limit);
@@ -446,11 +452,14 @@ export class SqliteStore implements Store {
       for (;;) {
         const free = this.db.pragma('freelist_count', { simple: true }) as number;
         if (free === 0 || signal?.aborted) break;
+        await beforeChunk?.();
         const t0 = performance.now();
         this.db.pragma(`incremental_vacuum(${VACUUM_STEP_PAGES})`);
         out.reclaimedPages! += Math.min(free, VACUUM_STEP_PAGES);
         this.db.pragma('wal_checkpoint(PASSIVE)');
-        await pause(Math.max(2, (performance.now() - t0) * SWEEP_PAUSE_FACTOR));
+        const took = performance.now() - t0;
+        out.longestChunkMs = Math.max(out.longestChunkMs!, Math.round(took)); // a vacuum step holds the writer too
+        await pause(Math.max(2, took * SWEEP_PAUSE_FACTOR));
       }
     }
     if (signal?.aborted) out.stopped = true;
