@@ -190,6 +190,7 @@ async function measureSize(size, work, pg) {
       out.bytes = size(db) + out.wal;
     }
     out.bytesPerEvent = out.bytes / out.stored;
+    out.relations = await relationBytes(db, pg);
 
     // 3. The dashboard's calls and /metrics, one at a time on an idle collector.
     const filters = JSON.parse((await get(`${base}/api/filters`)).body);
@@ -277,6 +278,28 @@ async function measureSize(size, work, pg) {
 
 const load1 = () => loadavg().map((x) => x.toFixed(2)).join(' ');
 
+// Where the bytes go: each table (heap and TOAST) and each index, largest first, so a change to the
+// layout is judged by the relation it shrinks. SQLite: the dbstat table (better-sqlite3 builds it in),
+// on a read-only second connection beside the collector's; PostgreSQL: pg_table_size / pg_relation_size.
+async function relationBytes(db, pg) {
+  if (pg) {
+    const text = await pg.sql(
+      db,
+      `SELECT c.relname || '|' || CASE c.relkind WHEN 'i' THEN pg_relation_size(c.oid) ELSE pg_table_size(c.oid) END
+         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'i') ORDER BY 1`,
+    );
+    return text.split('\n').filter(Boolean).map((l) => ({ name: l.slice(0, l.lastIndexOf('|')), bytes: Number(l.slice(l.lastIndexOf('|') + 1)) }));
+  }
+  const { default: Database } = await import('better-sqlite3');
+  const conn = new Database(db, { readonly: true, fileMustExist: true });
+  try {
+    return conn.prepare('SELECT name, SUM(pgsize) AS bytes FROM dbstat GROUP BY name').all();
+  } finally {
+    conn.close();
+  }
+}
+
 function report(results) {
   const base = results[0];
   const big = results[results.length - 1];
@@ -296,6 +319,17 @@ function report(results) {
       [`×${fmt(base.size)}`]: ratio(r.bytesPerEvent, base.bytesPerEvent),
     })),
   );
+  const largest = [...(big.relations ?? [])].sort((a, b) => b.bytes - a.bytes).slice(0, 12);
+  if (largest.length) {
+    console.log(`where the bytes go: the ${largest.length} largest tables and indexes, bytes per stored event`);
+    console.table(
+      largest.map(({ name }) => {
+        const row = { relation: name };
+        for (const r of results) row[fmt(r.size)] = ((r.relations?.find((x) => x.name === name)?.bytes ?? 0) / r.stored).toFixed(1);
+        return row;
+      }),
+    );
+  }
   const names = Object.keys(base.api);
   console.log(`dashboard calls and /metrics, p50 / p95 ms (targets: p50 ≤ 20 ms at 10M and ≤ 2× the ${fmt(base.size)} p50)`);
   console.table(
