@@ -190,7 +190,6 @@ async function measureSize(size, work, pg) {
       out.bytes = size(db) + out.wal;
     }
     out.bytesPerEvent = out.bytes / out.stored;
-    out.relations = await relationBytes(db, pg);
 
     // 3. The dashboard's calls and /metrics, one at a time on an idle collector.
     const filters = JSON.parse((await get(`${base}/api/filters`)).body);
@@ -206,6 +205,8 @@ async function measureSize(size, work, pg) {
       out.api[name] = last.status !== 200 ? { status: last.status } : { p50: pct(times, 50), p95: pct(times, 95), bytes: last.bytes };
       if (path === '/metrics' && last.status === 200) out.series = last.body.split('\n').filter((l) => l && !l.startsWith('#')).length;
     }
+    // After the timed calls: dbstat reads every page of the file, which would warm (or evict) their cache.
+    out.relations = await relationBytes(db, pg);
 
     // 4. Retention: a second `serve` on the same database, started with --retention-days 60, sweeps
     // PASS_DELAY_MS after it listens, in the same process as the ingest it answers, as a lone
@@ -278,18 +279,22 @@ async function measureSize(size, work, pg) {
 
 const load1 = () => loadavg().map((x) => x.toFixed(2)).join(' ');
 
-// Where the bytes go: each table (heap and TOAST) and each index, largest first, so a change to the
+// Where the bytes go: the size of each table (heap and TOAST) and each index, so a change to the
 // layout is judged by the relation it shrinks. SQLite: the dbstat table (better-sqlite3 builds it in),
 // on a read-only second connection beside the collector's; PostgreSQL: pg_table_size / pg_relation_size.
 async function relationBytes(db, pg) {
   if (pg) {
     const text = await pg.sql(
       db,
-      `SELECT c.relname || '|' || CASE c.relkind WHEN 'i' THEN pg_relation_size(c.oid) ELSE pg_table_size(c.oid) END
+      `SELECT c.relname, CASE c.relkind WHEN 'i' THEN pg_relation_size(c.oid) ELSE pg_table_size(c.oid) END
          FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-        WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'i') ORDER BY 1`,
+        WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'i')`,
     );
-    return text.split('\n').filter(Boolean).map((l) => ({ name: l.slice(0, l.lastIndexOf('|')), bytes: Number(l.slice(l.lastIndexOf('|') + 1)) }));
+    // psql -tA: one row a line, columns split by '|'
+    return text.split('\n').filter(Boolean).map((line) => {
+      const [name, bytes] = line.split('|');
+      return { name, bytes: Number(bytes) };
+    });
   }
   const { default: Database } = await import('better-sqlite3');
   const conn = new Database(db, { readonly: true, fileMustExist: true });
