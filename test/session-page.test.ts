@@ -257,6 +257,42 @@ describe.each(STORES)('session page on %s', (backend) => {
       expect([...problems]).toEqual([]);
     }, 120_000);
 
+    it('a change told while a catch-up is in flight is read after it, not dropped', async () => {
+      home = tempHome();
+      db = await store.fresh(home);
+      serve = await startServe(home.env, ['--db', db]);
+      const t0 = Date.now() - 5 * 60_000;
+      await postJson(serve.endpoint, { events: seedSession(t0, { run: 'r-race', done: false }) });
+      const { page, problems } = await openPage(`${serve.url}/sessions/run%3Ar-race`);
+      await page.waitForFunction(() => /^Live/.test(document.getElementById('updated')!.textContent!));
+      const rows = () => page.$$eval('#steps tbody tr.step', (trs) => trs.length);
+      const before = await rows();
+      // The next catch-up reads the server at once but gets its answer late: a change told
+      // meanwhile was stored after that read, so only a second catch-up can show it.
+      let held!: () => void;
+      const release = new Promise<void>((r) => (held = r));
+      let fetched!: () => void;
+      const readDone = new Promise<void>((r) => (fetched = r));
+      let armed = true;
+      await page.route(/\/api\/sessions\/[^/]+\/events\?.*after=/, async (route) => {
+        if (!armed) return route.continue();
+        armed = false;
+        const response = await route.fetch();
+        fetched();
+        await release;
+        await route.fulfill({ response });
+      });
+      const ev = (id: string) => ({ event_id: uuidv7(), source: 'ralph', run_id: 'r-race', session_id: 'cc-r-race', event: 'PreToolUse', tool_name: 'Glob', tool_use_id: id, timestamp: new Date().toISOString() });
+      expect((await postJson(serve.endpoint, ev('tu-race-1'))).status).toBe(200);
+      await readDone;
+      expect((await postJson(serve.endpoint, ev('tu-race-2'))).status).toBe(200);
+      // Let the stream's "change" for the second event reach the page while the first answer is held.
+      await page.waitForTimeout(1500);
+      held();
+      await page.waitForFunction((n) => document.querySelectorAll('#steps tbody tr.step').length === n + 2, before, { timeout: 5000 });
+      expect(problems).toEqual([]);
+    }, 60_000);
+
     it('an unknown session says so', async () => {
       home = tempHome();
       db = await store.fresh(home);

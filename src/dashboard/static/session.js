@@ -28,6 +28,7 @@
     pollTimer: 0,
     streamUp: false,
     pending: false,
+    again: false,
     chart: null,
     chartKey: '',
     chartData: '',
@@ -159,8 +160,13 @@
 
   /** What arrived since the live cursor, upserted by step id. */
   async function catchUp() {
-    if (state.pending) return;
+    // A change told while a catch-up is in flight may have been stored after its read: run once more after it.
+    if (state.pending) {
+      state.again = true;
+      return;
+    }
     state.pending = true;
+    state.again = false;
     try {
       let changed = 0;
       for (let i = 0; i < 1000; i++) {
@@ -179,6 +185,7 @@
       showError(err);
     } finally {
       state.pending = false;
+      if (state.again) catchUp();
     }
   }
 
