@@ -447,10 +447,14 @@ export class PostgresStore implements Store {
   }
 
   async counters(): Promise<CounterTotal[]> {
-    // numeric: an exact sum, the same whatever order the shards are read in, so a
-    // counter never appears to step back between two scrapes (Prometheus would see a reset).
-    const rows = await this.query<{ metric: string; labels: string; value: number }>('SELECT metric, labels, sum(value::numeric) AS value FROM counters GROUP BY metric, labels');
-    return rows.map((r) => ({ metric: r.metric, labels: this.labelSets.of(r.labels), value: Number(r.value) }));
+    // An exact sum, the same whatever order the shards are read in, so a counter never appears
+    // to step back between two scrapes (Prometheus would see a reset): whole values (counts, nine
+    // rows in ten) add exactly as doubles; only fractions (costs, seconds) go through numeric,
+    // whose cast per row was half of the scrape's time on PostgreSQL (bench/scale.mjs).
+    const rows = await this.query<{ metric: string; labels: string; whole: number | null; part: string | null }>(
+      'SELECT metric, labels, sum(value) FILTER (WHERE value = trunc(value)) AS whole, sum(value::numeric) FILTER (WHERE value <> trunc(value)) AS part FROM counters GROUP BY metric, labels',
+    );
+    return rows.map((r) => ({ metric: r.metric, labels: this.labelSets.of(r.labels), value: Number(r.whole ?? 0) + Number(r.part ?? 0) }));
   }
 
   async sessions(f: SessionFilter, now = Date.now()): Promise<{ sessions: SessionRow[]; total: number }> {
