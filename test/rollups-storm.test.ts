@@ -213,6 +213,53 @@ describe.each(STORES)('aggregates kept at ingest on %s', (backend) => {
     }
   }, 120_000);
 
+  it('retention walks the facts in key order (no time index): every fact older than the cutoff goes, across many chunks, and every newer one stays', async () => {
+    const db = await stores.fresh(home);
+    const store = await openStore(db);
+    const sql = async <R,>(text: string): Promise<R[]> =>
+      store.kind === 'sqlite'
+        ? ((store as unknown as { db: { prepare(s: string): { all(): unknown[] } } }).db.prepare(text).all() as R[])
+        : ((await (store as unknown as { pool: { query(s: string): Promise<{ rows: R[] }> } }).pool.query(text)).rows);
+    try {
+      const now = Date.now();
+      const cutoff = now - 7 * DAY;
+      // Old and new tool calls interleaved over sessions, so that every chunk of the walk meets both.
+      const events = Array.from({ length: 3000 }, (_, i) => ({
+        event_id: uuidv7(), event: 'PostToolUse', source: 'interactive', session_id: `walk-${i % 7}`, tool_name: 'Bash', tool_use_id: `tu-${i}`, success: true,
+        timestamp: new Date(i % 3 === 0 ? now - 30 * DAY + i : now - 3_600_000 + i).toISOString(),
+      }));
+      for (let i = 0; i < events.length; i += 500) await store.ingestMany([events.slice(i, i + 500) as never]);
+      const table = store.kind === 'sqlite' ? 'harness_fact_rows' : 'harness_facts';
+      const count = async (where = '') => Number((await sql<{ n: number | string }>(`SELECT count(*) AS n FROM ${table} ${where}`))[0]!.n);
+      const old = await count(`WHERE ts_ms < ${cutoff}`);
+      const all = await count();
+      expect(old).toBe(1000);
+      expect(all).toBeGreaterThanOrEqual(3000);
+      const indexes = store.kind === 'sqlite'
+        ? (await sql<{ name: string }>(`SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = '${table}'`)).map((r) => r.name)
+        : (await sql<{ name: string }>(`SELECT indexname AS name FROM pg_indexes WHERE tablename = '${table}'`)).map((r) => r.name);
+      expect(indexes).not.toContain('harness_facts_ts');
+      expect(indexes.length).toBeGreaterThan(0);
+
+      const swept = await store.sweep(7, now);
+      expect(swept.facts).toBe(old);
+      expect(swept.chunks).toBeGreaterThan(3);
+      expect(await count(`WHERE ts_ms < ${cutoff}`)).toBe(0);
+      expect(await count()).toBe(all - old);
+      // The calls that stay are still known by their facts: reported again (new event ids, as a
+      // second path would), none is a new call; an old one reported again is (its fact is gone).
+      const calls = async () => (await store.allSessions({}, now)).reduce((a, s) => a + s.tool_calls_count, 0);
+      const before = await calls();
+      const again = (i: number) => ({ ...events[i]!, event_id: uuidv7() });
+      await store.ingestMany([[1, 2, 4, 5, 7].map(again) as never]);
+      expect(await calls()).toBe(before);
+      await store.ingestMany([[3].map(again) as never]);
+      expect(await calls()).toBe(before + 1);
+    } finally {
+      await store.close();
+    }
+  }, 120_000);
+
   it('a last-seen entry left behind (a session that learned its project later) is answered from the sessions, then repaired; retention takes old entries', async () => {
     const db = await stores.fresh(home);
     const store = await openStore(db);

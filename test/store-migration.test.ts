@@ -195,10 +195,11 @@ describe('harness_sessions migration from schema v1', () => {
     // (the metrics limiter's slots) dropped. A migration added later must be undone here too.
     db.exec('DROP TABLE session_rollups; DROP TABLE session_dim_rollups; DROP TABLE tool_rollups; DROP TABLE filter_values; DROP TABLE ingest_totals; DROP TABLE aggregates_state; DROP TABLE metric_label_slots');
     db.exec('DROP TABLE session_hour_rollups; DROP TABLE tool_hour_rollups; DROP TABLE session_last_seen');
-    // …and the narrower session index (its migration adds no table) back to its schema-4 form.
+    // …the narrower session index (its migration adds no table) back to its schema-4 form, and the facts' time index back.
     db.exec('DROP INDEX harness_events_session; CREATE INDEX harness_events_session ON harness_event_rows(skey, ts_ms, eid)');
+    db.exec('CREATE INDEX harness_facts_ts ON harness_fact_rows(ts_ms)');
     const aggregates = SQLITE_MIGRATIONS.findIndex((m) => typeof m === 'string' && m.includes('CREATE TABLE session_rollups'));
-    expect(SQLITE_MIGRATIONS.slice(aggregates + 1).map((m) => typeof m === 'string' && /CREATE TABLE (\w+)/.exec(m)?.[1])).toEqual(['metric_label_slots', 'session_hour_rollups', undefined]);
+    expect(SQLITE_MIGRATIONS.slice(aggregates + 1).map((m) => typeof m === 'string' && /CREATE TABLE (\w+)/.exec(m)?.[1])).toEqual(['metric_label_slots', 'session_hour_rollups', undefined, undefined]);
     db.pragma(`user_version = ${aggregates}`);
     db.close();
 
@@ -209,6 +210,9 @@ describe('harness_sessions migration from schema v1', () => {
     } finally {
       await migrated.stop();
     }
+    const after = new Database(path, { readonly: true });
+    expect(after.prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND name = 'harness_facts_ts'").all()).toEqual([]);
+    after.close();
     // …and exactly what recomputing from the stored sessions answers, for the old fixture as well.
     writeV1(join(t.home, 'v1.db'));
     for (const [file, when] of [[path, now], [join(t.home, 'v1.db'), 1764640900000]] as const) {

@@ -663,7 +663,35 @@ export class PostgresStore implements Store {
       return gone.rowCount ?? 0;
     });
     out.events = await chunked(async (c) => (await c.query('DELETE FROM harness_events WHERE ctid = ANY(ARRAY(SELECT ctid FROM harness_events WHERE ts_ms < $1 LIMIT $2))', [cutoff, SWEEP_CHUNK])).rowCount ?? 0);
-    out.facts = await chunked(async (c) => (await c.query('DELETE FROM harness_facts WHERE ctid = ANY(ARRAY(SELECT ctid FROM harness_facts WHERE ts_ms < $1 LIMIT $2))', [cutoff, SWEEP_CHUNK])).rowCount ?? 0);
+    // Facts have no time index (migration 7): each chunk reads the next SWEEP_CHUNK in key order
+    // and deletes the old ones among them; `ts_ms < cutoff` again in the DELETE, so a fact an
+    // ingest made fresh meanwhile is kept (the condition is checked on the row's latest version).
+    let at: [string, string, string] | null = null;
+    let walked = false;
+    await chunked(async (c) => {
+      if (walked) return 0;
+      const rows = (
+        await c.query<{ session_id: string; kind: string; key: string; ts_ms: string }>(
+          at === null
+            ? 'SELECT session_id, kind, key, ts_ms FROM harness_facts ORDER BY session_id, kind, key LIMIT $1'
+            : 'SELECT session_id, kind, key, ts_ms FROM harness_facts WHERE (session_id, kind, key) > ($2, $3, $4) ORDER BY session_id, kind, key LIMIT $1',
+          at === null ? [SWEEP_CHUNK] : [SWEEP_CHUNK, ...at],
+        )
+      ).rows;
+      if (rows.length < SWEEP_CHUNK) walked = true;
+      if (rows.length === 0) return 0;
+      const last = rows[rows.length - 1]!;
+      at = [last.session_id, last.kind, last.key];
+      const old = rows.filter((r) => Number(r.ts_ms) < cutoff);
+      if (old.length > 0) {
+        const gone = await c.query(
+          'DELETE FROM harness_facts WHERE (session_id, kind, key) IN (SELECT * FROM unnest($1::text[], $2::text[], $3::text[])) AND ts_ms < $4',
+          [old.map((r) => r.session_id), old.map((r) => r.kind), old.map((r) => r.key), cutoff],
+        );
+        out.facts += gone.rowCount ?? 0;
+      }
+      return rows.length;
+    });
     if (signal?.aborted) return { ...out, stopped: true };
     // Tool calls of whole days before the cutoff (their events are gone).
     await this.query('DELETE FROM tool_rollups WHERE day < $1', [utcDay(cutoff)]);

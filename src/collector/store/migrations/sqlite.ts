@@ -243,4 +243,10 @@ export const SQLITE_MIGRATIONS: SqliteMigration[] = [
   DROP INDEX harness_events_session;
   CREATE INDEX harness_events_session ON harness_event_rows(skey, ts_ms);
   `,
+  // 9: no time index on the facts (issue 17, "smaller rows"): only retention read it, and it now
+  // walks the facts in key order instead (SqliteStore.sweep). ~35 bytes less per stored event
+  // (dbstat at 100k: 35.2 of ~355), and one index entry fewer to move on every fact upsert.
+  `
+  DROP INDEX IF EXISTS harness_facts_ts;
+  `,
 ];
