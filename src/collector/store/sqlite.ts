@@ -50,7 +50,7 @@ function walMode(db: Database.Database): void {
   }
 }
 
-/** Facts a retention chunk reads per fact it may delete (they have no time index: it walks them in key order). */
+/** Facts a retention chunk walks per row the other phases' chunks delete (the facts have no time index: it walks them in key order). */
 const FACT_SCAN_FACTOR = 10;
 
 export class SqliteStore implements Store {
@@ -167,8 +167,10 @@ export class SqliteStore implements Store {
       deleteOldHourTools: db.prepare('DELETE FROM tool_hour_rollups WHERE (dim, value, hour, tool) IN (SELECT dim, value, hour, tool FROM tool_hour_rollups WHERE hour < ? LIMIT ?)'),
       deleteZeroHourRollups: db.prepare(`DELETE FROM session_hour_rollups WHERE (hour, source, project, label) IN (SELECT hour, source, project, label FROM session_hour_rollups WHERE ${ROLLUP_VALUES.map((v) => `${v} = 0`).join(' AND ')} LIMIT ?)`),
       deleteZeroFilters: db.prepare('DELETE FROM filter_values WHERE (dim, value) IN (SELECT dim, value FROM filter_values WHERE sessions = 0 LIMIT ?)'),
-      scanFacts: db.prepare('SELECT sid, kind, key, ts_ms FROM harness_fact_rows WHERE (sid, kind, key) > (?, ?, ?) ORDER BY sid, kind, key LIMIT ?'),
-      deleteFact: db.prepare('DELETE FROM harness_fact_rows WHERE sid = ? AND kind = ? AND key = ?'),
+      // Retention's walk over the facts in key order (they have no time index): the key N rows on, then the old ones up to it.
+      factAhead: db.prepare('SELECT sid, kind, key FROM harness_fact_rows WHERE (sid, kind, key) > (?, ?, ?) ORDER BY sid, kind, key LIMIT 1 OFFSET ?').raw(),
+      deleteOldFacts: db.prepare('DELETE FROM harness_fact_rows WHERE (sid, kind, key) > (?, ?, ?) AND (sid, kind, key) <= (?, ?, ?) AND ts_ms < ?'),
+      deleteOldFactsToEnd: db.prepare('DELETE FROM harness_fact_rows WHERE (sid, kind, key) > (?, ?, ?) AND ts_ms < ?'),
       metricSlots: db.prepare('SELECT dimension, slot, value FROM metric_label_slots'),
       claimSlot: db.prepare('INSERT INTO metric_label_slots (dimension, slot, value) VALUES (?, ?, ?) ON CONFLICT DO NOTHING'),
       eventCount: db.prepare('SELECT count(*) AS n FROM harness_event_rows'),
@@ -439,23 +441,15 @@ export class SqliteStore implements Store {
     });
     out.events = await chunked((limit) => this.stmts.deleteEvents.run(cutoff, limit).changes);
     // Facts have no time index (migration 9): each chunk walks on in key order from where the last
-    // stopped, FACT_SCAN_FACTOR rows per row it may delete (reading a row costs a small part of
-    // deleting it), and deletes the old ones among them, at most `limit`.
+    // stopped, FACT_SCAN_FACTOR rows per row a chunk of the other phases deletes (the walk runs in
+    // SQLite; a row read costs a small part of a row deleted), and deletes the old ones among them.
     let at: [number, number, string] | null = [-1, -1, ''];
     await chunked((limit) => {
       if (at === null) return 0;
-      const rows = this.stmts.scanFacts.all(...at, limit * FACT_SCAN_FACTOR) as Array<{ sid: number; kind: number; key: string; ts_ms: number }>;
-      let deleted = 0;
-      for (const r of rows) {
-        at = [r.sid, r.kind, r.key];
-        if (r.ts_ms < cutoff) {
-          this.stmts.deleteFact.run(r.sid, r.kind, r.key);
-          if (++deleted === limit) break;
-        }
-      }
-      out.facts += deleted;
-      if (rows.length < limit * FACT_SCAN_FACTOR && deleted < limit) at = null; // walked to the end
-      return rows.length;
+      const ahead = this.stmts.factAhead.get(...at, limit * FACT_SCAN_FACTOR - 1) as [number, number, string] | undefined;
+      out.facts += ahead ? this.stmts.deleteOldFacts.run(...at, ...ahead, cutoff).changes : this.stmts.deleteOldFactsToEnd.run(...at, cutoff).changes;
+      at = ahead ?? null; // past the last key: the walk is done after this chunk
+      return 1;
     });
     // Tool calls of whole days before the cutoff (their events are gone), and rollup rows every
     // session has left (they add nothing, they would only be read): in chunks as well.
