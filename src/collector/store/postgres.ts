@@ -36,6 +36,16 @@ const COUNTER_SHARDS = 16;
 const ph = (i: number) => `$${i}`;
 /** This backend's shard of a spread-out row (counters, rollups, totals). */
 const SHARD = `(pg_backend_pid() % ${COUNTER_SHARDS})::smallint`;
+/**
+ * The sum of a value spread over shards, exact and the same whatever order the rows are read in, so
+ * a counter never appears to step back between two scrapes (Prometheus would see a reset): whole
+ * values (counts, nine rows in ten) add exactly as doubles; only fractions (costs, seconds) go
+ * through numeric, whose cast per row was half of the scrape's time (docs/benchmarks.md).
+ */
+const EXACT_SUM = 'sum(value) FILTER (WHERE value = trunc(value)) AS whole, sum(value::numeric) FILTER (WHERE value <> trunc(value)) AS part';
+type ExactSum = { whole: number | null; part: string | null };
+const exactSum = (r: ExactSum) => Number(r.whole ?? 0) + Number(r.part ?? 0);
+
 /** A stored session row as rollups.ts reads it; a row with no time yet (this transaction's placeholder) contributes nothing. */
 const asSession = (r: Record<string, unknown> | undefined): SessionRow | null => (r === undefined || r.last_seen_ms === null ? null : toSession(r, 0));
 
@@ -447,14 +457,9 @@ export class PostgresStore implements Store {
   }
 
   async counters(): Promise<CounterTotal[]> {
-    // An exact sum, the same whatever order the shards are read in, so a counter never appears
-    // to step back between two scrapes (Prometheus would see a reset): whole values (counts, nine
-    // rows in ten) add exactly as doubles; only fractions (costs, seconds) go through numeric,
-    // whose cast per row was half of the scrape's time on PostgreSQL (bench/scale.mjs).
-    const rows = await this.query<{ metric: string; labels: string; whole: number | null; part: string | null }>(
-      'SELECT metric, labels, sum(value) FILTER (WHERE value = trunc(value)) AS whole, sum(value::numeric) FILTER (WHERE value <> trunc(value)) AS part FROM counters GROUP BY metric, labels',
-    );
-    return rows.map((r) => ({ metric: r.metric, labels: this.labelSets.of(r.labels), value: Number(r.whole ?? 0) + Number(r.part ?? 0) }));
+    // Summed over the shards exactly (EXACT_SUM).
+    const rows = await this.query<{ metric: string; labels: string } & ExactSum>(`SELECT metric, labels, ${EXACT_SUM} FROM counters GROUP BY metric, labels`);
+    return rows.map((r) => ({ metric: r.metric, labels: this.labelSets.of(r.labels), value: exactSum(r) }));
   }
 
   async sessions(f: SessionFilter, now = Date.now()): Promise<{ sessions: SessionRow[]; total: number }> {
@@ -512,14 +517,14 @@ export class PostgresStore implements Store {
 
   async ingestTotals(): Promise<IngestTotals> {
     const [totals, rejects] = await Promise.all([
-      this.query<{ name: string; v: number }>('SELECT name, sum(value::numeric) AS v FROM ingest_totals GROUP BY name'),
-      this.query<{ labels: string; v: number }>("SELECT labels, sum(value::numeric) AS v FROM counters WHERE metric = 'rejects_total' GROUP BY labels"),
+      this.query<{ name: string } & ExactSum>(`SELECT name, ${EXACT_SUM} FROM ingest_totals GROUP BY name`),
+      this.query<{ labels: string } & ExactSum>(`SELECT labels, ${EXACT_SUM} FROM counters WHERE metric = 'rejects_total' GROUP BY labels`),
     ]);
-    const t = new Map(totals.map((r) => [r.name, Number(r.v)]));
+    const t = new Map(totals.map((r) => [r.name, exactSum(r)]));
     const byReason: Record<string, number> = {};
     for (const r of rejects) {
       const reason = (JSON.parse(r.labels) as { reason?: string }).reason ?? 'unknown';
-      byReason[reason] = (byReason[reason] ?? 0) + Number(r.v);
+      byReason[reason] = (byReason[reason] ?? 0) + exactSum(r);
     }
     return { events: t.get('events') ?? 0, duplicates: t.get('duplicates') ?? 0, rejects: byReason };
   }
