@@ -8,6 +8,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, utimesSync, writeFile
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { parseRawHook, RAW_END, RAW_HEADER } from '../src/inbox/raw';
+import { processAlive } from '../src/proc';
 import { deadPort, DIST_CLI, getJson, ROOT, runCli, startCaptureServer, startServe, tempHome, waitFor, type CaptureServer, type TempHome } from './helpers/cli';
 
 const HOOK = join(ROOT, 'bin', 'claude-metrics-hook');
@@ -134,6 +135,9 @@ describe('the fast hook through /bin/sh', () => {
       const pid = await waitFor(() => (existsSync(pidFile) ? Number(readFileSync(pidFile, 'utf8')) || undefined : undefined));
       await waitFor(() => slow.requests.length > 0, { timeoutMs: 10_000 }).catch(() => { throw new Error('no request reached the slow collector'); });
       process.kill(pid!, 'SIGKILL');
+      // kill() returns before the process is gone: a hook run at once may still see it alive (and
+      // rightly start none). Once it is dead (or a zombie), the next hook must start a new drainer.
+      await waitFor(() => !processAlive(pid!), { timeoutMs: 10_000 });
       // The next hook finds the dead pid and starts a new drainer, which finishes the job.
       expect(hook(payload('PostToolUse', { tool_name: 'Bash', tool_use_id: 'toolu_last' }), { CLAUDE_METRICS_ENDPOINT: serve.endpoint }).status).toBe(0);
       await waitFor(() => !existsSync(pidFile) || Number(readFileSync(pidFile, 'utf8')) !== pid, { timeoutMs: 10_000 }).catch(() => { throw new Error('no new drainer'); });

@@ -95,15 +95,20 @@ function claude(w: World, prompt: string, extra: string[] = [], format = 'json')
 async function sessionWhenSettled(w: World, expectTokens: number) {
   // Hook events may land after the tokens do (a loaded machine): wait until nothing is left to deliver.
   await waitDelivered(w.home.stateDir);
+  let last: unknown;
   return waitFor(
     async () => {
       const { body } = await getJson(`${w.serve!.url}/api/sessions`);
+      last = body.sessions;
       const s = body.sessions?.[0];
       const tokens = s ? s.input_tokens + s.output_tokens + s.cache_creation_input_tokens + s.cache_read_input_tokens : 0;
       return s && s.completed_at && tokens >= expectTokens ? s : undefined;
     },
     { timeoutMs: 90_000, intervalMs: 250 },
-  );
+  ).catch((err: Error) => {
+    // What it saw last, so that a run that never settles says which part was missing.
+    throw new Error(`${err.message}: wanted a completed session with ${expectTokens} tokens; the sessions were ${JSON.stringify(last)}`);
+  });
 }
 
 const sum = (u: { input_tokens: number; output_tokens: number; cache_creation_input_tokens: number; cache_read_input_tokens: number }) => u.input_tokens + u.output_tokens + u.cache_creation_input_tokens + u.cache_read_input_tokens;
