@@ -73,7 +73,11 @@ describe('ralph-wiggum.sh', () => {
       const r = await runProcess('bash', [join(T, 'ralph-wiggum.sh')], { env, cwd: t.home });
       expect(r.code).toBe(0);
       expect(r.stdout.match(/"type":"result"/g)).toHaveLength(3);
-      const events = (await waitFor(() => (cap.events().length >= 6 ? cap.events() : null)))!;
+      // Delivery is at-least-once: an emit whose answer came late under load spools its event and a
+      // later flush sends it again, with the same id, which the collector drops. This capture server
+      // keeps everything, so count each id once, as the collector would.
+      const received = (await waitFor(() => (new Set(cap.events().map((e) => e.event_id)).size >= 6 ? cap.events() : null)))!;
+      const events = [...new Map(received.map((e) => [e.event_id, e])).values()];
       const byEvent = (name: string) => events.filter((e) => e.event === name);
       expect(byEvent('ralph_task_started')).toHaveLength(3);
       const done = byEvent('ralph_task_completed');
