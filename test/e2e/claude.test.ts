@@ -106,8 +106,12 @@ async function sessionWhenSettled(w: World, expectTokens: number) {
     },
     { timeoutMs: 90_000, intervalMs: 250 },
   ).catch((err: Error) => {
-    // What it saw last, so that a run that never settles says which part was missing.
-    throw new Error(`${err.message}: wanted a completed session with ${expectTokens} tokens; the sessions were ${JSON.stringify(last)}`);
+    // What it saw last, so that a run that never settles says which part was missing: the sessions,
+    // what the state dir holds, the end of our own log, the collector's stderr.
+    const files = existsSync(w.home.stateDir) ? readdirSync(w.home.stateDir, { recursive: true }).map(String).join(', ') : '(no state dir)';
+    const logFile = join(w.home.stateDir, 'claude-metrics.log');
+    const log = existsSync(logFile) ? readFileSync(logFile, 'utf8').slice(-3000) : '(no log)';
+    throw new Error(`${err.message}: wanted a completed session with ${expectTokens} tokens; the sessions were ${JSON.stringify(last)}; state dir: ${files}; log: ${log}; serve stderr: ${w.serve?.stderr().slice(-2000)}`);
   });
 }
 
