@@ -5,7 +5,7 @@
 import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
 import { COMPACT_TABLES, nameHash, Names } from '../src/collector/store/migrations/sqlite-compact-events';
-import { columnsOf, decodeBody, decodeId, encodeEvent, encodeId, residueObject } from '../src/collector/store/event-codec';
+import { columnsOf, decodeBody, decodeId, decodeObjectBody, encodeEvent, encodeId, encodeParts, residueObject, residueObjectOf } from '../src/collector/store/event-codec';
 
 const roundTrip = (e: Record<string, unknown>) => {
   const c = columnsOf(e as never);
@@ -32,6 +32,16 @@ describe('event codec', () => {
   ];
   it.each(events.map((e, i) => [i, e] as const))('event %i comes back as JSON.stringify wrote it', (_i, e) => {
     expect(roundTrip(e).body).toBe(JSON.stringify(e));
+  });
+
+  it.each(events.map((e, i) => [i, e] as const))('event %i comes back from PostgreSQL\'s parts (the residue as an object) as JSON.stringify wrote it', (_i, e) => {
+    const c = columnsOf(e as never);
+    const parts = encodeParts(e, c);
+    const residue = residueObjectOf(parts.layout, parts.residue);
+    // The object form is what residueObject gives SQLite's reads, so SQL reads the same paths on both stores.
+    const enc = encodeEvent(e, c);
+    expect(residue).toBe(residueObject(enc.layout, enc.residue));
+    expect(decodeObjectBody(JSON.stringify(parts.layout), parts.tuple, residue, c)).toBe(JSON.stringify(e));
   });
 
   it('keeps in the residue only what no column holds', () => {

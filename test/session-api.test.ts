@@ -321,9 +321,9 @@ describe('query plans', () => {
         const day = 86_400_000;
         const t1 = Date.parse('2026-12-01T00:00:00Z');
         // 90 days of 400 sessions' events, one in 50 a wait, and 20,000 sessions; then the planner's statistics.
-        await pgStore.pool.query(`INSERT INTO harness_events (event_id, event, source, ts, ts_ms, received_ms, session_key, tool_name, tool_use_id, body)
-          SELECT 'e' || i, CASE WHEN i % 50 = 0 THEN 'Notification' ELSE (ARRAY['PreToolUse', 'PostToolUse', 'usage', 'UserPromptSubmit'])[1 + i % 4] END, 'interactive', '', $1::bigint + (i::bigint * 90 * ${day}) / 40000, 0,
-            'session:s' || (i % 400), 'Bash', 'tu' || (i / 2), '{"agent_id":"a"}'
+        await pgStore.pool.query(`INSERT INTO harness_events (event_id, event, source, ts_ms, received_ms, session_key, tool_name, tool_use_id, layout_id, residue)
+          SELECT 'e' || i, CASE WHEN i % 50 = 0 THEN 'Notification' ELSE (ARRAY['PreToolUse', 'PostToolUse', 'usage', 'UserPromptSubmit'])[1 + i % 4] END, 'interactive', $1::bigint + (i::bigint * 90 * ${day}) / 40000, 0,
+            'session:s' || (i % 400), 'Bash', 'tu' || (i / 2), 1, '{"agent_id":"a"}'
           FROM generate_series(1, 40000) AS i`, [t1 - 90 * day]);
         await pgStore.pool.query(`INSERT INTO harness_sessions (id, claude_session_id, source, started_ms, last_seen_ms) SELECT 'session:s' || i, 's' || i, 'interactive', $1::bigint + i, $1::bigint + i FROM generate_series(0, 19999) AS i`, [t1 - 90 * day]);
         await pgStore.pool.query('ANALYZE harness_events');

@@ -4,6 +4,7 @@
  * test/fixtures/db/schema-v1.sql) is carried over without losing a value, then keeps folding.
  */
 import Database from 'better-sqlite3';
+import { Client } from 'pg';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -16,6 +17,10 @@ import { decodeBody, joinState } from '../src/collector/store/event-codec';
 import { SQLITE_MIGRATIONS } from '../src/collector/store/migrations/sqlite';
 import { EVENT_COLUMNS, eventValues } from '../src/collector/store/rows';
 import { SqliteStore } from '../src/collector/store/sqlite';
+import type { Store } from '../src/collector/store/index';
+import { POSTGRES_MIGRATIONS } from '../src/collector/store/migrations/postgres';
+import { PostgresStore } from '../src/collector/store/postgres';
+import { useStore } from './helpers/stores';
 import { getJson, postJson, ROOT, startServe, tempHome, type TempHome } from './helpers/cli';
 
 const V1 = readFileSync(join(ROOT, 'test', 'fixtures', 'db', 'schema-v1.sql'), 'utf8');
@@ -311,7 +316,7 @@ function variedEvents(): HarnessEvent[] {
 }
 
 /** What the API says about every session and event of a store, at a fixed time. */
-async function answers(store: SqliteStore, events: HarnessEvent[], now: number): Promise<unknown> {
+async function answers(store: Store, events: HarnessEvent[], now: number): Promise<unknown> {
   const reads = store.sessionReads();
   const out: Record<string, unknown> = { sessions: await store.sessions({ limit: 100 }, now), tools: await store.topTools({}), unpriced: await store.unpricedModels(), filters: await store.filters(), waiting: await waitingSessions(reads, now, 10 * 365 * 86_400_000) };
   const keys = new Set(events.map((e) => sessionKey(e)));
@@ -382,4 +387,69 @@ describe('events of the previous schema (v3) into compact rows (migration 4)', (
       await migrated.close();
     }
   });
+});
+
+/**
+ * The positions in an answer are the storing transactions' ids on PostgreSQL: the same events in
+ * another database get others. Everything else must be equal.
+ */
+function withoutPositions(v: unknown): unknown {
+  if (Array.isArray(v)) return v.map(withoutPositions);
+  if (v === null || typeof v !== 'object') return v;
+  return Object.fromEntries(Object.entries(v).filter(([k]) => !['seq', 'ord', 'next', 'cursor', 'snapshot', 'live'].includes(k)).map(([k, x]) => [k, withoutPositions(x)]));
+}
+
+describe('PostgreSQL events of the previous schema (7) into compact rows (migration 8)', () => {
+  const cluster = useStore('postgres');
+  it('every stored event and every API answer stays the same; new events are stored compact beside the old ones', async () => {
+    const events = variedEvents();
+    const later = variedEvents().map((e) => ({ ...e, event_id: `${e.event_id}-later`, timestamp: new Date(Date.parse(e.timestamp) + 60_000).toISOString() }));
+    const now = Date.parse('2025-12-02T10:30:00.000Z');
+    const received = Date.parse('2025-12-02T10:00:30.000Z');
+    // The reference: a collector of this version fed the events, then the later ones.
+    const fresh = await PostgresStore.open(await cluster.pg!.createDb());
+    for (const e of events) await fresh.ingestMany([[e]], received);
+    const expectedOld = withoutPositions(await answers(fresh, events, now));
+
+    // The same events as the schema-7 collector stored them (its columns and whole bodies), with the folded tables it wrote.
+    const url = await cluster.pg!.createDb();
+    const old = new Client({ connectionString: url });
+    await old.connect();
+    await old.query('CREATE TABLE claude_metrics_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())');
+    for (const [i, m] of POSTGRES_MIGRATIONS.slice(0, 7).entries()) {
+      await old.query(m.sql);
+      await old.query('INSERT INTO claude_metrics_migrations (version, name) VALUES ($1, $2)', [i + 1, m.name]);
+    }
+    for (const e of events) await old.query(`INSERT INTO harness_events (${EVENT_COLUMNS.join(', ')}) VALUES (${EVENT_COLUMNS.map((_c, i) => `$${i + 1}`).join(', ')})`, eventValues(e, received));
+    for (const table of ['harness_sessions', 'harness_facts', 'counters']) {
+      const cols = (await old.query<{ column_name: string }>("SELECT column_name FROM information_schema.columns WHERE table_name = $1 AND is_generated = 'NEVER' ORDER BY ordinal_position", [table])).rows.map((r) => r.column_name).join(', ');
+      const rows = (await fresh.pool.query(`SELECT ${cols} FROM ${table}`)).rows;
+      await old.query(`INSERT INTO ${table} (${cols}) SELECT ${cols} FROM json_populate_recordset(NULL::${table}, $1::json)`, [JSON.stringify(rows)]);
+    }
+    const stored = (await old.query('SELECT event_id, body FROM harness_events ORDER BY event_id')).rows as Array<{ event_id: string; body: string }>;
+    await old.end();
+    for (const e of later) await fresh.ingestMany([[e]], received);
+    const expectedAll = withoutPositions(await answers(fresh, [...events, ...later], now));
+    await fresh.close();
+
+    const migrated = await PostgresStore.open(url);
+    try {
+      const version = (await migrated.pool.query('SELECT max(version) AS v FROM claude_metrics_migrations')).rows[0].v;
+      expect(Number(version)).toBe(POSTGRES_MIGRATIONS.length);
+      const cols = (await migrated.pool.query("SELECT column_name FROM information_schema.columns WHERE table_name = 'harness_events'")).rows.map((r) => r.column_name as string);
+      expect(cols).not.toContain('body');
+      expect(cols).not.toContain('ts');
+      // Every stored event whole, byte for byte, through the session reads.
+      const reads = migrated.sessionReads();
+      for (const { event_id, body } of stored) expect((await reads.event(event_id))?.body).toBe(body);
+      expect(withoutPositions(await answers(migrated, events, now))).toEqual(expectedOld);
+      // It keeps taking events, stored compact (no row of the new ones is kept whole), and answers as the reference.
+      for (const e of later) expect(await migrated.ingestMany([[e]], received)).toEqual([{ accepted: 1, duplicates: 0 }]);
+      const kinds = (await migrated.pool.query(`SELECT (event_id LIKE '%-later') AS later, layout_id = 1 AS whole, count(*)::int AS n FROM harness_events GROUP BY 1, 2 ORDER BY 1, 2`)).rows;
+      expect(kinds).toEqual([{ later: false, whole: true, n: events.length }, { later: true, whole: false, n: later.length }]);
+      expect(withoutPositions(await answers(migrated, [...events, ...later], now))).toEqual(expectedAll);
+    } finally {
+      await migrated.close();
+    }
+  }, 120_000);
 });

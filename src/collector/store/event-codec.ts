@@ -86,7 +86,7 @@ const CONSTANT_KEYS = new Set(['schema_version', 'cost_source']);
  * A layout entry: `k` (value from a column or the tuple), `[k, v]` a constant, `['usage', order]` the
  * usage from its columns, `[k]` the next residue value, `[k, null, keys]` an object of the next values.
  */
-type LayoutEntry = string | [string] | [string, unknown] | ['usage', string] | [string, null, string[]];
+export type LayoutEntry = string | [string] | [string, unknown] | ['usage', string] | [string, null, string[]];
 /** Payload objects whose keys go to the layout (a few key sets per event kind), when flat and small. */
 const SPREAD_KEYS = new Set(['hook', 'attrs']);
 const MAX_SPREAD = 32;
@@ -107,6 +107,18 @@ const isPlainObject = (v: unknown): v is Record<string, unknown> => typeof v ===
  * gives back stringifies exactly as the body's value did.
  */
 export function encodeEvent(body: Record<string, unknown>, c: EventColumns): EncodedEvent {
+  const { tuple, layout, residue } = encodeParts(body, c);
+  return { tuple: JSON.stringify(tuple), layout: JSON.stringify(layout), residue: residue.length ? `[${residue.join(',')}]` : null };
+}
+
+/** encodeEvent's parts before they are written down: the tuple, the layout and each residue value as JSON text. */
+export interface EventParts {
+  tuple: ContextTuple;
+  layout: LayoutEntry[];
+  residue: string[];
+}
+
+export function encodeParts(body: Record<string, unknown>, c: EventColumns): EventParts {
   const tuple: ContextTuple = [c.source, c.session_id, c.run_id, c.task_id, c.label, c.project, null];
   const layout: LayoutEntry[] = [];
   const residue: string[] = [];
@@ -125,7 +137,7 @@ export function encodeEvent(body: Record<string, unknown>, c: EventColumns): Enc
     layout.push([k]);
     residue.push(JSON.stringify(v));
   }
-  return { tuple: JSON.stringify(tuple), layout: JSON.stringify(layout), residue: residue.length ? `[${residue.join(',')}]` : null };
+  return { tuple, layout, residue };
 }
 
 function owned(k: string, v: unknown, c: EventColumns, tuple: ContextTuple, layout: LayoutEntry[]): boolean {
@@ -177,8 +189,43 @@ export interface StoredParts extends EventColumns {
 export function decodeBody(p: StoredParts): string {
   const layout = JSON.parse(p.layout) as LayoutEntry[] | 'verbatim';
   if (layout === 'verbatim') return p.residue ?? '';
-  const tuple = JSON.parse(p.tuple) as ContextTuple;
-  const values = p.residue === null ? [] : (JSON.parse(p.residue) as unknown[]);
+  return assembleBody(layout, JSON.parse(p.tuple) as ContextTuple, p.residue === null ? [] : (JSON.parse(p.residue) as unknown[]), p);
+}
+
+/**
+ * The residue as PostgreSQL keeps it: the JSON object of the keys nothing else holds (what
+ * residueObject gives SQLite's reads), so SQL reads its paths directly; null when nothing is left.
+ */
+export function residueObjectOf(layout: LayoutEntry[], residue: string[]): string | null {
+  if (residue.length === 0) return null;
+  let next = 0;
+  const parts: string[] = [];
+  for (const entry of layout) {
+    if (typeof entry === 'string') continue;
+    if (entry.length === 1) parts.push(`${JSON.stringify(entry[0])}:${residue[next++]}`);
+    else if (entry.length === 3) parts.push(`${JSON.stringify(entry[0])}:{${(entry[2] as string[]).map((x) => `${JSON.stringify(x)}:${residue[next++]}`).join(',')}}`);
+  }
+  return `{${parts.join(',')}}`;
+}
+
+/** A body from its layout (text), the tuple's values, the columns and residueObjectOf's object; a "verbatim" layout's residue is the body whole. */
+export function decodeObjectBody(layoutText: string, tuple: ContextTuple, residue: string | null, p: EventColumns): string {
+  const layout = JSON.parse(layoutText) as LayoutEntry[] | 'verbatim';
+  if (layout === 'verbatim') return residue ?? '';
+  const obj = residue === null ? {} : (JSON.parse(residue) as Record<string, unknown>);
+  const values: unknown[] = [];
+  for (const entry of layout) {
+    if (typeof entry === 'string') continue;
+    if (entry.length === 1) values.push(obj[entry[0]]);
+    else if (entry.length === 3) {
+      const inner = obj[entry[0]] as Record<string, unknown>;
+      for (const x of entry[2] as string[]) values.push(inner[x]);
+    }
+  }
+  return assembleBody(layout, tuple, values, p);
+}
+
+function assembleBody(layout: LayoutEntry[], tuple: ContextTuple, values: unknown[], p: EventColumns): string {
   let next = 0;
   const parts: string[] = [];
   for (const entry of layout) {
@@ -212,7 +259,7 @@ export function residueObject(layoutText: string, residue: string | null): strin
   return `{${parts.join(',')}}`;
 }
 
-function columnText(k: string, p: StoredParts, tuple: ContextTuple): string {
+function columnText(k: string, p: EventColumns, tuple: ContextTuple): string {
   if (k === 'timestamp') return JSON.stringify(iso(p.ts_ms));
   if (k === 'context') return tuple[6] ?? 'null';
   if (k in TUPLE_INDEX) return JSON.stringify(tuple[TUPLE_INDEX[k]!]);

@@ -24,10 +24,12 @@ import type { MetricSlot } from '../metric-limits';
 import { applyCompletions, factIdText, factsOf, foldEvents, labelsText, type CompletionState, type CounterSet, type FactRow } from '../fold';
 import { checkedLastSeen, dimValue, RollupDelta, ROLLUP_VALUES, rollupSql, toolDays, toolHourRollups, toolRollupSql, toRollupSum, utcDay, type LastSeen, type LastSeenRow, type RollupQuery, type RollupSum, type ToolHourRow, type ToolRollupQuery } from '../rollups';
 import { redactUrl, StoreUnavailableError, SWEEP_CHUNK, SWEEP_PERIOD_MS, type CounterTotal, type Filters, type IngestOutcome, type IngestTotals, type RebuildResult, type SessionFilter, type SessionRow, type Store, type StoreOptions, type SweepResult, type ToolRow, type ToolSum } from './index';
+import { compactRow, PG_EVENT_COLUMNS, withPartIds } from './event-rows-postgres';
+import { PostgresEventParts } from './event-parts-postgres';
 import { LabelSets } from './label-sets';
 import { POSTGRES_MIGRATIONS } from './migrations/postgres';
 import { PostgresSessionReads } from './session-reads-postgres';
-import { completionSet, EVENT_COLUMNS, eventValues, pageOf, SESSION_DELTA_COLUMNS, sessionMergeSet, sessionWhere, TOOL_EVENTS_SQL, toolEventOf, toolSumsSql, toolWhere, topToolsSql, toSession, ACTIVE_WINDOW_MS } from './rows';
+import { completionSet, pageOf, SESSION_DELTA_COLUMNS, sessionMergeSet, sessionWhere, TOOL_EVENTS_SQL, toolEventOf, toolSumsSql, toolWhere, topToolsSql, toSession, ACTIVE_WINDOW_MS } from './rows';
 
 /** pg_advisory_xact_lock key held while migrating ("cm-migr" as digits, any constant works). */
 const MIGRATION_LOCK = 6_373_609_105;
@@ -98,6 +100,8 @@ export class PostgresStore implements Store {
   private readonly guarded = new WeakSet<PoolClient>();
   /** Counter labels parsed once per text (label-sets.ts): /metrics reads every counter at each scrape. */
   private readonly labelSets = new LabelSets();
+  /** Interned layouts and contexts of the compact event rows (migration 8). */
+  private readonly parts = new PostgresEventParts((sql, params) => this.query(sql, params));
   private readonly log: NonNullable<StoreOptions['log']>;
 
   /** Connects, applies the migrations this replica knows (once across replicas) and returns the store. */
@@ -150,6 +154,8 @@ export class PostgresStore implements Store {
       await c.query('BEGIN');
       // Replicas starting together queue here; the first applies, the others find the versions recorded.
       await c.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK]);
+      // A migration over a big table (every stored event) may take longer than any request should.
+      await c.query('SET LOCAL statement_timeout = 0');
       await c.query('CREATE TABLE IF NOT EXISTS claude_metrics_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())');
       const version = Number((await c.query('SELECT coalesce(max(version), 0) AS v FROM claude_metrics_migrations')).rows[0].v);
       if (version > POSTGRES_MIGRATIONS.length) throw new Error(`database schema version ${version} is newer than this collector (${POSTGRES_MIGRATIONS.length}); upgrade claude-metrics`);
@@ -228,23 +234,17 @@ export class PostgresStore implements Store {
 
   async ingestMany(input: HarnessEvent[][], receivedMs = Date.now()): Promise<IngestOutcome[]> {
     if (input.every((g) => g.length === 0)) return input.map(() => ({ accepted: 0, duplicates: 0 }));
-    const rowsOf = (gs: HarnessEvent[][]) =>
-      JSON.stringify(
-        gs.flat().map((e) => {
-          const v = eventValues(e, receivedMs);
-          const o: Record<string, unknown> = {};
-          EVENT_COLUMNS.forEach((c, i) => (o[c] = v[i]));
-          return o;
-        }),
-      );
     let groups = input;
-    let eventRows = rowsOf(groups);
-    if (eventRows.includes('\\u0000')) {
+    let encoded = groups.flat().map((e) => compactRow(e, receivedMs));
+    if (encoded.some((r) => r.nul)) {
       // Rare: clean the events themselves, so ids, keys and facts agree everywhere below.
       groups = groups.map((g) => g.map((e) => JSON.parse(JSON.stringify(e), (_k, x: unknown) => (typeof x === 'string' ? clean(x) : x)) as HarnessEvent));
-      eventRows = rowsOf(groups);
+      encoded = groups.flat().map((e) => compactRow(e, receivedMs));
     }
-    const cols = EVENT_COLUMNS.join(', ');
+    // The layouts and contexts get their ids first, each in a statement of its own (event-parts-postgres.ts).
+    const ids = await this.parts.ids(encoded.flatMap((r) => (r.context === null ? [r.layout] : [r.layout, r.context])));
+    const eventRows = JSON.stringify(encoded.map((r) => withPartIds(r, ids)));
+    const cols = PG_EVENT_COLUMNS.join(', ');
     return this.tx(async (c) => {
       // Sorted by id: two replicas given the same events in another order wait for each other, never in a cycle.
       const inserted = await c.query<{ event_id: string }>(
@@ -716,7 +716,7 @@ export class PostgresStore implements Store {
 
   private reads: PostgresSessionReads | undefined;
   sessionReads(): PostgresSessionReads {
-    return (this.reads ??= new PostgresSessionReads((sql, params) => this.query(sql, params)));
+    return (this.reads ??= new PostgresSessionReads((sql, params) => this.query(sql, params), this.parts));
   }
 
   async close(): Promise<void> {

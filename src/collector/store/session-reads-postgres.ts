@@ -12,11 +12,17 @@
  * the live view (new events on session pages, the stream) until it ends;
  * stored events are never lost by it, only shown late.
  */
+import { decodeObjectBody, type ContextTuple, type EventColumns } from './event-codec';
+import type { PostgresEventParts } from './event-parts-postgres';
 import { byToolUse, countsOf, sharedStatements, type Changes, type ChangedSession, type Dialect, type EventRow, type PagePosition, type Position, type SessionReader, type SharedStatement, type SubagentRow, type WaitingRow } from '../session-reads';
 
 type Query = <R extends Record<string, unknown>>(sql: string, params?: unknown[]) => Promise<R[]>;
 
-const COLUMNS = 'event_id, event, source, ts_ms, tool_name, tool_use_id, success, duration_ms, exit_code, error, model, input_tokens, output_tokens, cache_creation_input_tokens, cache_read_input_tokens, cost_usd, num_turns, body';
+/** A row of cols() or body(): the columns, and the parts its body is rebuilt from. */
+type StoredRow = EventColumns & { layout_id: number; context_id: number | null; residue: string | null };
+
+/** EventRow's columns without the body, then what the body is rebuilt from (event-codec.ts decodeObjectBody). */
+const COLUMNS = 'event_id, event, source, ts_ms, session_id, run_id, task_id, label, project, tool_name, tool_use_id, success, duration_ms, exit_code, error, model, input_tokens, output_tokens, cache_creation_input_tokens, cache_read_input_tokens, cost_usd, num_turns, layout_id, context_id, residue';
 /** int8's largest: "every row of this transaction". */
 const ALL_ROWS = '9223372036854775807';
 /** Every transaction below this is over (the snapshot's xmin). */
@@ -30,13 +36,16 @@ export const POSTGRES_DIALECT: Dialect = {
   key: (a) => `${a}.session_key`,
   kinds: (a, ks) => `${a}.event IN (${ks.map((k) => `'${k}'`).join(', ')})`,
   idEq: (a) => `${a}.event_id`,
-  body: (a) => `${a}.body`,
+  // The row's id: its body is rebuilt in JS from a read of its parts (bodiesOf).
+  body: (a) => `${a}.event_id AS body_id`,
   contextCols: () => '',
-  hasContext: (a) => `strpos(${a}.body, '"context":{') > 0`,
+  // A context is interned (context_id), or kept in the residue (a row stored whole, or a context that is no object).
+  hasContext: (a) => `(${a}.context_id IS NOT NULL OR strpos(${a}.residue, '"context":{') > 0)`,
   bytewise: (e) => `${e} COLLATE "C"`,
-  // json, not jsonb: the body is only read here, and json takes any text JSON.stringify wrote.
-  json: (a, path) => `(${a}.body::json #>> '{${path.join(',')}}')`,
-  bodyHas: (a, lit) => `strpos(${a}.body, '${lit.replaceAll("'", "''")}') > 0`,
+  // Keys a column or the context holds never reach these: the residue keeps agent_id, hook and attrs
+  // (and a row stored whole keeps its body there). json, not jsonb: it takes any text JSON.stringify wrote.
+  json: (a, path) => `(${a}.residue::json #>> '{${path.join(',')}}')`,
+  bodyHas: (a, lit) => `strpos(${a}.residue, '${lit.replaceAll("'", "''")}') > 0`,
 };
 
 /** `@name` parameters as PostgreSQL's `$n` (one number per name), with the order to pass values in. */
@@ -58,6 +67,7 @@ function statements() {
     since: `SELECT ${d.cols('e')} FROM harness_events e
         WHERE e.session_key = @key AND (e.tx, e.ord) > (@after::text::xid8, @after_ord::bigint) AND e.tx < ${XMIN} AND e.event <> 'otel_metric'
         ORDER BY e.tx, e.ord LIMIT @limit`,
+    bodies: `SELECT ${d.cols('e')} FROM harness_events e WHERE e.event_id = ANY(@ids::text[])`,
     byToolUses: `SELECT ${d.cols('e')} FROM harness_events e
         WHERE e.session_key = @key AND e.tool_use_id = ANY(@ids::text[]) AND (e.tx, e.ord) <= (@snapshot::text::xid8, @snapshot_ord::bigint)
         ORDER BY e.ts_ms, ${d.id('e')}`,
@@ -76,7 +86,21 @@ const compiled = Object.fromEntries(Object.entries(statements()).map(([k, v]) =>
 export class PostgresSessionReads implements SessionReader {
   readonly sharedWriters = true;
 
-  constructor(private readonly query: Query) {}
+  constructor(
+    private readonly query: Query,
+    private readonly parts: PostgresEventParts,
+  ) {}
+
+  /** Rows of cols() or body() as the API reads them: each body rebuilt, the parts it came from dropped. */
+  private async decoded<R extends StoredRow>(rows: R[]): Promise<Array<Omit<R, keyof StoredRow> & EventRow>> {
+    if (rows.length === 0) return [];
+    const texts = await this.parts.texts(rows.flatMap((r) => [r.layout_id, r.context_id]));
+    return rows.map((r) => {
+      const { layout_id, context_id, residue, session_id, run_id, task_id, label, project, ...rest } = r;
+      const tuple: ContextTuple = [r.source, session_id, run_id, task_id, label, project, context_id === null ? null : (texts.get(Number(context_id)) ?? null)];
+      return { ...rest, body: decodeObjectBody(texts.get(Number(layout_id)) ?? '"verbatim"', tuple, residue, r) } as unknown as Omit<R, keyof StoredRow> & EventRow;
+    });
+  }
 
   private run<R extends Record<string, unknown>>(name: Name, params: Record<string, unknown>): Promise<R[]> {
     const s = compiled[name];
@@ -96,24 +120,25 @@ export class PostgresSessionReads implements SessionReader {
   }
 
   async page(key: string, pos: PagePosition, limit: number): Promise<EventRow[]> {
-    return (await this.run<EventRow & Record<string, unknown>>('page', { key, snapshot: pos.snapshot, ts_ms: pos.ts_ms, event_id: pos.event_id, limit }));
+    return this.decoded(await this.run<StoredRow & Record<string, unknown>>('page', { key, snapshot: pos.snapshot, ts_ms: pos.ts_ms, event_id: pos.event_id, limit }));
   }
 
   async since(key: string, after: Position, limit: number): Promise<EventRow[]> {
-    return this.run<EventRow & Record<string, unknown>>('since', { key, after: after.seq, after_ord: after.ord ?? ALL_ROWS, limit });
+    return this.decoded(await this.run<StoredRow & Record<string, unknown>>('since', { key, after: after.seq, after_ord: after.ord ?? ALL_ROWS, limit }));
   }
 
   async toolUses(key: string, toolUseIds: string[], upTo: Position = { seq: Number.MAX_SAFE_INTEGER }): Promise<Map<string, EventRow[]>> {
     if (toolUseIds.length === 0) return new Map();
-    return byToolUse(await this.run<EventRow & Record<string, unknown>>('byToolUses', { key, ids: toolUseIds, snapshot: upTo.seq, snapshot_ord: upTo.ord ?? ALL_ROWS }));
+    return byToolUse(await this.decoded(await this.run<StoredRow & Record<string, unknown>>('byToolUses', { key, ids: toolUseIds, snapshot: upTo.seq, snapshot_ord: upTo.ord ?? ALL_ROWS })));
   }
 
   async event(eventId: string): Promise<(EventRow & { session_key: string }) | undefined> {
-    return (await this.run<EventRow & { session_key: string } & Record<string, unknown>>('one', { event_id: eventId }))[0];
+    return (await this.decoded(await this.run<StoredRow & { session_key: string } & Record<string, unknown>>('one', { event_id: eventId })))[0] as (EventRow & { session_key: string }) | undefined;
   }
 
   async contextBody(key: string): Promise<string | undefined> {
-    return (await this.run<{ body: string }>('context', { key }))[0]?.body;
+    const id = (await this.run<{ body_id: string }>('context', { key }))[0]?.body_id;
+    return id === undefined ? undefined : (await this.bodiesOf([id])).get(id);
   }
 
   async subagents(key: string): Promise<SubagentRow[]> {
@@ -121,7 +146,7 @@ export class PostgresSessionReads implements SessionReader {
   }
 
   async endEvent(key: string): Promise<EventRow | undefined> {
-    return (await this.run<EventRow & Record<string, unknown>>('endEvent', { key }))[0];
+    return (await this.decoded(await this.run<StoredRow & Record<string, unknown>>('endEvent', { key })))[0];
   }
 
   async unpricedModels(key: string): Promise<string[]> {
@@ -138,7 +163,15 @@ export class PostgresSessionReads implements SessionReader {
   }
 
   async waiting(fromMs: number, limit = 200): Promise<WaitingRow[]> {
-    return this.run<WaitingRow & Record<string, unknown>>('waiting', { from: fromMs, limit });
+    const rows = await this.run<Omit<WaitingRow, 'body'> & { body_id: string } & Record<string, unknown>>('waiting', { from: fromMs, limit });
+    const bodies = await this.bodiesOf(rows.map((r) => r.body_id));
+    return rows.map(({ body_id, ...w }) => ({ ...w, body: bodies.get(body_id) ?? '' }));
+  }
+
+  /** The bodies of these events, by id. */
+  private async bodiesOf(ids: string[]): Promise<Map<string, string>> {
+    if (ids.length === 0) return new Map();
+    return new Map((await this.decoded(await this.run<StoredRow & Record<string, unknown>>('bodies', { ids }))).map((r) => [r.event_id, r.body]));
   }
 
   /** EXPLAIN of a statement with these parameters (for tests that show a read does not scan harness_events). */

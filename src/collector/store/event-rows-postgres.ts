@@ -1,0 +1,52 @@
+/**
+ * PostgreSQL's compact event row (migration 8), built from an event with the
+ * same codec as SQLite's (event-codec.ts): the columns, the interned layout and
+ * context (by id, event-parts-postgres.ts), and the residue as a JSON object.
+ * Pure: the ids come from the caller.
+ */
+import type { HarnessEvent } from '../../event';
+import { sessionKey } from '../normalize';
+import { columnsOf, encodeParts, residueObjectOf, type EventColumns } from './event-codec';
+import { VERBATIM_LAYOUT_ID } from './event-parts-postgres';
+
+/** harness_events columns an insert writes (json_populate_recordset takes them by name). */
+export const PG_EVENT_COLUMNS = [
+  'event_id', 'event', 'source', 'ts_ms', 'received_ms', 'session_key', 'session_id', 'run_id', 'task_id', 'label', 'project', 'tool_name', 'tool_use_id', 'success',
+  'duration_ms', 'exit_code', 'error', 'model', 'input_tokens', 'output_tokens', 'cache_creation_input_tokens', 'cache_read_input_tokens', 'cost_usd', 'num_turns',
+  'layout_id', 'context_id', 'residue',
+] as const;
+
+/** An event encoded, its parts still as text. `nul`: some text holds U+0000, which PostgreSQL cannot store. */
+export interface CompactRow {
+  event: HarnessEvent;
+  columns: EventColumns & { received_ms: number; session_key: string };
+  layout: string;
+  context: string | null;
+  residue: string | null;
+  nul: boolean;
+}
+
+const hasNul = (s: string | null) => s !== null && s.includes('\\u0000');
+
+export function compactRow(e: HarnessEvent, receivedMs: number): CompactRow {
+  const c = columnsOf(e);
+  const parts = encodeParts(e as unknown as Record<string, unknown>, c);
+  const layout = JSON.stringify(parts.layout);
+  const context = parts.tuple[6];
+  const residue = residueObjectOf(parts.layout, parts.residue);
+  const key = sessionKey(e);
+  // Every string of the event is in a column, the layout (keys), the context or the residue.
+  const nul = hasNul(layout) || hasNul(context) || hasNul(residue) || [c.event_id, c.event, c.source, key, c.session_id, c.run_id, c.task_id, c.label, c.project, c.tool_name, c.tool_use_id, c.error, c.model].some((v) => v !== null && v.includes('\u0000'));
+  return { event: e, columns: { ...c, received_ms: receivedMs, session_key: key }, layout, context, residue, nul };
+}
+
+/**
+ * The row to insert. When its layout or context has no id (a digest another text holds, see
+ * PostgresEventParts.ids), the event is stored whole under the layout "verbatim".
+ */
+export function withPartIds(r: CompactRow, ids: ReadonlyMap<string, number>): Record<string, unknown> {
+  const layoutId = ids.get(r.layout);
+  const contextId = r.context === null ? null : ids.get(r.context);
+  if (layoutId === undefined || contextId === undefined) return { ...r.columns, layout_id: VERBATIM_LAYOUT_ID, context_id: null, residue: JSON.stringify(r.event) };
+  return { ...r.columns, layout_id: layoutId, context_id: contextId, residue: r.residue };
+}
