@@ -106,9 +106,9 @@ describe('session reads across replicas on one PostgreSQL', () => {
     await slow.query('BEGIN');
     const slowId = uuidv7();
     await slow.query(
-      // A row as a migrated one is kept: the body whole, under the layout "verbatim" (part 1).
-      `INSERT INTO harness_events (event_id, event, source, ts_ms, received_ms, session_key, session_id, project, layout_id, residue)
-       VALUES ($1, 'Stop', 'interactive', $2, $2, $3, 'S', 'p', 1, $4)`,
+      // A row as a migrated one is kept: the body whole, under the layout "verbatim" (part 1); the session key interned before.
+      `INSERT INTO harness_events (event_id, event, source, ts_ms, received_ms, skey, session_id, project, layout_id, residue)
+       VALUES ($1, 'Stop', 'interactive', $2, $2, (SELECT id FROM harness_event_parts WHERE text = $3), 'S', 'p', 1, $4)`,
       [slowId, t0 + 5, key, JSON.stringify({ event_id: slowId, event: 'Stop', source: 'interactive', session_id: 'S' })],
     );
     sent.add(slowId);

@@ -139,8 +139,10 @@ export interface Dialect {
   id(a: string): string;
   /** A text ordered bytewise. */
   bytewise(expr: string): string;
-  /** The session key column of the event aliased `a`, compared with `@key` (SQLite: its interned id). */
+  /** The session key column of the event aliased `a`, compared with `@key` (SQLite and PostgreSQL: its interned id). */
   key(a: string): string;
+  /** The session key of the event aliased `a` as text. */
+  keyText(a: string): string;
   /** The event aliased `a` is of one of these kinds (SQLite: their fixed ids, so partial indexes apply). */
   kinds(a: string, kinds: readonly string[]): string;
   /** The event aliased `a` by its id, compared with `@event_id` (SQLite: the id as stored, a blob for a UUID). */
@@ -175,7 +177,7 @@ export function sharedStatements(d: Dialect) {
     page: `SELECT ${d.cols('e')} FROM harness_events e
         WHERE ${d.key('e')} = @key AND ${d.atOrBefore('e', 'snapshot')} AND (e.ts_ms, ${d.id('e')}) > (@ts_ms, @event_id) AND ${notPairedPost}
         ORDER BY e.ts_ms, ${d.id('e')} LIMIT @limit`,
-    one: `SELECT ${d.cols('e')}, e.session_key FROM harness_events e WHERE ${d.idEq('e')} = @event_id`,
+    one: `SELECT ${d.cols('e')}, ${d.keyText('e')} AS session_key FROM harness_events e WHERE ${d.idEq('e')} = @event_id`,
     // Hooks send the context with every event: the newest few hundred are enough to find it.
     context: `SELECT ${d.body('c')} FROM (SELECT ${d.cols('e')}${d.contextCols('e')} FROM harness_events e WHERE ${d.key('e')} = @key ORDER BY e.ts_ms DESC, ${d.id('e')} DESC LIMIT 500) AS c WHERE ${d.hasContext('c')} LIMIT 1`,
     subagents: `SELECT ${d.json('e', ['agent_id'])} AS agent_id, coalesce(max(${d.json('e', ['hook', 'agent_type'])}), max(${d.json('e', ['attrs', 'agent_type'])})) AS agent_type,
@@ -190,7 +192,7 @@ export function sharedStatements(d: Dialect) {
         FROM harness_events e WHERE ${d.key('e')} = @key`,
     // The latest wait of each session in the window, unless something later shows it moved on.
     // `since`: the first of the waits told since the session last moved on (a PermissionRequest, then its Notification).
-    waiting: `SELECT w.session_key, w.event, ${d.body('w')},
+    waiting: `SELECT ${d.keyText('w')} AS session_key, w.event, ${d.body('w')},
           coalesce((SELECT min(x.ts_ms) FROM harness_events x WHERE ${d.key('x')} = ${d.key('w')} AND ${d.kinds('x', WAITING_EVENTS)} AND x.ts_ms <= w.ts_ms
              AND x.ts_ms > coalesce((SELECT max(r.ts_ms) FROM harness_events r WHERE ${d.key('r')} = ${d.key('w')} AND r.ts_ms <= w.ts_ms AND ${d.kinds('r', RESUMING_EVENTS)}), -1)), w.ts_ms) AS since_ms,
           (SELECT p.tool_name FROM harness_events p WHERE ${d.key('p')} = ${d.key('w')} AND ${d.kinds('p', ['PermissionRequest'])} AND p.ts_ms <= w.ts_ms AND p.tool_name IS NOT NULL ORDER BY p.ts_ms DESC LIMIT 1) AS tool_name

@@ -1,7 +1,7 @@
 /**
  * The interned parts of PostgreSQL's compact event rows (migration 8): each
- * distinct layout and hook context text once in harness_event_parts, an event
- * row holding their integer ids. Shared by the replicas; an id, once given to a
+ * distinct session key, layout and hook context text once in
+ * harness_event_parts, an event row holding their integer ids. Shared by the replicas; an id, once given to a
  * text, never changes, so each replica keeps what it has seen in memory.
  *
  * A text gets its id in a statement of its own, committed before the events
@@ -9,6 +9,11 @@
  * bytes), never an id in memory that the database forgot.
  */
 export const VERBATIM_LAYOUT_ID = 1;
+
+/** The digest harness_event_parts is unique on (its index's expression). */
+export const DIGEST = (text: string) => `claude_metrics_digest(${text})`;
+/** The id of the part whose text is the SQL expression `text`, or NULL: a lookup that stores nothing (reads). */
+export const PART_ID = (text: string) => `(SELECT k.id FROM harness_event_parts k WHERE ${DIGEST('k.text')} = ${DIGEST(text)} AND k.text = ${text})`;
 
 type Query = <R extends Record<string, unknown>>(sql: string, params?: unknown[]) => Promise<R[]>;
 
@@ -39,7 +44,7 @@ export class PostgresEventParts {
     // Two statements: when another replica inserts the same text meanwhile, this INSERT waits for
     // it and skips the row, and the SELECT (a new snapshot) then sees it.
     await this.query('INSERT INTO harness_event_parts (text) SELECT t FROM unnest($1::text[]) AS t ON CONFLICT DO NOTHING', [unique]);
-    const rows = await this.query<{ id: number; text: string }>('SELECT id, text FROM harness_event_parts WHERE md5(text) = ANY(SELECT md5(t) FROM unnest($1::text[]) AS t)', [unique]);
+    const rows = await this.query<{ id: number; text: string }>(`SELECT id, text FROM harness_event_parts WHERE ${DIGEST('text')} = ANY(SELECT ${DIGEST('t')} FROM unnest($1::text[]) AS t)`, [unique]);
     for (const r of rows) {
       if (!wanted.has(r.text)) continue; // a digest shared by another text
       this.remember(r.text, Number(r.id));

@@ -24,7 +24,7 @@ import type { MetricSlot } from '../metric-limits';
 import { applyCompletions, factIdText, factsOf, foldEvents, labelsText, type CompletionState, type CounterSet, type FactRow } from '../fold';
 import { checkedLastSeen, dimValue, RollupDelta, ROLLUP_VALUES, rollupSql, toolDays, toolHourRollups, toolRollupSql, toRollupSum, utcDay, type LastSeen, type LastSeenRow, type RollupQuery, type RollupSum, type ToolHourRow, type ToolRollupQuery } from '../rollups';
 import { redactUrl, StoreUnavailableError, SWEEP_CHUNK, SWEEP_PERIOD_MS, type CounterTotal, type Filters, type IngestOutcome, type IngestTotals, type RebuildResult, type SessionFilter, type SessionRow, type Store, type StoreOptions, type SweepResult, type ToolRow, type ToolSum } from './index';
-import { compactRow, PG_EVENT_COLUMNS, withPartIds } from './event-rows-postgres';
+import { compactRow, partTexts, PG_EVENT_COLUMNS, withPartIds } from './event-rows-postgres';
 import { PostgresEventParts } from './event-parts-postgres';
 import { LabelSets } from './label-sets';
 import { POSTGRES_MIGRATIONS } from './migrations/postgres';
@@ -241,8 +241,8 @@ export class PostgresStore implements Store {
       groups = groups.map((g) => g.map((e) => JSON.parse(JSON.stringify(e), (_k, x: unknown) => (typeof x === 'string' ? clean(x) : x)) as HarnessEvent));
       encoded = groups.flat().map((e) => compactRow(e, receivedMs));
     }
-    // The layouts and contexts get their ids first, each in a statement of its own (event-parts-postgres.ts).
-    const ids = await this.parts.ids(encoded.flatMap((r) => (r.context === null ? [r.layout] : [r.layout, r.context])));
+    // The session keys, layouts and contexts get their ids first, in statements of their own (event-parts-postgres.ts).
+    const ids = await this.parts.ids(partTexts(encoded));
     const eventRows = JSON.stringify(encoded.map((r) => withPartIds(r, ids)));
     const cols = PG_EVENT_COLUMNS.join(', ');
     return this.tx(async (c) => {

@@ -13,7 +13,7 @@
  * stored events are never lost by it, only shown late.
  */
 import { decodeObjectBody, type ContextTuple, type EventColumns } from './event-codec';
-import type { PostgresEventParts } from './event-parts-postgres';
+import { PART_ID, type PostgresEventParts } from './event-parts-postgres';
 import { byToolUse, countsOf, sharedStatements, type Changes, type ChangedSession, type Dialect, type EventRow, type PagePosition, type Position, type SessionReader, type SharedStatement, type SubagentRow, type WaitingRow } from '../session-reads';
 
 type Query = <R extends Record<string, unknown>>(sql: string, params?: unknown[]) => Promise<R[]>;
@@ -33,7 +33,8 @@ export const POSTGRES_DIALECT: Dialect = {
   // A whole position never goes past xmin − 1 (highWater's), so what is at or before it is settled.
   atOrBefore: (a, p) => `${a}.tx <= @${p}::text::xid8`,
   id: (a) => `${a}.event_id COLLATE "C"`,
-  key: (a) => `${a}.session_key`,
+  key: (a) => `${a}.skey`,
+  keyText: (a) => `(SELECT k.text FROM harness_event_parts k WHERE k.id = ${a}.skey)`,
   kinds: (a, ks) => `${a}.event IN (${ks.map((k) => `'${k}'`).join(', ')})`,
   idEq: (a) => `${a}.event_id`,
   // The row's id: its body is rebuilt in JS from a read of its parts (bodiesOf).
@@ -48,10 +49,14 @@ export const POSTGRES_DIALECT: Dialect = {
   bodyHas: (a, lit) => `strpos(${a}.residue, '${lit.replaceAll("'", "''")}') > 0`,
 };
 
-/** `@name` parameters as PostgreSQL's `$n` (one number per name), with the order to pass values in. */
+/**
+ * `@name` parameters as PostgreSQL's `$n` (one number per name), with the order to pass values in.
+ * An event's `skey = @key` compares the session key as its interned id: a lookup that the planner
+ * runs once (an InitPlan), so the per-session indexes apply; a key never stored matches no row.
+ */
 export function positional(sql: string): { text: string; names: string[] } {
   const names: string[] = [];
-  const text = sql.replace(/@([a-z_]+)/g, (_m, name: string) => {
+  const text = sql.replace(/\.skey = @key\b/g, `.skey = ${PART_ID('@key::text')}`).replace(/@([a-z_]+)/g, (_m, name: string) => {
     let i = names.indexOf(name);
     if (i < 0) i = names.push(name) - 1;
     return `$${i + 1}`;
@@ -65,16 +70,17 @@ function statements() {
     ...sharedStatements(d),
     highWater: `SELECT ${XMIN}::text::bigint - 1 AS n`,
     since: `SELECT ${d.cols('e')} FROM harness_events e
-        WHERE e.session_key = @key AND (e.tx, e.ord) > (@after::text::xid8, @after_ord::bigint) AND e.tx < ${XMIN} AND e.event <> 'otel_metric'
+        WHERE e.skey = @key AND (e.tx, e.ord) > (@after::text::xid8, @after_ord::bigint) AND e.tx < ${XMIN} AND e.event <> 'otel_metric'
         ORDER BY e.tx, e.ord LIMIT @limit`,
     bodies: `SELECT ${d.cols('e')} FROM harness_events e WHERE e.event_id = ANY(@ids::text[])`,
     byToolUses: `SELECT ${d.cols('e')} FROM harness_events e
-        WHERE e.session_key = @key AND e.tool_use_id = ANY(@ids::text[]) AND (e.tx, e.ord) <= (@snapshot::text::xid8, @snapshot_ord::bigint)
+        WHERE e.skey = @key AND e.tool_use_id = ANY(@ids::text[]) AND (e.tx, e.ord) <= (@snapshot::text::xid8, @snapshot_ord::bigint)
         ORDER BY e.ts_ms, ${d.id('e')}`,
     // One statement, so the sessions, the count and the high water come from one snapshot.
     changedSince: `WITH hw AS (SELECT ${XMIN} AS x),
-        ch AS (SELECT e.session_key, min(e.source) AS source, max(e.project) AS project, max(e.label) AS label, count(*) AS events, max(e.tx::text::bigint) AS seq
-               FROM harness_events e, hw WHERE e.tx > @after::text::xid8 AND e.tx < hw.x GROUP BY e.session_key)
+        ch AS (SELECT ${d.keyText('g')} AS session_key, g.source, g.project, g.label, g.events, g.seq FROM (
+                 SELECT e.skey, min(e.source) AS source, max(e.project) AS project, max(e.label) AS label, count(*) AS events, max(e.tx::text::bigint) AS seq
+                 FROM harness_events e, hw WHERE e.tx > @after::text::xid8 AND e.tx < hw.x GROUP BY e.skey) AS g)
         SELECT (SELECT x::text::bigint - 1 FROM hw) AS hw, (SELECT coalesce(sum(events), 0) FROM ch) AS events, (SELECT count(*) FROM ch) AS touched,
           (SELECT coalesce(json_agg(l ORDER BY l.seq), '[]'::json) FROM (SELECT * FROM ch ORDER BY seq LIMIT @limit) AS l) AS sessions`,
   };

@@ -30,6 +30,7 @@ export const SQLITE_DIALECT: Dialect = {
   // The id as stored: a UUID's 16 bytes order as its text does; ids of another form (text) sort before them.
   id: (a) => `${a}.eid`,
   key: (a) => `${a}.skey`,
+  keyText: (a) => `${a}.session_key`,
   kinds: (a, ks) => `${a}.kind IN ${kindList(ks)}`,
   idEq: (a) => `${a}.eid`,
   body: (a) => `${a}.seq AS body_seq`,
