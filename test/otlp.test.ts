@@ -55,7 +55,7 @@ beforeEach(async () => {
 /** Every byte the collector stored: the SQLite file and its WAL, or every row of every table. */
 async function dumpDb(): Promise<string> {
   if (backend === 'sqlite') return readFileSync(db).toString('latin1') + (() => { try { return readFileSync(`${db}-wal`).toString('latin1'); } catch { return ''; } })();
-  const tables = ['harness_events', 'harness_sessions', 'harness_facts', 'counters'];
+  const tables = ['harness_events', 'harness_event_parts', 'harness_sessions', 'harness_facts', 'counters'];
   const rows = await pg!.query<{ t: string | null }>(new URL(db).pathname.slice(1), tables.map((t) => `SELECT string_agg(x::text, ' ') AS t FROM ${t} x`).join(' UNION ALL '));
   return rows.map((r) => r.t ?? '').join(' ');
 }

@@ -423,7 +423,9 @@ describe('PostgreSQL events of the previous schema (7) into compact rows (migrat
     for (const e of events) await old.query(`INSERT INTO harness_events (${EVENT_COLUMNS.join(', ')}) VALUES (${EVENT_COLUMNS.map((_c, i) => `$${i + 1}`).join(', ')})`, eventValues(e, received));
     for (const table of ['harness_sessions', 'harness_facts', 'counters']) {
       const cols = (await old.query<{ column_name: string }>("SELECT column_name FROM information_schema.columns WHERE table_name = $1 AND is_generated = 'NEVER' ORDER BY ordinal_position", [table])).rows.map((r) => r.column_name).join(', ');
-      const rows = (await fresh.pool.query(`SELECT ${cols} FROM ${table}`)).rows;
+      // This version's facts name their session by its interned id; schema 7 by its text.
+      const from = table === 'harness_facts' ? '(SELECT f.*, k.text AS session_key FROM harness_facts f JOIN harness_event_parts k ON k.id = f.skey) AS f' : table;
+      const rows = (await fresh.pool.query(`SELECT ${cols} FROM ${from}`)).rows;
       await old.query(`INSERT INTO ${table} (${cols}) SELECT ${cols} FROM json_populate_recordset(NULL::${table}, $1::json)`, [JSON.stringify(rows)]);
     }
     const stored = (await old.query('SELECT event_id, body FROM harness_events ORDER BY event_id')).rows as Array<{ event_id: string; body: string }>;
@@ -439,6 +441,10 @@ describe('PostgreSQL events of the previous schema (7) into compact rows (migrat
       const cols = (await migrated.pool.query("SELECT column_name FROM information_schema.columns WHERE table_name = 'harness_events'")).rows.map((r) => r.column_name as string);
       expect(cols).not.toContain('body');
       expect(cols).not.toContain('ts');
+      expect(cols).not.toContain('session_key');
+      const factCols = (await migrated.pool.query("SELECT column_name FROM information_schema.columns WHERE table_name = 'harness_facts'")).rows.map((r) => r.column_name as string);
+      expect(factCols).toContain('skey');
+      expect(factCols).not.toContain('session_key');
       // Every stored event whole, byte for byte, through the session reads.
       const reads = migrated.sessionReads();
       for (const { event_id, body } of stored) expect((await reads.event(event_id))?.body).toBe(body);

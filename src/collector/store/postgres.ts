@@ -25,7 +25,7 @@ import { applyCompletions, factIdText, factsOf, foldEvents, labelsText, type Com
 import { checkedLastSeen, dimValue, RollupDelta, ROLLUP_VALUES, rollupSql, toolDays, toolHourRollups, toolRollupSql, toRollupSum, utcDay, type LastSeen, type LastSeenRow, type RollupQuery, type RollupSum, type ToolHourRow, type ToolRollupQuery } from '../rollups';
 import { redactUrl, StoreUnavailableError, SWEEP_CHUNK, SWEEP_PERIOD_MS, type CounterTotal, type Filters, type IngestOutcome, type IngestTotals, type RebuildResult, type SessionFilter, type SessionRow, type Store, type StoreOptions, type SweepResult, type ToolRow, type ToolSum } from './index';
 import { compactRow, partTexts, PG_EVENT_COLUMNS, withPartIds } from './event-rows-postgres';
-import { PostgresEventParts } from './event-parts-postgres';
+import { PART_ID, PostgresEventParts } from './event-parts-postgres';
 import { LabelSets } from './label-sets';
 import { POSTGRES_MIGRATIONS } from './migrations/postgres';
 import { PostgresSessionReads } from './session-reads-postgres';
@@ -270,7 +270,8 @@ export class PostgresStore implements Store {
       const fold = foldEvents(stored, facts, duplicates);
       if (fold.facts.length > 0) {
         await c.query(
-          `UPDATE harness_facts AS f SET session_key = w.session_key, model = w.model, ts_ms = w.ts_ms, unpriced = w.unpriced, state = w.state
+          // Every session key here is interned: this batch's before the transaction, a stored fact's when it was stored.
+          `UPDATE harness_facts AS f SET skey = ${PART_ID('w.session_key')}, model = w.model, ts_ms = w.ts_ms, unpriced = w.unpriced, state = w.state
            FROM json_to_recordset($1::json) AS w(session_id text, kind text, key text, session_key text, model text, ts_ms bigint, unpriced smallint, state text)
            WHERE f.session_id = w.session_id AND f.kind = w.kind AND f.key = w.key`,
           [json(fold.facts.map((f) => ({ ...f, state: JSON.stringify(f.state) })))],
@@ -348,10 +349,10 @@ export class PostgresStore implements Store {
     const facts = new Map<string, FactRow>();
     if (ids.length === 0) return facts;
     const rows = await c.query<{ session_id: string; kind: 'usage' | 'tool' | 'metric'; key: string; session_key: string; model: string | null; ts_ms: number; unpriced: number; state: string }>(
-      `INSERT INTO harness_facts AS f (session_id, kind, key, session_key, ts_ms, state)
-       SELECT session_id, kind, key, '', 0, '' FROM json_to_recordset($1::json) AS w(session_id text, kind text, key text) ORDER BY session_id, kind, key
+      `INSERT INTO harness_facts AS f (session_id, kind, key, skey, ts_ms, state)
+       SELECT session_id, kind, key, 0, 0, '' FROM json_to_recordset($1::json) AS w(session_id text, kind text, key text) ORDER BY session_id, kind, key
        ON CONFLICT (session_id, kind, key) DO UPDATE SET state = f.state
-       RETURNING f.session_id, f.kind, f.key, f.session_key, f.model, f.ts_ms, f.unpriced, f.state`,
+       RETURNING f.session_id, f.kind, f.key, (SELECT k.text FROM harness_event_parts k WHERE k.id = f.skey) AS session_key, f.model, f.ts_ms, f.unpriced, f.state`,
       [json(ids)],
     );
     for (const r of rows.rows) {

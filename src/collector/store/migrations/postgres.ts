@@ -274,7 +274,7 @@ export const POSTGRES_MIGRATIONS: Array<{ name: string; sql: string }> = [
   {
     // Compact rows, as SQLite's migrations 4 and 8 within what SQL alone can do (../event-codec.ts):
     // an event no longer keeps its JSON body beside the columns that repeat half of it. Its session
-    // key, the body's key order (its layout) and its hook context (host, cwd, git: the same on every
+    // key (and a fact's), the body's key order (its layout) and its hook context (host, cwd, git: the same on every
     // event of a session) are interned in harness_event_parts, shared by the replicas; what no
     // column holds stays in \`residue\` as a JSON object, which the session reads query by path.
     // The ISO \`ts\` is ts_ms's. The per-session indexes are on the key's id, and the time-ordered
@@ -308,6 +308,13 @@ export const POSTGRES_MIGRATIONS: Array<{ name: string; sql: string }> = [
         CREATE INDEX harness_events_session ON harness_events(skey, ts_ms);
         CREATE INDEX harness_events_session_tx ON harness_events(skey, tx, ord);
         CREATE INDEX harness_events_session_tool ON harness_events(skey, tool_use_id) WHERE tool_use_id IS NOT NULL;
+      END IF;
+      -- A fact's session (the one it counts in) by the same id.
+      IF EXISTS (SELECT 1 FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = 'harness_facts' AND column_name = 'session_key') THEN
+        INSERT INTO harness_event_parts (text) SELECT DISTINCT session_key FROM harness_facts ORDER BY 1 ON CONFLICT DO NOTHING;
+        ALTER TABLE harness_facts ADD COLUMN skey INTEGER;
+        UPDATE harness_facts f SET skey = p.id FROM harness_event_parts p WHERE claude_metrics_digest(p.text) = claude_metrics_digest(f.session_key);
+        ALTER TABLE harness_facts ALTER COLUMN skey SET NOT NULL, DROP COLUMN session_key;
       END IF;
     END $$;
     `,
