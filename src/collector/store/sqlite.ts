@@ -17,6 +17,7 @@ import { SQLITE_MIGRATIONS } from './migrations/sqlite';
 import { compactEvents, factValues, GET_FACT, INSERT_FACT, INSERT_ROW, Names, rowValues } from './migrations/sqlite-compact-events';
 import { sessionKey } from '../normalize';
 import { SqliteSessionReads } from './session-reads-sqlite';
+import { BACKSTOP_PAGES, WAL_SIZE_LIMIT_BYTES, WalCheckpointer } from './wal-checkpointer';
 import { completionSet, pageOf, SESSION_DELTA_COLUMNS, sessionMergeSet, sessionWhere, TOOL_EVENTS_SQL, toolEventOf, toolSumsSql, toolWhere, topToolsSql, toSession, ACTIVE_WINDOW_MS } from './rows';
 
 const q = () => '?';
@@ -63,6 +64,8 @@ export class SqliteStore implements Store {
   private readonly labelSets = new LabelSets();
   /** Interned strings of harness_event_rows (shared with the session reads of this connection). */
   readonly names: Names;
+  /** Checkpoints the WAL on a worker thread (wal-checkpointer.ts); null in memory, or where workers cannot run. */
+  private checkpointer: WalCheckpointer | null = null;
 
   constructor(path: string, sync: 'normal' | 'full' = process.env.CLAUDE_METRICS_DB_SYNC === 'full' ? 'full' : 'normal') {
     this.location = path;
@@ -84,6 +87,18 @@ export class SqliteStore implements Store {
     this.db.pragma('busy_timeout = 5000');
     this.db.pragma('foreign_keys = ON');
     this.migrate();
+    if (path !== ':memory:' && process.env.CLAUDE_METRICS_WAL_WORKER !== '0') {
+      this.checkpointer = WalCheckpointer.start({
+        path,
+        sync: sync === 'full' ? 'FULL' : 'NORMAL',
+        // Back to checkpointing on this connection, as without the worker.
+        onFailure: () => this.db.open && this.db.pragma('wal_autocheckpoint = 1000'),
+      });
+      if (this.checkpointer) {
+        this.db.pragma(`wal_autocheckpoint = ${BACKSTOP_PAGES}`);
+        this.db.pragma(`journal_size_limit = ${WAL_SIZE_LIMIT_BYTES}`);
+      }
+    }
     this.names = new Names(this.db);
     this.stmts = this.prepare();
     // A migration that added aggregate tables leaves them to be filled from the stored sessions.
@@ -419,7 +434,7 @@ export class SqliteStore implements Store {
         if (signal?.aborted) return total;
         const t0 = performance.now();
         const n = once.immediate(limit);
-        if (n > 0 && this.location !== ':memory:') this.db.pragma('wal_checkpoint(PASSIVE)');
+        if (n > 0 && this.location !== ':memory:' && !this.checkpointer?.running) this.db.pragma('wal_checkpoint(PASSIVE)');
         const took = performance.now() - t0;
         out.longestChunkMs = Math.max(out.longestChunkMs!, Math.round(took));
         if (n === 0) return total;
@@ -472,7 +487,7 @@ export class SqliteStore implements Store {
         const t0 = performance.now();
         this.db.pragma(`incremental_vacuum(${VACUUM_STEP_PAGES})`);
         out.reclaimedPages! += Math.min(free, VACUUM_STEP_PAGES);
-        this.db.pragma('wal_checkpoint(PASSIVE)');
+        if (!this.checkpointer?.running) this.db.pragma('wal_checkpoint(PASSIVE)');
         const took = performance.now() - t0;
         out.longestChunkMs = Math.max(out.longestChunkMs!, Math.round(took)); // a vacuum step holds the writer too
         await pause(Math.max(2, took * SWEEP_PAUSE_FACTOR));
@@ -488,6 +503,7 @@ export class SqliteStore implements Store {
   }
 
   async close(): Promise<void> {
+    await this.checkpointer?.stop();
     try {
       this.db.pragma('wal_checkpoint(TRUNCATE)');
     } catch {
