@@ -5,7 +5,7 @@
 import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
 import { COMPACT_TABLES, nameHash, Names } from '../src/collector/store/migrations/sqlite-compact-events';
-import { columnsOf, decodeBody, decodeId, decodeObjectBody, encodeEvent, encodeId, encodeParts, residueObject, residueObjectOf } from '../src/collector/store/event-codec';
+import { columnsOf, decodeBody, decodeId, decodeObjectBody, encodeEvent, encodeId, encodeParts, factKeyHash, residueObject, residueObjectOf } from '../src/collector/store/event-codec';
 
 const roundTrip = (e: Record<string, unknown>) => {
   const c = columnsOf(e as never);
@@ -60,6 +60,24 @@ describe('event codec', () => {
     const c = columnsOf(events[0] as never);
     const body = { event: 'ralph_task_started', success: 'yes', usage: { input_tokens: 99 } };
     expect(decodeBody({ ...c, ...encodeEvent(body, c) })).toBe(JSON.stringify(body));
+  });
+});
+
+describe('fact key hashes', () => {
+  it('are the first 52 bits of the key text\'s SHA-256 (values from Python hashlib: int(sha256(k).hexdigest()[:13], 16))', () => {
+    expect(factKeyHash('tool:toolu_abc')).toBe(3938643665845115);
+    expect(factKeyHash('req:req_011CU')).toBe(2853428785684915);
+    expect(factKeyHash('')).toBe(4005573543169985);
+    expect(factKeyHash('é')).toBe(1312358796624700); // UTF-8, as PostgreSQL's convert_to
+  });
+  it('are whole numbers below 2^52, exact in JS, and differ for keys that differ by one character', () => {
+    const seen = new Set<number>();
+    for (let i = 0; i < 20_000; i++) {
+      const h = factKeyHash(`tool:toolu_${i}`);
+      expect(Number.isSafeInteger(h) && h >= 0 && h < 2 ** 52).toBe(true);
+      seen.add(h);
+    }
+    expect(seen.size).toBe(20_000);
   });
 });
 

@@ -13,7 +13,8 @@ import { HarnessEventSchema, type HarnessEvent } from '../src/event';
 import { usageEventId, uuidv7 } from '../src/ids';
 import { sessionKey } from '../src/collector/normalize';
 import { rawEvent, resolveSession, sessionHeader, sessionSteps, waitingSessions } from '../src/collector/session-api';
-import { decodeBody, joinState } from '../src/collector/store/event-codec';
+import { decodeBody, factKeyHash, joinState } from '../src/collector/store/event-codec';
+import { factOf } from '../src/collector/fold';
 import { SQLITE_MIGRATIONS } from '../src/collector/store/migrations/sqlite';
 import { EVENT_COLUMNS, eventValues } from '../src/collector/store/rows';
 import { SqliteStore } from '../src/collector/store/sqlite';
@@ -204,7 +205,7 @@ describe('harness_sessions migration from schema v1', () => {
     db.exec('DROP INDEX harness_events_session; CREATE INDEX harness_events_session ON harness_event_rows(skey, ts_ms, eid)');
     db.exec('CREATE INDEX harness_facts_ts ON harness_fact_rows(ts_ms)');
     const aggregates = SQLITE_MIGRATIONS.findIndex((m) => typeof m === 'string' && m.includes('CREATE TABLE session_rollups'));
-    expect(SQLITE_MIGRATIONS.slice(aggregates + 1).map((m) => typeof m === 'string' && /CREATE TABLE (\w+)/.exec(m)?.[1])).toEqual(['metric_label_slots', 'session_hour_rollups', undefined, undefined]);
+    expect(SQLITE_MIGRATIONS.slice(aggregates + 1).map((m) => typeof m === 'string' && /CREATE TABLE (\w+)/.exec(m)?.[1])).toEqual(['metric_label_slots', 'session_hour_rollups', undefined, undefined, false]);
     db.pragma(`user_version = ${aggregates}`);
     db.close();
 
@@ -338,6 +339,68 @@ async function answers(store: Store, events: HarnessEvent[], now: number): Promi
   return out;
 }
 
+/** Each fact's key text by its session, kind and stored hash: what the events report (fold.ts factOf). */
+function factKeysOf(events: HarnessEvent[]): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const e of events) {
+    const f = factOf(e);
+    if (f) out.set(`${f.session_id}\u0000${f.kind}\u0000${factKeyHash(f.key)}`, f.key);
+  }
+  return out;
+}
+
+/** Fact rows in one order whatever the table's (its primary key's) order. */
+const byFactId = <T extends Record<string, unknown>>(rows: T[]): T[] =>
+  [...rows].sort((a, b) => `${a.session_id}\u0000${a.kind}\u0000${a.khash}`.localeCompare(`${b.session_id}\u0000${b.kind}\u0000${b.khash}`));
+
+describe('facts keyed by their text (schema 9) to their key hash (migration 10)', () => {
+  it('every fact is carried over, found again by a later report, and counted once', async () => {
+    const events = variedEvents();
+    const now = Date.parse('2025-12-02T10:30:00.000Z');
+    const received = Date.parse('2025-12-02T10:00:30.000Z');
+    const fresh = new SqliteStore(join(t.home, 'fresh.db'));
+    for (const e of events) await fresh.ingestMany([[e]], received);
+    const path = join(t.home, 'v9.db');
+    await fresh.db.backup(path);
+    // A later report of facts already stored (the same tool calls and requests, new event ids): counted once, or not at all.
+    const again = events.filter((e) => factOf(e) !== null).map((e) => ({ ...e, event_id: uuidv7() }) as HarnessEvent);
+    expect(again.length).toBeGreaterThanOrEqual(5);
+    await fresh.ingestMany([again], received);
+    const expected = await answers(fresh, [...events, ...again], now);
+    await fresh.close();
+
+    // Back to schema 9: the facts' key text where its hash is now.
+    const keyOf = factKeysOf(events);
+    const old = new Database(path);
+    const before = byFactId(old.prepare('SELECT * FROM harness_facts').all() as Array<Record<string, unknown>>);
+    expect(before.length).toBeGreaterThanOrEqual(5);
+    old.exec(`
+      DROP VIEW harness_facts; ALTER TABLE harness_fact_rows RENAME TO hashed;
+      CREATE TABLE harness_fact_rows (sid INTEGER NOT NULL, kind INTEGER NOT NULL, key TEXT NOT NULL, skey INTEGER NOT NULL, model INTEGER, ts_ms INTEGER NOT NULL,
+        unpriced INTEGER NOT NULL DEFAULT 0, shape INTEGER NOT NULL, vals TEXT NOT NULL, PRIMARY KEY (sid, kind, key)) WITHOUT ROWID, STRICT;
+      DROP INDEX harness_facts_unpriced; CREATE INDEX harness_facts_unpriced ON harness_fact_rows(model) WHERE unpriced = 1;`);
+    const put = old.prepare('INSERT INTO harness_fact_rows SELECT h.sid, h.kind, ?, h.skey, h.model, h.ts_ms, h.unpriced, h.shape, h.vals FROM hashed h WHERE h.sid = ? AND h.kind = ? AND h.khash = ?');
+    const name = old.prepare('SELECT name FROM harness_names WHERE id = ?').pluck();
+    for (const h of old.prepare('SELECT sid, kind, khash FROM hashed').all() as Array<{ sid: number; kind: number; khash: number }>) {
+      const key = keyOf.get(`${name.get(h.sid)}\u0000${name.get(h.kind)}\u0000${h.khash}`);
+      expect(key).toBeDefined();
+      expect(put.run(key, h.sid, h.kind, h.khash).changes).toBe(1);
+    }
+    old.exec(`DROP TABLE hashed; CREATE VIEW harness_facts AS SELECT f.sid, f.kind, f.key FROM harness_fact_rows f; PRAGMA user_version = ${SQLITE_MIGRATIONS.length - 1}`);
+    old.close();
+
+    const migrated = new SqliteStore(path);
+    try {
+      expect(migrated.db.pragma('user_version', { simple: true })).toBe(SQLITE_MIGRATIONS.length);
+      expect(byFactId(migrated.db.prepare('SELECT * FROM harness_facts').all() as Array<Record<string, unknown>>)).toEqual(before);
+      await migrated.ingestMany([again], received);
+      expect(await answers(migrated, [...events, ...again], now)).toEqual(expected);
+    } finally {
+      await migrated.close();
+    }
+  });
+});
+
 describe('events of the previous schema (v3) into compact rows (migration 4)', () => {
   it('every stored event and every API answer stays the same', async () => {
     const events = variedEvents();
@@ -357,9 +420,13 @@ describe('events of the previous schema (v3) into compact rows (migration 4)', (
     const insert = old.prepare(`INSERT INTO harness_events (${EVENT_COLUMNS.join(', ')}) VALUES (${EVENT_COLUMNS.map(() => '?').join(', ')})`);
     for (const e of events) insert.run(eventValues(e, received));
     old.exec(`ATTACH '${join(t.home, 'fresh.db')}' AS f`);
-    for (const f of old.prepare('SELECT * FROM f.harness_facts').all() as Array<Record<string, unknown> & { shape: string; vals: string }>) {
-      const { shape, vals, ...rest } = f;
-      old.prepare('INSERT INTO main.harness_facts (session_id, kind, key, session_key, model, ts_ms, unpriced, state) VALUES (@session_id, @kind, @key, @session_key, @model, @ts_ms, @unpriced, @state)').run({ ...rest, state: JSON.stringify(joinState(shape, vals)) });
+    // This version keeps a fact's key as its hash: the v3 collector stored the text, which the events give back.
+    const keyOf = factKeysOf(events);
+    for (const f of old.prepare('SELECT * FROM f.harness_facts').all() as Array<Record<string, unknown> & { session_id: string; kind: string; khash: number; shape: string; vals: string }>) {
+      const { shape, vals, khash, ...rest } = f;
+      const key = keyOf.get(`${f.session_id}\u0000${f.kind}\u0000${khash}`);
+      expect(key).toBeDefined();
+      old.prepare('INSERT INTO main.harness_facts (session_id, kind, key, session_key, model, ts_ms, unpriced, state) VALUES (@session_id, @kind, @key, @session_key, @model, @ts_ms, @unpriced, @state)').run({ ...rest, key, state: JSON.stringify(joinState(shape, vals)) });
     }
     for (const table of ['harness_sessions', 'counters']) {
       const cols = (old.prepare(`PRAGMA f.table_info(${table})`).all() as Array<{ name: string }>).map((c) => c.name).join(', ');
@@ -367,7 +434,7 @@ describe('events of the previous schema (v3) into compact rows (migration 4)', (
     }
     old.exec('DETACH f');
     const stored = old.prepare('SELECT rowid AS seq, * FROM harness_events ORDER BY rowid').all();
-    const storedFacts = old.prepare('SELECT * FROM harness_facts ORDER BY session_id, kind, key').all();
+    const storedFacts = byFactId((old.prepare('SELECT * FROM harness_facts').all() as Array<Record<string, unknown> & { key: string }>).map(({ key, ...f }) => ({ ...f, khash: factKeyHash(key) })));
     expect(storedFacts.length).toBeGreaterThanOrEqual(5);
     old.close();
 
@@ -378,8 +445,8 @@ describe('events of the previous schema (v3) into compact rows (migration 4)', (
       // Every stored event whole: its old columns from the view, its body rebuilt byte for byte.
       const rows = migrated.db.prepare(`SELECT seq, ${EVENT_COLUMNS.filter((c) => c !== 'body').join(', ')}, tuple, layout, residue FROM harness_events ORDER BY seq`).all() as Array<Record<string, unknown>>;
       expect(rows.map(({ tuple, layout, residue, ...r }) => ({ ...r, body: decodeBody({ ...(r as object), tuple, layout, residue } as never) }))).toEqual(stored);
-      const facts = migrated.db.prepare('SELECT * FROM harness_facts ORDER BY session_id, kind, key').all() as Array<Record<string, unknown> & { shape: string; vals: string }>;
-      expect(facts.map(({ shape, vals, ...f }) => ({ ...f, state: JSON.stringify(joinState(shape, vals)) }))).toEqual(storedFacts);
+      const facts = migrated.db.prepare('SELECT * FROM harness_facts').all() as Array<Record<string, unknown> & { shape: string; vals: string }>;
+      expect(byFactId(facts.map(({ shape, vals, ...f }) => ({ ...f, state: JSON.stringify(joinState(shape, vals)) })))).toEqual(storedFacts);
       expect(await answers(migrated, events, now)).toEqual(expected);
       // And it keeps taking events.
       expect(await migrated.ingestMany([[HarnessEventSchema.parse({ event_id: uuidv7(), event: 'Stop', source: 'interactive', session_id: 'S-2', timestamp: new Date(now).toISOString() })]])).toEqual([{ accepted: 1, duplicates: 0 }]);
@@ -399,7 +466,7 @@ function withoutPositions(v: unknown): unknown {
   return Object.fromEntries(Object.entries(v).filter(([k]) => !['seq', 'ord', 'next', 'cursor', 'snapshot', 'live'].includes(k)).map(([k, x]) => [k, withoutPositions(x)]));
 }
 
-describe('PostgreSQL events of the previous schema (7) into compact rows (migration 8)', () => {
+describe('PostgreSQL events of the previous schema (7) into compact rows (migration 8) and facts keyed by ids (migration 9)', () => {
   const cluster = useStore('postgres');
   it('every stored event and every API answer stays the same; new events are stored compact beside the old ones', async () => {
     const events = variedEvents();
@@ -423,9 +490,17 @@ describe('PostgreSQL events of the previous schema (7) into compact rows (migrat
     for (const e of events) await old.query(`INSERT INTO harness_events (${EVENT_COLUMNS.join(', ')}) VALUES (${EVENT_COLUMNS.map((_c, i) => `$${i + 1}`).join(', ')})`, eventValues(e, received));
     for (const table of ['harness_sessions', 'harness_facts', 'counters']) {
       const cols = (await old.query<{ column_name: string }>("SELECT column_name FROM information_schema.columns WHERE table_name = $1 AND is_generated = 'NEVER' ORDER BY ordinal_position", [table])).rows.map((r) => r.column_name).join(', ');
-      // This version's facts name their session by its interned id; schema 7 by its text.
-      const from = table === 'harness_facts' ? '(SELECT f.*, k.text AS session_key FROM harness_facts f JOIN harness_event_parts k ON k.id = f.skey) AS f' : table;
-      const rows = (await fresh.pool.query(`SELECT ${cols} FROM ${from}`)).rows;
+      // This version's facts name their session and its own by interned ids, the kind by a code and
+      // the key by its hash; schema 7 by their texts (the keys' texts are what the events report).
+      const keyOf = factKeysOf(events);
+      const rows =
+        table === 'harness_facts'
+          ? (
+              await fresh.pool.query(
+                "SELECT i.text AS session_id, (ARRAY['usage', 'tool', 'metric'])[f.kind] AS kind, f.khash, k.text AS session_key, f.model, f.ts_ms, f.unpriced, f.state FROM harness_facts f JOIN harness_event_parts k ON k.id = f.skey JOIN harness_event_parts i ON i.id = f.sid",
+              )
+            ).rows.map(({ khash, ...f }) => ({ ...f, key: keyOf.get(`${f.session_id}\u0000${f.kind}\u0000${khash}`) ?? expect.fail(`no key for ${JSON.stringify(f)}`) }))
+          : (await fresh.pool.query(`SELECT ${cols} FROM ${table}`)).rows;
       await old.query(`INSERT INTO ${table} (${cols}) SELECT ${cols} FROM json_populate_recordset(NULL::${table}, $1::json)`, [JSON.stringify(rows)]);
     }
     const stored = (await old.query('SELECT event_id, body FROM harness_events ORDER BY event_id')).rows as Array<{ event_id: string; body: string }>;
@@ -445,6 +520,12 @@ describe('PostgreSQL events of the previous schema (7) into compact rows (migrat
       const factCols = (await migrated.pool.query("SELECT column_name FROM information_schema.columns WHERE table_name = 'harness_facts'")).rows.map((r) => r.column_name as string);
       expect(factCols).toContain('skey');
       expect(factCols).not.toContain('session_key');
+      expect(factCols).toContain('khash');
+      expect(factCols).not.toContain('key');
+      expect(factCols).not.toContain('session_id');
+      // Every fact carried over: found under its new key (the hash computed in SQL is the one JS computes).
+      const carried = (await migrated.pool.query('SELECT count(*)::int AS n FROM harness_facts')).rows[0].n as number;
+      expect(carried).toBe(factKeysOf(events).size);
       // Every stored event whole, byte for byte, through the session reads.
       const reads = migrated.sessionReads();
       for (const { event_id, body } of stored) expect((await reads.event(event_id))?.body).toBe(body);

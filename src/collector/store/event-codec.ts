@@ -21,6 +21,8 @@
  * ingest, key order included. Pure functions: unit-tested without a database.
  */
 
+import { createHash } from 'node:crypto';
+
 /** Event kinds with fixed ids (1…n) in harness_names, so reads and partial indexes can name them as integers. */
 export const KNOWN_KINDS = [
   'Notification', 'PermissionRequest', 'PreToolUse', 'PostToolUse', 'PostToolUseFailure', 'UserPromptSubmit', 'SessionEnd', 'SubagentStop',
@@ -320,3 +322,18 @@ export function joinState(shape: string, vals: string): unknown {
   (keys as string[]).forEach((k, i) => Object.defineProperty(out, k, { value: (values as unknown[])[i], enumerable: true, writable: true, configurable: true }));
   return out;
 }
+
+/**
+ * A fact's key (a tool_use_id, a request id, an OTel series: 30–40 characters, the longest part of
+ * a fact row and of its primary key) as both stores keep it: the top 52 bits of its SHA-256, a
+ * whole number that JS, SQLite and PostgreSQL all hold exactly. It only has to tell apart the facts
+ * of one session and kind (the rest of the primary key): even a session of 20,000 facts has a chance
+ * of about 10^-8 that two of its keys share a hash. FACT_KEY_HASH_SQL is the same in PostgreSQL.
+ */
+export function factKeyHash(key: string): number {
+  const d = createHash('sha256').update(key, 'utf8').digest();
+  return d.readUInt32BE(0) * 2 ** 20 + (d.readUInt32BE(4) >>> 12);
+}
+
+/** factKeyHash in PostgreSQL, of a text expression: the first 13 hex digits of its SHA-256. */
+export const FACT_KEY_HASH_SQL = (x: string) => `('x' || substr(encode(sha256(convert_to(${x}, 'UTF8')), 'hex'), 1, 13))::bit(52)::bigint`;

@@ -7,7 +7,8 @@
  */
 import type { HarnessEvent } from '../../event';
 import { sessionKey } from '../normalize';
-import { columnsOf, encodeParts, residueObjectOf, type EventColumns } from './event-codec';
+import { factOf, type FactId } from '../fold';
+import { columnsOf, encodeParts, factKeyHash, residueObjectOf, type EventColumns } from './event-codec';
 import { VERBATIM_LAYOUT_ID } from './event-parts-postgres';
 
 /** harness_events columns an insert writes (json_populate_recordset takes them by name). */
@@ -65,3 +66,27 @@ export function partTexts(rows: CompactRow[]): string[] {
   }
   return out;
 }
+
+/** A fact's kind as harness_facts stores it (migration 9). */
+export const FACT_KIND_CODES: Record<FactId['kind'], number> = { usage: 1, tool: 2, metric: 3 };
+
+/** The fact texts a batch needs ids for: each reported fact's session id (harness_facts.sid). */
+export function factPartTexts(events: Iterable<HarnessEvent>): string[] {
+  const out: string[] = [];
+  for (const e of events) {
+    const f = factOf(e);
+    if (f) out.push(f.session_id);
+  }
+  return out;
+}
+
+/** A fact's primary key as harness_facts holds it (migration 9): its session id's part id, its kind's code, its key's hash. */
+export function factKeyOf(f: FactId, ids: ReadonlyMap<string, number>): { sid: number; kind: number; khash: number } {
+  const sid = ids.get(f.session_id);
+  // As for session keys, only a SHA-256 collision could leave one without its id.
+  if (sid === undefined) throw new Error(`fact session without an id: ${f.session_id}`);
+  return { sid, kind: FACT_KIND_CODES[f.kind], khash: factKeyHash(f.key) };
+}
+
+/** The text of factKeyOf's answer as the database gives it back (bigint as text), for matching rows to facts. */
+export const factKeyText = (sid: number | string, kind: number | string, khash: number | string) => `${sid}:${kind}:${khash}`;

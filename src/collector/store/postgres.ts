@@ -21,10 +21,10 @@
 import { Pool, types as pgTypes, type PoolClient, type PoolConfig } from 'pg';
 import type { HarnessEvent } from '../../event';
 import type { MetricSlot } from '../metric-limits';
-import { applyCompletions, factIdText, factsOf, foldEvents, labelsText, type CompletionState, type CounterSet, type FactRow } from '../fold';
+import { applyCompletions, factIdText, factsOf, foldEvents, labelsText, type CompletionState, type CounterSet, type FactId, type FactRow } from '../fold';
 import { checkedLastSeen, dimValue, RollupDelta, ROLLUP_VALUES, rollupSql, toolDays, toolHourRollups, toolRollupSql, toRollupSum, utcDay, type LastSeen, type LastSeenRow, type RollupQuery, type RollupSum, type ToolHourRow, type ToolRollupQuery } from '../rollups';
 import { redactUrl, StoreUnavailableError, SWEEP_CHUNK, SWEEP_PERIOD_MS, type CounterTotal, type Filters, type IngestOutcome, type IngestTotals, type RebuildResult, type SessionFilter, type SessionRow, type Store, type StoreOptions, type SweepResult, type ToolRow, type ToolSum } from './index';
-import { compactRow, partTexts, PG_EVENT_COLUMNS, withPartIds } from './event-rows-postgres';
+import { compactRow, factKeyOf, factKeyText, factPartTexts, partTexts, PG_EVENT_COLUMNS, withPartIds } from './event-rows-postgres';
 import { PART_ID, PostgresEventParts } from './event-parts-postgres';
 import { LabelSets } from './label-sets';
 import { POSTGRES_MIGRATIONS } from './migrations/postgres';
@@ -242,7 +242,7 @@ export class PostgresStore implements Store {
       encoded = groups.flat().map((e) => compactRow(e, receivedMs));
     }
     // The session keys, layouts and contexts get their ids first, in statements of their own (event-parts-postgres.ts).
-    const ids = await this.parts.ids(partTexts(encoded));
+    const ids = await this.parts.ids([...partTexts(encoded), ...factPartTexts(groups.flat())]);
     const eventRows = JSON.stringify(encoded.map((r) => withPartIds(r, ids)));
     const cols = PG_EVENT_COLUMNS.join(', ');
     return this.tx(async (c) => {
@@ -264,7 +264,7 @@ export class PostgresStore implements Store {
         duplicates += o.duplicates;
         return o;
       });
-      const facts = await this.lockFacts(c, stored);
+      const facts = await this.lockFacts(c, stored, ids);
       // Before the fold: it updates `facts` in place, and a call is new when its fact was not stored.
       const tools = toolHourRollups(stored, facts);
       const fold = foldEvents(stored, facts, duplicates);
@@ -272,9 +272,9 @@ export class PostgresStore implements Store {
         await c.query(
           // Every session key here is interned: this batch's before the transaction, a stored fact's when it was stored.
           `UPDATE harness_facts AS f SET skey = ${PART_ID('w.session_key')}, model = w.model, ts_ms = w.ts_ms, unpriced = w.unpriced, state = w.state
-           FROM json_to_recordset($1::json) AS w(session_id text, kind text, key text, session_key text, model text, ts_ms bigint, unpriced smallint, state text)
-           WHERE f.session_id = w.session_id AND f.kind = w.kind AND f.key = w.key`,
-          [json(fold.facts.map((f) => ({ ...f, state: JSON.stringify(f.state) })))],
+           FROM json_to_recordset($1::json) AS w(sid integer, kind smallint, khash bigint, session_key text, model text, ts_ms bigint, unpriced smallint, state text)
+           WHERE f.sid = w.sid AND f.kind = w.kind AND f.khash = w.khash`,
+          [json(fold.facts.map((f) => ({ ...factKeyOf(f, ids), session_key: f.session_key, model: f.model, ts_ms: f.ts_ms, unpriced: f.unpriced, state: JSON.stringify(f.state) })))],
         );
       }
       // Each touched session as it was (locked: a new one as a placeholder row, so that a
@@ -344,20 +344,26 @@ export class PostgresStore implements Store {
    * update that waits for, then returns, the latest committed state), in sorted
    * order. The fold then writes each one's real state in the same transaction.
    */
-  private async lockFacts(c: PoolClient, events: HarnessEvent[]): Promise<Map<string, FactRow>> {
-    const ids = factsOf(events);
+  private async lockFacts(c: PoolClient, events: HarnessEvent[], partIds: ReadonlyMap<string, number>): Promise<Map<string, FactRow>> {
     const facts = new Map<string, FactRow>();
-    if (ids.length === 0) return facts;
-    const rows = await c.query<{ session_id: string; kind: 'usage' | 'tool' | 'metric'; key: string; session_key: string; model: string | null; ts_ms: number; unpriced: number; state: string }>(
-      `INSERT INTO harness_facts AS f (session_id, kind, key, skey, ts_ms, state)
-       SELECT session_id, kind, key, 0, 0, '' FROM json_to_recordset($1::json) AS w(session_id text, kind text, key text) ORDER BY session_id, kind, key
-       ON CONFLICT (session_id, kind, key) DO UPDATE SET state = f.state
-       RETURNING f.session_id, f.kind, f.key, (SELECT k.text FROM harness_event_parts k WHERE k.id = f.skey) AS session_key, f.model, f.ts_ms, f.unpriced, f.state`,
-      [json(ids)],
+    const wanted = new Map<string, FactId>();
+    const keys = factsOf(events).map((f) => {
+      const k = factKeyOf(f, partIds);
+      wanted.set(factKeyText(k.sid, k.kind, k.khash), f);
+      return k;
+    });
+    if (keys.length === 0) return facts;
+    const rows = await c.query<{ sid: number; kind: number; khash: string; session_key: string; model: string | null; ts_ms: number; unpriced: number; state: string }>(
+      `INSERT INTO harness_facts AS f (sid, kind, khash, skey, ts_ms, state)
+       SELECT sid, kind, khash, 0, 0, '' FROM json_to_recordset($1::json) AS w(sid integer, kind smallint, khash bigint) ORDER BY sid, kind, khash
+       ON CONFLICT (sid, kind, khash) DO UPDATE SET state = f.state
+       RETURNING f.sid, f.kind, f.khash, (SELECT k.text FROM harness_event_parts k WHERE k.id = f.skey) AS session_key, f.model, f.ts_ms, f.unpriced, f.state`,
+      [JSON.stringify(keys)],
     );
     for (const r of rows.rows) {
       if (r.state === '') continue; // new: no report stored yet
-      facts.set(factIdText(r), { session_key: r.session_key, model: r.model, ts_ms: r.ts_ms, unpriced: r.unpriced, state: JSON.parse(r.state) as unknown });
+      const f = wanted.get(factKeyText(r.sid, r.kind, r.khash));
+      if (f) facts.set(factIdText(f), { session_key: r.session_key, model: r.model, ts_ms: r.ts_ms, unpriced: r.unpriced, state: JSON.parse(r.state) as unknown });
     }
     return facts;
   }
@@ -672,27 +678,27 @@ export class PostgresStore implements Store {
     // Facts have no time index (migration 7): each chunk reads the next SWEEP_CHUNK in key order
     // and deletes the old ones among them; `ts_ms < cutoff` again in the DELETE, so a fact an
     // ingest made fresh meanwhile is kept (the condition is checked on the row's latest version).
-    let at: [string, string, string] | null = null;
+    let at: [number, number, string] | null = null;
     let walked = false;
     await chunked(async (c) => {
       if (walked) return 0;
       const rows = (
-        await c.query<{ session_id: string; kind: string; key: string; ts_ms: string }>(
+        await c.query<{ sid: number; kind: number; khash: string; ts_ms: string }>(
           at === null
-            ? 'SELECT session_id, kind, key, ts_ms FROM harness_facts ORDER BY session_id, kind, key LIMIT $1'
-            : 'SELECT session_id, kind, key, ts_ms FROM harness_facts WHERE (session_id, kind, key) > ($2, $3, $4) ORDER BY session_id, kind, key LIMIT $1',
+            ? 'SELECT sid, kind, khash, ts_ms FROM harness_facts ORDER BY sid, kind, khash LIMIT $1'
+            : 'SELECT sid, kind, khash, ts_ms FROM harness_facts WHERE (sid, kind, khash) > ($2, $3, $4) ORDER BY sid, kind, khash LIMIT $1',
           at === null ? [SWEEP_CHUNK] : [SWEEP_CHUNK, ...at],
         )
       ).rows;
       if (rows.length < SWEEP_CHUNK) walked = true;
       if (rows.length === 0) return 0;
       const last = rows[rows.length - 1]!;
-      at = [last.session_id, last.kind, last.key];
+      at = [last.sid, last.kind, last.khash];
       const old = rows.filter((r) => Number(r.ts_ms) < cutoff);
       if (old.length > 0) {
         const gone = await c.query(
-          'DELETE FROM harness_facts WHERE (session_id, kind, key) IN (SELECT * FROM unnest($1::text[], $2::text[], $3::text[])) AND ts_ms < $4',
-          [old.map((r) => r.session_id), old.map((r) => r.kind), old.map((r) => r.key), cutoff],
+          'DELETE FROM harness_facts WHERE (sid, kind, khash) IN (SELECT * FROM unnest($1::integer[], $2::smallint[], $3::bigint[])) AND ts_ms < $4',
+          [old.map((r) => r.sid), old.map((r) => r.kind), old.map((r) => r.khash), cutoff],
         );
         out.facts += gone.rowCount ?? 0;
       }

@@ -12,7 +12,7 @@ import { LabelSets } from './label-sets';
 import { applyCompletions, CounterSet, factIdText, factsOf, foldEvents, labelsText, type CompletionState, type FactRow } from '../fold';
 import { checkedLastSeen, dimValue, RollupDelta, ROLLUP_VALUES, rollupSql, toolDays, toolHourRollups, toolRollupSql, toRollupSum, utcDay, type LastSeen, type LastSeenRow, type RollupQuery, type RollupSum, type ToolHourRow, type ToolRollupQuery, type ToolRollupRow } from '../rollups';
 import { nextSweepChunk, SWEEP_CHUNK_FIRST, SWEEP_PAUSE_FACTOR, type CounterTotal, type Filters, type IngestOutcome, type IngestTotals, type RebuildResult, type SessionFilter, type SessionRow, type Store, type SweepResult, type ToolRow, type ToolSum } from './index';
-import { columnsOf, joinState } from './event-codec';
+import { columnsOf, factKeyHash, joinState } from './event-codec';
 import { SQLITE_MIGRATIONS } from './migrations/sqlite';
 import { compactEvents, factValues, GET_FACT, INSERT_FACT, INSERT_ROW, Names, rowValues } from './migrations/sqlite-compact-events';
 import { sessionKey } from '../normalize';
@@ -183,9 +183,9 @@ export class SqliteStore implements Store {
       deleteZeroHourRollups: db.prepare(`DELETE FROM session_hour_rollups WHERE (hour, source, project, label) IN (SELECT hour, source, project, label FROM session_hour_rollups WHERE ${ROLLUP_VALUES.map((v) => `${v} = 0`).join(' AND ')} LIMIT ?)`),
       deleteZeroFilters: db.prepare('DELETE FROM filter_values WHERE (dim, value) IN (SELECT dim, value FROM filter_values WHERE sessions = 0 LIMIT ?)'),
       // Retention's walk over the facts in key order (they have no time index): the key N rows on, then the old ones up to it.
-      factAhead: db.prepare('SELECT sid, kind, key FROM harness_fact_rows WHERE (sid, kind, key) > (?, ?, ?) ORDER BY sid, kind, key LIMIT 1 OFFSET ?').raw(),
-      deleteOldFacts: db.prepare('DELETE FROM harness_fact_rows WHERE (sid, kind, key) > (?, ?, ?) AND (sid, kind, key) <= (?, ?, ?) AND ts_ms < ?'),
-      deleteOldFactsToEnd: db.prepare('DELETE FROM harness_fact_rows WHERE (sid, kind, key) > (?, ?, ?) AND ts_ms < ?'),
+      factAhead: db.prepare('SELECT sid, kind, khash FROM harness_fact_rows WHERE (sid, kind, khash) > (?, ?, ?) ORDER BY sid, kind, khash LIMIT 1 OFFSET ?').raw(),
+      deleteOldFacts: db.prepare('DELETE FROM harness_fact_rows WHERE (sid, kind, khash) > (?, ?, ?) AND (sid, kind, khash) <= (?, ?, ?) AND ts_ms < ?'),
+      deleteOldFactsToEnd: db.prepare('DELETE FROM harness_fact_rows WHERE (sid, kind, khash) > (?, ?, ?) AND ts_ms < ?'),
       metricSlots: db.prepare('SELECT dimension, slot, value FROM metric_label_slots'),
       claimSlot: db.prepare('INSERT INTO metric_label_slots (dimension, slot, value) VALUES (?, ?, ?) ON CONFLICT DO NOTHING'),
       eventCount: db.prepare('SELECT count(*) AS n FROM harness_event_rows'),
@@ -224,7 +224,7 @@ export class SqliteStore implements Store {
     for (const f of factsOf(stored)) {
       const sid = this.names.find(f.session_id);
       const kind = sid === undefined ? undefined : this.names.find(f.kind);
-      const row = kind === undefined ? undefined : (this.stmts.getFact.get(sid, kind, f.key) as (Omit<FactRow, 'state'> & { shape: string; vals: string }) | undefined);
+      const row = kind === undefined ? undefined : (this.stmts.getFact.get(sid, kind, factKeyHash(f.key)) as (Omit<FactRow, 'state'> & { shape: string; vals: string }) | undefined);
       if (row) facts.set(factIdText(f), { session_key: row.session_key, model: row.model, ts_ms: row.ts_ms, unpriced: row.unpriced, state: joinState(row.shape, row.vals) });
     }
     // Before the fold: it updates `facts` in place, and a call is new when its fact was not stored.
@@ -458,10 +458,10 @@ export class SqliteStore implements Store {
     // Facts have no time index (migration 9): each chunk walks on in key order from where the last
     // stopped, FACT_SCAN_FACTOR rows per row a chunk of the other phases deletes (the walk runs in
     // SQLite; a row read costs a small part of a row deleted), and deletes the old ones among them.
-    let at: [number, number, string] | null = [-1, -1, ''];
+    let at: [number, number, number] | null = [-1, -1, -1];
     await chunked((limit) => {
       if (at === null) return 0;
-      const ahead = this.stmts.factAhead.get(...at, limit * FACT_SCAN_FACTOR - 1) as [number, number, string] | undefined;
+      const ahead = this.stmts.factAhead.get(...at, limit * FACT_SCAN_FACTOR - 1) as [number, number, number] | undefined;
       out.facts += ahead ? this.stmts.deleteOldFacts.run(...at, ...ahead, cutoff).changes : this.stmts.deleteOldFactsToEnd.run(...at, cutoff).changes;
       at = ahead ?? null; // past the last key: the walk is done after this chunk
       return 1;

@@ -5,6 +5,8 @@
  * start at the same moment; each version is recorded in
  * `claude_metrics_migrations`. Append only; never edit one that has shipped.
  */
+import { FACT_KEY_HASH_SQL } from '../event-codec';
+
 export const POSTGRES_MIGRATIONS: Array<{ name: string; sql: string }> = [
   {
     name: 'events, sessions, facts, counters, jobs',
@@ -315,6 +317,40 @@ export const POSTGRES_MIGRATIONS: Array<{ name: string; sql: string }> = [
         ALTER TABLE harness_facts ADD COLUMN skey INTEGER;
         UPDATE harness_facts f SET skey = p.id FROM harness_event_parts p WHERE claude_metrics_digest(p.text) = claude_metrics_digest(f.session_key);
         ALTER TABLE harness_facts ALTER COLUMN skey SET NOT NULL, DROP COLUMN session_key;
+      END IF;
+    END $$;
+    `,
+  },
+  {
+    // A fact's primary key without text (issue 17, "smaller rows"), as SQLite's migration 10: its
+    // session id interned in harness_event_parts (sid), its kind as a code (1 usage, 2 tool, 3 metric:
+    // event-rows-postgres.ts FACT_KIND_CODES), its key as its 52-bit hash (event-codec.ts
+    // factKeyHash, the same in SQL). The three texts were ~80 bytes of each row and again of its
+    // primary key. The rows move to a new table (no dead versions left behind), in the order of the
+    // new key. Idempotent: a table that already has \`khash\` is left alone.
+    name: 'facts keyed by ids and a key hash',
+    sql: `
+    DO $$ BEGIN
+      IF EXISTS (SELECT 1 FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = 'harness_facts' AND column_name = 'key') THEN
+        INSERT INTO harness_event_parts (text) SELECT DISTINCT session_id FROM harness_facts ORDER BY 1 ON CONFLICT DO NOTHING;
+        CREATE TABLE harness_facts_v9 (
+          khash BIGINT NOT NULL,
+          ts_ms BIGINT NOT NULL,
+          sid INTEGER NOT NULL,
+          skey INTEGER NOT NULL,
+          kind SMALLINT NOT NULL,
+          unpriced SMALLINT NOT NULL DEFAULT 0,
+          model TEXT,
+          state TEXT NOT NULL
+        );
+        INSERT INTO harness_facts_v9 (khash, ts_ms, sid, skey, kind, unpriced, model, state)
+          SELECT ${FACT_KEY_HASH_SQL('f.key')}, f.ts_ms, p.id, f.skey, CASE f.kind WHEN 'usage' THEN 1 WHEN 'tool' THEN 2 ELSE 3 END, f.unpriced, f.model, f.state
+          FROM harness_facts f JOIN harness_event_parts p ON claude_metrics_digest(p.text) = claude_metrics_digest(f.session_id) AND p.text = f.session_id
+          ORDER BY 3, 5, 1;
+        DROP TABLE harness_facts;
+        ALTER TABLE harness_facts_v9 RENAME TO harness_facts;
+        ALTER TABLE harness_facts ADD CONSTRAINT harness_facts_pkey PRIMARY KEY (sid, kind, khash);
+        CREATE INDEX harness_facts_unpriced ON harness_facts(model) WHERE unpriced = 1;
       END IF;
     END $$;
     `,

@@ -9,10 +9,30 @@
  * valid); a body the codec cannot give back byte for byte is kept verbatim.
  */
 import type Database from 'better-sqlite3';
-import { decodeBody, encodeEvent, encodeId, KNOWN_KINDS, splitState, type EncodedEvent, type EventColumns } from '../event-codec';
+import { decodeBody, encodeEvent, encodeId, factKeyHash, KNOWN_KINDS, splitState, type EncodedEvent, type EventColumns } from '../event-codec';
 
 const uuidText = (x: string) => `lower(substr(hex(${x}), 1, 8) || '-' || substr(hex(${x}), 9, 4) || '-' || substr(hex(${x}), 13, 4) || '-' || substr(hex(${x}), 17, 4) || '-' || substr(hex(${x}), 21))`;
 const nameOf = (col: string) => `(SELECT n.name FROM harness_names n WHERE n.id = ${col})`;
+
+/**
+ * One row per tool call, API request or metric series (facts.ts); sid, kind, skey, model, shape:
+ * harness_names ids; khash: the key's factKeyHash (migration 10; the key text before). The state as
+ * its key list (shape) and a JSON array of its values (event-codec.ts splitState).
+ */
+const FACT_ROWS_TABLE = (name = 'harness_fact_rows') => `
+  CREATE TABLE ${name} (
+    sid INTEGER NOT NULL,
+    kind INTEGER NOT NULL,
+    khash INTEGER NOT NULL,
+    skey INTEGER NOT NULL,
+    model INTEGER,
+    ts_ms INTEGER NOT NULL,
+    unpriced INTEGER NOT NULL DEFAULT 0,
+    shape INTEGER NOT NULL,
+    vals TEXT NOT NULL,
+    PRIMARY KEY (sid, kind, khash)
+  ) WITHOUT ROWID, STRICT;
+`;
 
 export const COMPACT_TABLES = `
   -- Found by a hash of the name (nameHash), not by an index of the text: context tuples are long, an index would hold each twice.
@@ -35,21 +55,9 @@ export const COMPACT_TABLES = `
     cost_usd REAL, num_turns INTEGER,
     residue TEXT
   ) STRICT;
-  -- One row per tool call, API request or metric series (facts.ts), keyed as before; sid, kind, skey, model, shape: harness_names ids.
-  -- The state as its key list (shape) and a JSON array of its values (event-codec.ts splitState).
-  CREATE TABLE harness_fact_rows (
-    sid INTEGER NOT NULL,
-    kind INTEGER NOT NULL,
-    key TEXT NOT NULL,
-    skey INTEGER NOT NULL,
-    model INTEGER,
-    ts_ms INTEGER NOT NULL,
-    unpriced INTEGER NOT NULL DEFAULT 0,
-    shape INTEGER NOT NULL,
-    vals TEXT NOT NULL,
-    PRIMARY KEY (sid, kind, key)
-  ) WITHOUT ROWID, STRICT;
+${FACT_ROWS_TABLE()}
 `;
+
 
 /** The reads' indexes (session-reads-sqlite.ts) and retention's; built after the rows are in. */
 export const COMPACT_INDEXES = `
@@ -60,6 +68,13 @@ export const COMPACT_INDEXES = `
   CREATE INDEX harness_events_waiting ON harness_event_rows(ts_ms) WHERE kind IN (1, 2);
   CREATE INDEX harness_facts_ts ON harness_fact_rows(ts_ms);
   CREATE INDEX harness_facts_unpriced ON harness_fact_rows(model) WHERE unpriced = 1;
+`;
+
+/** The old columns but the key (its hash, khash) and state (rebuilt in JS from shape and vals: event-codec.ts joinState). */
+const FACTS_VIEW = `
+  CREATE VIEW harness_facts AS SELECT
+    i.name AS session_id, k.name AS kind, f.khash, s.name AS session_key, ${nameOf('f.model')} AS model, f.ts_ms, f.unpriced, ${nameOf('f.shape')} AS shape, f.vals
+  FROM harness_fact_rows f JOIN harness_names i ON i.id = f.sid JOIN harness_names k ON k.id = f.kind JOIN harness_names s ON s.id = f.skey;
 `;
 
 export const EVENTS_VIEW = `
@@ -77,21 +92,18 @@ export const EVENTS_VIEW = `
     r.input_tokens, r.output_tokens, r.cache_creation_input_tokens, r.cache_read_input_tokens, r.cost_usd, r.num_turns,
     c.name AS tuple, ${nameOf('r.layout')} AS layout, r.residue
   FROM harness_event_rows r JOIN harness_names k ON k.id = r.kind JOIN harness_names s ON s.id = r.skey JOIN harness_names c ON c.id = r.ctx;
-  -- The old columns but state (rebuilt in JS from shape and vals: event-codec.ts joinState).
-  CREATE VIEW harness_facts AS SELECT
-    i.name AS session_id, k.name AS kind, f.key, s.name AS session_key, ${nameOf('f.model')} AS model, f.ts_ms, f.unpriced, ${nameOf('f.shape')} AS shape, f.vals
-  FROM harness_fact_rows f JOIN harness_names i ON i.id = f.sid JOIN harness_names k ON k.id = f.kind JOIN harness_names s ON s.id = f.skey;
+  ${FACTS_VIEW}
 `;
 
-export const INSERT_FACT = `INSERT INTO harness_fact_rows (sid, kind, key, skey, model, ts_ms, unpriced, shape, vals) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-  ON CONFLICT(sid, kind, key) DO UPDATE SET model = excluded.model, ts_ms = excluded.ts_ms, unpriced = excluded.unpriced, shape = excluded.shape, vals = excluded.vals`;
+export const INSERT_FACT = `INSERT INTO harness_fact_rows (sid, kind, khash, skey, model, ts_ms, unpriced, shape, vals) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+  ON CONFLICT(sid, kind, khash) DO UPDATE SET model = excluded.model, ts_ms = excluded.ts_ms, unpriced = excluded.unpriced, shape = excluded.shape, vals = excluded.vals`;
 export const GET_FACT = `SELECT s.name AS session_key, ${nameOf('f.model')} AS model, f.ts_ms, f.unpriced, ${nameOf('f.shape')} AS shape, f.vals
-  FROM harness_fact_rows f JOIN harness_names s ON s.id = f.skey WHERE f.sid = ? AND f.kind = ? AND f.key = ?`;
+  FROM harness_fact_rows f JOIN harness_names s ON s.id = f.skey WHERE f.sid = ? AND f.kind = ? AND f.khash = ?`;
 
 /** A harness_fact_rows row (INSERT_FACT's order) of a fact as fold.ts writes it, its state already an object. */
 export function factValues(names: Names, f: { session_id: string; kind: string; key: string; session_key: string; model: string | null; ts_ms: number; unpriced: number; state: unknown }): unknown[] {
   const st = splitState(f.state);
-  return [names.id(f.session_id), names.id(f.kind), f.key, names.id(f.session_key), f.model === null ? null : names.id(f.model), f.ts_ms, f.unpriced, names.id(st.shape), st.vals];
+  return [names.id(f.session_id), names.id(f.kind), factKeyHash(f.key), names.id(f.session_key), f.model === null ? null : names.id(f.model), f.ts_ms, f.unpriced, names.id(st.shape), st.vals];
 }
 
 /** A name's lookup key: two 32-bit hashes (FNV-1a and a multiplicative one) over its UTF-16 units, as 53 bits (a collision only costs a second comparison). */
@@ -211,3 +223,29 @@ export function compactEvents(db: Database.Database): void {
 
 /** The harness_events view's columns a body is rebuilt from (decodeBody of the row): for tools and tests reading the file. */
 export const BODY_PARTS = 'event_id, event, source, ts_ms, session_id, run_id, task_id, label, project, tool_name, tool_use_id, success, duration_ms, exit_code, error, model, input_tokens, output_tokens, cache_creation_input_tokens, cache_read_input_tokens, cost_usd, num_turns, tuple, layout, residue';
+
+/**
+ * Migration 10 (issue 17, "smaller rows"): a fact's key text (30–40 bytes, in the row and again in
+ * the primary key) becomes its 52-bit hash (event-codec.ts factKeyHash): ~25 bytes less per fact.
+ * A file that went through migration 4 with this version already has the hash; only older ones are rewritten.
+ */
+export function hashFactKeys(db: Database.Database): void {
+  const cols = (db.prepare("SELECT name FROM pragma_table_info('harness_fact_rows')").pluck().all() as string[]);
+  if (!cols.includes('key')) return;
+  db.exec(FACT_ROWS_TABLE('harness_fact_rows_v10'));
+  const put = db.prepare('INSERT INTO harness_fact_rows_v10 (sid, kind, khash, skey, model, ts_ms, unpriced, shape, vals) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING');
+  const page = db.prepare('SELECT sid, kind, key, skey, model, ts_ms, unpriced, shape, vals FROM harness_fact_rows WHERE (sid, kind, key) > (?, ?, ?) ORDER BY sid, kind, key LIMIT 5000').raw();
+  for (let after: unknown[] = [-1, -1, '']; ; ) {
+    const rows = page.all(...after) as unknown[][];
+    if (rows.length === 0) break;
+    for (const r of rows) put.run(r[0], r[1], factKeyHash(r[2] as string), ...r.slice(3));
+    after = rows[rows.length - 1]!.slice(0, 3);
+  }
+  db.exec(`
+    DROP VIEW IF EXISTS harness_facts;
+    DROP TABLE harness_fact_rows;
+    ALTER TABLE harness_fact_rows_v10 RENAME TO harness_fact_rows;
+    CREATE INDEX harness_facts_unpriced ON harness_fact_rows(model) WHERE unpriced = 1;
+    ${FACTS_VIEW}
+  `);
+}

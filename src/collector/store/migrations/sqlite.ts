@@ -4,7 +4,7 @@
  * (`postgres.ts`) keeps the same tables and columns.
  */
 import type Database from 'better-sqlite3';
-import { compactEvents } from './sqlite-compact-events';
+import { compactEvents, hashFactKeys } from './sqlite-compact-events';
 
 /** A migration: SQL, or a function when rows must be rewritten by code (run inside the migration's transaction). */
 export type SqliteMigration = string | ((db: Database.Database) => void);
@@ -249,4 +249,6 @@ export const SQLITE_MIGRATIONS: SqliteMigration[] = [
   `
   DROP INDEX IF EXISTS harness_facts_ts;
   `,
+  // 10: a fact's key as its 52-bit hash, not its text (issue 17, "smaller rows"; sqlite-compact-events.ts).
+  hashFactKeys,
 ];
