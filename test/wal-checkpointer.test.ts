@@ -23,9 +23,9 @@ afterEach(() => t.cleanup());
 const event = (i: number, now: number): HarnessEvent =>
   ({ event_id: `00000000-0000-4000-8000-${String(i).padStart(12, '0')}`, event: 'PostToolUse', source: 'interactive', timestamp: new Date(now - i).toISOString(), session_id: `s-${i % 50}`, tool_name: 'Bash', tool_use_id: `toolu_${i}`, success: true, project: 'p', label: `l-${i % 7}` }) as HarnessEvent;
 
-async function fill(store: SqliteStore, n: number): Promise<void> {
+async function fill(store: SqliteStore, n: number, from = 0): Promise<void> {
   const now = Date.now();
-  for (let i = 0; i < n; i += 500) await store.ingestMany([Array.from({ length: Math.min(500, n - i) }, (_, k) => event(i + k, now))]);
+  for (let i = from; i < from + n; i += 500) await store.ingestMany([Array.from({ length: Math.min(500, from + n - i) }, (_, k) => event(i + k, now))]);
 }
 
 const pages = (file: string) => Math.ceil(statSync(file).size / 4096);
@@ -53,10 +53,14 @@ describe('WAL checkpoints on a worker thread', () => {
       expect(await until(() => pages(file) > before + 300)).toBe(true);
       expect(walPages()).toBeLessThan(BACKSTOP_PAGES);
       expect(await (store as unknown as { checkpointer: { runs(): Promise<number> } }).checkpointer.runs()).toBeGreaterThan(0);
+      // At rest (no commit for a second), the worker empties the WAL file.
+      expect(await until(() => statSync(`${file}-wal`).size === 0)).toBe(true);
+      await fill(store, 500, 8_000);
+      expect(statSync(`${file}-wal`).size).toBeGreaterThan(0);
       // Another connection reads every event from the file the worker checkpointed into.
       const other = new Database(file, { readonly: true });
       try {
-        expect((other.prepare('SELECT count(*) AS n FROM harness_event_rows').get() as { n: number }).n).toBe(8_000);
+        expect((other.prepare('SELECT count(*) AS n FROM harness_event_rows').get() as { n: number }).n).toBe(8_500);
       } finally {
         other.close();
       }
@@ -67,7 +71,7 @@ describe('WAL checkpoints on a worker thread', () => {
     expect(!existsSync(`${file}-wal`) || statSync(`${file}-wal`).size === 0).toBe(true);
     const again = new SqliteStore(file);
     try {
-      expect(await again.eventCount()).toBe(8_000);
+      expect(await again.eventCount()).toBe(8_500);
     } finally {
       await again.close();
     }

@@ -24,6 +24,8 @@ export const BACKSTOP_PAGES = 4_096;
 export const WAL_SIZE_LIMIT_BYTES = 16 * 1024 * 1024;
 /** How often the worker checkpoints: at 10,000 events/s that is ~0.4 MB of WAL a time. */
 export const CHECKPOINT_INTERVAL_MS = 100;
+/** Ticks without a new WAL frame after which the worker empties the file (a collector at rest keeps a 0-byte WAL). */
+const IDLE_TICKS = 10;
 
 // CommonJS run with eval: the addon is required by the absolute path the main thread resolved
 // (an eval worker resolves bare names from the working directory, not from this package).
@@ -36,10 +38,19 @@ db.pragma('synchronous = ' + workerData.sync);
 db.pragma('wal_autocheckpoint = 0');
 let runs = 0;
 let failing = false;
+let lastLog = -1;
+let quietTicks = 0;
 const once = () => {
   try {
-    db.pragma('wal_checkpoint(PASSIVE)');
+    const r = db.pragma('wal_checkpoint(PASSIVE)')[0];
     runs++;
+    // Idle (every frame copied, none added for IDLE_TICKS ticks): empty the file. TRUNCATE takes the
+    // write lock, but only when no writer holds it (busy_timeout 0: otherwise it gives up at once),
+    // and with nothing left to copy it holds it for one ftruncate.
+    if (r && r.log > 0 && r.log === r.checkpointed && r.log === lastLog) {
+      if (++quietTicks === workerData.idleTicks) db.pragma('wal_checkpoint(TRUNCATE)');
+    } else quietTicks = 0;
+    lastLog = r ? r.log : -1;
     if (failing) parentPort.postMessage({ error: undefined });
     failing = false;
   } catch (err) {
@@ -91,7 +102,7 @@ export class WalCheckpointer {
     }
     let worker: Worker;
     try {
-      worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { module, path: opts.path, sync: opts.sync, intervalMs: opts.intervalMs ?? CHECKPOINT_INTERVAL_MS } });
+      worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { module, path: opts.path, sync: opts.sync, intervalMs: opts.intervalMs ?? CHECKPOINT_INTERVAL_MS, idleTicks: IDLE_TICKS } });
     } catch (err) {
       opts.onFailure?.((err as Error).message);
       return null;
