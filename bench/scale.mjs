@@ -186,6 +186,8 @@ async function measureSize(size, work, pg) {
     if (pg) out.bytes = Number(await pg.sql(db, 'SELECT pg_database_size(current_database())'));
     else {
       const size = (f) => (existsSync(f) ? statSync(f).size : 0);
+      // At rest: the collector's checkpoint worker empties the WAL a second after the last commit.
+      for (let waited = 0; size(`${db}-wal`) > 0 && waited < 5000; waited += 100) await new Promise((r) => setTimeout(r, 100));
       out.wal = size(`${db}-wal`);
       out.bytes = size(db) + out.wal;
     }
