@@ -240,7 +240,8 @@ describe('replicas on one PostgreSQL', () => {
         ['task_duration_seconds_sum', '{"source":"api","project":"p","label":""}', [2, 0.25]],
       ];
       for (const [metric, labels, values] of parts) {
-        for (const [shard, value] of values.entries()) await c.query('INSERT INTO counters (metric, labels, shard, value) VALUES ($1, $2, $3, $4)', [metric, labels, shard, value]);
+        const id = (await c.query('INSERT INTO counter_series (metric, labels) VALUES ($1, $2) RETURNING id', [metric, labels])).rows[0].id as number;
+        for (const [shard, value] of values.entries()) await c.query('INSERT INTO counter_values (series, shard, value) VALUES ($1, $2, $3)', [id, shard, value]);
       }
       const read = async () => new Map((await store.counters()).map((t) => [t.metric, t.value]));
       const first = await read();
@@ -248,7 +249,7 @@ describe('replicas on one PostgreSQL', () => {
       expect(first.get('events_total')).toBe(2 ** 52 + 6);
       expect(first.get('task_duration_seconds_sum')).toBe(2.25);
       // Another physical order of the same rows: the same totals, to the last bit.
-      await c.query('UPDATE counters SET value = value WHERE shard % 2 = 0');
+      await c.query('UPDATE counter_values SET value = value WHERE shard % 2 = 0');
       expect(await read()).toEqual(first);
     } finally {
       await c.end();

@@ -466,7 +466,7 @@ function withoutPositions(v: unknown): unknown {
   return Object.fromEntries(Object.entries(v).filter(([k]) => !['seq', 'ord', 'next', 'cursor', 'snapshot', 'live'].includes(k)).map(([k, x]) => [k, withoutPositions(x)]));
 }
 
-describe('PostgreSQL events of the previous schema (7) into compact rows (migration 8) and facts keyed by ids (migration 9)', () => {
+describe('PostgreSQL events of the previous schema (7) into compact rows (migration 8), facts keyed by ids (9) and counters by series id (10)', () => {
   const cluster = useStore('postgres');
   it('every stored event and every API answer stays the same; new events are stored compact beside the old ones', async () => {
     const events = variedEvents();
@@ -505,8 +505,12 @@ describe('PostgreSQL events of the previous schema (7) into compact rows (migrat
     }
     const stored = (await old.query('SELECT event_id, body FROM harness_events ORDER BY event_id')).rows as Array<{ event_id: string; body: string }>;
     await old.end();
+    const countersOf = async (store: Store) => (await store.counters()).map((c) => `${c.metric} ${JSON.stringify(c.labels)} ${c.value}`).sort();
+    const expectedOldCounters = await countersOf(fresh);
+    expect(expectedOldCounters.length).toBeGreaterThanOrEqual(10);
     for (const e of later) await fresh.ingestMany([[e]], received);
     const expectedAll = withoutPositions(await answers(fresh, [...events, ...later], now));
+    const expectedCounters = await countersOf(fresh);
     await fresh.close();
 
     const migrated = await PostgresStore.open(url);
@@ -530,11 +534,15 @@ describe('PostgreSQL events of the previous schema (7) into compact rows (migrat
       const reads = migrated.sessionReads();
       for (const { event_id, body } of stored) expect((await reads.event(event_id))?.body).toBe(body);
       expect(withoutPositions(await answers(migrated, events, now))).toEqual(expectedOld);
+      // The counters moved to series ids (migration 10): every series and value as before, and they keep counting.
+      expect(await countersOf(migrated)).toEqual(expectedOldCounters);
+      expect((await migrated.pool.query("SELECT count(*)::int AS n FROM information_schema.tables WHERE table_name = 'counter_values'")).rows[0].n).toBe(1);
       // It keeps taking events, stored compact (no row of the new ones is kept whole), and answers as the reference.
       for (const e of later) expect(await migrated.ingestMany([[e]], received)).toEqual([{ accepted: 1, duplicates: 0 }]);
       const kinds = (await migrated.pool.query(`SELECT (event_id LIKE '%-later') AS later, layout_id = 1 AS whole, count(*)::int AS n FROM harness_events GROUP BY 1, 2 ORDER BY 1, 2`)).rows;
       expect(kinds).toEqual([{ later: false, whole: true, n: events.length }, { later: true, whole: false, n: later.length }]);
       expect(withoutPositions(await answers(migrated, [...events, ...later], now))).toEqual(expectedAll);
+      expect(await countersOf(migrated)).toEqual(expectedCounters);
     } finally {
       await migrated.close();
     }

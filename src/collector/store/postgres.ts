@@ -26,14 +26,14 @@ import { checkedLastSeen, dimValue, RollupDelta, ROLLUP_VALUES, rollupSql, toolD
 import { redactUrl, StoreUnavailableError, SWEEP_CHUNK, SWEEP_PERIOD_MS, type CounterTotal, type Filters, type IngestOutcome, type IngestTotals, type RebuildResult, type SessionFilter, type SessionRow, type Store, type StoreOptions, type SweepResult, type ToolRow, type ToolSum } from './index';
 import { compactRow, factKeyOf, factKeyText, factPartTexts, partTexts, PG_EVENT_COLUMNS, withPartIds } from './event-rows-postgres';
 import { PART_ID, PostgresEventParts } from './event-parts-postgres';
-import { LabelSets } from './label-sets';
+import { PostgresCounterSeries, type StagedSeries } from './counter-series-postgres';
 import { POSTGRES_MIGRATIONS } from './migrations/postgres';
 import { PostgresSessionReads } from './session-reads-postgres';
 import { completionSet, pageOf, SESSION_DELTA_COLUMNS, sessionMergeSet, sessionWhere, TOOL_EVENTS_SQL, toolEventOf, toolSumsSql, toolWhere, topToolsSql, toSession, ACTIVE_WINDOW_MS } from './rows';
 
 /** pg_advisory_xact_lock key held while migrating ("cm-migr" as digits, any constant works). */
 const MIGRATION_LOCK = 6_373_609_105;
-/** Counter rows per series (see the counters table). */
+/** Counter rows per series (counter_values' shards). */
 const COUNTER_SHARDS = 16;
 const ph = (i: number) => `$${i}`;
 /** This backend's shard of a spread-out row (counters, rollups, totals). */
@@ -98,8 +98,8 @@ export class PostgresStore implements Store {
   activeWindowMs = ACTIVE_WINDOW_MS;
   readonly pool: Pool;
   private readonly guarded = new WeakSet<PoolClient>();
-  /** Counter labels parsed once per text (label-sets.ts): /metrics reads every counter at each scrape. */
-  private readonly labelSets = new LabelSets();
+  /** Counter series ids and names seen by this replica (counter-series-postgres.ts). */
+  private readonly series = new PostgresCounterSeries();
   /** Interned layouts and contexts of the compact event rows (migration 8). */
   private readonly parts = new PostgresEventParts((sql, params) => this.query(sql, params));
   private readonly log: NonNullable<StoreOptions['log']>;
@@ -245,7 +245,8 @@ export class PostgresStore implements Store {
     const ids = await this.parts.ids([...partTexts(encoded), ...factPartTexts(groups.flat())]);
     const eventRows = JSON.stringify(encoded.map((r) => withPartIds(r, ids)));
     const cols = PG_EVENT_COLUMNS.join(', ');
-    return this.tx(async (c) => {
+    const staged: StagedSeries = new Map();
+    const outcomes = await this.tx(async (c) => {
       // Sorted by id: two replicas given the same events in another order wait for each other, never in a cycle.
       const inserted = await c.query<{ event_id: string }>(
         `INSERT INTO harness_events (${cols}) SELECT ${cols} FROM json_populate_recordset(NULL::harness_events, $1::json) ORDER BY event_id ON CONFLICT (event_id) DO NOTHING RETURNING event_id`,
@@ -331,9 +332,12 @@ export class PostgresStore implements Store {
           [totals.map((t) => t[0]), totals.map((t) => t[1])],
         );
       }
-      await this.writeCounters(c, fold.counters);
+      staged.clear(); // a retried transaction stages again
+      await this.writeCounters(c, fold.counters.rows(), staged);
       return outcomes;
     });
+    this.series.commit(staged);
+    return outcomes;
   }
 
   /**
@@ -425,14 +429,15 @@ export class PostgresStore implements Store {
     await upsert('tool_rollups', 'day', toolDays(hours));
   }
 
-  private async writeCounters(c: PoolClient, counters: CounterSet): Promise<void> {
-    if (counters.size === 0) return;
-    const rows = counters.rows();
+  /** Adds to this backend's shard of each series, in series-id order (the lock order); new series are added first (counter-series-postgres.ts). */
+  private async writeCounters(c: PoolClient, rows: ReadonlyArray<{ metric: string; labels: string; by: number }>, staged: StagedSeries): Promise<void> {
+    if (rows.length === 0) return;
+    const ids = await this.series.ids(c, rows, staged);
     await c.query(
-      `INSERT INTO counters (metric, labels, shard, value)
-       SELECT m, l, (pg_backend_pid() % ${COUNTER_SHARDS})::smallint, v FROM unnest($1::text[], $2::text[], $3::double precision[]) AS t(m, l, v) ORDER BY m, l
-       ON CONFLICT (metric, labels, shard) DO UPDATE SET value = counters.value + excluded.value`,
-      [rows.map((r) => r.metric), rows.map((r) => r.labels), rows.map((r) => r.by)],
+      `INSERT INTO counter_values AS v (series, shard, value)
+       SELECT s, ${SHARD}, x FROM unnest($1::int[], $2::double precision[]) AS t(s, x) ORDER BY s
+       ON CONFLICT (series, shard) DO UPDATE SET value = v.value + excluded.value`,
+      [ids, rows.map((r) => r.by)],
     );
   }
 
@@ -442,11 +447,12 @@ export class PostgresStore implements Store {
 
   async bump(metric: string, labels: Record<string, string>, by = 1): Promise<void> {
     if (by === 0) return;
-    await this.query(
-      `INSERT INTO counters (metric, labels, shard, value) VALUES ($1, $2, (pg_backend_pid() % ${COUNTER_SHARDS})::smallint, $3)
-       ON CONFLICT (metric, labels, shard) DO UPDATE SET value = counters.value + excluded.value`,
-      [metric, labelsText(labels), by],
-    );
+    const staged: StagedSeries = new Map();
+    await this.tx(async (c) => {
+      staged.clear(); // a retried transaction stages again
+      await this.writeCounters(c, [{ metric, labels: labelsText(labels), by }], staged);
+    });
+    this.series.commit(staged);
   }
 
   async metricSlots(): Promise<MetricSlot[]> {
@@ -465,8 +471,12 @@ export class PostgresStore implements Store {
 
   async counters(): Promise<CounterTotal[]> {
     // Summed over the shards exactly (EXACT_SUM).
-    const rows = await this.query<{ metric: string; labels: string } & ExactSum>(`SELECT metric, labels, ${EXACT_SUM} FROM counters GROUP BY metric, labels`);
-    return rows.map((r) => ({ metric: r.metric, labels: this.labelSets.of(r.labels), value: exactSum(r) }));
+    const rows = await this.query<{ series: number } & ExactSum>(`SELECT series, ${EXACT_SUM} FROM counter_values GROUP BY series`);
+    const names = await this.series.names((sql, params) => this.query(sql, params), rows.map((r) => r.series));
+    return rows.map((r) => {
+      const n = names.get(r.series)!;
+      return { metric: n.metric, labels: n.labels, value: exactSum(r) };
+    });
   }
 
   async sessions(f: SessionFilter, now = Date.now()): Promise<{ sessions: SessionRow[]; total: number }> {
