@@ -77,6 +77,19 @@ describe('WAL checkpoints on a worker thread', () => {
     }
   }, 60_000);
 
+  it('a worker that dies hands checkpointing back to the main connection, and close() still returns', async () => {
+    const file = join(t.home, 'e.db');
+    const store = new SqliteStore(file);
+    const worker = (store as unknown as { checkpointer: { worker: import('node:worker_threads').Worker } }).checkpointer.worker;
+    const gone = new Promise((r) => worker.once('exit', r));
+    await worker.terminate();
+    await gone;
+    expect(store.db.pragma('wal_autocheckpoint', { simple: true })).toBe(1000);
+    await fill(store, 1_000);
+    await store.close(); // resolves: no 'exit' left to wait for
+    expect(!existsSync(`${file}-wal`) || statSync(`${file}-wal`).size === 0).toBe(true);
+  }, 30_000);
+
   it('without the worker (CLAUDE_METRICS_WAL_WORKER=0) the store checkpoints on its own connection, as before', async () => {
     const file = join(t.home, 'd.db');
     process.env.CLAUDE_METRICS_WAL_WORKER = '0';

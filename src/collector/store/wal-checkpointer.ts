@@ -23,7 +23,7 @@ export const BACKSTOP_PAGES = 4_096;
 /** A restarted WAL file is cut back to this (PRAGMA journal_size_limit), so its high-water mark does not stay on disk. */
 export const WAL_SIZE_LIMIT_BYTES = 16 * 1024 * 1024;
 /** How often the worker checkpoints: at 10,000 events/s that is ~0.4 MB of WAL a time. */
-export const CHECKPOINT_INTERVAL_MS = 100;
+const CHECKPOINT_INTERVAL_MS = 100;
 /** Ticks without a new WAL frame after which the worker empties the file (a collector at rest keeps a 0-byte WAL). */
 const IDLE_TICKS = 10;
 
@@ -37,7 +37,6 @@ db.pragma('busy_timeout = 0');
 db.pragma('synchronous = ' + workerData.sync);
 db.pragma('wal_autocheckpoint = 0');
 let runs = 0;
-let failing = false;
 let lastLog = -1;
 let quietTicks = 0;
 const once = () => {
@@ -51,14 +50,9 @@ const once = () => {
       if (++quietTicks === workerData.idleTicks) db.pragma('wal_checkpoint(TRUNCATE)');
     } else quietTicks = 0;
     lastLog = r ? r.log : -1;
-    if (failing) parentPort.postMessage({ error: undefined });
-    failing = false;
-  } catch (err) {
-    // SQLITE_BUSY (another connection checkpointing, or a migration's exclusive lock): the next tick.
-    if (err && err.code !== 'SQLITE_BUSY' && err.code !== 'SQLITE_LOCKED') {
-      failing = true;
-      parentPort.postMessage({ error: String(err.message || err) });
-    }
+  } catch {
+    // Busy (another connection checkpointing, a migration's lock), a full disk, an I/O error: tried
+    // again at the next tick, as a commit's checkpoint would be; the store's own writes report such trouble.
   }
 };
 const timer = setInterval(once, workerData.intervalMs);
@@ -68,16 +62,13 @@ parentPort.on('message', (m) => {
   clearInterval(timer);
   once();
   db.close();
-  parentPort.postMessage({ stopped: runs });
   parentPort.close();
 });
-parentPort.postMessage({ ready: true });
 `;
 
 export interface CheckpointerOptions {
   path: string;
   sync: 'NORMAL' | 'FULL';
-  intervalMs?: number;
   /** Told once when the worker cannot run (the caller then keeps checkpointing on its own connection). */
   onFailure?: (reason: string) => void;
 }
@@ -85,8 +76,8 @@ export interface CheckpointerOptions {
 export class WalCheckpointer {
   private readonly worker: Worker;
   private failed = false;
-  /** The last checkpoint's error, if the last one failed (for diagnostics). */
-  lastError: string | undefined;
+  private exited = false;
+  private stopping = false;
 
   private constructor(worker: Worker) {
     this.worker = worker;
@@ -102,7 +93,7 @@ export class WalCheckpointer {
     }
     let worker: Worker;
     try {
-      worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { module, path: opts.path, sync: opts.sync, intervalMs: opts.intervalMs ?? CHECKPOINT_INTERVAL_MS, idleTicks: IDLE_TICKS } });
+      worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { module, path: opts.path, sync: opts.sync, intervalMs: CHECKPOINT_INTERVAL_MS, idleTicks: IDLE_TICKS } });
     } catch (err) {
       opts.onFailure?.((err as Error).message);
       return null;
@@ -114,14 +105,11 @@ export class WalCheckpointer {
       c.failed = true;
       opts.onFailure?.(reason);
     };
+    // Only a worker that is gone hands checkpointing back (a failed checkpoint is retried in it).
     worker.on('error', (err) => fail(err.message));
-    // A checkpoint that failed (a full disk, an I/O error) is tried again at the next tick, as a commit's
-    // would be; the store's own writes report such trouble. Only a worker that is gone hands back.
-    worker.on('message', (m: { error?: string }) => {
-      if ('error' in m) c.lastError = m.error;
-    });
     worker.on('exit', (code) => {
-      if (code !== 0) fail(`checkpoint worker exited with code ${code}`);
+      c.exited = true;
+      if (!c.stopping) fail(`checkpoint worker exited with code ${code}`);
     });
     return c;
   }
@@ -147,8 +135,9 @@ export class WalCheckpointer {
   /** Stops after one last checkpoint; resolves when the worker's connection is closed (or it is gone). */
   stop(): Promise<void> {
     return new Promise((resolve) => {
-      const done = () => resolve();
-      this.worker.once('exit', done);
+      if (this.exited) return resolve(); // gone already: no 'exit' to wait for
+      this.stopping = true;
+      this.worker.once('exit', () => resolve());
       if (this.failed) {
         void this.worker.terminate();
         return;

@@ -58,7 +58,6 @@ export const COMPACT_TABLES = `
 ${FACT_ROWS_TABLE()}
 `;
 
-
 /** The reads' indexes (session-reads-sqlite.ts) and retention's; built after the rows are in. */
 export const COMPACT_INDEXES = `
   CREATE INDEX harness_events_ts ON harness_event_rows(ts_ms);
@@ -230,7 +229,7 @@ export const BODY_PARTS = 'event_id, event, source, ts_ms, session_id, run_id, t
  * A file that went through migration 4 with this version already has the hash; only older ones are rewritten.
  */
 export function hashFactKeys(db: Database.Database): void {
-  const cols = (db.prepare("SELECT name FROM pragma_table_info('harness_fact_rows')").pluck().all() as string[]);
+  const cols = db.prepare("SELECT name FROM pragma_table_info('harness_fact_rows')").pluck().all() as string[];
   if (!cols.includes('key')) return;
   db.exec(FACT_ROWS_TABLE('harness_fact_rows_v10'));
   const put = db.prepare('INSERT INTO harness_fact_rows_v10 (sid, kind, khash, skey, model, ts_ms, unpriced, shape, vals) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING');
