@@ -1,6 +1,6 @@
 /**
  * The SQLite WAL's checkpoints, off the event loop: a worker thread with its own
- * connection to the same file runs `wal_checkpoint(PASSIVE)` every few milliseconds,
+ * connection to the same file runs `wal_checkpoint(PASSIVE)` within ~10 ms of each commit,
  * so the copying of committed pages back into the database file and its fsync no
  * longer land on whichever ingest commit crosses `wal_autocheckpoint` (at 1M events
  * those commits were the slow tail of ingest, and during a retention sweep the
@@ -15,17 +15,24 @@ import { Worker } from 'node:worker_threads';
 
 /**
  * Pages of WAL after which a commit on the main connection checkpoints anyway: 16 MiB of 4 KiB pages.
- * Under steady ingest a commit nearly always lands while the worker copies, so the WAL seldom finds
- * itself wholly copied and never starts over from its beginning on the worker's checkpoints alone:
- * this one, with only the last ~100 ms of pages left to copy, is what lets the next commit restart it.
+ * The WAL starts over from its beginning when a write begins after every frame in it was copied, so
+ * the worker copies soon after each commit (BUSY_INTERVAL_MS) to leave such moments between commits.
+ * When none comes, this checkpoint on a commit is what lets the next one restart it, and it is a
+ * stall: at 10M events, with the worker every 100 ms, it was the 50–90 ms retention chunks and
+ * ingest batches of ~7% of commits (docs/benchmarks.md, "The worker's pace").
  */
 export const BACKSTOP_PAGES = 4_096;
 /** A restarted WAL file is cut back to this (PRAGMA journal_size_limit), so its high-water mark does not stay on disk. */
 export const WAL_SIZE_LIMIT_BYTES = 16 * 1024 * 1024;
-/** How often the worker checkpoints: at 10,000 events/s that is ~0.4 MB of WAL a time. */
-const CHECKPOINT_INTERVAL_MS = 100;
-/** Ticks without a new WAL frame after which the worker empties the file (a collector at rest keeps a 0-byte WAL). */
-const IDLE_TICKS = 10;
+/**
+ * The worker's pace: every 10 ms while commits come (a checkpoint found new frames in the last
+ * second), so the WAL is wholly copied within ~10 ms of a commit and the next write restarts it; a
+ * second after the last commit it slows down to every 100 ms, a wake-up that finds nothing to copy.
+ */
+const BUSY_INTERVAL_MS = 10;
+const IDLE_INTERVAL_MS = 100;
+/** Time without a new WAL frame after which the worker empties the file (a collector at rest keeps a 0-byte WAL). */
+const IDLE_TRUNCATE_MS = 1000;
 
 // CommonJS run with eval: the addon is required by the absolute path the main thread resolved
 // (an eval worker resolves bare names from the working directory, not from this package).
@@ -38,28 +45,42 @@ db.pragma('synchronous = ' + workerData.sync);
 db.pragma('wal_autocheckpoint = 0');
 let runs = 0;
 let lastLog = -1;
-let quietTicks = 0;
+let quietSince = Date.now();
+let truncated = false;
+let timer = null;
+// One checkpoint; a commit since the last one (new frames) keeps the worker at its busy pace.
 const once = () => {
   try {
     const r = db.pragma('wal_checkpoint(PASSIVE)')[0];
     runs++;
-    // Idle (every frame copied, none added for IDLE_TICKS ticks): empty the file. TRUNCATE takes the
-    // write lock, but only when no writer holds it (busy_timeout 0: otherwise it gives up at once),
-    // and with nothing left to copy it holds it for one ftruncate.
-    if (r && r.log > 0 && r.log === r.checkpointed && r.log === lastLog) {
-      if (++quietTicks === workerData.idleTicks) db.pragma('wal_checkpoint(TRUNCATE)');
-    } else quietTicks = 0;
-    lastLog = r ? r.log : -1;
+    const log = r ? r.log : -1;
+    const busy = log !== lastLog;
+    lastLog = log;
+    if (busy) {
+      quietSince = Date.now();
+      truncated = false;
+    } else if (!truncated && log > 0 && log === r.checkpointed && Date.now() - quietSince >= workerData.idleTruncateMs) {
+      // Idle (every frame copied, none added for a second): empty the file. TRUNCATE takes the write
+      // lock, but only when no writer holds it (busy_timeout 0: otherwise it gives up at once), and
+      // with nothing left to copy it holds it for one ftruncate.
+      db.pragma('wal_checkpoint(TRUNCATE)');
+      truncated = true;
+    }
   } catch {
     // Busy (another connection checkpointing, a migration's lock), a full disk, an I/O error: tried
     // again at the next tick, as a commit's checkpoint would be; the store's own writes report such trouble.
   }
 };
-const timer = setInterval(once, workerData.intervalMs);
+// The busy pace lasts a second past the last new frame: commits come in bursts with gaps between them.
+const tick = () => {
+  once();
+  timer = setTimeout(tick, Date.now() - quietSince < workerData.idleTruncateMs ? workerData.busyMs : workerData.idleMs);
+};
+timer = setTimeout(tick, workerData.idleMs);
 parentPort.on('message', (m) => {
   if (m === 'runs') return parentPort.postMessage({ runs });
   if (m !== 'stop') return;
-  clearInterval(timer);
+  clearTimeout(timer);
   once();
   db.close();
   parentPort.close();
@@ -93,7 +114,7 @@ export class WalCheckpointer {
     }
     let worker: Worker;
     try {
-      worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { module, path: opts.path, sync: opts.sync, intervalMs: CHECKPOINT_INTERVAL_MS, idleTicks: IDLE_TICKS } });
+      worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { module, path: opts.path, sync: opts.sync, busyMs: BUSY_INTERVAL_MS, idleMs: IDLE_INTERVAL_MS, idleTruncateMs: IDLE_TRUNCATE_MS } });
     } catch (err) {
       opts.onFailure?.((err as Error).message);
       return null;
