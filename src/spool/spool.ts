@@ -18,7 +18,6 @@
 import { appendFileSync, closeSync, mkdirSync, openSync, readSync, readdirSync, readFileSync, renameSync, rmdirSync, statSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { errorCode } from '../errors';
-import { processAlive } from '../proc';
 import type { StatePaths } from '../paths';
 
 export interface SpoolBounds {
@@ -336,13 +335,10 @@ export class Spool {
     }
     for (const entry of entries) {
       const path = join(this.dirs.cur, entry);
-      const batch = /^(\d+)-(\d+)-\d+$/.exec(entry);
+      const batch = /^(\d+)-\d+-\d+$/.exec(entry);
       try {
         if (batch) {
-          // A whole-directory claim names its claimant: one that is dead (a SIGKILLed drainer or
-          // flusher) is sending nothing, so its files go back at once, not a lease later. A live pid
-          // may be another process's by now: that claim waits for the lease, as every claim did.
-          if (now - Number(batch[1]) < leaseMs && processAlive(Number(batch[2]))) continue;
+          if (now - Number(batch[1]) < leaseMs) continue;
           for (const name of readdirSync(path)) {
             try {
               renameSync(join(path, name), join(this.dirs.new, name));

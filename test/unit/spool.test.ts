@@ -1,5 +1,4 @@
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
-import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -87,23 +86,6 @@ describe('Spool', () => {
     expect(existsSync(old.dir)).toBe(false);
     expect(existsSync(fresh.dir)).toBe(true);
     expect(spool.listNew().sort()).toEqual([names[0], names[1], names[3]].sort());
-  });
-
-  it('returns a fresh batch claim at once when its claimant is dead, and keeps a live one’s', () => {
-    const ids = Array.from({ length: 3 }, () => uuidv7());
-    for (const id of ids) spool.write(id, ev(id));
-    const now = Date.now();
-    const mine = spool.claimAll(now)!;
-    // The same claim as a process that has exited (and been reaped) would have left it.
-    const dead = spawnSync(process.execPath, ['-e', '0']).pid!;
-    const theirs = mine.dir.replace(`-${process.pid}-`, `-${dead}-`);
-    renameSync(mine.dir, theirs);
-    for (const id of ids.slice(0, 1)) spool.write(`${id}-again`, ev(`${id}-again`));
-    const live = spool.claimAll(now)!;
-    expect(spool.reclaimExpired(60_000, now)).toBe(3);
-    expect(existsSync(theirs)).toBe(false);
-    expect(existsSync(live.dir)).toBe(true);
-    expect(spool.listNew()).toHaveLength(3);
   });
 
   it('recovers whole tmp/ files left by a crash and deletes torn ones', () => {
