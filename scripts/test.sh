@@ -47,10 +47,11 @@ summary() {
       // The failures by name, last, so that a CI log cut to its tail still says which test failed and why.
       for (const f of r.testResults ?? []) {
         const failed = (f.assertionResults ?? []).filter((a) => a.status === "failed");
-        if (failed.length === 0 && f.status === "failed") console.log(`${label}: FAILED ${f.name.replace(/^.*?\/(test\/)/, "$1")}: ${String(f.message ?? "").split("\n")[0].slice(0, 300)}`);
+        const name = f.name.replace(/^.*?\/(test\/)/, "$1");
+        if (failed.length === 0 && f.status === "failed") console.log(`${label}: FAILED ${name}: ${String(f.message ?? "").split("\n")[0].slice(0, 300)}`);
         for (const a of failed) {
           const why = String((a.failureMessages ?? [])[0] ?? "").split("\n").slice(0, 3).join(" | ").slice(0, 400);
-          console.log(`${label}: FAILED ${f.name.replace(/^.*?\/(test\/)/, "$1")} > ${a.fullName}: ${why}`);
+          console.log(`${label}: FAILED ${name} > ${a.fullName}: ${why}`);
         }
       }
       console.log(`${label}: ${r.numPassedTests} passed, ${r.numFailedTests} failed, ${r.numPendingTests + r.numTodoTests} skipped${note}`);

@@ -25,14 +25,13 @@ export const BACKSTOP_PAGES = 4_096;
 /** A restarted WAL file is cut back to this (PRAGMA journal_size_limit), so its high-water mark does not stay on disk. */
 export const WAL_SIZE_LIMIT_BYTES = 16 * 1024 * 1024;
 /**
- * The worker's pace: every 10 ms while commits come (a checkpoint found new frames in the last
- * second), so the WAL is wholly copied within ~10 ms of a commit and the next write restarts it; a
- * second after the last commit it slows down to every 100 ms, a wake-up that finds nothing to copy.
+ * The worker's pace: every 10 ms while commits come, so the WAL is wholly copied within ~10 ms of a
+ * commit and the next write restarts it. After QUIET_MS without a new frame it slows down to every
+ * 100 ms (a wake-up that finds nothing to copy) and empties the file (a collector at rest keeps a 0-byte WAL).
  */
 const BUSY_INTERVAL_MS = 10;
 const IDLE_INTERVAL_MS = 100;
-/** Time without a new WAL frame after which the worker empties the file (a collector at rest keeps a 0-byte WAL). */
-const IDLE_TRUNCATE_MS = 1000;
+const QUIET_MS = 1000;
 
 // CommonJS run with eval: the addon is required by the absolute path the main thread resolved
 // (an eval worker resolves bare names from the working directory, not from this package).
@@ -46,7 +45,6 @@ db.pragma('wal_autocheckpoint = 0');
 let runs = 0;
 let lastLog = -1;
 let quietSince = Date.now();
-let truncated = false;
 let timer = null;
 // One checkpoint; a commit since the last one (new frames) keeps the worker at its busy pace.
 const once = () => {
@@ -56,25 +54,22 @@ const once = () => {
     const log = r ? r.log : -1;
     const busy = log !== lastLog;
     lastLog = log;
-    if (busy) {
-      quietSince = Date.now();
-      truncated = false;
-    } else if (!truncated && log > 0 && log === r.checkpointed && Date.now() - quietSince >= workerData.idleTruncateMs) {
-      // Idle (every frame copied, none added for a second): empty the file. TRUNCATE takes the write
-      // lock, but only when no writer holds it (busy_timeout 0: otherwise it gives up at once), and
-      // with nothing left to copy it holds it for one ftruncate.
+    if (busy) quietSince = Date.now();
+    else if (log > 0 && log === r.checkpointed && Date.now() - quietSince >= workerData.quietMs) {
+      // Idle (every frame copied, none added for a while): empty the file (log 0 after it, so done
+      // once; a TRUNCATE that failed is tried again). It takes the write lock, but only when no writer
+      // holds it (busy_timeout 0: otherwise it gives up at once), and holds it for one ftruncate.
       db.pragma('wal_checkpoint(TRUNCATE)');
-      truncated = true;
     }
   } catch {
     // Busy (another connection checkpointing, a migration's lock), a full disk, an I/O error: tried
     // again at the next tick, as a commit's checkpoint would be; the store's own writes report such trouble.
   }
 };
-// The busy pace lasts a second past the last new frame: commits come in bursts with gaps between them.
+// The busy pace lasts quietMs past the last new frame: commits come in bursts with gaps between them.
 const tick = () => {
   once();
-  timer = setTimeout(tick, Date.now() - quietSince < workerData.idleTruncateMs ? workerData.busyMs : workerData.idleMs);
+  timer = setTimeout(tick, Date.now() - quietSince < workerData.quietMs ? workerData.busyMs : workerData.idleMs);
 };
 timer = setTimeout(tick, workerData.idleMs);
 parentPort.on('message', (m) => {
@@ -114,7 +109,7 @@ export class WalCheckpointer {
     }
     let worker: Worker;
     try {
-      worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { module, path: opts.path, sync: opts.sync, busyMs: BUSY_INTERVAL_MS, idleMs: IDLE_INTERVAL_MS, idleTruncateMs: IDLE_TRUNCATE_MS } });
+      worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { module, path: opts.path, sync: opts.sync, busyMs: BUSY_INTERVAL_MS, idleMs: IDLE_INTERVAL_MS, quietMs: QUIET_MS } });
     } catch (err) {
       opts.onFailure?.((err as Error).message);
       return null;
